@@ -1,0 +1,1 @@
+"""The patchledger host agent and its installer backends."""

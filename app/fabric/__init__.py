@@ -1,0 +1,1 @@
+"""Python Fabric client: identities, Gateway, Fabric CA, events, ledger verification."""

@@ -1,0 +1,1 @@
+"""Threat-intelligence feed connectors, advisory model, inventory matching, prioritization."""

@@ -1,0 +1,1 @@
+"""The patchledger chaincode: CCaaS runtime, contract layer and pure lifecycle core."""

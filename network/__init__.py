@@ -1,0 +1,1 @@
+"""The local Fabric network: topology, configuration generation and process supervision."""
