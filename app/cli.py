@@ -1,12 +1,64 @@
-"""The ``patchledger`` command line."""
+"""The ``patchledger`` command line.
+
+Each area contributes a sub-command through a module-level ``add_parser(subparsers)`` function
+that registers its parser and sets ``func`` (a callable taking the parsed ``argparse.Namespace``
+and returning an exit status). Errors that a user can act on are raised as
+:class:`app.errors.UserError` and printed as one line, with exit status 2.
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
+from collections.abc import Callable
+from importlib import import_module
+
+from app.errors import UserError
+
+#: Modules that contribute sub-commands, in the order they appear in ``--help``.
+_COMMAND_MODULES = (
+    "network.cli",
+    "app.fabric.cli",
+    "app.feeds.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available sub-command."""
+    parser = argparse.ArgumentParser(prog="patchledger", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        try:
+            module = import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # area not built yet
+                continue
+            raise
+        add_parser: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
+        add_parser = module.add_parser
+        add_parser(subparsers)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``patchledger`` console command; returns the exit status."""
-    args = sys.argv[1:] if argv is None else argv
-    print("patchledger: nothing here yet", args)
-    return 0
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return func(args)
+    except UserError as exc:
+        print(f"patchledger {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
