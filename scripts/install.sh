@@ -91,18 +91,20 @@ find_go() {
     echo "$CACHE_ROOT/go-$GO_FALLBACK/bin/go"
 }
 
-binary_ok() {  # binary_ok NAME EXPECTED-VERSION-SUBSTRING
-    [[ -x "$BIN/$1" ]] && "$BIN/$1" version 2>/dev/null | grep -q "$2"
+binary_ok() {  # binary_ok NAME EXPECTED-VERSION-SUBSTRING VERSION-ARG
+    [[ -x "$BIN/$1" ]] && "$BIN/$1" "$3" 2>/dev/null | grep -q "$2"
 }
 
 fabric_ok() {
     local b
-    for b in peer orderer configtxgen osnadmin; do
-        binary_ok "$b" "Version: $FABRIC_VERSION" || return 1
+    for b in peer orderer configtxlator; do
+        binary_ok "$b" "Version: $FABRIC_VERSION" version || return 1
     done
-    [[ -x "$BIN/configtxlator" ]] || return 1
-    binary_ok fabric-ca-server "Version: v\?$FABRIC_CA_VERSION" || return 1
-    binary_ok fabric-ca-client "Version: v\?$FABRIC_CA_VERSION" || return 1
+    binary_ok configtxgen "Version: $FABRIC_VERSION" -version || return 1
+    # osnadmin has no version command; it is built from the same module as the others.
+    [[ -x "$BIN/osnadmin" ]] || return 1
+    binary_ok fabric-ca-server "Version: v\?$FABRIC_CA_VERSION" version || return 1
+    binary_ok fabric-ca-client "Version: v\?$FABRIC_CA_VERSION" version || return 1
     [[ -f "$CFG/core.yaml" && -f "$CFG/orderer.yaml" ]]
 }
 
