@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import grpc
 import pytest
 
+from app.fabric.channel import create_channel
+from app.fabric.gateway import Gateway, connect
 from app.fabric.testing import TestCA, TestIdentity
+from app.fabric.testing.fake_gateway import FakeGateway
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +26,34 @@ def orderer_ca() -> TestCA:
 @pytest.fixture(scope="session")
 def alice(secops_ca: TestCA) -> TestIdentity:
     return secops_ca.issue("alice", attrs={"role": "approver"})
+
+
+@pytest.fixture(scope="session")
+def peer_identity(secops_ca: TestCA) -> TestIdentity:
+    return secops_ca.issue("peer0.secops", ou="peer")
+
+
+@pytest.fixture(scope="session")
+def orderer_identity(orderer_ca: TestCA) -> TestIdentity:
+    return orderer_ca.issue("orderer0", ou="orderer")
+
+
+@pytest.fixture
+def fake(peer_identity: TestIdentity, orderer_identity: TestIdentity) -> Iterator[FakeGateway]:
+    with FakeGateway(channel="patches", peer=peer_identity, orderer=orderer_identity) as server:
+        yield server
+
+
+@pytest.fixture
+def grpc_channel(fake: FakeGateway) -> Iterator[grpc.Channel]:
+    channel = create_channel(fake.address, insecure=True)
+    yield channel
+    channel.close()
+
+
+@pytest.fixture
+def gateway(
+    alice: TestIdentity, grpc_channel: grpc.Channel, fake: FakeGateway
+) -> Iterator[Gateway]:
+    with connect(alice.identity, alice.signer, grpc_channel, endpoint=fake.address) as gw:
+        yield gw
