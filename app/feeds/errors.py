@@ -1,0 +1,54 @@
+"""Errors of the threat-feed library.
+
+Two flat families, as in python-tuf: :class:`FeedFormatError` for bad input (a file or record
+that is malformed, truncated, mislabelled, of unknown format or too large) and
+:class:`FetchError` for transport problems. Both derive from :class:`FeedError`; every message
+names the file or URL and, where there is one, the record.
+"""
+
+from __future__ import annotations
+
+
+class FeedError(Exception):
+    """Base class of every error raised by :mod:`app.feeds`."""
+
+
+class FeedFormatError(FeedError):
+    """A feed file or one of its records cannot be read as the format it claims to be.
+
+    Attributes:
+        origin: the file path or URL.
+        record: the record's id or position (``None`` when the whole file is unusable).
+        reason: what is wrong, in a few words.
+    """
+
+    def __init__(self, origin: str, reason: str, record: str | None = None) -> None:
+        self.origin = origin
+        self.record = record
+        self.reason = reason
+        where = origin if record is None else f"{origin}: record {record}"
+        super().__init__(f"{where}: {reason}")
+
+
+class FetchError(FeedError):
+    """Downloading a feed failed (connection, HTTP status, size limit, retries exhausted).
+
+    Attributes:
+        url: the URL that failed.
+        status: the last HTTP status received, or ``None`` when there was no response.
+    """
+
+    def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(f"{url}: {reason}")
+
+
+class InventoryError(FeedError):
+    """An inventory (package list or SBOM) cannot be read; names the file and the line/entry."""
+
+    def __init__(self, origin: str, reason: str, record: str | None = None) -> None:
+        self.origin = origin
+        self.record = record
+        where = origin if record is None else f"{origin}: {record}"
+        super().__init__(f"{where}: {reason}")

@@ -1,0 +1,330 @@
+"""Match vulnerabilities against inventories: findings, and "no data" where data is missing.
+
+A finding says which host has which vulnerable package, at which installed version, the
+version that fixes it, and why it matched (source advisory, range or CPE criterion). The
+matcher never guesses: a package type without a version scheme, a distribution release no
+loaded advisory covers, or a version that does not parse is reported as :class:`NoData`.
+
+Package advisories match by purl type, namespace, name and ``distro`` (Debian advisories are
+about *source* packages, so a deb package matches through its source name and version).
+NVD CPE configurations match only CPE names an inventory states explicitly.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from app.feeds.cpe import Cpe, node_matches, parse_cpe
+from app.feeds.ecosystems import VERSION_SCHEMES
+from app.feeds.inventory import InstalledPackage, Inventory
+from app.feeds.merge import Vulnerability
+from app.feeds.model import Advisory, AffectedPackage, CpeMatch, CpeNode
+from app.feeds.versions import UnsupportedVersion, compare, in_range
+
+_DISTRO_TYPES = ("deb", "rpm", "apk")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A vulnerable package on a host, with the fix and the reason for the match."""
+
+    host: str
+    vulnerability: str
+    advisory: str
+    source: str
+    package: str
+    installed_version: str
+    fixed_version: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NoData:
+    """Packages of a host that the loaded data cannot judge, grouped by scope."""
+
+    host: str
+    scope: str
+    packages: tuple[str, ...]
+    reason: str
+
+
+@dataclass(slots=True)
+class MatchReport:
+    """Findings and no-data reports for one or more inventories."""
+
+    findings: list[Finding] = field(default_factory=list)
+    no_data: list[NoData] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    vulnerability: str
+    advisory: str
+    source: str
+    fixed: str | None
+    reason: str
+
+
+_Entry = tuple[str, Advisory, AffectedPackage]
+_PkgKey = tuple[str, str | None, str, str | None]  # type, namespace, name, distro
+
+
+class Matcher:
+    """An index of vulnerabilities by package and CPE, reused across many inventories."""
+
+    def __init__(self, vulnerabilities: Mapping[str, Vulnerability]) -> None:
+        self._by_package: dict[_PkgKey, list[_Entry]] = defaultdict(list)
+        self._by_cpe: dict[tuple[str, str, str], list[tuple[str, Advisory, CpeNode]]] = defaultdict(
+            list
+        )
+        self.covered: set[tuple[str, str | None, str | None]] = set()
+        for vuln_id, vuln in vulnerabilities.items():
+            for advisory in vuln.advisories:
+                self._index(vuln_id, advisory)
+        self._cache: dict[tuple[object, ...], tuple[_Hit, ...] | str] = {}
+
+    def _index(self, vuln_id: str, advisory: Advisory) -> None:
+        for affected in advisory.affected:
+            key = (affected.type, affected.namespace, affected.name, affected.distro)
+            self._by_package[key].append((vuln_id, advisory, affected))
+            scope_ns = affected.namespace if affected.type in _DISTRO_TYPES else None
+            self.covered.add((affected.type, scope_ns, affected.distro))
+        for config in advisory.cpe_configurations:
+            for vendor_product in _vulnerable_products(config):
+                self._by_cpe[vendor_product].append((vuln_id, advisory, config))
+
+    def match(self, inventory: Inventory) -> MatchReport:
+        """Match one inventory; see the module docstring for the rules."""
+        report = MatchReport()
+        missing: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for package in inventory.packages:
+            outcome = self._match_package(package, inventory)
+            if isinstance(outcome, str):
+                missing[(_scope(package, inventory), outcome)].append(package.name)
+                continue
+            seen: set[tuple[str, str]] = set()
+            for hit in outcome:
+                if (hit.vulnerability, hit.advisory) in seen:
+                    continue
+                seen.add((hit.vulnerability, hit.advisory))
+                report.findings.append(
+                    Finding(
+                        inventory.host,
+                        hit.vulnerability,
+                        hit.advisory,
+                        hit.source,
+                        package.purl,
+                        _compared_version(package),
+                        hit.fixed,
+                        hit.reason,
+                    )
+                )
+        report.findings.extend(self._match_cpes(inventory))
+        report.no_data.extend(
+            NoData(inventory.host, scope, tuple(names), reason)
+            for (scope, reason), names in sorted(missing.items())
+        )
+        return report
+
+    def match_all(self, inventories: Iterable[Inventory]) -> MatchReport:
+        """Match every inventory into one report."""
+        total = MatchReport()
+        for inventory in inventories:
+            one = self.match(inventory)
+            total.findings.extend(one.findings)
+            total.no_data.extend(one.no_data)
+        return total
+
+    # --- packages -------------------------------------------------------------------------
+
+    def _match_package(
+        self, package: InstalledPackage, inventory: Inventory
+    ) -> tuple[_Hit, ...] | str:
+        if package.type == "cpe":
+            return ()
+        release = None
+        if package.type in _DISTRO_TYPES:
+            distro = inventory.distro
+            if distro is None or distro.type != package.type:
+                return "the inventory does not say which distribution release it is"
+            release = distro.release
+            namespace: str | None = distro.namespace
+            if (package.type, namespace, release) not in self.covered:
+                return f"no loaded advisory covers {namespace} {release}"
+        else:
+            namespace = package.namespace
+            if package.type not in VERSION_SCHEMES:
+                return f"no version scheme for package type {package.type!r}"
+            if (package.type, None, None) not in self.covered:
+                return f"no loaded advisory covers the {package.type} ecosystem"
+        key = (
+            package.type,
+            namespace,
+            package.name,
+            package.source_name,
+            release,
+            _compared_version(package),
+            package.module,
+        )
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._compute(package, namespace, release)
+            self._cache[key] = cached
+        return cached
+
+    def _compute(
+        self, package: InstalledPackage, namespace: str | None, release: str | None
+    ) -> tuple[_Hit, ...] | str:
+        names = dict.fromkeys(n for n in (package.source_name, package.name) if n)
+        version = _compared_version(package)
+        hits: list[_Hit] = []
+        for name in names:
+            for vuln_id, advisory, affected in self._by_package.get(
+                (package.type, namespace, name, release), ()
+            ):
+                try:
+                    hit = _judge(package, version, vuln_id, advisory, affected)
+                except UnsupportedVersion as exc:
+                    return f"version not comparable: {exc}"
+                if hit is not None:
+                    hits.append(hit)
+        return tuple(hits)
+
+    # --- CPE ------------------------------------------------------------------------------
+
+    def _match_cpes(self, inventory: Inventory) -> list[Finding]:
+        owners: dict[Cpe, InstalledPackage] = {}
+        for package in inventory.packages:
+            for text in package.cpes:
+                try:
+                    owners[parse_cpe(text)] = package
+                except ValueError:
+                    continue
+        findings: list[Finding] = []
+        seen: set[tuple[str, str]] = set()
+        for cpe in list(owners):
+            for vuln_id, advisory, config in self._by_cpe.get(cpe.vendor_product, ()):
+                holds, pairs = node_matches(config, owners.keys())
+                for criterion, hit in pairs if holds else ():
+                    owner = owners[hit]
+                    if (vuln_id, owner.purl) in seen:
+                        continue
+                    seen.add((vuln_id, owner.purl))
+                    findings.append(
+                        Finding(
+                            inventory.host,
+                            vuln_id,
+                            advisory.id,
+                            advisory.source.source,
+                            owner.purl,
+                            hit.version,
+                            criterion.version_end_excluding,
+                            f"{advisory.source.source} {advisory.id}: {_describe(criterion)}"
+                            f" matches {_cpe_text(hit)}",
+                        )
+                    )
+        return findings
+
+
+def _judge(
+    package: InstalledPackage,
+    version: str,
+    vuln_id: str,
+    advisory: Advisory,
+    affected: AffectedPackage,
+) -> _Hit | None:
+    """Whether one affected-package entry applies to an installed version."""
+    required_module = dict(affected.qualifiers).get("rpmmod")
+    if required_module and package.module != required_module:
+        return None
+    where = f"{affected.distro}" if affected.distro else affected.type
+    label = f"{advisory.source.source} {advisory.id}"
+    if affected.status == "not_affected":
+        return None
+    if affected.status == "unfixed":
+        return _Hit(
+            vuln_id,
+            advisory.id,
+            advisory.source.source,
+            None,
+            f"{label}: {affected.name} in {where} has no fix ({affected.note or 'unfixed'})",
+        )
+    matched = version in affected.versions or any(
+        in_range(package.type, version, r) for r in affected.ranges
+    )
+    if not matched:
+        return None
+    later = [f for f in affected.fixed if compare(package.type, f, version) > 0]
+    fixed = min(later, key=_Sorter(package.type)) if later else None
+    return _Hit(
+        vuln_id,
+        advisory.id,
+        advisory.source.source,
+        fixed,
+        f"{label}: {affected.name} {version} < fixed {fixed} in {where}",
+    )
+
+
+class _Sorter:
+    """Sort key adapter: versions of one type ordered with :func:`compare`."""
+
+    def __init__(self, ptype: str) -> None:
+        self.ptype = ptype
+
+    def __call__(self, version: str) -> _VersionKey:
+        return _VersionKey(self.ptype, version)
+
+
+@dataclass(frozen=True, slots=True)
+class _VersionKey:
+    ptype: str
+    version: str
+
+    def __lt__(self, other: _VersionKey) -> bool:
+        return compare(self.ptype, self.version, other.version) < 0
+
+
+def _compared_version(package: InstalledPackage) -> str:
+    """Debian advisories give source versions; compare the source version when known."""
+    if package.type == "deb" and package.source_version:
+        return package.source_version
+    return package.version
+
+
+def _scope(package: InstalledPackage, inventory: Inventory) -> str:
+    if package.type in _DISTRO_TYPES and inventory.distro is not None:
+        return f"{package.type}/{inventory.distro.namespace} {inventory.distro.release}"
+    return package.type
+
+
+def _vulnerable_products(node: CpeNode) -> set[tuple[str, str, str]]:
+    found = set()
+    for match in node.matches:
+        if match.vulnerable:
+            try:
+                found.add(parse_cpe(match.criteria).vendor_product)
+            except ValueError:
+                continue
+    for child in node.children:
+        found |= _vulnerable_products(child)
+    return found
+
+
+def _describe(match: CpeMatch) -> str:
+    bounds = [
+        f"{op} {value}"
+        for op, value in (
+            (">=", match.version_start_including),
+            (">", match.version_start_excluding),
+            ("<=", match.version_end_including),
+            ("<", match.version_end_excluding),
+        )
+        if value is not None
+    ]
+    return f"NVD criterion {match.criteria}" + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def _cpe_text(cpe: Cpe) -> str:
+    return "cpe:2.3:" + ":".join(cpe.fields)

@@ -1,0 +1,81 @@
+"""Ecosystem-aware version comparison and OSV-style range evaluation.
+
+Versions are compared with ``univers`` using the scheme of the package's purl type (see
+:data:`app.feeds.ecosystems.VERSION_SCHEMES`). Parsing is memoized: fleets share versions, so
+a match over a thousand hosts parses each distinct version once.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from univers.versions import InvalidVersion, Version
+
+from app.feeds.ecosystems import VERSION_SCHEMES
+from app.feeds.model import RangeEvent
+
+
+class UnsupportedVersion(ValueError):
+    """The purl type has no version scheme, or a version does not parse in it."""
+
+
+@lru_cache(maxsize=262144)
+def parse_version(ptype: str, text: str) -> Version:
+    """Parse ``text`` in the version scheme of purl type ``ptype``.
+
+    Raises:
+        UnsupportedVersion: unknown type, or ``text`` is not a valid version of that scheme.
+    """
+    scheme = VERSION_SCHEMES.get(ptype)
+    if scheme is None:
+        raise UnsupportedVersion(f"no version scheme for package type {ptype!r}")
+    try:
+        return scheme(text)
+    except (InvalidVersion, ValueError, TypeError) as exc:
+        raise UnsupportedVersion(f"{text!r} is not a valid {ptype} version: {exc}") from exc
+
+
+@lru_cache(maxsize=1048576)
+def compare(ptype: str, left: str, right: str) -> int:
+    """-1, 0 or 1 as ``left`` is lower than, equal to or higher than ``right``.
+
+    Raises:
+        UnsupportedVersion: see :func:`parse_version`.
+    """
+    a, b = parse_version(ptype, left), parse_version(ptype, right)
+    if a == b:
+        return 0
+    return -1 if a < b else 1
+
+
+def in_range(ptype: str, version: str, events: tuple[RangeEvent, ...]) -> bool:
+    """Whether ``version`` falls in an OSV range given by its events, in source order.
+
+    ``introduced`` opens an interval (``0`` = from the beginning); ``fixed`` and ``limit``
+    close it exclusively, ``last_affected`` inclusively. An interval left open affects every
+    later version.
+
+    Raises:
+        UnsupportedVersion: see :func:`parse_version`.
+    """
+    start: str | None = None
+    is_open = False
+    for event in events:
+        if event.kind == "introduced":
+            start, is_open = event.version, True
+            continue
+        if not is_open:
+            continue
+        is_open = False
+        if not _at_or_after(ptype, version, start):
+            continue
+        cmp = compare(ptype, version, event.version)
+        if cmp < 0 or (cmp == 0 and event.kind == "last_affected"):
+            return True
+    return is_open and _at_or_after(ptype, version, start)
+
+
+def _at_or_after(ptype: str, version: str, start: str | None) -> bool:
+    if start is None or start == "0":
+        return True
+    return compare(ptype, version, start) >= 0
