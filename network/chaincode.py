@@ -1,0 +1,169 @@
+"""Deploying the chaincode as a service: package, install, serve, approve, commit.
+
+One package serves every organization. Its ``connection.json`` is generic; the ccaas builder
+(``network/builders/ccaas``) replaces it on each peer with that peer's file
+``nodes/<peer>/ccaas/<label>.json``, written here, which points at the organization's own
+chaincode server with mutual TLS (the organization's CA as root, the peer's TLS certificate as
+client certificate). So the package id is the same everywhere while each organization runs, and
+trusts, only its own chaincode process.
+
+Upgrading is the same flow with a new version label and the next sequence number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from network.config import ChaincodeSettings, NetworkConfig, StateLayout
+from network.nodes import admin_env
+from network.topology import NodeKind, Org
+
+
+class ChaincodeError(RuntimeError):
+    """A lifecycle step failed; the message names the organization, the step and the reason."""
+
+
+@dataclass(frozen=True)
+class CommittedChaincode:
+    """A chaincode definition committed on the channel."""
+
+    name: str
+    version: str
+    sequence: int
+    approvals: dict[str, bool]
+
+
+def _tar_bytes(files: dict[str, bytes]) -> bytes:
+    """A gzipped tar of ``files`` whose bytes depend only on the names and contents."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.USTAR_FORMAT) as tar:
+        for name in sorted(files):
+            info = tarfile.TarInfo(name)
+            info.size = len(files[name])
+            info.mode = 0o644
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(files[name]))
+    raw = buf.getvalue()
+    # gzip stores a timestamp at bytes 4-7; tarfile sets it from time.time(): zero it.
+    return raw[:4] + b"\0\0\0\0" + raw[8:]
+
+
+def package_bytes(settings: ChaincodeSettings) -> bytes:
+    """The ccaas chaincode package (metadata.json + code.tar.gz) for ``settings`` (pure)."""
+    connection = {"address": "set-per-peer-by-the-ccaas-builder:0", "dial_timeout": "10s",
+                  "tls_required": True}
+    code = _tar_bytes({"connection.json": json.dumps(connection, indent=2).encode()})
+    metadata = {"type": "ccaas", "label": settings.label}
+    return _tar_bytes({"metadata.json": json.dumps(metadata).encode(), "code.tar.gz": code})
+
+
+def package_id(settings: ChaincodeSettings) -> str:
+    """The package id peers compute for the package: ``label:sha256(package)``."""
+    return f"{settings.label}:{hashlib.sha256(package_bytes(settings)).hexdigest()}"
+
+
+def write_package(config: NetworkConfig) -> Path:
+    """Write the chaincode package file and return its path."""
+    path = StateLayout(config.state_dir).chaincode_dir / f"{config.chaincode.label}.tgz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(package_bytes(config.chaincode))
+    return path
+
+
+def write_connection_files(config: NetworkConfig) -> None:
+    """Write each peer's connection settings for its organization's chaincode server."""
+    layout = StateLayout(config.state_dir)
+    for org in config.topology.peer_orgs:
+        server = org.of_kind(NodeKind.CHAINCODE)[0]
+        peer_tls = layout.node_tls(org.peer.name)
+        conn = {
+            "address": server.address,
+            "dial_timeout": "10s",
+            "tls_required": True,
+            "client_auth_required": True,
+            "root_cert": layout.ca_cert(org.name).read_text(),
+            "client_cert": (peer_tls / "server.crt").read_text(),
+            "client_key": (peer_tls / "server.key").read_text(),
+        }
+        target = layout.node_dir(org.peer.name) / "ccaas" / f"{config.chaincode.label}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(conn))
+        target.chmod(0o600)
+
+
+def _peer(config: NetworkConfig, org: Org, args: list[str], step: str) -> str:
+    argv = [str(config.binary("peer")), *args]
+    result = subprocess.run(argv, env=admin_env(config, org), capture_output=True, text=True,
+                            check=False, timeout=120)
+    if result.returncode != 0:
+        lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+        raise ChaincodeError(f"{org.name} ({org.msp_id}): {step} failed: "
+                             f"{lines[-1] if lines else 'exit status ' + str(result.returncode)}")
+    return result.stdout
+
+
+def _orderer_args(config: NetworkConfig) -> list[str]:
+    orderer = config.topology.orderers[0]
+    layout = StateLayout(config.state_dir)
+    return ["-o", orderer.address, "--tls",
+            "--cafile", str(layout.ca_cert(config.topology.orderer_org.name))]
+
+
+def install(config: NetworkConfig, package: Path) -> None:
+    """Install the package on every peer (already installed counts as done)."""
+    for org in config.topology.peer_orgs:
+        try:
+            _peer(config, org, ["lifecycle", "chaincode", "install", str(package)], "install")
+        except ChaincodeError as exc:
+            if "already successfully installed" not in str(exc):
+                raise
+
+
+def committed(config: NetworkConfig) -> CommittedChaincode | None:
+    """The committed definition of the configured chaincode, or None if there is none."""
+    org = config.topology.peer_orgs[0]
+    name = config.chaincode.name
+    try:
+        out = _peer(config, org, ["lifecycle", "chaincode", "querycommitted", "-C",
+                                  config.topology.channel, "-n", name, "-O", "json"],
+                    "querycommitted")
+    except ChaincodeError as exc:
+        if "not found" in str(exc):
+            return None
+        raise
+    data = json.loads(out)
+    return CommittedChaincode(name, data["version"], int(data["sequence"]),
+                              dict(data.get("approvals", {})))
+
+
+def approve_and_commit(config: NetworkConfig, pkg_id: str, sequence: int) -> None:
+    """Approve the definition for every organization (in parallel), then commit it.
+
+    Raises:
+        ChaincodeError: an approval or the commit failed.
+    """
+    cc = config.chaincode
+    common = ["--channelID", config.topology.channel, "--name", cc.name,
+              "--version", cc.version, "--sequence", str(sequence), *_orderer_args(config)]
+
+    def approve(org: Org) -> None:
+        _peer(config, org, ["lifecycle", "chaincode", "approveformyorg", "--package-id",
+                            pkg_id, *common], "approveformyorg")
+
+    with ThreadPoolExecutor(max_workers=len(config.topology.peer_orgs)) as pool:
+        for fut in [pool.submit(approve, o) for o in config.topology.peer_orgs]:
+            fut.result()
+    layout = StateLayout(config.state_dir)
+    targets: list[str] = []
+    for org in config.topology.peer_orgs:
+        targets += ["--peerAddresses", org.peer.address,
+                    "--tlsRootCertFiles", str(layout.ca_cert(org.name))]
+    _peer(config, config.topology.peer_orgs[0],
+          ["lifecycle", "chaincode", "commit", *common, *targets], "commit")

@@ -1,0 +1,131 @@
+"""``patchledger network ...``: operate the local Fabric network."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from app.errors import UserError
+from network.config import NetworkConfig, StateLayout, config_from_env
+from network.manager import Manager
+from network.smoke import SmokeError, run_smoke
+from network.status import collect, render
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``network`` and its sub-commands."""
+    net = subparsers.add_parser("network", help="operate the local Fabric network")
+    sub = net.add_subparsers(dest="network_command", metavar="ACTION", required=True)
+    sub.add_parser("up", help="create or restart the network (idempotent)").set_defaults(
+        func=_up)
+    sub.add_parser("down", help="stop every network process (ledger kept)").set_defaults(
+        func=_down)
+    sub.add_parser("reset", help="stop the network and delete its state").set_defaults(
+        func=_reset)
+    st = sub.add_parser("status", help="health, channel heights, Raft leader, chaincode")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(func=_status)
+    lg = sub.add_parser("logs", help="show a node's log (all nodes' last lines without NODE)")
+    lg.add_argument("node", nargs="?", help="node name, e.g. peer0.secops")
+    lg.add_argument("-n", "--lines", type=int, default=40, help="lines to show (default 40)")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    lg.set_defaults(func=_logs)
+    sm = sub.add_parser("smoke", help="submit a transaction through two orgs, read it on a third")
+    sm.add_argument("--json", action="store_true", help="print JSON")
+    sm.set_defaults(func=_smoke)
+    dp = sub.add_parser("deploy", help="upgrade the chaincode to a new version (next sequence)")
+    dp.add_argument("--version", required=True, help="new chaincode version label")
+    dp.add_argument("--contract", help="module:attribute to serve (default: unchanged)")
+    dp.set_defaults(func=_deploy)
+
+
+def _config() -> NetworkConfig:
+    try:
+        return config_from_env()
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _progress(line: str) -> None:
+    print(f"[network {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def _up(_: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    summary = Manager(_config(), _progress).up()
+    print(f"{summary} ({time.monotonic() - t0:.1f} s)")
+    return 0
+
+
+def _down(_: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    stopped = Manager(_config(), _progress).down()
+    print(f"stopped {len(stopped)} processes ({time.monotonic() - t0:.1f} s)"
+          + (f": {', '.join(stopped)}" if stopped else ""))
+    return 0
+
+
+def _reset(_: argparse.Namespace) -> int:
+    config = _config()
+    Manager(config, _progress).reset()
+    print(f"network stopped and state removed from {config.state_dir}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    config = _config()
+    manager = Manager(config)
+    manifest = manager.read_manifest()
+    status = collect(manager.config, manifest)
+    print(json.dumps(status, indent=2) if args.json else render(status))
+    return 0 if status["healthy"] else 1
+
+
+def _logs(args: argparse.Namespace) -> int:
+    config = _config()
+    layout = StateLayout(config.state_dir)
+    if args.node:
+        try:
+            node = config.topology.node(args.node)
+        except KeyError as exc:
+            raise UserError(str(exc.args[0])) from exc
+        path = layout.log_file(node.name)
+        if not path.exists():
+            raise UserError(f"no log for {node.name} yet ({path})")
+        cmd = ["tail", "-n", str(args.lines), *(["-F"] if args.follow else []), str(path)]
+        os.execvp("tail", cmd)  # noqa: S606 - replaces this process with tail, by design
+    for node in config.topology.all_nodes():
+        path = layout.log_file(node.name)
+        if path.exists():
+            print(f"==> {node.name} ({path})")
+            out = subprocess.run(["tail", "-n", str(min(args.lines, 5)), str(path)],
+                                 capture_output=True, text=True, check=False)
+            print(out.stdout.rstrip())
+    return 0
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    manager = Manager(_config())
+    if manager.read_manifest() is None:
+        raise UserError("no network: run `patchledger network up` first")
+    try:
+        result = run_smoke(manager.config)
+    except SmokeError as exc:
+        raise UserError(str(exc)) from exc
+    if args.json:
+        print(json.dumps(result.__dict__))
+    else:
+        print(f"smoke transaction: Put({result.key!r}, {result.value!r}) endorsed by "
+              f"{' and '.join(result.endorsers)}, committed in {result.submit_seconds:.2f} s; "
+              f"read back from {result.reader}: {result.read_back}")
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    seq = Manager(_config(), _progress).deploy(args.version, args.contract)
+    print(f"chaincode upgraded to version {args.version} (sequence {seq})")
+    return 0

@@ -1,0 +1,382 @@
+"""Operating a local network: up, down, status, reset, chaincode upgrade.
+
+``up`` is idempotent:
+
+- from nothing (no state directory, or an empty one) it creates everything: CAs, identities,
+  channel genesis block, orderers, peers, channel membership, chaincode; the manifest
+  ``network.json`` is written last, so its presence means the network was completely created;
+- on a stopped network (complete manifest) it restarts the processes with the ledger intact;
+- on a running network it says so and changes nothing.
+
+A state directory with content but no complete manifest was left by an interrupted creation, or
+damaged: ``up`` refuses it with an error that says to run ``reset``. If ``up`` fails, every
+process it started is stopped again, so no half-started network is left running.
+
+Only one ``up``/``down``/``reset``/``deploy`` runs at a time on a state directory (an flock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from app.errors import UserError
+from network import chaincode as cc
+from network import channel, health, process
+from network.config import ChaincodeSettings, NetworkConfig, StateLayout
+from network.identities import CaClient, EnrollmentError, issue_org_identities
+from network.nodes import ca_command, chaincode_command, orderer_command, peer_command
+from network.topology import Node, NodeKind
+
+MANIFEST_VERSION = 1
+REQUIRED_BINARIES = ("peer", "orderer", "configtxgen", "osnadmin", "fabric-ca-server",
+                     "fabric-ca-client")
+
+Progress = Callable[[str], None]
+_STEP_ERRORS = (channel.ChannelError, cc.ChaincodeError, EnrollmentError, process.ProcessError)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class Manager:
+    """Runs one network described by ``config``; ``progress`` receives one line per step."""
+
+    config: NetworkConfig
+    progress: Progress = _quiet
+
+    @property
+    def layout(self) -> StateLayout:
+        return StateLayout(self.config.state_dir)
+
+    # ------------------------------------------------------------------ state and locking
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        """The manifest of a completely created network, or None if there is none.
+
+        Also sets ``config.chaincode`` to the chaincode the manifest records as deployed.
+
+        Raises:
+            UserError: the manifest exists but is unreadable.
+        """
+        path = self.layout.manifest
+        if not path.exists():
+            return None
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+            if data.get("complete") is not True or "package_id" not in data:
+                raise ValueError("incomplete")
+            settings = ChaincodeSettings(**data["chaincode"])
+        except (ValueError, OSError, TypeError, KeyError) as exc:
+            raise UserError(f"state directory {self.config.state_dir} has a corrupt manifest "
+                            f"({path.name}: {exc}); run `patchledger network reset`") from exc
+        self.config = replace(self.config, chaincode=settings)
+        return data
+
+    def _is_empty(self) -> bool:
+        root = self.config.state_dir
+        return not root.exists() or all(p.name == "lock" for p in root.iterdir())
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the state directory's lock.
+
+        Raises:
+            UserError: another patchledger command holds it.
+        """
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        with self.layout.lock.open("a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                raise UserError(f"another `patchledger network` command (pid {holder}) is "
+                                f"working on {self.config.state_dir}; wait for it") from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            try:
+                yield
+            finally:
+                fh.seek(0)
+                fh.truncate()
+
+    def _check_binaries(self) -> None:
+        missing = [b for b in REQUIRED_BINARIES if not os.access(self.config.binary(b), os.X_OK)]
+        if missing:
+            raise UserError(f"Fabric binaries missing in {self.config.bin_dir}: "
+                            f"{', '.join(missing)}; run scripts/install.sh")
+
+    # ------------------------------------------------------------------ up
+
+    def up(self) -> str:
+        """Create, restart or confirm the network; returns a one-line summary.
+
+        Raises:
+            UserError: misuse (ports in use, binaries missing, corrupt state, concurrent run)
+                or a failed start (after stopping what was started).
+        """
+        self._check_binaries()
+        with self.locked():
+            manifest = self.read_manifest()
+            if manifest is None and not self._is_empty():
+                raise UserError(
+                    f"state directory {self.config.state_dir} is incomplete (a network creation "
+                    "was interrupted, or files were removed); run `patchledger network reset`")
+            if manifest is not None and self._all_running():
+                return "network already running"
+            started: list[str] = []
+            try:
+                if manifest is None:
+                    self._create(started)
+                    return "network created and started"
+                self._restart(manifest, started)
+                return "network restarted (ledger intact)"
+            except BaseException as exc:
+                self.progress("start failed: stopping the processes started so far")
+                for name in reversed(started):
+                    process.stop(self.layout, name)
+                if isinstance(exc, _STEP_ERRORS):
+                    raise UserError(str(exc)) from exc
+                raise
+
+    def _all_running(self) -> bool:
+        return all(process.info(self.layout, n.name).state is process.ProcState.RUNNING
+                   for n in self.config.topology.all_nodes())
+
+    def _check_ports(self, nodes: list[Node]) -> None:
+        for node in nodes:
+            for label, port in (("listen", node.port), ("operations", node.ops_port),
+                                ("admin", node.admin_port), ("chaincode", node.chaincode_port)):
+                if port and process.port_in_use(node.host, port):
+                    raise UserError(f"port {port} on {node.host} ({node.name} {label}) is "
+                                    "already in use; stop what uses it or set "
+                                    "PATCHLEDGER_PORT_BASE")
+
+    def _start_node(self, node: Node, started: list[str], secrets: dict[str, str],
+                    pkg_id: str = "") -> None:
+        env = dict(os.environ)
+        org = self.config.topology.org(node.org)
+        if node.kind is NodeKind.CA:
+            argv, penv = ca_command(self.config, org, secrets[f"{org.name}/ca-bootstrap"], env)
+        elif node.kind is NodeKind.ORDERER:
+            argv, penv = orderer_command(self.config, node, env)
+        elif node.kind is NodeKind.PEER:
+            argv, penv = peer_command(self.config, node, env)
+        else:
+            argv, penv = chaincode_command(self.config, node, pkg_id, env)
+        self.layout.ca_home(org.name).mkdir(parents=True, exist_ok=True)
+        pid = process.start(self.layout, node.name, argv, penv)
+        started.append(node.name)
+        self._wait_ready(node, pid)
+
+    def _wait_ready(self, node: Node, pid: int) -> None:
+        try:
+            process.wait_for_port(node.host, node.port, 30, pid, node.name)
+            if node.ops_port:
+                self._wait_healthy(node, 30)
+        except process.ProcessError as exc:
+            tail = self._log_tail(node.name)
+            raise UserError(f"{exc}{': ' + tail if tail else ''} "
+                            f"(log: {self.layout.log_file(node.name)})") from exc
+
+    def _wait_healthy(self, node: Node, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        detail = ""
+        while time.monotonic() < deadline:
+            ok, detail = health.healthz(node.host, node.ops_port)
+            if ok:
+                return
+            time.sleep(0.1)
+        raise process.ProcessError(f"{node.name} not healthy after {timeout:.0f} s: {detail}")
+
+    def _log_tail(self, name: str) -> str:
+        try:
+            lines = self.layout.log_file(name).read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        errors = [ln for ln in lines[-40:] if "ERRO" in ln or "panic" in ln or "Error" in ln]
+        return (errors or lines[-1:] or [""])[-1].strip()[:300]
+
+    def _start_group(self, nodes: list[Node], started: list[str], secrets: dict[str, str],
+                     pkg_id: str = "") -> None:
+        for node in nodes:
+            state = process.info(self.layout, node.name)
+            if state.state is process.ProcState.RUNNING:
+                continue
+            if state.state is process.ProcState.STALE:
+                self.progress(f"{node.name}: stale pid file (pid {state.pid} is gone); removed")
+                self.layout.pid_file(node.name).unlink(missing_ok=True)
+            self._check_ports([node])
+            self._start_node(node, started, secrets, pkg_id)
+        self.progress(f"started {', '.join(n.name for n in nodes)}")
+
+    def _nodes(self, kind: NodeKind) -> list[Node]:
+        return [n for n in self.config.topology.all_nodes() if n.kind is kind]
+
+    def _create(self, started: list[str]) -> None:
+        t0 = time.monotonic()
+        topo = self.config.topology
+        self._check_ports(list(topo.all_nodes()))
+        secrets = {f"{o.name}/ca-bootstrap": os.urandom(12).hex() for o in topo.orgs}
+        self._save_secrets(secrets)
+        self._start_group(self._nodes(NodeKind.CA), started, secrets)
+        self.progress("issuing identities from the organizations' CAs")
+        with ThreadPoolExecutor(max_workers=len(topo.orgs)) as pool:
+            clients = [CaClient(self.config, o, secrets[f"{o.name}/ca-bootstrap"])
+                       for o in topo.orgs]
+            for fut in [pool.submit(issue_org_identities, c, secrets) for c in clients]:
+                fut.result()
+        self._save_secrets(secrets)
+        block = channel.create_genesis_block(self.config)
+        self.progress(f"channel {topo.channel}: genesis block written")
+        self._start_group(self._nodes(NodeKind.ORDERER), started, secrets)
+        self._start_group(self._nodes(NodeKind.PEER), started, secrets)
+        channel.join_orderers(self.config, block)
+        self.wait_for_leader(30)
+        self.progress("orderers joined; Raft leader elected")
+        channel.join_peers(self.config, block)
+        self.progress("peers joined the channel")
+        pkg_id = self._deploy(started, secrets, sequence=1)
+        self._write_manifest(pkg_id)
+        self.progress(f"network created in {time.monotonic() - t0:.1f} s")
+
+    def _deploy(self, started: list[str], secrets: dict[str, str], sequence: int) -> str:
+        package = cc.write_package(self.config)
+        pkg_id = cc.package_id(self.config.chaincode)
+        cc.write_connection_files(self.config)  # read by the builder during install
+        cc.install(self.config, package)
+        self._start_group(self._nodes(NodeKind.CHAINCODE), started, secrets, pkg_id)
+        cc.approve_and_commit(self.config, pkg_id, sequence)
+        self.progress(f"chaincode {self.config.chaincode.name} {self.config.chaincode.version} "
+                      f"committed (sequence {sequence})")
+        return pkg_id
+
+    def _restart(self, manifest: dict[str, Any], started: list[str]) -> None:
+        secrets = self._load_secrets()
+        pkg_id = str(manifest["package_id"])
+        self._start_group(self._nodes(NodeKind.CA), started, secrets)
+        self._start_group(self._nodes(NodeKind.ORDERER), started, secrets)
+        self._start_group(self._nodes(NodeKind.PEER), started, secrets)
+        self._start_group(self._nodes(NodeKind.CHAINCODE), started, secrets, pkg_id)
+        self.wait_for_leader(30)
+
+    def _save_secrets(self, secrets: dict[str, str]) -> None:
+        path = self.layout.secrets
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(secrets, indent=1, sort_keys=True))
+        tmp.chmod(0o600)
+        tmp.replace(path)
+
+    def _load_secrets(self) -> dict[str, str]:
+        try:
+            data: dict[str, str] = json.loads(self.layout.secrets.read_text())
+        except (OSError, ValueError) as exc:
+            raise UserError(f"state directory {self.config.state_dir}: cannot read "
+                            f"{self.layout.secrets.name} ({exc}); run `patchledger network "
+                            "reset`") from exc
+        return data
+
+    def _write_manifest(self, pkg_id: str, **extra: Any) -> None:
+        data = {
+            "manifest_version": MANIFEST_VERSION,
+            "complete": True,
+            "channel": self.config.topology.channel,
+            "chaincode": {"name": self.config.chaincode.name,
+                          "version": self.config.chaincode.version,
+                          "contract": self.config.chaincode.contract},
+            "package_id": pkg_id,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **extra,
+        }
+        tmp = self.layout.manifest.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self.layout.manifest)
+
+    def leader(self) -> str | None:
+        """Name of the orderer that is the channel's Raft leader, if any."""
+        for node in self.config.topology.orderers:
+            m = health.metrics(node.host, node.ops_port)
+            if health.channel_metric(m, "consensus_etcdraft_is_leader",
+                                     self.config.topology.channel) == 1:
+                return node.name
+        return None
+
+    def wait_for_leader(self, timeout: float) -> str:
+        """Wait until the channel has a Raft leader; return its name.
+
+        Raises:
+            UserError: no leader within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            name = self.leader()
+            if name:
+                return name
+            time.sleep(0.2)
+        raise UserError(f"no Raft leader on channel {self.config.topology.channel} after "
+                        f"{timeout:.0f} s; see the orderer logs in {self.layout.root / 'logs'}")
+
+    # ------------------------------------------------------------------ down, reset, deploy
+
+    def down(self) -> list[str]:
+        """Stop every process the network started; return the names of those stopped."""
+        with self.locked():
+            return self._stop_all()
+
+    def _stop_all(self) -> list[str]:
+        nodes = list(reversed(self.config.topology.all_nodes()))
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = pool.map(lambda n: (n.name, process.stop(self.layout, n.name)), nodes)
+            return [name for name, was_running in results if was_running]
+
+    def reset(self) -> None:
+        """Stop every process and delete the network's state directory."""
+        with self.locked():
+            self._stop_all()
+            for child in self.config.state_dir.iterdir():
+                if child.name == "lock":
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+
+    def deploy(self, version: str, contract: str | None = None) -> int:
+        """Upgrade the chaincode to ``version`` (next sequence); return the new sequence.
+
+        Raises:
+            UserError: the network is not created or not running, or the version is current.
+        """
+        with self.locked():
+            manifest = self.read_manifest()
+            if manifest is None or not self._all_running():
+                raise UserError("the network is not running; run `patchledger network up`")
+            current = cc.committed(self.config)
+            if current is not None and current.version == version:
+                raise UserError(f"chaincode {current.name} is already at version {version} "
+                                f"(sequence {current.sequence})")
+            settings = replace(self.config.chaincode, version=version,
+                               contract=contract or manifest["chaincode"]["contract"])
+            self.config = replace(self.config, chaincode=settings)
+            sequence = (current.sequence if current else 0) + 1
+            for node in self._nodes(NodeKind.CHAINCODE):
+                process.stop(self.layout, node.name)
+            try:
+                pkg_id = self._deploy([], self._load_secrets(), sequence)
+            except _STEP_ERRORS as exc:
+                raise UserError(str(exc)) from exc
+            self._write_manifest(pkg_id)
+            return sequence

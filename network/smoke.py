@@ -1,0 +1,86 @@
+"""A smoke transaction: write through two organizations' peers, read back from the third.
+
+Uses the ``peer`` CLI (the reference client) so that it checks the network independently of our
+own Python client.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+
+from network.config import NetworkConfig, StateLayout
+from network.nodes import admin_env
+from network.topology import Org
+
+
+class SmokeError(RuntimeError):
+    """The smoke transaction failed; the message names the step and the peer's answer."""
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """What the smoke transaction did and how long it took."""
+
+    key: str
+    value: str
+    endorsers: tuple[str, ...]
+    reader: str
+    read_back: str
+    submit_seconds: float
+
+
+def _run(config: NetworkConfig, org: Org, args: list[str], step: str) -> str:
+    argv = [str(config.binary("peer")), *args]
+    result = subprocess.run(argv, env=admin_env(config, org), capture_output=True, text=True,
+                            check=False, timeout=60)
+    if result.returncode != 0:
+        lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+        raise SmokeError(f"{step} as {org.msp_id} failed: {lines[-1] if lines else '?'}")
+    return result.stdout.strip()
+
+
+def invoke(config: NetworkConfig, endorsers: tuple[Org, ...], function: str,
+           args: list[str]) -> None:
+    """Submit ``function(args)`` endorsed by ``endorsers``' peers and wait for its commit."""
+    layout = StateLayout(config.state_dir)
+    targets: list[str] = []
+    for org in endorsers:
+        targets += ["--peerAddresses", org.peer.address,
+                    "--tlsRootCertFiles", str(layout.ca_cert(org.name))]
+    orderer = config.topology.orderers[0]
+    ctor = json.dumps({"function": function, "Args": args})
+    _run(config, endorsers[0],
+         ["chaincode", "invoke", "-o", orderer.address, "--tls", "--cafile",
+          str(layout.ca_cert(config.topology.orderer_org.name)), "-C", config.topology.channel,
+          "-n", config.chaincode.name, "-c", ctor, "--waitForEvent", *targets],
+         f"invoke {function}")
+
+
+def query(config: NetworkConfig, org: Org, function: str, args: list[str]) -> str:
+    """Evaluate ``function(args)`` on ``org``'s peer; return its output."""
+    ctor = json.dumps({"function": function, "Args": args})
+    return _run(config, org, ["chaincode", "query", "-C", config.topology.channel,
+                              "-n", config.chaincode.name, "-c", ctor], f"query {function}")
+
+
+def run_smoke(config: NetworkConfig) -> SmokeResult:
+    """Put a fresh value through SecOps and ITOps, read it back from Compliance.
+
+    Raises:
+        SmokeError: the write or the read failed, or the value read differs.
+    """
+    orgs = config.topology.peer_orgs
+    writers, reader = (orgs[0], orgs[1]), orgs[2]
+    key = "smoke"
+    value = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    t0 = time.monotonic()
+    invoke(config, writers, "Put", [key, value])
+    elapsed = time.monotonic() - t0
+    read = query(config, reader, "Get", [key])
+    if value not in read:
+        raise SmokeError(f"read back {read!r} from {reader.peer.name}, expected {value!r}")
+    return SmokeResult(key, value, tuple(o.msp_id for o in writers), reader.msp_id, read,
+                       elapsed)
