@@ -9,7 +9,9 @@ Importable without Flask.
 from __future__ import annotations
 
 from app.fabric._client import Timeouts
+from app.fabric.blocks import ParsedBlock, ParsedTransaction, parse_block
 from app.fabric.channel import create_channel
+from app.fabric.checkpoint import FileCheckpointer, InMemoryCheckpointer
 from app.fabric.commit import Commit, Status, SubmittedTransaction
 from app.fabric.contract import Contract
 from app.fabric.errors import (
@@ -28,6 +30,7 @@ from app.fabric.errors import (
     SubmitError,
     WalletError,
 )
+from app.fabric.event_stream import EventStream
 from app.fabric.event_types import ChaincodeEvent
 from app.fabric.gateway import Gateway, connect
 from app.fabric.identity import Identity
@@ -49,13 +52,18 @@ __all__ = [
     "EcdsaSigner",
     "EndorseError",
     "ErrorDetail",
+    "EventStream",
     "EventsError",
     "FabricError",
+    "FileCheckpointer",
     "Gateway",
     "GatewayError",
     "Identity",
     "IdentityError",
+    "InMemoryCheckpointer",
     "Network",
+    "ParsedBlock",
+    "ParsedTransaction",
     "Proposal",
     "Signer",
     "SigningError",
@@ -68,4 +76,5 @@ __all__ = [
     "WalletError",
     "connect",
     "create_channel",
+    "parse_block",
 ]

@@ -46,6 +46,8 @@ class ParsedTransaction:
         arguments: the remaining chaincode arguments.
         event: the chaincode event, if the transaction set one.
         error: why the envelope could not be fully parsed ("" when it was).
+        block_number: the block holding the transaction.
+        last_in_block: True for the block's last envelope (checkpointing completes the block).
     """
 
     index: int
@@ -61,6 +63,8 @@ class ParsedTransaction:
     arguments: tuple[bytes, ...] = ()
     event: ChaincodeEvent | None = None
     error: str = ""
+    block_number: int = 0
+    last_in_block: bool = False
 
     @property
     def valid(self) -> bool:
@@ -101,8 +105,13 @@ def parse_block(block: Any) -> ParsedBlock:
         raise BlockParseError("block has no header")
     number = int(block.header.number)
     flags = validation_flags(block)
+    count = len(block.data.data)
     transactions = tuple(
-        parse_envelope(data, index, number, flags[index] if index < len(flags) else None)
+        dataclasses.replace(
+            parse_envelope(data, index, number, flags[index] if index < len(flags) else None),
+            block_number=number,
+            last_in_block=index == count - 1,
+        )
         for index, data in enumerate(block.data.data)
     )
     return ParsedBlock(

@@ -1,0 +1,152 @@
+"""Checkpointers: where an event consumer resumes after a restart.
+
+State is ``(block_number, transaction_id)``: the next block to read and the last transaction
+already processed within it ("" when none). After handling an event, record it; on restart
+pass the checkpointer to the event call, which resumes exactly after it.
+
+:class:`FileCheckpointer` persists the state as JSON ``{"blockNumber": n, "transactionId": s}``
+(the format of the official clients; a string block number is accepted too), rewritten
+atomically: temp file in the same directory, fsync, rename, fsync of the directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from app.fabric.blocks import ParsedTransaction
+from app.fabric.errors import CheckpointError
+from app.fabric.event_types import ChaincodeEvent
+
+
+class Checkpoint(Protocol):
+    """Read side of a checkpointer, as the event calls use it."""
+
+    @property
+    def block_number(self) -> int:
+        """The block to resume from."""
+        ...
+
+    @property
+    def transaction_id(self) -> str:
+        """The last processed transaction in that block ("" if none)."""
+        ...
+
+
+class InMemoryCheckpointer:
+    """A checkpointer that forgets everything when the process ends."""
+
+    def __init__(self, block_number: int = 0, transaction_id: str = "") -> None:
+        self._lock = threading.Lock()
+        self._block_number = block_number
+        self._transaction_id = transaction_id
+
+    @property
+    def block_number(self) -> int:
+        """The block to resume from."""
+        return self._block_number
+
+    @property
+    def transaction_id(self) -> str:
+        """The last processed transaction in that block ("" if none)."""
+        return self._transaction_id
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing was ever checkpointed (block 0, no transaction)."""
+        return self._block_number == 0 and not self._transaction_id
+
+    def checkpoint_block(self, block_number: int) -> None:
+        """Record that block ``block_number`` was fully processed."""
+        self._set(block_number + 1, "")
+
+    def checkpoint_transaction(self, block_number: int, transaction_id: str) -> None:
+        """Record that ``transaction_id`` of ``block_number`` was processed."""
+        self._set(block_number, transaction_id)
+
+    def checkpoint_chaincode_event(self, event: ChaincodeEvent) -> None:
+        """Record that a chaincode event (hence its transaction) was processed."""
+        self.checkpoint_transaction(event.block_number, event.transaction_id)
+
+    def checkpoint_parsed_transaction(self, tx: ParsedTransaction) -> None:
+        """Record a block-event transaction; the last one of its block completes the block."""
+        if tx.last_in_block:
+            self.checkpoint_block(tx.block_number)
+        else:
+            self.checkpoint_transaction(tx.block_number, tx.transaction_id)
+
+    def _set(self, block_number: int, transaction_id: str) -> None:
+        with self._lock:
+            self._block_number, self._transaction_id = block_number, transaction_id
+
+
+class FileCheckpointer(InMemoryCheckpointer):
+    """A checkpointer persisted in a JSON file (created on first checkpoint).
+
+    Raises:
+        CheckpointError: on construction if the file exists but is unreadable or malformed.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
+        block_number, transaction_id = self._load()
+        super().__init__(block_number, transaction_id)
+
+    @property
+    def path(self) -> Path:
+        """The checkpoint file."""
+        return self._path
+
+    def _load(self) -> tuple[int, str]:
+        try:
+            raw = self._path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return 0, ""
+        except OSError as exc:
+            raise CheckpointError(f"cannot read checkpoint {self._path}: {exc}") from exc
+        try:
+            doc = json.loads(raw)
+            block_number = int(doc.get("blockNumber", 0))
+            transaction_id = str(doc.get("transactionId", ""))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"malformed checkpoint {self._path}: {exc}") from exc
+        if block_number < 0:
+            raise CheckpointError(f"malformed checkpoint {self._path}: negative block number")
+        return block_number, transaction_id
+
+    def _set(self, block_number: int, transaction_id: str) -> None:
+        data = json.dumps({"blockNumber": block_number, "transactionId": transaction_id})
+        with self._lock:
+            _atomic_write(self._path, data.encode("utf-8"))
+            self._block_number, self._transaction_id = block_number, transaction_id
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new content.
+
+    Raises:
+        CheckpointError: the file could not be written.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            Path(tmp).replace(path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc}") from exc
