@@ -1,0 +1,79 @@
+"""Deployment records: one host's part in one rollout.
+
+State machine (``status``), driven by signed host reports::
+
+    SCHEDULED ──> DISPATCHED, APPLIED, VERIFIED, FAILED
+    DISPATCHED ──> APPLIED, VERIFIED, FAILED
+    APPLIED ──> VERIFIED, FAILED, ROLLED_BACK
+    VERIFIED ──> ROLLED_BACK       rolled back on order (the rollout was halted)
+    FAILED ──> ROLLED_BACK
+    ROLLED_BACK                    terminal
+
+A report may skip intermediate success steps (an agent that applied and verified in one run
+reports VERIFIED directly), but never goes backwards and never leaves ROLLED_BACK. VERIFIED,
+FAILED and ROLLED_BACK are *settled* states for the rollout's wave gates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .fields import identifier, integer, sha256_hex, text
+from .host import EMPTY_INVENTORY
+from .record import Key, Record
+from .statemachine import machine
+
+MACHINE = machine(
+    "Deployment",
+    "SCHEDULED",
+    {
+        "SCHEDULED": {"DISPATCHED", "APPLIED", "VERIFIED", "FAILED"},
+        "DISPATCHED": {"APPLIED", "VERIFIED", "FAILED"},
+        "APPLIED": {"VERIFIED", "FAILED", "ROLLED_BACK"},
+        "VERIFIED": {"ROLLED_BACK"},
+        "FAILED": {"ROLLED_BACK"},
+    },
+)
+SETTLED = frozenset({"VERIFIED", "FAILED", "ROLLED_BACK"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deployment(Record):
+    """One host's deployment in a rollout."""
+
+    RECORD_TYPE = "Deployment"
+    rollout_id: str
+    host_id: str
+    patch_id: str
+    owner_msp: str
+    wave: int
+    status: str = "SCHEDULED"
+    report_sequence: int = 0
+    inventory_sha256: str = EMPTY_INVENTORY
+    detail: str = ""
+
+    def validate(self) -> None:
+        """Check fields.
+
+        Raises:
+            ValidationError: naming the offending field.
+        """
+        identifier("rollout_id", self.rollout_id)
+        identifier("host_id", self.host_id)
+        identifier("patch_id", self.patch_id)
+        identifier("owner_msp", self.owner_msp)
+        integer("wave", self.wave)
+        MACHINE.validate_state("status", self.status)
+        integer("report_sequence", self.report_sequence)
+        sha256_hex("inventory_sha256", self.inventory_sha256)
+        text("detail", self.detail, optional=True)
+
+    @property
+    def key(self) -> Key:
+        """``("Deployment", rollout_id, host_id)``."""
+        return Key(self.RECORD_TYPE, (self.rollout_id, self.host_id))
+
+    @property
+    def state(self) -> str:
+        """The ``status``."""
+        return self.status

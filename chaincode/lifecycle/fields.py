@@ -1,0 +1,103 @@
+"""Field validators shared by the record types.
+
+Each validator takes the field name and the value, returns the normalized value and raises
+:class:`~chaincode.lifecycle.errors.ValidationError` naming the field when the value is wrong.
+Identifiers must be usable as parts of a Fabric composite key: printable ASCII without spaces,
+1 to 256 characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import ValidationError
+
+_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DECIMAL = re.compile(r"^\d{1,2}(\.\d)?$")
+MAX_TEXT = 4096
+
+
+def identifier(name: str, value: Any) -> str:
+    """A record identifier (composite-key safe)."""
+    if not isinstance(value, str) or not _ID.match(value):
+        raise ValidationError(name, "must be 1-256 printable ASCII characters without spaces")
+    return value
+
+
+def text(name: str, value: Any, *, optional: bool = False, limit: int = MAX_TEXT) -> str:
+    """A free-text string of at most ``limit`` characters; empty only if ``optional``."""
+    if not isinstance(value, str):
+        raise ValidationError(name, "must be a string")
+    if not value and not optional:
+        raise ValidationError(name, "must not be empty")
+    if len(value) > limit:
+        raise ValidationError(name, f"must be at most {limit} characters")
+    return value
+
+
+def integer(name: str, value: Any, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer in ``[minimum, maximum]`` (booleans are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(name, "must be an integer")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ValidationError(name, f"must be {bound}")
+    return value
+
+
+def sha256_hex(name: str, value: Any) -> str:
+    """A lowercase hexadecimal SHA-256 digest."""
+    if not isinstance(value, str) or not _SHA256.match(value):
+        raise ValidationError(name, "must be 64 lowercase hexadecimal characters (SHA-256)")
+    return value
+
+
+def choice(name: str, value: Any, allowed: Iterable[str]) -> str:
+    """One of the ``allowed`` strings."""
+    options = sorted(allowed)
+    if value not in options:
+        raise ValidationError(name, f"must be one of {', '.join(options)}")
+    return str(value)
+
+
+def decimal_score(name: str, value: Any) -> str:
+    """A score such as a CVSS base score, as a decimal string from 0.0 to 10.0."""
+    if value == "":
+        return ""
+    if not isinstance(value, str) or not _DECIMAL.match(value) or float(value) > 10.0:
+        raise ValidationError(name, "must be a decimal string from 0.0 to 10.0")
+    return value
+
+
+def id_tuple(
+    name: str, value: Any, *, non_empty: bool = False, unique: bool = True
+) -> tuple[str, ...]:
+    """A list of identifiers, kept in order; duplicates refused when ``unique``."""
+    if not isinstance(value, list | tuple):
+        raise ValidationError(name, "must be a list")
+    items = tuple(identifier(f"{name}[{i}]", item) for i, item in enumerate(value))
+    if non_empty and not items:
+        raise ValidationError(name, "must not be empty")
+    if unique and len(set(items)) != len(items):
+        raise ValidationError(name, "must not repeat an entry")
+    return items
+
+
+def text_tuple(name: str, value: Any) -> tuple[str, ...]:
+    """A list of non-empty strings (URLs, references)."""
+    if not isinstance(value, list | tuple):
+        raise ValidationError(name, "must be a list")
+    return tuple(text(f"{name}[{i}]", item) for i, item in enumerate(value))
+
+
+def int_mapping(name: str, value: Any, keys: Iterable[str], *, minimum: int = 0) -> dict[str, int]:
+    """An object mapping exactly the given keys to integers >= ``minimum``."""
+    if not isinstance(value, Mapping):
+        raise ValidationError(name, "must be an object")
+    expected = set(keys)
+    if set(value) != expected:
+        raise ValidationError(name, f"must have exactly the keys {', '.join(sorted(expected))}")
+    return {k: integer(f"{name}.{k}", value[k], minimum=minimum) for k in sorted(expected)}

@@ -1,0 +1,180 @@
+"""The ledger view: the only interface between the core and world state.
+
+The contract layer implements :class:`StateStore` over the chaincode stub (``GetState``,
+``PutState``, ``GetStateByPartialCompositeKey`` with ``CreateCompositeKey(record_type, parts)``,
+and ``SetStateValidationParameter`` for ``owner_org``). Because Fabric's ``GetState`` does not
+see the transaction's own writes, operations run over a :class:`TxLedger`, which overlays the
+writes of the current transaction on the store (read-your-writes) and records the changes that
+form the transaction's single chaincode event. Writes reach the store only on
+:meth:`TxLedger.commit`, after the operation returned. :class:`MemoryStore` is the in-memory
+store used by tests, benchmarks and simulations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from .canonical import canonical_json
+from .errors import NotFoundError
+from .identity import Caller
+from .record import Key, Record
+
+R = TypeVar("R", bound=Record)
+
+
+class StateStore(Protocol):
+    """World state as the core needs it (implemented by the contract over the stub)."""
+
+    def get(self, key: Key) -> bytes | None:
+        """The value at ``key``, or ``None`` when absent."""
+
+    def put(self, key: Key, value: bytes, *, owner_org: str | None = None) -> None:
+        """Write ``value``; when ``owner_org`` is given, the key's endorsement policy must
+        additionally require that organization's peer."""
+
+    def scan(self, record_type: str, prefix: tuple[str, ...]) -> Iterator[tuple[Key, bytes]]:
+        """Every ``(key, value)`` of ``record_type`` whose parts start with ``prefix``,
+        in key order."""
+
+
+@dataclass
+class MemoryStore:
+    """A dict-backed :class:`StateStore`; ``owners`` records key-level endorsement owners."""
+
+    data: dict[Key, bytes] = field(default_factory=dict)
+    owners: dict[Key, str] = field(default_factory=dict)
+
+    def get(self, key: Key) -> bytes | None:
+        """See :meth:`StateStore.get`."""
+        return self.data.get(key)
+
+    def put(self, key: Key, value: bytes, *, owner_org: str | None = None) -> None:
+        """See :meth:`StateStore.put`."""
+        self.data[key] = value
+        if owner_org:
+            self.owners[key] = owner_org
+
+    def scan(self, record_type: str, prefix: tuple[str, ...]) -> Iterator[tuple[Key, bytes]]:
+        """See :meth:`StateStore.scan`."""
+        n = len(prefix)
+        for key in sorted(self.data, key=lambda k: k.parts):
+            if key.record_type == record_type and key.parts[:n] == prefix:
+                yield key, self.data[key]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One record change of a transaction, as listed in its chaincode event."""
+
+    record_type: str
+    record_id: str
+    from_state: str
+    to_state: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON object of this change."""
+        return {
+            "record_type": self.record_type,
+            "record_id": self.record_id,
+            "from": self.from_state,
+            "to": self.to_state,
+        }
+
+
+def event_payload(changes: list[Change]) -> bytes:
+    """Canonical JSON of the transaction's single event: ``{"changes": [...]}``."""
+    return canonical_json({"changes": [c.to_dict() for c in changes]})
+
+
+@dataclass
+class TxLedger:
+    """One transaction's view: store + own writes, caller, time, and the change list.
+
+    Attributes:
+        store: the world state.
+        caller: the transaction creator.
+        now: the transaction timestamp, seconds since the epoch (UTC).
+        tx_id: the transaction id (recorded nowhere by the core; for the contract's use).
+    """
+
+    store: StateStore
+    caller: Caller
+    now: int
+    tx_id: str = ""
+    writes: dict[Key, bytes] = field(default_factory=dict)
+    owners: dict[Key, str] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+
+    def _raw(self, key: Key) -> bytes | None:
+        if key in self.writes:
+            return self.writes[key]
+        return self.store.get(key)
+
+    def commit(self) -> list[Change]:
+        """Write the transaction's writes to the store (each key once) and return the changes.
+
+        Operations never write to the store themselves: a refused operation leaves the store
+        untouched, exactly as a failed Fabric transaction does.
+        """
+        for key, value in self.writes.items():
+            self.store.put(key, value, owner_org=self.owners.get(key))
+        self.writes = {}
+        self.owners = {}
+        return list(self.changes)
+
+    def find(self, cls: type[R], *parts: str) -> R | None:
+        """The record of type ``cls`` at ``parts``, or ``None``.
+
+        Raises:
+            ValidationError: the stored value is not a valid record of that type.
+        """
+        raw = self._raw(Key(cls.RECORD_TYPE, parts))
+        return None if raw is None else cls.from_json(raw)
+
+    def load(self, cls: type[R], *parts: str) -> R:
+        """The record of type ``cls`` at ``parts``.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        found = self.find(cls, *parts)
+        if found is None:
+            raise NotFoundError(cls.RECORD_TYPE, "/".join(parts))
+        return found
+
+    def scan(self, cls: type[R], *prefix: str) -> list[R]:
+        """All records of type ``cls`` whose key starts with ``prefix`` (own writes included)."""
+        keys: dict[Key, bytes] = dict(self.store.scan(cls.RECORD_TYPE, prefix))
+        n = len(prefix)
+        for key, value in self.writes.items():
+            if key.record_type == cls.RECORD_TYPE and key.parts[:n] == prefix:
+                keys[key] = value
+        return [cls.from_json(keys[k]) for k in sorted(keys, key=lambda k: k.parts)]
+
+    def save(self, record: R, previous: Record | None, *, owner_org: str | None = None) -> R:
+        """Stamp ``record`` with time and caller, write it and list the change.
+
+        Args:
+            record: the new version.
+            previous: the version it replaces (``None`` when created).
+            owner_org: organization whose peer must endorse changes of this key.
+
+        Returns:
+            The stamped record as written.
+        """
+        stamped = record.evolve(updated_at=self.now, updated_by=self.caller.msp_id)
+        value = stamped.to_json()
+        self.writes[stamped.key] = value
+        if owner_org:
+            self.owners[stamped.key] = owner_org
+        self.changes.append(
+            Change(
+                stamped.RECORD_TYPE,
+                str(stamped.key),
+                previous.state if previous is not None else "",
+                stamped.state,
+            )
+        )
+        return stamped

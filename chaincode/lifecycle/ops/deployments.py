@@ -1,0 +1,137 @@
+"""ReportDeployments: batches of signed host reports.
+
+A batch is NOT all-or-nothing. Each report is checked on its own (shape, the relaying caller,
+the host's registered certificate, replay counter, deployment state machine) and either
+accepted, with its writes, or refused, with the reason in its :class:`ReportResult`. The
+transaction succeeds as long as the batch itself is well formed, so one forged, replayed or
+late report cannot hide or block the outcome of hundreds of honest ones; refused reports are
+listed in the result for the relay to log and alert on. A report's writes happen only after all
+of its checks passed, so a refused report changes nothing.
+
+Reports of one host inside a batch are processed in order, so a host may send several steps
+(APPLIED then VERIFIED) with increasing sequence numbers in one batch. When the caller is a host
+identity, every report must be its own; an operator may relay any of its organization's hosts'
+reports, but never forge them, because the signature is checked against the host's certificate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..authz import authorize, require_org
+from ..deployment import MACHINE, Deployment
+from ..errors import AuthorizationError, LifecycleError, PreconditionError, ValidationError
+from ..host import Host
+from ..host_report import SignedReport, verify_report
+from ..identity import Role
+from ..ledger import Change, TxLedger
+
+MAX_BATCH = 500
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """The outcome of one report of a batch (``error`` empty when accepted)."""
+
+    index: int
+    host_id: str
+    sequence: int
+    accepted: bool
+    error_type: str = ""
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this result."""
+        return {
+            "index": self.index,
+            "host_id": self.host_id,
+            "sequence": self.sequence,
+            "accepted": self.accepted,
+            "error_type": self.error_type,
+            "error": self.error,
+        }
+
+
+@dataclass
+class BatchResult:
+    """Changes of the transaction and one result per report, in batch order."""
+
+    changes: list[Change] = field(default_factory=list)
+    results: list[ReportResult] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        """How many reports were accepted."""
+        return sum(1 for r in self.results if r.accepted)
+
+
+def report_deployments(tx: TxLedger, reports: Sequence[Any]) -> BatchResult:
+    """Check and record a batch of signed host reports (rules in the module docstring).
+
+    Raises:
+        AuthorizationError: the caller is neither an operator nor a host.
+        ValidationError: the batch is not a list or holds more than :data:`MAX_BATCH` reports.
+    """
+    authorize(tx.caller, "report_deployments")
+    if not isinstance(reports, list | tuple):
+        raise ValidationError("reports", "must be a list")
+    if not 1 <= len(reports) <= MAX_BATCH:
+        raise ValidationError("reports", f"must hold 1 to {MAX_BATCH} reports")
+    result = BatchResult()
+    for index, raw in enumerate(reports):
+        result.results.append(_one(tx, index, raw))
+    result.changes = tx.changes
+    return result
+
+
+def _one(tx: TxLedger, index: int, raw: Any) -> ReportResult:
+    host_id, sequence = "", 0
+    try:
+        if not isinstance(raw, Mapping):
+            raise ValidationError(f"reports[{index}]", "must be an object")
+        signed = SignedReport.from_dict(raw)
+        host_id, sequence = signed.report.host_id, signed.report.sequence
+        _accept(tx, signed)
+    except LifecycleError as exc:
+        return ReportResult(index, host_id, sequence, False, type(exc).__name__, str(exc))
+    return ReportResult(index, host_id, sequence, True)
+
+
+def _accept(tx: TxLedger, signed: SignedReport) -> None:
+    report = signed.report
+    caller = tx.caller
+    if caller.role == Role.HOST and caller.host_id != report.host_id:
+        raise AuthorizationError(
+            f"host {caller.host_id!r} cannot report for host {report.host_id!r}"
+        )
+    host = tx.load(Host, report.host_id)
+    require_org(caller, host.owner_msp, f"host {host.host_id!r}")
+    if host.status != "ENROLLED":
+        raise PreconditionError("Host", host.host_id, host.status, "cannot report")
+    deployment = tx.load(Deployment, report.rollout_id, report.host_id)
+    if deployment.patch_id != report.patch_id:
+        raise ValidationError("report.patch_id", f"rollout deploys {deployment.patch_id!r}")
+    verify_report(
+        signed,
+        host.cert_pem.encode("ascii"),
+        last_sequence=host.last_report_sequence,
+        now=tx.now,
+    )
+    MACHINE.check(str(deployment.key), deployment.status, report.outcome)
+    tx.save(
+        deployment.evolve(
+            status=report.outcome,
+            report_sequence=report.sequence,
+            inventory_sha256=report.inventory_sha256,
+            detail=report.detail,
+        ),
+        deployment,
+        owner_org=host.owner_msp,
+    )
+    tx.save(
+        host.evolve(last_report_sequence=report.sequence, inventory_sha256=report.inventory_sha256),
+        host,
+        owner_org=host.owner_msp,
+    )

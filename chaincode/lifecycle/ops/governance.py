@@ -1,0 +1,148 @@
+"""RevokePatch, GrantException and ExpireException: decisions taken by a quorum.
+
+``revoke_patch`` and ``grant_exception`` are called once per organization: the first call
+proposes (and counts as that organization's vote), later calls from other organizations agree;
+the decision takes effect in the call that reaches the policy's quorum. An organization voting
+twice is refused; a grant call with other terms than the proposal is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..authz import authorize
+from ..errors import AlreadyExistsError, ExpiredError, PreconditionError, TransitionError
+from ..fields import id_tuple, identifier, integer, text
+from ..ledger import Change, TxLedger
+from ..patch import MACHINE as PATCH
+from ..patch import Patch
+from ..policy import DEFAULT_POLICY_ID, Policy, check_voter
+from ..quorum import add_vote, reached
+from ..revocation import Revocation
+from ..risk_acceptance import RiskAcceptance
+from ..vulnerability import MACHINE as VULN
+from ..vulnerability import Vulnerability
+
+
+def revoke_patch(tx: TxLedger, patch_id: str, reason: str) -> list[Change]:
+    """Propose or agree to revoking a patch; at quorum the patch becomes REVOKED.
+
+    Raises:
+        AuthorizationError: the caller is not an approver.
+        ValidationError: empty reason, or the organization does not vote.
+        NotFoundError: unknown patch or no policy.
+        TransitionError: the patch cannot be revoked (REJECTED or REVOKED) or the revocation
+            is already EFFECTIVE.
+        DuplicateVoteError: the organization already agreed.
+    """
+    authorize(tx.caller, "revoke_patch")
+    text("reason", reason)
+    patch = tx.load(Patch, patch_id)
+    PATCH.check(patch_id, patch.status, "REVOKED")
+    policy = tx.load(Policy, DEFAULT_POLICY_ID)
+    check_voter(policy, tx.caller.msp_id)
+    previous = tx.find(Revocation, patch_id)
+    current = previous or Revocation(patch_id=patch_id, reason=reason, proposed_by=tx.caller.msp_id)
+    if current.status != "PROPOSED":
+        raise TransitionError("Revocation", patch_id, current.status, "EFFECTIVE")
+    votes = add_vote(policy, current.approvals, tx.caller.msp_id, "Revocation", patch_id)
+    current = current.evolve(approvals=votes)
+    if reached(votes, policy.revocation_quorum):
+        current = current.evolve(status="EFFECTIVE")
+        tx.save(patch.evolve(status="REVOKED"), patch)
+    tx.save(current, previous)
+    return tx.changes
+
+
+def grant_exception(
+    tx: TxLedger,
+    exception_id: str,
+    vuln_id: str,
+    *,
+    justification: str,
+    expires_at: int,
+    host_ids: Sequence[str] = (),
+) -> list[Change]:
+    """Propose or agree to a risk acceptance; at quorum it is GRANTED.
+
+    An estate-wide exception (no ``host_ids``) moves the vulnerability to RISK_ACCEPTED.
+
+    Raises:
+        AuthorizationError: the caller is not an approver.
+        ValidationError: malformed terms, or the organization does not vote.
+        NotFoundError: unknown vulnerability or no policy.
+        ExpiredError: ``expires_at`` is not in the future.
+        AlreadyExistsError: an exception with this id exists with other terms.
+        TransitionError: the exception is no longer PROPOSED, or the vulnerability cannot
+            move to RISK_ACCEPTED.
+        DuplicateVoteError: the organization already agreed.
+    """
+    authorize(tx.caller, "grant_exception")
+    identifier("exception_id", exception_id)
+    integer("expires_at", expires_at, minimum=1)
+    if expires_at <= tx.now:
+        raise ExpiredError(f"exception {exception_id!r} would expire at {expires_at} <= now")
+    vuln = tx.load(Vulnerability, vuln_id)
+    policy = tx.load(Policy, DEFAULT_POLICY_ID)
+    check_voter(policy, tx.caller.msp_id)
+    proposal = RiskAcceptance(
+        exception_id=exception_id,
+        vuln_id=vuln_id,
+        justification=justification,
+        expires_at=expires_at,
+        proposed_by=tx.caller.msp_id,
+        host_ids=id_tuple("host_ids", tuple(host_ids)),
+    )
+    previous = tx.find(RiskAcceptance, vuln_id, exception_id)
+    current = previous or proposal
+    if not current.same_terms(proposal):
+        raise AlreadyExistsError("RiskAcceptance", f"{vuln_id}/{exception_id}")
+    if current.status != "PROPOSED":
+        raise TransitionError("RiskAcceptance", exception_id, current.status, "GRANTED")
+    votes = add_vote(policy, current.approvals, tx.caller.msp_id, "RiskAcceptance", exception_id)
+    current = current.evolve(approvals=votes)
+    if reached(votes, policy.exception_quorum):
+        current = current.evolve(status="GRANTED")
+        if not current.host_ids and vuln.status != "RISK_ACCEPTED":
+            VULN.check(vuln_id, vuln.status, "RISK_ACCEPTED")
+            tx.save(vuln.evolve(status="RISK_ACCEPTED"), vuln)
+    tx.save(current, previous)
+    return tx.changes
+
+
+def expire_exception(tx: TxLedger, vuln_id: str, exception_id: str) -> list[Change]:
+    """Mark an exception EXPIRED once its expiry passed; reopen the vulnerability if needed.
+
+    Raises:
+        AuthorizationError: the caller may not expire exceptions.
+        NotFoundError: unknown exception.
+        TransitionError: already EXPIRED.
+        PreconditionError: the expiry has not passed.
+    """
+    authorize(tx.caller, "expire_exception")
+    previous = tx.load(RiskAcceptance, vuln_id, exception_id)
+    if previous.status == "EXPIRED":
+        raise TransitionError("RiskAcceptance", exception_id, "EXPIRED", "EXPIRED")
+    if tx.now < previous.expires_at:
+        raise PreconditionError(
+            "RiskAcceptance",
+            exception_id,
+            previous.status,
+            f"expires at {previous.expires_at}, not before",
+        )
+    tx.save(previous.evolve(status="EXPIRED"), previous)
+    if previous.status == "GRANTED" and not previous.host_ids:
+        _reopen_if_uncovered(tx, vuln_id)
+    return tx.changes
+
+
+def _reopen_if_uncovered(tx: TxLedger, vuln_id: str) -> None:
+    vuln = tx.load(Vulnerability, vuln_id)
+    if vuln.status != "RISK_ACCEPTED":
+        return
+    covered = any(
+        e.status == "GRANTED" and not e.host_ids and tx.now < e.expires_at
+        for e in tx.scan(RiskAcceptance, vuln_id)
+    )
+    if not covered:
+        tx.save(vuln.evolve(status="OPEN"), vuln)

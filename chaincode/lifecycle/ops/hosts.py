@@ -1,0 +1,107 @@
+"""EnrollHost, UpdateInventoryDigest and DecommissionHost.
+
+A host is enrolled by its owner organization (the caller's MSP id) with the certificate its
+organization's CA issued to it: the certificate must carry ``role=host`` and the same
+``host_id`` attribute, and an ECDSA P-256 key. Every host write names the owner organization so
+the contract gives the key a key-level endorsement policy requiring that organization's peer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..authz import authorize, require_org
+from ..errors import AlreadyExistsError, AuthorizationError, ValidationError
+from ..fields import sha256_hex
+from ..host import EMPTY_INVENTORY, MACHINE, Host
+from ..identity import Caller, Role, certificate_attributes, load_certificate
+from ..ledger import Change, TxLedger
+from ..signatures import public_key_of
+
+
+def _check_host_certificate(host_id: str, cert_pem: str) -> None:
+    cert = load_certificate(cert_pem.encode("ascii"), "cert_pem")
+    attrs = certificate_attributes(cert)
+    if attrs.get("role") != Role.HOST.value or attrs.get("host_id") != host_id:
+        raise ValidationError(
+            "cert_pem", f"must carry the attributes role=host and host_id={host_id}"
+        )
+    public_key_of(cert_pem.encode("ascii"), "cert_pem")
+
+
+def enroll_host(
+    tx: TxLedger,
+    host_id: str,
+    cert_pem: str,
+    *,
+    groups: Sequence[str] = (),
+    maintenance_window: str = "",
+    inventory_sha256: str = EMPTY_INVENTORY,
+) -> list[Change]:
+    """Enroll a host owned by the caller's organization.
+
+    Raises:
+        AuthorizationError: the caller is not an admin or operator.
+        ValidationError: malformed fields or a certificate without the host attributes.
+        SignatureError: the certificate's key is not P-256.
+        AlreadyExistsError: the host id is taken (also by a decommissioned host).
+    """
+    authorize(tx.caller, "enroll_host")
+    host = Host(
+        host_id=host_id,
+        owner_msp=tx.caller.msp_id,
+        cert_pem=cert_pem,
+        groups=tuple(groups),
+        maintenance_window=maintenance_window,
+        inventory_sha256=inventory_sha256,
+    )
+    _check_host_certificate(host_id, cert_pem)
+    if tx.find(Host, host_id) is not None:
+        raise AlreadyExistsError("Host", host_id)
+    tx.save(host, None, owner_org=host.owner_msp)
+    return tx.changes
+
+
+def check_host_access(caller: Caller, host: Host) -> None:
+    """Refuse unless the caller is the host itself or a member of its owner organization.
+
+    Raises:
+        AuthorizationError: another organization, or another host.
+    """
+    require_org(caller, host.owner_msp, f"host {host.host_id!r}")
+    if caller.role == Role.HOST and caller.host_id != host.host_id:
+        raise AuthorizationError(f"host {caller.host_id!r} cannot act for {host.host_id!r}")
+
+
+def update_inventory_digest(tx: TxLedger, host_id: str, inventory_sha256: str) -> list[Change]:
+    """Record the digest of the host's current (off-ledger) inventory.
+
+    Raises:
+        AuthorizationError: wrong role, another organization's host, or another host.
+        ValidationError: malformed digest.
+        NotFoundError: unknown host.
+        TransitionError: the host is decommissioned.
+    """
+    authorize(tx.caller, "update_inventory_digest")
+    sha256_hex("inventory_sha256", inventory_sha256)
+    host = tx.load(Host, host_id)
+    check_host_access(tx.caller, host)
+    MACHINE.check(host_id, host.status, "ENROLLED")
+    tx.save(host.evolve(inventory_sha256=inventory_sha256), host, owner_org=host.owner_msp)
+    return tx.changes
+
+
+def decommission_host(tx: TxLedger, host_id: str) -> list[Change]:
+    """Retire a host for good.
+
+    Raises:
+        AuthorizationError: wrong role or another organization's host.
+        NotFoundError: unknown host.
+        TransitionError: already decommissioned.
+    """
+    authorize(tx.caller, "decommission_host")
+    host = tx.load(Host, host_id)
+    check_host_access(tx.caller, host)
+    MACHINE.check(host_id, host.status, "DECOMMISSIONED")
+    tx.save(host.evolve(status="DECOMMISSIONED"), host, owner_org=host.owner_msp)
+    return tx.changes

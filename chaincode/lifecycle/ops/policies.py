@@ -1,0 +1,104 @@
+"""BootstrapPolicy, ProposePolicy and ApprovePolicy: policy changes only by quorum.
+
+The first policy is created by :func:`bootstrap_policy`, which refuses once a policy exists;
+the contract calls it from its initialization transaction, which the chaincode definition's
+MAJORITY endorsement policy already makes a multi-organization decision. Every later change is a
+:class:`~chaincode.lifecycle.policy_change.PolicyChange` adopted when ``change_quorum``
+organizations of the policy in force approved it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..authz import authorize
+from ..errors import AlreadyExistsError, TransitionError
+from ..fields import identifier
+from ..ledger import Change, TxLedger
+from ..policy import DEFAULT_POLICY_ID, Policy, check_voter
+from ..policy_change import MACHINE, PolicyChange
+from ..quorum import add_vote, reached
+
+
+def bootstrap_policy(tx: TxLedger, data: Mapping[str, Any]) -> list[Change]:
+    """Create the first policy (version 1).
+
+    Raises:
+        AuthorizationError: the caller is not an admin.
+        ValidationError: malformed policy.
+        AlreadyExistsError: a policy with this id exists.
+    """
+    authorize(tx.caller, "bootstrap_policy")
+    policy = Policy.from_dict({"policy_id": DEFAULT_POLICY_ID, **data, "version": 1})
+    if tx.find(Policy, policy.policy_id) is not None:
+        raise AlreadyExistsError("Policy", policy.policy_id)
+    tx.save(policy, None)
+    return tx.changes
+
+
+def propose_policy(tx: TxLedger, proposal_id: str, data: Mapping[str, Any]) -> list[Change]:
+    """Propose a replacement of the policy named in ``data`` (default policy if none).
+
+    The proposer's organization approves by proposing; with a change quorum of one the change
+    is adopted at once.
+
+    Raises:
+        AuthorizationError: the caller is not an admin.
+        ValidationError: malformed proposal, or the caller's organization does not vote.
+        NotFoundError: the policy does not exist.
+        AlreadyExistsError: the proposal id is taken.
+    """
+    authorize(tx.caller, "propose_policy")
+    identifier("proposal_id", proposal_id)
+    current = tx.load(Policy, str(data.get("policy_id", DEFAULT_POLICY_ID)))
+    check_voter(current, tx.caller.msp_id)
+    proposed = Policy.from_dict({**data, "policy_id": current.policy_id, "version": 1})
+    if tx.find(PolicyChange, proposal_id) is not None:
+        raise AlreadyExistsError("PolicyChange", proposal_id)
+    change = PolicyChange(
+        proposal_id=proposal_id,
+        policy_id=current.policy_id,
+        base_version=current.version,
+        proposed=proposed.to_dict(),
+        proposed_by=tx.caller.msp_id,
+        approvals=(tx.caller.msp_id,),
+    )
+    _settle(tx, change, current, None)
+    return tx.changes
+
+
+def approve_policy(tx: TxLedger, proposal_id: str) -> list[Change]:
+    """Add the caller's organization's approval to a policy change.
+
+    A proposal whose base version is no longer the policy in force becomes STALE instead.
+
+    Raises:
+        AuthorizationError: the caller is not an admin.
+        ValidationError: the caller's organization does not vote.
+        NotFoundError: unknown proposal.
+        TransitionError: the proposal is ADOPTED or STALE.
+        DuplicateVoteError: the organization already approved.
+    """
+    authorize(tx.caller, "approve_policy")
+    change = tx.load(PolicyChange, proposal_id)
+    if change.status != "PROPOSED":
+        raise TransitionError("PolicyChange", proposal_id, change.status, "ADOPTED")
+    current = tx.load(Policy, change.policy_id)
+    if current.version != change.base_version:
+        tx.save(change.evolve(status="STALE"), change)
+        return tx.changes
+    votes = add_vote(current, change.approvals, tx.caller.msp_id, "PolicyChange", proposal_id)
+    _settle(tx, change.evolve(approvals=votes), current, change)
+    return tx.changes
+
+
+def _settle(
+    tx: TxLedger, change: PolicyChange, current: Policy, previous: PolicyChange | None
+) -> None:
+    if reached(change.approvals, current.change_quorum):
+        MACHINE.check(change.proposal_id, change.status, "ADOPTED")
+        adopted = change.policy().evolve(version=current.version + 1)
+        tx.save(adopted, current)
+        change = change.evolve(status="ADOPTED")
+    tx.save(change, previous)

@@ -1,0 +1,254 @@
+"""CreateRollout, AdvanceRollout, PauseRollout, ResumeRollout, HaltRollout, CompleteRollout,
+RollBackRollout.
+
+A rollout belongs to the caller's organization and may only include that organization's
+enrolled hosts (their deployment records need that organization's endorsement). Waves are given
+as explicit host lists and/or group selectors and are resolved when the rollout is created; a
+host selected by several waves stays in the first. Wave gates are described in
+:mod:`chaincode.lifecycle.rollout`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..authz import authorize, require_org
+from ..deployment import SETTLED, Deployment
+from ..errors import AlreadyExistsError, PreconditionError, TransitionError, ValidationError
+from ..fields import id_tuple, identifier, integer
+from ..host import Host
+from ..ledger import Change, TxLedger
+from ..patch import DEPLOYABLE, Patch
+from ..policy import DEFAULT_POLICY_ID, Policy
+from ..rollout import MACHINE, Rollout, Wave
+from .patches import release
+
+
+def _resolve_wave(
+    tx: TxLedger, index: int, spec: Mapping[str, Any], taken: set[str], hosts: list[Host]
+) -> Wave:
+    if not isinstance(spec, Mapping):
+        raise ValidationError(f"waves[{index}]", "must be an object with hosts and/or groups")
+    explicit = id_tuple(f"waves[{index}].hosts", spec.get("hosts", []))
+    groups = id_tuple(f"waves[{index}].groups", spec.get("groups", []))
+    by_id = {h.host_id: h for h in hosts}
+    selected: list[str] = []
+    for host_id in explicit:
+        host = by_id.get(host_id) or tx.load(Host, host_id)
+        if host.owner_msp != tx.caller.msp_id or host.status != "ENROLLED":
+            raise ValidationError(
+                f"waves[{index}].hosts", f"{host_id} is not an enrolled host of {tx.caller.msp_id}"
+            )
+        if host_id in taken:
+            raise ValidationError(f"waves[{index}].hosts", f"{host_id} is already in a wave")
+        selected.append(host_id)
+    for host in hosts:
+        if set(groups) & set(host.groups) and host.host_id not in taken | set(selected):
+            selected.append(host.host_id)
+    if not selected:
+        raise ValidationError(f"waves[{index}]", "selects no enrolled host")
+    taken |= set(selected)
+    return Wave(tuple(selected), groups)
+
+
+def create_rollout(
+    tx: TxLedger,
+    rollout_id: str,
+    patch_id: str,
+    waves: Sequence[Mapping[str, Any]],
+    *,
+    failure_threshold_pct: int | None = None,
+    soak_seconds: int | None = None,
+) -> list[Change]:
+    """Plan a rollout of an APPROVED (or RELEASED) patch over the caller's hosts.
+
+    Thresholds default to the policy's rollout defaults.
+
+    Raises:
+        AuthorizationError: the caller is not an operator.
+        ValidationError: malformed waves, a host that is not the caller's enrolled host, an
+            empty wave, bad thresholds.
+        NotFoundError: unknown patch, host or policy.
+        PreconditionError: the patch is not APPROVED or RELEASED.
+        AlreadyExistsError: the rollout id is taken.
+    """
+    authorize(tx.caller, "create_rollout")
+    identifier("rollout_id", rollout_id)
+    patch = tx.load(Patch, patch_id)
+    _require_deployable(patch)
+    if tx.find(Rollout, rollout_id) is not None:
+        raise AlreadyExistsError("Rollout", rollout_id)
+    if not isinstance(waves, Sequence) or not waves:
+        raise ValidationError("waves", "must be a non-empty list")
+    policy = tx.load(Policy, DEFAULT_POLICY_ID)
+    if failure_threshold_pct is None:
+        failure_threshold_pct = policy.failure_threshold_pct
+    own = [h for h in tx.scan(Host) if h.owner_msp == tx.caller.msp_id and h.status == "ENROLLED"]
+    taken: set[str] = set()
+    resolved = tuple(_resolve_wave(tx, i, w, taken, own) for i, w in enumerate(waves))
+    rollout = Rollout(
+        rollout_id=rollout_id,
+        patch_id=patch_id,
+        owner_msp=tx.caller.msp_id,
+        waves=resolved,
+        failure_threshold_pct=integer("failure_threshold_pct", failure_threshold_pct, maximum=100),
+        soak_seconds=policy.soak_seconds if soak_seconds is None else soak_seconds,
+    )
+    tx.save(rollout, None, owner_org=rollout.owner_msp)
+    return tx.changes
+
+
+def _require_deployable(patch: Patch) -> None:
+    if patch.status not in DEPLOYABLE:
+        raise PreconditionError(
+            "Patch", patch.patch_id, patch.status, "only APPROVED or RELEASED patches roll out"
+        )
+
+
+def _load_own(tx: TxLedger, operation: str, rollout_id: str) -> Rollout:
+    authorize(tx.caller, operation)
+    rollout = tx.load(Rollout, rollout_id)
+    require_org(tx.caller, rollout.owner_msp, f"rollout {rollout_id!r}")
+    return rollout
+
+
+def _check_gate(tx: TxLedger, rollout: Rollout) -> None:
+    wave = rollout.current_wave
+    deployments = [d for d in tx.scan(Deployment, rollout.rollout_id) if d.wave == wave]
+    pending = [d.host_id for d in deployments if d.status not in SETTLED]
+    rid = rollout.rollout_id
+    if pending:
+        raise PreconditionError(
+            "Rollout", rid, rollout.status, f"wave {wave} not settled: {len(pending)} pending"
+        )
+    failed = sum(1 for d in deployments if d.status != "VERIFIED")
+    if failed * 100 > rollout.failure_threshold_pct * len(deployments):
+        raise PreconditionError(
+            "Rollout",
+            rid,
+            rollout.status,
+            f"wave {wave}: {failed}/{len(deployments)} failed, above "
+            f"{rollout.failure_threshold_pct}%; halt it",
+        )
+    if tx.now < rollout.wave_started_at + rollout.soak_seconds:
+        raise PreconditionError(
+            "Rollout",
+            rid,
+            rollout.status,
+            f"wave {wave} soaks until {rollout.wave_started_at + rollout.soak_seconds}",
+        )
+
+
+def advance_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
+    """Start the first wave (PLANNED) or the next one (RUNNING, gate passed).
+
+    Starting the first wave releases the patch. Each started wave schedules one deployment per
+    host (hosts decommissioned since planning are skipped).
+
+    Raises:
+        AuthorizationError: not an operator of the rollout's organization.
+        NotFoundError: unknown rollout.
+        TransitionError: the rollout is PAUSED, HALTED, COMPLETED or ROLLED_BACK.
+        PreconditionError: the patch is no longer deployable, the last wave is running, or the
+            current wave is not settled, failed too much or has not soaked.
+    """
+    rollout = _load_own(tx, "advance_rollout", rollout_id)
+    if rollout.status not in ("PLANNED", "RUNNING"):
+        raise TransitionError("Rollout", rollout_id, rollout.status, "RUNNING")
+    patch = tx.load(Patch, rollout.patch_id)
+    _require_deployable(patch)
+    if rollout.status == "RUNNING":
+        if rollout.is_last_wave:
+            raise PreconditionError(
+                "Rollout", rollout_id, "RUNNING", "the last wave is running; complete it"
+            )
+        _check_gate(tx, rollout)
+    else:
+        release(tx, patch)
+    wave = rollout.current_wave + 1
+    for host_id in rollout.waves[wave].hosts:
+        host = tx.load(Host, host_id)
+        if host.status == "ENROLLED":
+            deployment = Deployment(
+                rollout_id=rollout_id,
+                host_id=host_id,
+                patch_id=patch.patch_id,
+                owner_msp=host.owner_msp,
+                wave=wave,
+            )
+            tx.save(deployment, None, owner_org=host.owner_msp)
+    tx.save(
+        rollout.evolve(status="RUNNING", current_wave=wave, wave_started_at=tx.now),
+        rollout,
+        owner_org=rollout.owner_msp,
+    )
+    return tx.changes
+
+
+def _move(
+    tx: TxLedger, operation: str, rollout_id: str, target: str, *, only_from: str = ""
+) -> list[Change]:
+    rollout = _load_own(tx, operation, rollout_id)
+    if only_from and rollout.status != only_from:
+        raise TransitionError("Rollout", rollout_id, rollout.status, target)
+    MACHINE.check(rollout_id, rollout.status, target)
+    tx.save(rollout.evolve(status=target), rollout, owner_org=rollout.owner_msp)
+    return tx.changes
+
+
+def pause_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
+    """RUNNING -> PAUSED.
+
+    Raises:
+        AuthorizationError, NotFoundError, TransitionError.
+    """
+    return _move(tx, "pause_rollout", rollout_id, "PAUSED", only_from="RUNNING")
+
+
+def resume_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
+    """PAUSED -> RUNNING.
+
+    Raises:
+        AuthorizationError, NotFoundError, TransitionError.
+    """
+    return _move(tx, "resume_rollout", rollout_id, "RUNNING", only_from="PAUSED")
+
+
+def halt_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
+    """PLANNED, RUNNING or PAUSED -> HALTED.
+
+    Raises:
+        AuthorizationError, NotFoundError, TransitionError.
+    """
+    return _move(tx, "halt_rollout", rollout_id, "HALTED")
+
+
+def roll_back_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
+    """HALTED -> ROLLED_BACK: agents roll back and report ROLLED_BACK per host.
+
+    Raises:
+        AuthorizationError, NotFoundError, TransitionError.
+    """
+    return _move(tx, "roll_back_rollout", rollout_id, "ROLLED_BACK")
+
+
+def complete_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
+    """RUNNING (last wave, gate passed) -> COMPLETED.
+
+    Raises:
+        AuthorizationError, NotFoundError, TransitionError,
+        PreconditionError: not the last wave, or the gate is not passed.
+    """
+    rollout = _load_own(tx, "complete_rollout", rollout_id)
+    MACHINE.check(rollout_id, rollout.status, "COMPLETED")
+    if not rollout.is_last_wave:
+        raise PreconditionError(
+            "Rollout",
+            rollout_id,
+            rollout.status,
+            f"wave {rollout.current_wave} of {len(rollout.waves)} is running; advance first",
+        )
+    _check_gate(tx, rollout)
+    tx.save(rollout.evolve(status="COMPLETED"), rollout, owner_org=rollout.owner_msp)
+    return tx.changes

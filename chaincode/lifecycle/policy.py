@@ -1,0 +1,103 @@
+"""The approval policy: who must agree, and the defaults of rollouts and deadlines.
+
+One Policy record per policy id (the lifecycle uses :data:`DEFAULT_POLICY_ID`). It names the
+voting organizations and, per severity class, how many distinct organizations must approve a
+patch. It also holds the quorums of governance decisions (policy changes, revocations,
+exceptions), the longest validity of an approval statement, rollout defaults and remediation
+deadlines. A policy has no state machine: it is created once (bootstrap, at chaincode
+initialization, endorsed by the channel's MAJORITY) and afterwards replaced only by an adopted
+:class:`~chaincode.lifecycle.policy_change.PolicyChange`, each time with ``version + 1``.
+
+Every quorum must be between 1 and the number of voting organizations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ValidationError
+from .fields import choice, id_tuple, identifier, int_mapping, integer
+from .record import Key, Record
+from .severity import SEVERITIES
+
+DEFAULT_POLICY_ID = "default"
+REJECTION_RULES = ("any", "majority")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy(Record):
+    """Approval quorums and defaults.
+
+    Attributes:
+        organizations: MSP ids of the voting organizations.
+        quorum: per severity class, the number of distinct approving organizations needed.
+        rejection: ``any`` (one rejection rejects) or ``majority`` (more than half of the
+            voting organizations must reject); in both cases a patch is also rejected once
+            the quorum can no longer be reached.
+        change_quorum / revocation_quorum / exception_quorum: organizations needed to adopt a
+            policy change, revoke a patch, grant a risk acceptance.
+        max_statement_validity: longest lifetime of an approval statement, seconds.
+        failure_threshold_pct: default share of a wave's hosts allowed to fail.
+        soak_seconds: default time a wave must run before the next one starts.
+        remediation_days: per severity class, days allowed to remediate.
+    """
+
+    RECORD_TYPE = "Policy"
+    policy_id: str
+    version: int
+    organizations: tuple[str, ...]
+    quorum: dict[str, int]
+    rejection: str = "any"
+    change_quorum: int
+    revocation_quorum: int
+    exception_quorum: int
+    max_statement_validity: int = 30 * 24 * 3600
+    failure_threshold_pct: int = 10
+    soak_seconds: int = 3600
+    remediation_days: dict[str, int]
+
+    def validate(self) -> None:
+        """Check fields and quorum bounds.
+
+        Raises:
+            ValidationError: naming the offending field.
+        """
+        identifier("policy_id", self.policy_id)
+        integer("version", self.version, minimum=1)
+        orgs = id_tuple("organizations", self.organizations, non_empty=True)
+        count = len(orgs)
+        quorum = int_mapping("quorum", self.quorum, SEVERITIES, minimum=1)
+        for severity, needed in quorum.items():
+            integer(f"quorum.{severity}", needed, minimum=1, maximum=count)
+        choice("rejection", self.rejection, REJECTION_RULES)
+        for name in ("change_quorum", "revocation_quorum", "exception_quorum"):
+            integer(name, getattr(self, name), minimum=1, maximum=count)
+        integer("max_statement_validity", self.max_statement_validity, minimum=60)
+        integer("failure_threshold_pct", self.failure_threshold_pct, maximum=100)
+        integer("soak_seconds", self.soak_seconds)
+        int_mapping("remediation_days", self.remediation_days, SEVERITIES, minimum=1)
+
+    @property
+    def key(self) -> Key:
+        """``("Policy", policy_id)``."""
+        return Key(self.RECORD_TYPE, (self.policy_id,))
+
+    def same_rules(self, other: Policy) -> bool:
+        """True when ``other`` differs only in version and bookkeeping."""
+
+        def strip(p: Policy) -> Policy:
+            return p.evolve(version=1, updated_at=0, updated_by="")
+
+        return strip(self) == strip(other)
+
+
+def check_voter(policy: Policy, organization: str) -> None:
+    """Refuse a vote from an organization that is not a voting member.
+
+    Raises:
+        ValidationError: ``organization`` is not in ``policy.organizations``.
+    """
+    if organization not in policy.organizations:
+        raise ValidationError(
+            "msp_id", f"{organization} is not a voting organization of policy {policy.policy_id}"
+        )

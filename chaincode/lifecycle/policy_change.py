@@ -1,0 +1,71 @@
+"""Policy change proposals: a new policy, adopted only by a quorum of organizations.
+
+State machine (``status``)::
+
+    PROPOSED ──> PROPOSED   another organization approved, quorum not reached yet
+    PROPOSED ──> ADOPTED    ``change_quorum`` organizations approved: the policy is replaced
+    PROPOSED ──> STALE      the policy changed since the proposal (``base_version`` is old)
+
+ADOPTED and STALE are terminal. The proposing organization's vote counts as the first approval.
+A proposal changes exactly one policy version (``base_version``): two proposals racing on the
+same version cannot both be adopted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .fields import id_tuple, identifier, integer
+from .policy import Policy
+from .record import Key, Record
+from .statemachine import machine
+
+MACHINE = machine(
+    "PolicyChange",
+    "PROPOSED",
+    {"PROPOSED": {"PROPOSED", "ADOPTED", "STALE"}},
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyChange(Record):
+    """A proposed replacement of a policy."""
+
+    RECORD_TYPE = "PolicyChange"
+    proposal_id: str
+    policy_id: str
+    base_version: int
+    proposed: Mapping[str, Any]
+    proposed_by: str
+    approvals: tuple[str, ...] = ()
+    status: str = "PROPOSED"
+
+    def validate(self) -> None:
+        """Check fields; the proposed policy must itself be valid.
+
+        Raises:
+            ValidationError: naming the offending field.
+        """
+        identifier("proposal_id", self.proposal_id)
+        identifier("policy_id", self.policy_id)
+        integer("base_version", self.base_version, minimum=1)
+        identifier("proposed_by", self.proposed_by)
+        id_tuple("approvals", self.approvals)
+        MACHINE.validate_state("status", self.status)
+        self.policy()
+
+    def policy(self) -> Policy:
+        """The proposed policy as a record (its version is set on adoption)."""
+        return Policy.from_dict(self.proposed)
+
+    @property
+    def key(self) -> Key:
+        """``("PolicyChange", proposal_id)``."""
+        return Key(self.RECORD_TYPE, (self.proposal_id,))
+
+    @property
+    def state(self) -> str:
+        """The ``status``."""
+        return self.status

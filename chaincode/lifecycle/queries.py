@@ -1,0 +1,79 @@
+"""Read-side helpers for the contract's queries: any record by type and key, and the
+approval bundle an agent needs to verify a patch offline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .approval import Approval
+from .deployment import Deployment
+from .errors import NotFoundError, ValidationError
+from .host import Host
+from .ledger import StateStore
+from .patch import Patch
+from .policy import Policy
+from .policy_change import PolicyChange
+from .record import Key, Record
+from .revocation import Revocation
+from .risk_acceptance import RiskAcceptance
+from .rollout import Rollout
+from .vulnerability import Vulnerability
+
+RECORD_TYPES: Mapping[str, type[Record]] = {
+    cls.RECORD_TYPE: cls
+    for cls in (
+        Vulnerability,
+        Patch,
+        Approval,
+        Policy,
+        PolicyChange,
+        Host,
+        Rollout,
+        Deployment,
+        RiskAcceptance,
+        Revocation,
+    )
+}
+
+
+def record_class(record_type: str) -> type[Record]:
+    """The record class named ``record_type``.
+
+    Raises:
+        ValidationError: unknown record type.
+    """
+    try:
+        return RECORD_TYPES[record_type]
+    except KeyError:
+        raise ValidationError("record_type", f"unknown record type {record_type!r}") from None
+
+
+def get_record(store: StateStore, record_type: str, *parts: str) -> Record:
+    """The validated record at ``(record_type, parts)``.
+
+    Raises:
+        ValidationError: unknown record type.
+        NotFoundError: no such record.
+    """
+    cls = record_class(record_type)
+    raw = store.get(Key(record_type, parts))
+    if raw is None:
+        raise NotFoundError(record_type, "/".join(parts))
+    return cls.from_json(raw)
+
+
+def approval_bundle(store: StateStore, patch_id: str) -> dict[str, Any]:
+    """The patch record and every stored signed statement with its signer's certificate.
+
+    Raises:
+        NotFoundError: unknown patch.
+    """
+    patch = get_record(store, "Patch", patch_id)
+    approvals = [Approval.from_json(raw) for _, raw in store.scan("Approval", (patch_id,))]
+    return {
+        "patch": patch.to_dict(),
+        "approvals": [
+            {"statement": a.statement, "signer_cert_pem": a.signer_cert_pem} for a in approvals
+        ],
+    }

@@ -1,0 +1,59 @@
+"""Revocations: withdrawing a patch's approval for good, by quorum.
+
+State machine (``status``)::
+
+    PROPOSED ──> PROPOSED    another organization agreed, quorum not reached
+    PROPOSED ──> EFFECTIVE   ``revocation_quorum`` organizations agreed; the patch moves to
+                             REVOKED (terminal)
+
+Keyed by patch id: a patch has at most one revocation. Agents refuse revoked patches, and
+rollouts of a revoked patch can no longer advance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .fields import id_tuple, identifier, text
+from .record import Key, Record
+from .statemachine import machine
+
+MACHINE = machine(
+    "Revocation",
+    "PROPOSED",
+    {"PROPOSED": {"PROPOSED", "EFFECTIVE"}},
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Revocation(Record):
+    """A (proposed or effective) revocation of one patch."""
+
+    RECORD_TYPE = "Revocation"
+    patch_id: str
+    reason: str
+    proposed_by: str
+    approvals: tuple[str, ...] = ()
+    status: str = "PROPOSED"
+
+    def validate(self) -> None:
+        """Check fields.
+
+        Raises:
+            ValidationError: naming the offending field.
+        """
+        identifier("patch_id", self.patch_id)
+        text("reason", self.reason)
+        identifier("proposed_by", self.proposed_by)
+        id_tuple("approvals", self.approvals)
+        MACHINE.validate_state("status", self.status)
+
+    @property
+    def key(self) -> Key:
+        """``("Revocation", patch_id)``."""
+        return Key(self.RECORD_TYPE, (self.patch_id,))
+
+    @property
+    def state(self) -> str:
+        """The ``status``."""
+        return self.status

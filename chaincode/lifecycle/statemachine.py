@@ -1,0 +1,70 @@
+"""A tiny explicit state machine: a table of allowed moves, checked before every change.
+
+Each record module declares its machine as a :class:`StateMachine` built from a transition
+table written next to the rules in its docstring. Operations call :meth:`StateMachine.check`
+before writing; a move that is not in the table raises
+:class:`~chaincode.lifecycle.errors.TransitionError` naming the record type, the record id, the
+current state and the attempted state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import TransitionError, ValidationError
+
+
+@dataclass(frozen=True)
+class StateMachine:
+    """The allowed transitions of one record type.
+
+    Attributes:
+        record_type: name used in errors.
+        initial: the state in which records are created.
+        moves: for each state, the states it may move to (a missing state is terminal).
+    """
+
+    record_type: str
+    initial: str
+    moves: Mapping[str, frozenset[str]]
+
+    @property
+    def states(self) -> frozenset[str]:
+        """Every state named by the table."""
+        named = set(self.moves) | {self.initial}
+        for targets in self.moves.values():
+            named |= targets
+        return frozenset(named)
+
+    def is_terminal(self, state: str) -> bool:
+        """True when no move leaves ``state``."""
+        return not self.moves.get(state)
+
+    def allows(self, current: str, attempted: str) -> bool:
+        """True when ``current -> attempted`` is in the table."""
+        return attempted in self.moves.get(current, frozenset())
+
+    def check(self, record_id: str, current: str, attempted: str) -> None:
+        """Refuse a move that is not in the table.
+
+        Raises:
+            TransitionError: ``current -> attempted`` is not allowed.
+        """
+        if not self.allows(current, attempted):
+            raise TransitionError(self.record_type, record_id, current, attempted)
+
+    def validate_state(self, field: str, state: str) -> str:
+        """Check that ``state`` is one of this machine's states.
+
+        Raises:
+            ValidationError: unknown state.
+        """
+        if state not in self.states:
+            raise ValidationError(field, f"must be one of {', '.join(sorted(self.states))}")
+        return state
+
+
+def machine(record_type: str, initial: str, table: Mapping[str, set[str]]) -> StateMachine:
+    """Build a :class:`StateMachine` from a plain ``{state: {targets}}`` table."""
+    return StateMachine(record_type, initial, {k: frozenset(v) for k, v in table.items()})
