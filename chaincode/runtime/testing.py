@@ -40,7 +40,7 @@ from chaincode.runtime.identity import FABRIC_CA_ATTRS_OID
 
 __all__ = [
     "FakePeer",
-    "TestCertificate",
+    "IssuedCertificate",
     "make_certificate",
     "make_creator",
     "make_signed_proposal",
@@ -52,7 +52,7 @@ DEFAULT_TIME = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
-class TestCertificate:
+class IssuedCertificate:
     """A certificate and its private key, both PEM."""
 
     cert_pem: bytes
@@ -63,11 +63,11 @@ def make_certificate(
     common_name: str,
     *,
     attrs: Mapping[str, str] | None = None,
-    issuer: TestCertificate | None = None,
+    issuer: IssuedCertificate | None = None,
     is_ca: bool = False,
     sans: Sequence[str] = (),
     ou: str = "client",
-) -> TestCertificate:
+) -> IssuedCertificate:
     """Create an ECDSA P-256 certificate, self-signed unless ``issuer`` is given.
 
     ``attrs`` are written into the Fabric CA attribute extension (OID 1.2.3.4.5.6.7.8.1) as
@@ -112,7 +112,7 @@ def make_certificate(
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    return TestCertificate(cert.public_bytes(serialization.Encoding.PEM), key_pem)
+    return IssuedCertificate(cert.public_bytes(serialization.Encoding.PEM), key_pem)
 
 
 def _sans(names: Sequence[str]) -> list[x509.GeneralName]:
