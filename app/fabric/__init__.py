@@ -34,10 +34,12 @@ from app.fabric.event_stream import EventStream
 from app.fabric.event_types import ChaincodeEvent
 from app.fabric.gateway import Gateway, connect
 from app.fabric.identity import Identity
+from app.fabric.ledger import Inconsistency, LedgerVerifier, VerificationReport, verify_chain
 from app.fabric.network import Network
 from app.fabric.proposal import Proposal
 from app.fabric.signing import EcdsaSigner, Signer
 from app.fabric.transaction import Transaction
+from app.fabric.trust import TrustAnchors
 from app.fabric.wallet import Wallet
 
 __all__ = [
@@ -61,6 +63,8 @@ __all__ = [
     "Identity",
     "IdentityError",
     "InMemoryCheckpointer",
+    "Inconsistency",
+    "LedgerVerifier",
     "Network",
     "ParsedBlock",
     "ParsedTransaction",
@@ -72,9 +76,12 @@ __all__ = [
     "SubmittedTransaction",
     "Timeouts",
     "Transaction",
+    "TrustAnchors",
+    "VerificationReport",
     "Wallet",
     "WalletError",
     "connect",
     "create_channel",
     "parse_block",
+    "verify_chain",
 ]
