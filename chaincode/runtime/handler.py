@@ -229,7 +229,8 @@ class PeerSession:
         self._pending[key] = future
         try:
             await self.send(Msg(type=msg_type, payload=payload, txid=txid, channel_id=channel_id))
-            answer = await asyncio.wait_for(future, self._request_timeout)
+            async with asyncio.timeout(self._request_timeout):
+                answer = await future
         except TimeoutError as exc:
             raise PeerError(f"no answer from the peer to {_type_name(msg_type)}") from exc
         finally:

@@ -300,3 +300,29 @@ def test_stream_end_fails_pending_requests_and_cancels() -> None:
     cc = Waiting()
     asyncio.run(scenario(cc))
     assert cc.error is not None
+
+
+def test_unanswered_request_times_out_as_peer_error() -> None:
+    errors: list[BaseException] = []
+
+    class Probe:
+        async def invoke(self, stub: ChaincodeStub) -> Response:
+            try:
+                await stub.get_state("k")
+            except PeerError as exc:
+                errors.append(exc)
+            return Response(200)
+
+    async def scenario() -> Any:
+        peer = FakePeer(auto_answer=False)
+        session = PeerSession(peer, CC_ID, Probe(), request_timeout=0.05)
+        task = asyncio.create_task(session.run())
+        reply = await asyncio.wait_for(peer.transact("X"), 5)
+        peer.close()
+        await task
+        return reply
+
+    reply = asyncio.run(scenario())
+    assert parse_response(reply).status == 200
+    assert len(errors) == 1
+    assert "no answer from the peer to GET_STATE" in str(errors[0])
