@@ -86,13 +86,6 @@ def id_tuple(
     return items
 
 
-def text_tuple(name: str, value: Any) -> tuple[str, ...]:
-    """A list of non-empty strings (URLs, references)."""
-    if not isinstance(value, list | tuple):
-        raise ValidationError(name, "must be a list")
-    return tuple(text(f"{name}[{i}]", item) for i, item in enumerate(value))
-
-
 def int_mapping(name: str, value: Any, keys: Iterable[str], *, minimum: int = 0) -> dict[str, int]:
     """An object mapping exactly the given keys to integers >= ``minimum``."""
     if not isinstance(value, Mapping):

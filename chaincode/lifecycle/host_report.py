@@ -77,6 +77,8 @@ class SignedReport:
         Raises:
             ValidationError: missing or malformed parts.
         """
+        if not isinstance(data, Mapping):
+            raise ValidationError("report", "must be an object")
         body = data.get("report")
         if not isinstance(body, Mapping) or body.get("record_type") != "HostReport":
             raise ValidationError("report", "must be a HostReport object")

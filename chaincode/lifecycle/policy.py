@@ -82,14 +82,6 @@ class Policy(Record):
         """``("Policy", policy_id)``."""
         return Key(self.RECORD_TYPE, (self.policy_id,))
 
-    def same_rules(self, other: Policy) -> bool:
-        """True when ``other`` differs only in version and bookkeeping."""
-
-        def strip(p: Policy) -> Policy:
-            return p.evolve(version=1, updated_at=0, updated_by="")
-
-        return strip(self) == strip(other)
-
 
 def check_voter(policy: Policy, organization: str) -> None:
     """Refuse a vote from an organization that is not a voting member.

@@ -115,10 +115,7 @@ class Document:
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ValidationError(name, "is required")
         extra = {k: v for k, v in data.items() if k not in known and k not in _RESERVED}
-        try:
-            return cls(**kwargs, extra=extra)
-        except (TypeError, AttributeError) as exc:
-            raise ValidationError(cls.RECORD_TYPE, f"malformed: {exc}") from exc
+        return cls(**kwargs, extra=extra)
 
     @classmethod
     def from_json(cls, data: bytes) -> Self:

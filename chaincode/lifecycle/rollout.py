@@ -55,7 +55,10 @@ def _waves(value: Any) -> tuple[Wave, ...]:
         if not isinstance(item, Wave):
             if not isinstance(item, dict):
                 raise ValidationError(f"waves[{i}]", "must be an object")
-            item = Wave(tuple(item.get("hosts", ())), tuple(item.get("groups", ())))
+            item = Wave(
+                id_tuple(f"waves[{i}].hosts", item.get("hosts", ())),
+                id_tuple(f"waves[{i}].groups", item.get("groups", ())),
+            )
         id_tuple(f"waves[{i}].hosts", item.hosts, non_empty=True)
         id_tuple(f"waves[{i}].groups", item.groups)
         out.append(item)

@@ -77,6 +77,8 @@ class SignedStatement:
         Raises:
             ValidationError: missing or malformed parts.
         """
+        if not isinstance(data, Mapping):
+            raise ValidationError("statement", "must be an object")
         body = data.get("statement")
         if not isinstance(body, Mapping) or body.get("record_type") != "ApprovalStatement":
             raise ValidationError("statement", "must be an ApprovalStatement object")

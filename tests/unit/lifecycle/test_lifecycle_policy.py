@@ -1,0 +1,284 @@
+"""Approval policy evaluation and governance by quorum (policy changes, revocation,
+exceptions): an organization never counts twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lifecycle_support import (
+    COMPLIANCE,
+    DAY,
+    ITOPS,
+    NOW,
+    ORGS,
+    SECOPS,
+    approved_store,
+    policy_data,
+    run,
+    seeded_store,
+    statement,
+    vuln_data,
+    who,
+)
+
+from chaincode.lifecycle import (
+    AlreadyExistsError,
+    AuthorizationError,
+    DuplicateVoteError,
+    ExpiredError,
+    MemoryStore,
+    NotFoundError,
+    PreconditionError,
+    TransitionError,
+    ValidationError,
+)
+from chaincode.lifecycle.approval_policy import Decision, evaluate
+from chaincode.lifecycle.authz import PERMISSIONS
+from chaincode.lifecycle.ops import approvals, governance, policies, vulnerabilities
+from chaincode.lifecycle.policy import Policy
+from chaincode.lifecycle.queries import get_record
+
+POLICY = Policy.from_dict({**policy_data(), "policy_id": "default", "version": 1})
+MAJORITY = POLICY.evolve(rejection="majority")
+
+
+def d(decision: str, expires_at: int = NOW + DAY) -> Decision:
+    return Decision(decision, expires_at)
+
+
+@pytest.mark.parametrize(
+    ("policy", "severity", "decisions", "expected"),
+    [
+        (POLICY, "critical", {}, "PENDING"),
+        (POLICY, "critical", {SECOPS: d("approve")}, "PENDING"),
+        (POLICY, "low", {SECOPS: d("approve")}, "APPROVED"),
+        (POLICY, "critical", {SECOPS: d("approve"), ITOPS: d("approve")}, "APPROVED"),
+        (POLICY, "critical", {SECOPS: d("approve"), ITOPS: d("reject")}, "REJECTED"),
+        (POLICY, "critical", {SECOPS: d("approve"), ITOPS: d("approve", NOW)}, "PENDING"),
+        (POLICY, "critical", {SECOPS: d("approve"), "EvilMSP": d("approve")}, "PENDING"),
+        (MAJORITY, "critical", {SECOPS: d("approve"), ITOPS: d("reject")}, "PENDING"),
+        (MAJORITY, "critical", {SECOPS: d("reject"), ITOPS: d("reject")}, "REJECTED"),
+        (
+            MAJORITY,
+            "high",
+            {SECOPS: d("approve"), ITOPS: d("reject"), COMPLIANCE: d("approve")},
+            "APPROVED",
+        ),
+        (
+            MAJORITY.evolve(quorum={**POLICY.quorum, "critical": 3}),
+            "critical",
+            {ITOPS: d("reject")},
+            "REJECTED",
+        ),
+    ],
+)
+def test_evaluate(
+    policy: Policy, severity: str, decisions: dict[str, Decision], expected: str
+) -> None:
+    assert evaluate(policy, severity, decisions, NOW) == expected
+
+
+orgs = st.sampled_from([*ORGS, "OtherMSP"])
+votes = st.lists(st.tuples(orgs, st.sampled_from(["approve", "reject"])), max_size=8)
+
+
+@settings(max_examples=100, deadline=None)
+@given(votes, st.sampled_from(["low", "medium", "high", "critical"]), st.booleans())
+def test_approved_needs_quorum_of_distinct_voting_orgs(
+    cast: list[tuple[str, str]], severity: str, majority: bool
+) -> None:
+    policy = MAJORITY if majority else POLICY
+    decisions: dict[str, Decision] = {}
+    for org, choice in cast:
+        decisions.setdefault(org, d(choice))  # a second vote of an org is refused upstream
+    outcome = evaluate(policy, severity, decisions, NOW)
+    approving = {o for o, x in decisions.items() if x.decision == "approve" and o in ORGS}
+    rejecting = {o for o, x in decisions.items() if x.decision == "reject" and o in ORGS}
+    if outcome == "APPROVED":
+        assert len(approving) >= policy.quorum[severity]
+        assert majority or not rejecting
+    if not majority and rejecting:
+        assert outcome == "REJECTED"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sampled_from(ORGS), min_size=1, max_size=6))
+def test_repeated_approvals_of_one_organization_never_count_twice(sequence: list[str]) -> None:
+    store = seeded_store(quorum={"critical": 3, "high": 2, "medium": 2, "low": 1})
+    seen: set[str] = set()
+    for org in sequence:
+        approver = who(org, "approver")
+        if org in seen:  # refused: duplicate, or the patch is already decided
+            with pytest.raises((DuplicateVoteError, TransitionError)):
+                run(store, approver, approvals.approve_patch, statement(approver))
+        else:
+            run(store, approver, approvals.approve_patch, statement(approver))
+            seen.add(org)
+        status = get_record(store, "Patch", "P-1").state
+        assert status == ("APPROVED" if len(seen) == 3 else "TESTED")
+
+
+def test_non_voting_organization_cannot_approve() -> None:
+    store = seeded_store()
+    outsider = who("OtherMSP", "approver")
+    with pytest.raises(ValidationError, match="not a voting organization"):
+        run(store, outsider, approvals.approve_patch, statement(outsider))
+
+
+def test_decision_must_match_the_transaction() -> None:
+    store = seeded_store()
+    approver = who(SECOPS, "approver")
+    with pytest.raises(ValidationError, match="decision"):
+        run(store, approver, approvals.reject_patch, statement(approver))
+
+
+def test_policy_change_needs_quorum_and_goes_stale() -> None:
+    store = seeded_store()
+    new = policy_data(quorum={"critical": 3, "high": 2, "medium": 2, "low": 1})
+    run(store, who(SECOPS, "admin"), policies.propose_policy, "C-1", new)
+    run(store, who(SECOPS, "admin"), policies.propose_policy, "C-2", policy_data(soak_seconds=5))
+    with pytest.raises(DuplicateVoteError):
+        run(store, who(SECOPS, "admin"), policies.approve_policy, "C-1")
+    assert get_record(store, "Policy", "default").to_dict()["version"] == 1
+    run(store, who(ITOPS, "admin"), policies.approve_policy, "C-1")
+    policy = get_record(store, "Policy", "default").to_dict()
+    assert (policy["version"], policy["quorum"]["critical"]) == (2, 3)
+    assert get_record(store, "PolicyChange", "C-1").state == "ADOPTED"
+    with pytest.raises(TransitionError, match="ADOPTED"):
+        run(store, who(COMPLIANCE, "admin"), policies.approve_policy, "C-1")
+    run(store, who(COMPLIANCE, "admin"), policies.approve_policy, "C-2")
+    assert get_record(store, "PolicyChange", "C-2").state == "STALE"
+    with pytest.raises(AlreadyExistsError):
+        run(store, who(SECOPS, "admin"), policies.propose_policy, "C-1", new)
+    with pytest.raises(AlreadyExistsError):
+        run(store, who(SECOPS, "admin"), policies.bootstrap_policy, policy_data())
+    with pytest.raises(AuthorizationError):
+        run(store, who(SECOPS, "approver"), policies.propose_policy, "C-3", new)
+
+
+def test_policy_change_with_quorum_of_one_is_adopted_at_once() -> None:
+    store = seeded_store(change_quorum=1)
+    run(store, who(ITOPS, "admin"), policies.propose_policy, "C-1", policy_data(soak_seconds=9))
+    assert get_record(store, "Policy", "default").to_dict()["soak_seconds"] == 9
+
+
+def test_revocation_by_quorum() -> None:
+    store = approved_store()
+    run(store, who(SECOPS, "approver"), governance.revoke_patch, "P-1", "backdoored build")
+    assert get_record(store, "Patch", "P-1").state == "APPROVED"
+    with pytest.raises(DuplicateVoteError):
+        run(store, who(SECOPS, "approver"), governance.revoke_patch, "P-1", "again")
+    changes = run(store, who(ITOPS, "approver"), governance.revoke_patch, "P-1", "agree")
+    assert [c.to_state for c in changes] == ["REVOKED", "EFFECTIVE"]
+    with pytest.raises(TransitionError, match="REVOKED"):
+        run(store, who(COMPLIANCE, "approver"), governance.revoke_patch, "P-1", "late")
+
+
+def test_revocation_record_effective_refuses_more_votes() -> None:
+    store = approved_store()
+    store_rev = seeded_store(revocation_quorum=1)
+    run(store_rev, who(SECOPS, "approver"), governance.revoke_patch, "P-1", "bad")
+    assert get_record(store_rev, "Revocation", "P-1").state == "EFFECTIVE"
+    assert get_record(store, "Patch", "P-1").state == "APPROVED"
+
+
+def test_exception_by_quorum_and_expiry() -> None:
+    store = seeded_store()
+    terms: dict[str, Any] = {"justification": "air-gapped", "expires_at": NOW + DAY}
+    vid = "CVE-2024-3094"
+    run(store, who(SECOPS, "approver"), governance.grant_exception, "E-1", vid, **terms)
+    with pytest.raises(AlreadyExistsError):
+        run(
+            store,
+            who(ITOPS, "approver"),
+            governance.grant_exception,
+            "E-1",
+            vid,
+            justification="other",
+            expires_at=NOW + DAY,
+        )
+    with pytest.raises(DuplicateVoteError):
+        run(store, who(SECOPS, "approver"), governance.grant_exception, "E-1", vid, **terms)
+    run(store, who(ITOPS, "approver"), governance.grant_exception, "E-1", vid, **terms)
+    assert get_record(store, "Vulnerability", vid).state == "RISK_ACCEPTED"
+    with pytest.raises(TransitionError, match="GRANTED"):
+        run(store, who(COMPLIANCE, "approver"), governance.grant_exception, "E-1", vid, **terms)
+    with pytest.raises(PreconditionError, match="expires"):
+        run(store, who(ITOPS, "operator"), governance.expire_exception, vid, "E-1")
+    run(store, who(ITOPS, "operator"), governance.expire_exception, vid, "E-1", now=NOW + DAY)
+    assert get_record(store, "Vulnerability", vid).state == "OPEN"
+    with pytest.raises(TransitionError):
+        run(store, who(ITOPS, "operator"), governance.expire_exception, vid, "E-1", now=NOW + DAY)
+    with pytest.raises(ExpiredError):
+        run(
+            store,
+            who(SECOPS, "approver"),
+            governance.grant_exception,
+            "E-2",
+            vid,
+            justification="x",
+            expires_at=NOW,
+        )
+
+
+def test_overlapping_exceptions_keep_the_risk_accepted() -> None:
+    store = seeded_store(exception_quorum=1)
+    vid = "CVE-2024-3094"
+    for eid, until in (("E-1", NOW + DAY), ("E-2", NOW + 3 * DAY)):
+        run(
+            store,
+            who(SECOPS, "approver"),
+            governance.grant_exception,
+            eid,
+            vid,
+            justification="j",
+            expires_at=until,
+        )
+    run(
+        store,
+        who(SECOPS, "approver"),
+        governance.grant_exception,
+        "E-3",
+        vid,
+        justification="scoped",
+        expires_at=NOW + DAY,
+        host_ids=["h1"],
+    )
+    run(store, who(SECOPS, "approver"), governance.expire_exception, vid, "E-1", now=NOW + DAY)
+    assert get_record(store, "Vulnerability", vid).state == "RISK_ACCEPTED"
+    run(store, who(ITOPS, "operator"), vulnerabilities.assess_vulnerability, vid, "OPEN")
+    run(store, who(SECOPS, "approver"), governance.expire_exception, vid, "E-2", now=NOW + 3 * DAY)
+    assert get_record(store, "Vulnerability", vid).state == "OPEN"
+
+
+def test_vulnerability_recording_is_idempotent_and_assessable() -> None:
+    store = MemoryStore()
+    feed = who(SECOPS, "feed")
+    assert len(run(store, feed, vulnerabilities.record_vulnerability, vuln_data())) == 1
+    snapshot = dict(store.data)
+    assert run(store, feed, vulnerabilities.record_vulnerability, vuln_data(), now=NOW + 9) == []
+    assert store.data == snapshot
+    more = {**vuln_data(), "sources": [{"name": "nvd", "reference": "x"}], "status": "MITIGATED"}
+    changes = run(store, feed, vulnerabilities.record_vulnerability, more)
+    assert [(c.from_state, c.to_state) for c in changes] == [("OPEN", "OPEN")]
+    vid = "CVE-2024-3094"
+    op = who(ITOPS, "operator")
+    run(store, op, vulnerabilities.assess_vulnerability, vid, "NOT_AFFECTED")
+    with pytest.raises(TransitionError, match="NOT_AFFECTED: cannot move to MITIGATED"):
+        run(store, op, vulnerabilities.assess_vulnerability, vid, "MITIGATED")
+    with pytest.raises(TransitionError):
+        run(store, op, vulnerabilities.assess_vulnerability, vid, "NOT_AFFECTED")
+    with pytest.raises(ValidationError, match="status"):
+        run(store, op, vulnerabilities.assess_vulnerability, vid, "RISK_ACCEPTED")
+    with pytest.raises(NotFoundError, match="CVE-0"):
+        run(store, op, vulnerabilities.assess_vulnerability, "CVE-0", "OPEN")
+
+
+def test_auditors_can_do_nothing() -> None:
+    assert all("auditor" not in roles for roles in PERMISSIONS.values())
+    store = seeded_store()
+    with pytest.raises(AuthorizationError, match="auditor"):
+        run(store, who(COMPLIANCE, "auditor"), vulnerabilities.record_vulnerability, vuln_data())
