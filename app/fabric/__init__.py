@@ -10,6 +10,16 @@ from __future__ import annotations
 
 from app.fabric._client import Timeouts
 from app.fabric.blocks import ParsedBlock, ParsedTransaction, parse_block
+from app.fabric.ca_client import CAClient
+from app.fabric.ca_models import (
+    Attribute,
+    AttributeRequest,
+    CAInfo,
+    Enrollment,
+    RegisteredIdentity,
+    RegistrationRequest,
+    RevocationResult,
+)
 from app.fabric.channel import create_channel
 from app.fabric.checkpoint import FileCheckpointer, InMemoryCheckpointer
 from app.fabric.commit import Commit, Status, SubmittedTransaction
@@ -43,8 +53,12 @@ from app.fabric.trust import TrustAnchors
 from app.fabric.wallet import Wallet
 
 __all__ = [
+    "Attribute",
+    "AttributeRequest",
     "BlockParseError",
+    "CAClient",
     "CAError",
+    "CAInfo",
     "ChaincodeEvent",
     "CheckpointError",
     "Commit",
@@ -53,6 +67,7 @@ __all__ = [
     "Contract",
     "EcdsaSigner",
     "EndorseError",
+    "Enrollment",
     "ErrorDetail",
     "EventStream",
     "EventsError",
@@ -69,6 +84,9 @@ __all__ = [
     "ParsedBlock",
     "ParsedTransaction",
     "Proposal",
+    "RegisteredIdentity",
+    "RegistrationRequest",
+    "RevocationResult",
     "Signer",
     "SigningError",
     "Status",
