@@ -18,12 +18,15 @@ import json
 import subprocess
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from network.config import ChaincodeSettings, NetworkConfig, StateLayout
 from network.nodes import admin_env
-from network.topology import NodeKind, Org
+from network.topology import Node, NodeKind, Org
+
+#: Additional chaincodes use the chaincode-server ports after the main one (see topology).
+MAX_EXTRA_SLOTS = 6
 
 
 class ChaincodeError(RuntimeError):
@@ -69,19 +72,31 @@ def package_id(settings: ChaincodeSettings) -> str:
     return f"{settings.label}:{hashlib.sha256(package_bytes(settings)).hexdigest()}"
 
 
-def write_package(config: NetworkConfig) -> Path:
+def write_package(config: NetworkConfig, settings: ChaincodeSettings) -> Path:
     """Write the chaincode package file and return its path."""
-    path = StateLayout(config.state_dir).chaincode_dir / f"{config.chaincode.label}.tgz"
+    path = StateLayout(config.state_dir).chaincode_dir / f"{settings.label}.tgz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(package_bytes(config.chaincode))
+    path.write_bytes(package_bytes(settings))
     return path
 
 
-def write_connection_files(config: NetworkConfig) -> None:
+def server_node(org: Org, settings: ChaincodeSettings) -> Node:
+    """The organization's chaincode-server process for ``settings`` (slot 0: the main one)."""
+    main = org.of_kind(NodeKind.CHAINCODE)[0]
+    if settings.slot == 0:
+        return main
+    if not 1 <= settings.slot <= MAX_EXTRA_SLOTS:
+        raise ChaincodeError(f"chaincode {settings.name}: slot {settings.slot} is not 1-"
+                             f"{MAX_EXTRA_SLOTS}")
+    return replace(main, name=f"chaincode-{settings.name}.{org.name}",
+                   port=main.port + settings.slot)
+
+
+def write_connection_files(config: NetworkConfig, settings: ChaincodeSettings) -> None:
     """Write each peer's connection settings for its organization's chaincode server."""
     layout = StateLayout(config.state_dir)
     for org in config.topology.peer_orgs:
-        server = org.of_kind(NodeKind.CHAINCODE)[0]
+        server = server_node(org, settings)
         peer_tls = layout.node_tls(org.peer.name)
         conn = {
             "address": server.address,
@@ -92,7 +107,7 @@ def write_connection_files(config: NetworkConfig) -> None:
             "client_cert": (peer_tls / "server.crt").read_text(),
             "client_key": (peer_tls / "server.key").read_text(),
         }
-        target = layout.node_dir(org.peer.name) / "ccaas" / f"{config.chaincode.label}.json"
+        target = layout.node_dir(org.peer.name) / "ccaas" / f"{settings.label}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(conn))
         target.chmod(0o600)
@@ -126,16 +141,15 @@ def install(config: NetworkConfig, package: Path) -> None:
                 raise
 
 
-def committed(config: NetworkConfig) -> CommittedChaincode | None:
-    """The committed definition of the configured chaincode, or None if there is none."""
+def committed(config: NetworkConfig, name: str) -> CommittedChaincode | None:
+    """The committed definition of chaincode ``name``, or None if there is none."""
     org = config.topology.peer_orgs[0]
-    name = config.chaincode.name
     try:
         out = _peer(config, org, ["lifecycle", "chaincode", "querycommitted", "-C",
                                   config.topology.channel, "-n", name, "-O", "json"],
                     "querycommitted")
     except ChaincodeError as exc:
-        if "not found" in str(exc):
+        if "not found" in str(exc) or "is not defined" in str(exc):
             return None
         raise
     data = json.loads(out)
@@ -143,13 +157,13 @@ def committed(config: NetworkConfig) -> CommittedChaincode | None:
                               dict(data.get("approvals", {})))
 
 
-def approve_and_commit(config: NetworkConfig, pkg_id: str, sequence: int) -> None:
+def approve_and_commit(config: NetworkConfig, cc: ChaincodeSettings, pkg_id: str,
+                       sequence: int) -> None:
     """Approve the definition for every organization (in parallel), then commit it.
 
     Raises:
         ChaincodeError: an approval or the commit failed.
     """
-    cc = config.chaincode
     common = ["--channelID", config.topology.channel, "--name", cc.name,
               "--version", cc.version, "--sequence", str(sequence), *_orderer_args(config)]
 

@@ -37,9 +37,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sm = sub.add_parser("smoke", help="submit a transaction through two orgs, read it on a third")
     sm.add_argument("--json", action="store_true", help="print JSON")
     sm.set_defaults(func=_smoke)
-    dp = sub.add_parser("deploy", help="upgrade the chaincode to a new version (next sequence)")
+    dp = sub.add_parser("deploy", help="upgrade a chaincode to a new version (next sequence), "
+                                       "or deploy an additional chaincode")
     dp.add_argument("--version", required=True, help="new chaincode version label")
     dp.add_argument("--contract", help="module:attribute to serve (default: unchanged)")
+    dp.add_argument("--name", help="chaincode name (default: the main chaincode)")
+    dp.add_argument("--slot", type=int, help="server slot 1-6 of a new additional chaincode")
     dp.set_defaults(func=_deploy)
 
 
@@ -80,7 +83,7 @@ def _status(args: argparse.Namespace) -> int:
     config = _config()
     manager = Manager(config)
     manifest = manager.read_manifest()
-    status = collect(manager.config, manifest)
+    status = collect(manager.config, manifest, manager.process_nodes())
     print(json.dumps(status, indent=2) if args.json else render(status))
     return 0 if status["healthy"] else 1
 
@@ -126,6 +129,7 @@ def _smoke(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    seq = Manager(_config(), _progress).deploy(args.version, args.contract)
-    print(f"chaincode upgraded to version {args.version} (sequence {seq})")
+    seq = Manager(_config(), _progress).deploy(args.version, args.contract, args.name, args.slot)
+    print(f"chaincode {args.name or 'patchledger'} at version {args.version} committed "
+          f"(sequence {seq})")
     return 0

@@ -41,11 +41,14 @@ class ChaincodeSettings:
         name: chaincode name on the channel.
         version: chaincode version label.
         contract: ``module:attribute`` served by ``python -m chaincode``.
+        slot: 0 for the network's main chaincode; 1-6 for additional chaincodes (each slot
+            has its own chaincode-server port per organization, see network.topology).
     """
 
     name: str = "patchledger"
     version: str = "1.0"
     contract: str = "chaincode.smoke:contract"
+    slot: int = 0
 
     @property
     def label(self) -> str:

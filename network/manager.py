@@ -25,7 +25,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from app.errors import UserError
@@ -48,12 +48,25 @@ def _quiet(_: str) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class DeployedChaincode:
+    """A chaincode the network serves: its settings and installed package id."""
+
+    settings: ChaincodeSettings
+    package_id: str
+
+
 @dataclass
 class Manager:
-    """Runs one network described by ``config``; ``progress`` receives one line per step."""
+    """Runs one network described by ``config``; ``progress`` receives one line per step.
+
+    Attributes:
+        deployed: the chaincodes the network serves, by name (from the manifest).
+    """
 
     config: NetworkConfig
     progress: Progress = _quiet
+    deployed: dict[str, DeployedChaincode] = field(default_factory=dict)
 
     @property
     def layout(self) -> StateLayout:
@@ -64,7 +77,8 @@ class Manager:
     def read_manifest(self) -> dict[str, Any] | None:
         """The manifest of a completely created network, or None if there is none.
 
-        Also sets ``config.chaincode`` to the chaincode the manifest records as deployed.
+        Also loads the deployed chaincodes it records into :attr:`deployed` and sets
+        ``config.chaincode`` to the main one (slot 0).
 
         Raises:
             UserError: the manifest exists but is unreadable.
@@ -74,13 +88,19 @@ class Manager:
             return None
         try:
             data: dict[str, Any] = json.loads(path.read_text())
-            if data.get("complete") is not True or "package_id" not in data:
+            if data.get("complete") is not True:
                 raise ValueError("incomplete")
-            settings = ChaincodeSettings(**data["chaincode"])
-        except (ValueError, OSError, TypeError, KeyError) as exc:
+            deployed = {}
+            for entry in data["chaincodes"]:
+                pkg_id = entry.pop("package_id")
+                settings = ChaincodeSettings(**entry)
+                deployed[settings.name] = DeployedChaincode(settings, str(pkg_id))
+            main = next(d.settings for d in deployed.values() if d.settings.slot == 0)
+        except (ValueError, OSError, TypeError, KeyError, StopIteration) as exc:
             raise UserError(f"state directory {self.config.state_dir} has a corrupt manifest "
-                            f"({path.name}: {exc}); run `patchledger network reset`") from exc
-        self.config = replace(self.config, chaincode=settings)
+                            f"({path.name}: {exc!r}); run `patchledger network reset`") from exc
+        self.deployed = deployed
+        self.config = replace(self.config, chaincode=main)
         return data
 
     def _is_empty(self) -> bool:
@@ -142,7 +162,7 @@ class Manager:
                 if manifest is None:
                     self._create(started)
                     return "network created and started"
-                self._restart(manifest, started)
+                self._restart(started)
                 return "network restarted (ledger intact)"
             except BaseException as exc:
                 self.progress("start failed: stopping the processes started so far")
@@ -152,9 +172,17 @@ class Manager:
                     raise UserError(str(exc)) from exc
                 raise
 
+    def process_nodes(self) -> list[Node]:
+        """Every process of the network, additional chaincode servers included."""
+        nodes = list(self.config.topology.all_nodes())
+        for d in self.deployed.values():
+            if d.settings.slot:
+                nodes += [cc.server_node(o, d.settings) for o in self.config.topology.peer_orgs]
+        return nodes
+
     def _all_running(self) -> bool:
         return all(process.info(self.layout, n.name).state is process.ProcState.RUNNING
-                   for n in self.config.topology.all_nodes())
+                   for n in self.process_nodes())
 
     def _check_ports(self, nodes: list[Node]) -> None:
         for node in nodes:
@@ -166,7 +194,7 @@ class Manager:
                                     "PATCHLEDGER_PORT_BASE")
 
     def _start_node(self, node: Node, started: list[str], secrets: dict[str, str],
-                    pkg_id: str = "") -> None:
+                    chaincode: DeployedChaincode | None = None) -> None:
         env = dict(os.environ)
         org = self.config.topology.org(node.org)
         if node.kind is NodeKind.CA:
@@ -176,7 +204,9 @@ class Manager:
         elif node.kind is NodeKind.PEER:
             argv, penv = peer_command(self.config, node, env)
         else:
-            argv, penv = chaincode_command(self.config, node, pkg_id, env)
+            assert chaincode is not None, f"{node.name}: chaincode server without a chaincode"
+            argv, penv = chaincode_command(self.config, node, chaincode.settings,
+                                           chaincode.package_id, env)
         self.layout.ca_home(org.name).mkdir(parents=True, exist_ok=True)
         pid = process.start(self.layout, node.name, argv, penv)
         started.append(node.name)
@@ -211,7 +241,7 @@ class Manager:
         return (errors or lines[-1:] or [""])[-1].strip()[:300]
 
     def _start_group(self, nodes: list[Node], started: list[str], secrets: dict[str, str],
-                     pkg_id: str = "") -> None:
+                     chaincode: DeployedChaincode | None = None) -> None:
         for node in nodes:
             state = process.info(self.layout, node.name)
             if state.state is process.ProcState.RUNNING:
@@ -220,7 +250,7 @@ class Manager:
                 self.progress(f"{node.name}: stale pid file (pid {state.pid} is gone); removed")
                 self.layout.pid_file(node.name).unlink(missing_ok=True)
             self._check_ports([node])
-            self._start_node(node, started, secrets, pkg_id)
+            self._start_node(node, started, secrets, chaincode)
         self.progress(f"started {', '.join(n.name for n in nodes)}")
 
     def _nodes(self, kind: NodeKind) -> list[Node]:
@@ -249,28 +279,32 @@ class Manager:
         self.progress("orderers joined; Raft leader elected")
         channel.join_peers(self.config, block)
         self.progress("peers joined the channel")
-        pkg_id = self._deploy(started, secrets, sequence=1)
-        self._write_manifest(pkg_id)
+        self._deploy(self.config.chaincode, started, secrets, sequence=1)
+        self._write_manifest()
         self.progress(f"network created in {time.monotonic() - t0:.1f} s")
 
-    def _deploy(self, started: list[str], secrets: dict[str, str], sequence: int) -> str:
-        package = cc.write_package(self.config)
-        pkg_id = cc.package_id(self.config.chaincode)
-        cc.write_connection_files(self.config)  # read by the builder during install
-        cc.install(self.config, package)
-        self._start_group(self._nodes(NodeKind.CHAINCODE), started, secrets, pkg_id)
-        cc.approve_and_commit(self.config, pkg_id, sequence)
-        self.progress(f"chaincode {self.config.chaincode.name} {self.config.chaincode.version} "
-                      f"committed (sequence {sequence})")
-        return pkg_id
+    def _servers(self, settings: ChaincodeSettings) -> list[Node]:
+        return [cc.server_node(o, settings) for o in self.config.topology.peer_orgs]
 
-    def _restart(self, manifest: dict[str, Any], started: list[str]) -> None:
+    def _deploy(self, settings: ChaincodeSettings, started: list[str], secrets: dict[str, str],
+                sequence: int) -> None:
+        package = cc.write_package(self.config, settings)
+        deployed = DeployedChaincode(settings, cc.package_id(settings))
+        cc.write_connection_files(self.config, settings)  # read by the builder during install
+        cc.install(self.config, package)
+        self._start_group(self._servers(settings), started, secrets, deployed)
+        cc.approve_and_commit(self.config, settings, deployed.package_id, sequence)
+        self.deployed[settings.name] = deployed
+        self.progress(f"chaincode {settings.name} {settings.version} committed "
+                      f"(sequence {sequence})")
+
+    def _restart(self, started: list[str]) -> None:
         secrets = self._load_secrets()
-        pkg_id = str(manifest["package_id"])
         self._start_group(self._nodes(NodeKind.CA), started, secrets)
         self._start_group(self._nodes(NodeKind.ORDERER), started, secrets)
         self._start_group(self._nodes(NodeKind.PEER), started, secrets)
-        self._start_group(self._nodes(NodeKind.CHAINCODE), started, secrets, pkg_id)
+        for deployed in self.deployed.values():
+            self._start_group(self._servers(deployed.settings), started, secrets, deployed)
         self.wait_for_leader(30)
 
     def _save_secrets(self, secrets: dict[str, str]) -> None:
@@ -289,17 +323,14 @@ class Manager:
                             "reset`") from exc
         return data
 
-    def _write_manifest(self, pkg_id: str, **extra: Any) -> None:
+    def _write_manifest(self) -> None:
         data = {
             "manifest_version": MANIFEST_VERSION,
             "complete": True,
             "channel": self.config.topology.channel,
-            "chaincode": {"name": self.config.chaincode.name,
-                          "version": self.config.chaincode.version,
-                          "contract": self.config.chaincode.contract},
-            "package_id": pkg_id,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **extra,
+            "chaincodes": [asdict(d.settings) | {"package_id": d.package_id}
+                           for d in self.deployed.values()],
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         tmp = self.layout.manifest.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
@@ -337,7 +368,9 @@ class Manager:
             return self._stop_all()
 
     def _stop_all(self) -> list[str]:
-        nodes = list(reversed(self.config.topology.all_nodes()))
+        with contextlib.suppress(UserError):  # a corrupt manifest must not prevent stopping
+            self.read_manifest()
+        nodes = list(reversed(self.process_nodes()))
         with ThreadPoolExecutor(max_workers=4) as pool:
             results = pool.map(lambda n: (n.name, process.stop(self.layout, n.name)), nodes)
             return [name for name, was_running in results if was_running]
@@ -354,29 +387,46 @@ class Manager:
                 else:
                     child.unlink()
 
-    def deploy(self, version: str, contract: str | None = None) -> int:
-        """Upgrade the chaincode to ``version`` (next sequence); return the new sequence.
+    def deploy(self, version: str, contract: str | None = None, name: str | None = None,
+               slot: int | None = None) -> int:
+        """Deploy chaincode ``name`` (default: the main one) at ``version``: an upgrade to the
+        next sequence when it exists, otherwise a new chaincode served on ``slot``. Returns the
+        committed sequence.
 
         Raises:
-            UserError: the network is not created or not running, or the version is current.
+            UserError: the network is not running, the version is already committed, or a new
+                chaincode has no contract or a slot in use.
         """
         with self.locked():
             manifest = self.read_manifest()
             if manifest is None or not self._all_running():
                 raise UserError("the network is not running; run `patchledger network up`")
-            current = cc.committed(self.config)
-            if current is not None and current.version == version:
-                raise UserError(f"chaincode {current.name} is already at version {version} "
-                                f"(sequence {current.sequence})")
-            settings = replace(self.config.chaincode, version=version,
-                               contract=contract or manifest["chaincode"]["contract"])
-            self.config = replace(self.config, chaincode=settings)
-            sequence = (current.sequence if current else 0) + 1
-            for node in self._nodes(NodeKind.CHAINCODE):
+            name = name or self.config.chaincode.name
+            current = self.deployed.get(name)
+            try:
+                committed = cc.committed(self.config, name)
+            except cc.ChaincodeError as exc:
+                raise UserError(str(exc)) from exc
+            if committed is not None and committed.version == version:
+                raise UserError(f"chaincode {name} is already at version {version} "
+                                f"(sequence {committed.sequence})")
+            if current is not None:
+                settings = replace(current.settings, version=version,
+                                   contract=contract or current.settings.contract)
+            else:
+                used = {d.settings.slot for d in self.deployed.values()}
+                if contract is None or slot is None or slot in used:
+                    raise UserError(f"new chaincode {name} needs --contract and a free --slot "
+                                    f"(slots in use: {sorted(used)})")
+                settings = ChaincodeSettings(name, version, contract, slot)
+            sequence = (committed.sequence if committed else 0) + 1
+            for node in self._servers(settings):
                 process.stop(self.layout, node.name)
             try:
-                pkg_id = self._deploy([], self._load_secrets(), sequence)
+                self._deploy(settings, [], self._load_secrets(), sequence)
             except _STEP_ERRORS as exc:
                 raise UserError(str(exc)) from exc
-            self._write_manifest(pkg_id)
+            if settings.slot == 0:
+                self.config = replace(self.config, chaincode=settings)
+            self._write_manifest()
             return sequence

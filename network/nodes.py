@@ -12,7 +12,7 @@ peer right for a machine without Docker:
 
 from __future__ import annotations
 
-from network.config import BUILDER_DIR, REPO_ROOT, NetworkConfig, StateLayout
+from network.config import BUILDER_DIR, REPO_ROOT, ChaincodeSettings, NetworkConfig, StateLayout
 from network.topology import Node, Org
 
 _BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "TMPDIR")
@@ -120,15 +120,17 @@ def peer_command(config: NetworkConfig, node: Node,
     return [str(config.binary("peer")), "node", "start"], env
 
 
-def chaincode_command(config: NetworkConfig, node: Node, package_id: str,
+def chaincode_command(config: NetworkConfig, node: Node, settings: ChaincodeSettings,
+                      package_id: str,
                       parent_env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    """``python -m chaincode`` serving the configured contract for one organization.
+    """``python -m chaincode`` serving ``settings.contract`` for the organization of ``node``.
 
-    TLS with a certificate from the organization's CA; mutual TLS, trusting only that CA, so
-    only the organization's own peer (whose TLS certificate that CA issued) can connect.
+    TLS with the certificate the organization's CA issued to its chaincode servers; mutual
+    TLS, trusting only that CA, so only the organization's own peer (whose TLS certificate that
+    CA issued) can connect.
     """
     layout = StateLayout(config.state_dir)
-    tls = layout.node_tls(node.name)
+    tls = layout.node_tls(f"chaincode.{node.org}")
     env = _base_env(parent_env) | {
         "PYTHONPATH": str(REPO_ROOT),
         "CHAINCODE_ID": package_id,
@@ -136,7 +138,7 @@ def chaincode_command(config: NetworkConfig, node: Node, package_id: str,
         "CHAINCODE_TLS_CERT_FILE": str(tls / "server.crt"),
         "CHAINCODE_TLS_KEY_FILE": str(tls / "server.key"),
         "CHAINCODE_TLS_CLIENT_CA_FILE": str(layout.ca_cert(node.org)),
-        "CHAINCODE_CONTRACT": config.chaincode.contract,
+        "CHAINCODE_CONTRACT": settings.contract,
         "CHAINCODE_LOG_LEVEL": "WARNING",
     }
     return [str(config.python), "-m", "chaincode"], env

@@ -44,6 +44,12 @@ class ProcessError(RuntimeError):
     """A process could not be started or did not become ready."""
 
 
+#: Processes this Python process started and has not yet seen exit. Holding the Popen objects
+#: lets us reap them (no zombies while a long-lived caller, such as a test session, runs) and
+#: avoids "subprocess is still running" warnings when they would be garbage-collected.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _start_time(pid: int) -> int | None:
     """Start time (clock ticks since boot) of a live, non-zombie process; None otherwise."""
     try:
@@ -88,6 +94,7 @@ def start(
             )
         except OSError as exc:
             raise ProcessError(f"cannot start {name} ({argv[0]}): {exc.strerror}") from exc
+    _children[proc.pid] = proc
     started = _start_time(proc.pid) or 0
     record = {"pid": proc.pid, "start_time": started, "argv": list(argv)}
     _write_atomic(layout.pid_file(name), json.dumps(record))
@@ -137,9 +144,10 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 
 
 def _alive(pid: int) -> bool:
-    # Reap it if it is our own child (a test session starts the network in-process).
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    child = _children.get(pid)
+    if child is not None and child.poll() is not None:  # our own child: reap it
+        del _children[pid]
+        return False
     return _start_time(pid) is not None
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from network.config import NetworkConfig, StateLayout
 from network.nodes import admin_env
-from network.topology import Org
+from network.topology import Node, Org
 
 
 class SmokeError(RuntimeError):
@@ -43,14 +43,19 @@ def _run(config: NetworkConfig, org: Org, args: list[str], step: str) -> str:
 
 
 def invoke(config: NetworkConfig, endorsers: tuple[Org, ...], function: str,
-           args: list[str]) -> None:
-    """Submit ``function(args)`` endorsed by ``endorsers``' peers and wait for its commit."""
+           args: list[str], orderer: Node | None = None) -> None:
+    """Submit ``function(args)`` endorsed by ``endorsers``' peers through ``orderer`` (default
+    the first) and wait for its commit.
+
+    Raises:
+        SmokeError: the peer CLI reported a failure.
+    """
     layout = StateLayout(config.state_dir)
     targets: list[str] = []
     for org in endorsers:
         targets += ["--peerAddresses", org.peer.address,
                     "--tlsRootCertFiles", str(layout.ca_cert(org.name))]
-    orderer = config.topology.orderers[0]
+    orderer = orderer or config.topology.orderers[0]
     ctor = json.dumps({"function": function, "Args": args})
     _run(config, endorsers[0],
          ["chaincode", "invoke", "-o", orderer.address, "--tls", "--cafile",
@@ -66,7 +71,7 @@ def query(config: NetworkConfig, org: Org, function: str, args: list[str]) -> st
                               "-n", config.chaincode.name, "-c", ctor], f"query {function}")
 
 
-def run_smoke(config: NetworkConfig) -> SmokeResult:
+def run_smoke(config: NetworkConfig, orderer: Node | None = None) -> SmokeResult:
     """Put a fresh value through SecOps and ITOps, read it back from Compliance.
 
     Raises:
@@ -77,7 +82,7 @@ def run_smoke(config: NetworkConfig) -> SmokeResult:
     key = "smoke"
     value = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()
-    invoke(config, writers, "Put", [key, value])
+    invoke(config, writers, "Put", [key, value], orderer)
     elapsed = time.monotonic() - t0
     read = query(config, reader, "Get", [key])
     if value not in read:

@@ -44,9 +44,11 @@ def _node_status(config: NetworkConfig, node: Node) -> dict[str, Any]:
     return entry
 
 
-def collect(config: NetworkConfig, manifest: dict[str, Any] | None) -> dict[str, Any]:
-    """Status of every node and of the chaincode, as JSON-serialisable data."""
-    nodes = list(config.topology.all_nodes())
+def collect(config: NetworkConfig, manifest: dict[str, Any] | None,
+            nodes: list[Node] | None = None) -> dict[str, Any]:
+    """Status of ``nodes`` (default: the topology's) and of the main chaincode, as
+    JSON-serialisable data."""
+    nodes = list(config.topology.all_nodes()) if nodes is None else nodes
     with ThreadPoolExecutor(max_workers=6) as pool:
         entries = list(pool.map(lambda n: _node_status(config, n), nodes))
     leader = next((e["name"] for e in entries if e.get("raft_leader")), None)
@@ -54,7 +56,7 @@ def collect(config: NetworkConfig, manifest: dict[str, Any] | None) -> dict[str,
     peers_up = any(e["kind"] == "peer" and e.get("healthy") for e in entries)
     if manifest is not None and peers_up:
         try:
-            committed = cc.committed(config)
+            committed = cc.committed(config, config.chaincode.name)
         except cc.ChaincodeError as exc:
             chaincode = {"name": config.chaincode.name, "committed": False, "error": str(exc)}
         else:
