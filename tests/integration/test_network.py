@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,7 @@ from network.config import REPO_ROOT
 from network.manager import Manager
 from network.smoke import query, run_smoke
 from network.status import collect
-
-from .conftest import LocalNetwork, make_network_config
+from network.testing import LocalNetwork, make_network_config
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def _heights(net: LocalNetwork) -> dict[str, int | None]:
     return out
 
 
-def _wait_until(predicate, timeout: float, what: str) -> None:
+def _wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -104,7 +104,7 @@ def test_down_then_up_keeps_the_ledger(fabric_network: LocalNetwork) -> None:
             Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] in "ZX"
     assert net.manager.up() == "network restarted (ledger intact)"
     after = _heights(net)
-    assert all(after[n] is not None and after[n] >= before[n] for n in before), (before, after)
+    assert all((after[n] or 0) >= (before[n] or 0) > 0 for n in before), (before, after)
     read = query(net.config, net.org("compliance"), "Get", [written.key])
     assert written.value in read
     assert net.manager.up() == "network already running"
@@ -128,14 +128,14 @@ def test_up_refuses_missing_binaries(tmp_path: Path) -> None:
     from dataclasses import replace
 
     manager = Manager(replace(config, fabric_home=tmp_path / "no-fabric"))
-    with pytest.raises(UserError, match="Fabric binaries missing .* peer, orderer"):
+    with pytest.raises(UserError, match=r"Fabric binaries missing .* peer, orderer"):
         manager.up()
 
 
 def test_up_refuses_a_half_written_state_directory(tmp_path: Path) -> None:
     state = tmp_path / "state"
     (state / "nodes" / "orderer0").mkdir(parents=True)
-    with pytest.raises(UserError, match="is incomplete .* network reset"):
+    with pytest.raises(UserError, match=r"is incomplete .* network reset"):
         Manager(make_network_config(state)).up()
 
 
