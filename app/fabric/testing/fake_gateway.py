@@ -71,7 +71,11 @@ class Captured:
 
 
 class FakeGateway:
-    """The fake peer. Use as a context manager; ``address`` is ``127.0.0.1:<port>``."""
+    """The fake peer. Use as a context manager; ``address`` is ``127.0.0.1:<port>``.
+
+    With ``tls`` (a server identity whose certificate names ``127.0.0.1``/``localhost``) it
+    serves TLS; with ``client_ca_pem`` too it requires client certificates (mutual TLS).
+    """
 
     def __init__(
         self,
@@ -80,6 +84,8 @@ class FakeGateway:
         peer: TestIdentity,
         orderer: TestIdentity,
         chaincode: Chaincode = echo_chaincode,
+        tls: TestIdentity | None = None,
+        client_ca_pem: bytes | None = None,
     ) -> None:
         self.channel = channel
         self.peer = peer
@@ -96,7 +102,15 @@ class FakeGateway:
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         gateway_pb2_grpc.add_GatewayServicer_to_server(_GatewayServicer(self), self._server)
         events_pb2_grpc.add_DeliverServicer_to_server(_DeliverServicer(self), self._server)
-        port = self._server.add_insecure_port("127.0.0.1:0")
+        if tls is None:
+            port = self._server.add_insecure_port("127.0.0.1:0")
+        else:  # TLS server identity; mutual TLS when client_ca_pem is given
+            credentials = grpc.ssl_server_credentials(
+                [(tls.signer.private_key_pem(), tls.identity.credentials)],
+                root_certificates=client_ca_pem,
+                require_client_auth=client_ca_pem is not None,
+            )
+            port = self._server.add_secure_port("127.0.0.1:0", credentials)
         self.address = f"127.0.0.1:{port}"
 
     def __enter__(self) -> FakeGateway:
