@@ -26,7 +26,11 @@ _COMMAND_MODULES = (
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every available sub-command."""
-    parser = argparse.ArgumentParser(prog="patchledger", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="patchledger",
+        description="patchledger: the security-patch lifecycle on a multi-organization "
+        "Hyperledger Fabric ledger",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
