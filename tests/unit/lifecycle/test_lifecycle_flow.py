@@ -3,21 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from lifecycle_support import (
-    COMPLIANCE,
-    DAY,
-    ITOPS,
-    NOW,
-    SECOPS,
-    approved_store,
-    host_identity,
-    identity,
-    report,
-    run,
-    seeded_store,
-    statement,
-    who,
-)
 
 from chaincode.lifecycle import (
     AuthorizationError,
@@ -36,6 +21,21 @@ from chaincode.lifecycle.patch import Patch
 from chaincode.lifecycle.queries import approval_bundle, get_record
 from chaincode.lifecycle.record import Key
 from chaincode.lifecycle.rollout import Rollout
+from tests.unit.lifecycle.lifecycle_support import (
+    COMPLIANCE,
+    DAY,
+    ITOPS,
+    NOW,
+    SECOPS,
+    approved_store,
+    host_identity,
+    identity,
+    report,
+    run,
+    seeded_store,
+    statement,
+    who,
+)
 
 
 def patch_status(store: MemoryStore, patch_id: str = "P-1") -> str:

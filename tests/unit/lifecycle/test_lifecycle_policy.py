@@ -8,21 +8,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lifecycle_support import (
-    COMPLIANCE,
-    DAY,
-    ITOPS,
-    NOW,
-    ORGS,
-    SECOPS,
-    approved_store,
-    policy_data,
-    run,
-    seeded_store,
-    statement,
-    vuln_data,
-    who,
-)
 
 from chaincode.lifecycle import (
     AlreadyExistsError,
@@ -40,6 +25,21 @@ from chaincode.lifecycle.authz import PERMISSIONS
 from chaincode.lifecycle.ops import approvals, governance, policies, vulnerabilities
 from chaincode.lifecycle.policy import Policy
 from chaincode.lifecycle.queries import get_record
+from tests.unit.lifecycle.lifecycle_support import (
+    COMPLIANCE,
+    DAY,
+    ITOPS,
+    NOW,
+    ORGS,
+    SECOPS,
+    approved_store,
+    policy_data,
+    run,
+    seeded_store,
+    statement,
+    vuln_data,
+    who,
+)
 
 POLICY = Policy.from_dict({**policy_data(), "policy_id": "default", "version": 1})
 MAJORITY = POLICY.evolve(rejection="majority")

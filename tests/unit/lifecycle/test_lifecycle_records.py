@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lifecycle_support import ARTIFACT, patch_data, policy_data, vuln_data
 
 from chaincode.lifecycle import TransitionError, ValidationError
 from chaincode.lifecycle.approval import Approval
@@ -21,6 +20,7 @@ from chaincode.lifecycle.policy_change import PolicyChange
 from chaincode.lifecycle.queries import record_class
 from chaincode.lifecycle.rollout import Rollout
 from chaincode.lifecycle.vulnerability import Source, Vulnerability, merge, same_content
+from tests.unit.lifecycle.lifecycle_support import ARTIFACT, patch_data, policy_data, vuln_data
 
 
 def test_canonical_json_is_sorted_and_compact() -> None:

@@ -15,17 +15,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lifecycle_support import (
-    ARTIFACT,
-    NOW,
-    SECOPS,
-    host_identity,
-    identity,
-    make_certificate,
-    report,
-    statement,
-    who,
-)
 
 from chaincode.lifecycle import (
     AuthorizationError,
@@ -49,6 +38,17 @@ from chaincode.lifecycle.signatures import (
     verify,
 )
 from chaincode.lifecycle.statement import SignedStatement, verify_statement
+from tests.unit.lifecycle.lifecycle_support import (
+    ARTIFACT,
+    NOW,
+    SECOPS,
+    host_identity,
+    identity,
+    make_certificate,
+    report,
+    statement,
+    who,
+)
 
 APPROVER = who(SECOPS, "approver")
 VALIDITY = 30 * 86_400

@@ -18,21 +18,6 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from lifecycle_support import (
-    DAY,
-    ITOPS,
-    NOW,
-    ORGS,
-    SECOPS,
-    Identity,
-    host_identity,
-    patch_data,
-    policy_data,
-    report,
-    statement,
-    vuln_data,
-    who,
-)
 
 from chaincode.lifecycle import LifecycleError, MemoryStore, TxLedger
 from chaincode.lifecycle import deployment as deployment_mod
@@ -56,6 +41,21 @@ from chaincode.lifecycle.ops import (
 from chaincode.lifecycle.queries import RECORD_TYPES
 from chaincode.lifecycle.record import Key
 from chaincode.lifecycle.statemachine import StateMachine
+from tests.unit.lifecycle.lifecycle_support import (
+    DAY,
+    ITOPS,
+    NOW,
+    ORGS,
+    SECOPS,
+    Identity,
+    host_identity,
+    patch_data,
+    policy_data,
+    report,
+    statement,
+    vuln_data,
+    who,
+)
 
 MACHINES: dict[str, StateMachine] = {
     m.MACHINE.record_type: m.MACHINE
