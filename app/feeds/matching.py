@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from app.feeds.cpe import Cpe, node_matches, parse_cpe
 from app.feeds.ecosystems import VERSION_SCHEMES
@@ -105,6 +106,7 @@ class Matcher:
                 missing[(_scope(package, inventory), outcome)].append(package.name)
                 continue
             seen: set[tuple[str, str]] = set()
+            purl, version = (_purl(package), _compared_version(package)) if outcome else ("", "")
             for hit in outcome:
                 if (hit.vulnerability, hit.advisory) in seen:
                     continue
@@ -115,8 +117,8 @@ class Matcher:
                         hit.vulnerability,
                         hit.advisory,
                         hit.source,
-                        package.purl,
-                        _compared_version(package),
+                        purl,
+                        version,
                         hit.fixed,
                         hit.reason,
                     )
@@ -284,6 +286,12 @@ class _VersionKey:
 
     def __lt__(self, other: _VersionKey) -> bool:
         return compare(self.ptype, self.version, other.version) < 0
+
+
+@lru_cache(maxsize=262144)
+def _purl(package: InstalledPackage) -> str:
+    """The package's purl, memoized: fleets repeat the same packages on many hosts."""
+    return package.purl
 
 
 def _compared_version(package: InstalledPackage) -> str:
