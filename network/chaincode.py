@@ -15,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import subprocess
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from network.config import ChaincodeSettings, NetworkConfig, StateLayout
-from network.nodes import admin_env
+from network.peercli import PeerCommandError, run_peer
 from network.topology import Node, NodeKind, Org
 
 #: Additional chaincodes use the chaincode-server ports after the main one (see topology).
@@ -113,17 +112,6 @@ def write_connection_files(config: NetworkConfig, settings: ChaincodeSettings) -
         target.chmod(0o600)
 
 
-def _peer(config: NetworkConfig, org: Org, args: list[str], step: str) -> str:
-    argv = [str(config.binary("peer")), *args]
-    result = subprocess.run(argv, env=admin_env(config, org), capture_output=True, text=True,
-                            check=False, timeout=120)
-    if result.returncode != 0:
-        lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
-        raise ChaincodeError(f"{org.name} ({org.msp_id}): {step} failed: "
-                             f"{lines[-1] if lines else 'exit status ' + str(result.returncode)}")
-    return result.stdout
-
-
 def _orderer_args(config: NetworkConfig) -> list[str]:
     orderer = config.topology.orderers[0]
     layout = StateLayout(config.state_dir)
@@ -135,8 +123,8 @@ def install(config: NetworkConfig, package: Path) -> None:
     """Install the package on every peer (already installed counts as done)."""
     for org in config.topology.peer_orgs:
         try:
-            _peer(config, org, ["lifecycle", "chaincode", "install", str(package)], "install")
-        except ChaincodeError as exc:
+            run_peer(config, org, ["lifecycle", "chaincode", "install", str(package)], "install")
+        except PeerCommandError as exc:
             if "already successfully installed" not in str(exc):
                 raise
 
@@ -145,10 +133,10 @@ def committed(config: NetworkConfig, name: str) -> CommittedChaincode | None:
     """The committed definition of chaincode ``name``, or None if there is none."""
     org = config.topology.peer_orgs[0]
     try:
-        out = _peer(config, org, ["lifecycle", "chaincode", "querycommitted", "-C",
+        out = run_peer(config, org, ["lifecycle", "chaincode", "querycommitted", "-C",
                                   config.topology.channel, "-n", name, "-O", "json"],
                     "querycommitted")
-    except ChaincodeError as exc:
+    except PeerCommandError as exc:
         if "not found" in str(exc) or "is not defined" in str(exc):
             return None
         raise
@@ -162,13 +150,13 @@ def approve_and_commit(config: NetworkConfig, cc: ChaincodeSettings, pkg_id: str
     """Approve the definition for every organization (in parallel), then commit it.
 
     Raises:
-        ChaincodeError: an approval or the commit failed.
+        PeerCommandError: an approval or the commit failed.
     """
     common = ["--channelID", config.topology.channel, "--name", cc.name,
               "--version", cc.version, "--sequence", str(sequence), *_orderer_args(config)]
 
     def approve(org: Org) -> None:
-        _peer(config, org, ["lifecycle", "chaincode", "approveformyorg", "--package-id",
+        run_peer(config, org, ["lifecycle", "chaincode", "approveformyorg", "--package-id",
                             pkg_id, *common], "approveformyorg")
 
     with ThreadPoolExecutor(max_workers=len(config.topology.peer_orgs)) as pool:
@@ -179,5 +167,5 @@ def approve_and_commit(config: NetworkConfig, cc: ChaincodeSettings, pkg_id: str
     for org in config.topology.peer_orgs:
         targets += ["--peerAddresses", org.peer.address,
                     "--tlsRootCertFiles", str(layout.ca_cert(org.name))]
-    _peer(config, config.topology.peer_orgs[0],
+    run_peer(config, config.topology.peer_orgs[0],
           ["lifecycle", "chaincode", "commit", *common, *targets], "commit")

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from network.config import NetworkConfig, StateLayout
-from network.nodes import admin_env
+from network.peercli import PeerCommandError, run_peer
 from network.topology import Org, Topology
 
 PROFILE = "PatchLedgerChannel"
@@ -182,12 +182,12 @@ def join_peers(config: NetworkConfig, block: Path) -> None:
         ChannelError: a peer refused (the message names it and its answer).
     """
     for org in config.topology.peer_orgs:
-        argv = [str(config.binary("peer")), "channel", "join", "-b", str(block)]
-        result = subprocess.run(argv, env=admin_env(config, org), capture_output=True,
-                                text=True, check=False, timeout=60)
-        if result.returncode != 0:
+        try:
+            run_peer(config, org, ["channel", "join", "-b", str(block)], "peer channel join",
+                     timeout=60)
+        except PeerCommandError as exc:
             raise ChannelError(f"{org.peer.name} did not join channel "
-                               f"{config.topology.channel}: {_last_line(result.stderr)}")
+                               f"{config.topology.channel}: {exc}") from exc
 
 
 def _last_line(text: str) -> str:

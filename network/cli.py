@@ -12,6 +12,7 @@ import time
 from app.errors import UserError
 from network.config import NetworkConfig, StateLayout, config_from_env
 from network.manager import Manager
+from network.peercli import PeerCommandError
 from network.smoke import SmokeError, run_smoke
 from network.status import collect, render
 
@@ -117,7 +118,7 @@ def _smoke(args: argparse.Namespace) -> int:
         raise UserError("no network: run `patchledger network up` first")
     try:
         result = run_smoke(manager.config)
-    except SmokeError as exc:
+    except (SmokeError, PeerCommandError) as exc:
         raise UserError(str(exc)) from exc
     if args.json:
         print(json.dumps(result.__dict__))

@@ -34,6 +34,7 @@ from network import channel, health, process
 from network.config import ChaincodeSettings, NetworkConfig, StateLayout
 from network.identities import CaClient, EnrollmentError, issue_org_identities
 from network.nodes import ca_command, chaincode_command, orderer_command, peer_command
+from network.peercli import PeerCommandError
 from network.topology import Node, NodeKind
 
 MANIFEST_VERSION = 1
@@ -41,7 +42,8 @@ REQUIRED_BINARIES = ("peer", "orderer", "configtxgen", "osnadmin", "fabric-ca-se
                      "fabric-ca-client")
 
 Progress = Callable[[str], None]
-_STEP_ERRORS = (channel.ChannelError, cc.ChaincodeError, EnrollmentError, process.ProcessError)
+_STEP_ERRORS = (channel.ChannelError, cc.ChaincodeError, EnrollmentError, process.ProcessError,
+                PeerCommandError)
 
 
 def _quiet(_: str) -> None:
@@ -405,7 +407,7 @@ class Manager:
             current = self.deployed.get(name)
             try:
                 committed = cc.committed(self.config, name)
-            except cc.ChaincodeError as exc:
+            except PeerCommandError as exc:
                 raise UserError(str(exc)) from exc
             if committed is not None and committed.version == version:
                 raise UserError(f"chaincode {name} is already at version {version} "

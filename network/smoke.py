@@ -7,17 +7,16 @@ own Python client.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from dataclasses import dataclass
 
 from network.config import NetworkConfig, StateLayout
-from network.nodes import admin_env
+from network.peercli import run_peer
 from network.topology import Node, Org
 
 
 class SmokeError(RuntimeError):
-    """The smoke transaction failed; the message names the step and the peer's answer."""
+    """The value read back differs from the value written."""
 
 
 @dataclass(frozen=True)
@@ -30,16 +29,6 @@ class SmokeResult:
     reader: str
     read_back: str
     submit_seconds: float
-
-
-def _run(config: NetworkConfig, org: Org, args: list[str], step: str) -> str:
-    argv = [str(config.binary("peer")), *args]
-    result = subprocess.run(argv, env=admin_env(config, org), capture_output=True, text=True,
-                            check=False, timeout=60)
-    if result.returncode != 0:
-        lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
-        raise SmokeError(f"{step} as {org.msp_id} failed: {lines[-1] if lines else '?'}")
-    return result.stdout.strip()
 
 
 def invoke(config: NetworkConfig, endorsers: tuple[Org, ...], function: str,
@@ -57,7 +46,7 @@ def invoke(config: NetworkConfig, endorsers: tuple[Org, ...], function: str,
                     "--tlsRootCertFiles", str(layout.ca_cert(org.name))]
     orderer = orderer or config.topology.orderers[0]
     ctor = json.dumps({"function": function, "Args": args})
-    _run(config, endorsers[0],
+    run_peer(config, endorsers[0],
          ["chaincode", "invoke", "-o", orderer.address, "--tls", "--cafile",
           str(layout.ca_cert(config.topology.orderer_org.name)), "-C", config.topology.channel,
           "-n", config.chaincode.name, "-c", ctor, "--waitForEvent", *targets],
@@ -67,7 +56,7 @@ def invoke(config: NetworkConfig, endorsers: tuple[Org, ...], function: str,
 def query(config: NetworkConfig, org: Org, function: str, args: list[str]) -> str:
     """Evaluate ``function(args)`` on ``org``'s peer; return its output."""
     ctor = json.dumps({"function": function, "Args": args})
-    return _run(config, org, ["chaincode", "query", "-C", config.topology.channel,
+    return run_peer(config, org, ["chaincode", "query", "-C", config.topology.channel,
                               "-n", config.chaincode.name, "-c", ctor], f"query {function}")
 
 

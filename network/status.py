@@ -10,6 +10,7 @@ from typing import Any
 from network import chaincode as cc
 from network import channel, health, process
 from network.config import NetworkConfig, StateLayout
+from network.peercli import PeerCommandError
 from network.topology import Node, NodeKind
 
 
@@ -57,7 +58,7 @@ def collect(config: NetworkConfig, manifest: dict[str, Any] | None,
     if manifest is not None and peers_up:
         try:
             committed = cc.committed(config, config.chaincode.name)
-        except cc.ChaincodeError as exc:
+        except PeerCommandError as exc:
             chaincode = {"name": config.chaincode.name, "committed": False, "error": str(exc)}
         else:
             chaincode = {"name": config.chaincode.name, "committed": committed is not None}
