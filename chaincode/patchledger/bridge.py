@@ -1,0 +1,160 @@
+"""The bridge between the synchronous lifecycle core and the asynchronous chaincode stub.
+
+The core (:mod:`chaincode.lifecycle`) reads state through a synchronous
+:class:`~chaincode.lifecycle.ledger.StateStore`; the runtime's stub is asynchronous. Each
+transaction therefore runs its core operation in a worker thread (a dedicated pool, so the
+runtime's event loop never blocks), and :class:`StubStore` resolves every read by scheduling
+the stub coroutine on the runtime's loop with :func:`asyncio.run_coroutine_threadsafe` and
+waiting for its result in the worker thread. Writes are never sent from the worker: the core
+buffers them in its :class:`~chaincode.lifecycle.ledger.TxLedger` until ``commit()``, which
+hands them to :class:`StubStore`; after the operation returned, :meth:`StubStore.flush` sends
+them from the loop (``PutState``, plus a key-level endorsement policy naming the owner
+organization's peer when the core gave ``owner_org``). A refused operation therefore sends
+no write at all.
+
+Reads are cached for the transaction (the world state a transaction sees does not change
+while it runs; its own writes are overlaid by the ``TxLedger``), so a batch that touches one
+host many times asks the peer once.
+
+Keys: the core's ``Key(record_type, parts)`` is the stub's composite key
+``create_composite_key(record_type, parts)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from chaincode.lifecycle.record import Key
+from chaincode.runtime import ChaincodeStub, create_composite_key, split_composite_key
+
+__all__ = ["STUB_CALL_TIMEOUT", "StubStore", "composite_key", "key_of", "run_in_worker"]
+
+T = TypeVar("T")
+
+#: Seconds a worker waits for one stub call; above the runtime's own 120 s request timeout,
+#: so a lost peer answer surfaces as the runtime's PeerError first.
+STUB_CALL_TIMEOUT = 130.0
+
+_POOL_SIZE = 32
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool  # one lazily created pool per process
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix="lifecycle")
+        return _pool
+
+
+async def run_in_worker(func: Callable[[], T]) -> T:
+    """Run ``func`` in the lifecycle worker pool and return its result (or raise its error)."""
+    return await asyncio.get_running_loop().run_in_executor(_executor(), func)
+
+
+def composite_key(key: Key) -> str:
+    """The stub key of a core key.
+
+    Raises:
+        ValueError: a part contains U+0000 or U+10FFFF.
+    """
+    return create_composite_key(key.record_type, key.parts)
+
+
+def key_of(stub_key: str) -> Key:
+    """The core key of a composite stub key.
+
+    Raises:
+        ValueError: not a composite key.
+    """
+    record_type, parts = split_composite_key(stub_key)
+    return Key(record_type, tuple(parts))
+
+
+class StubStore:
+    """A :class:`~chaincode.lifecycle.ledger.StateStore` over one transaction's stub.
+
+    ``get`` and ``scan`` must be called from a worker thread (never from the loop thread,
+    which would deadlock); ``put`` only records the write; :meth:`flush` sends the recorded
+    writes and must be awaited on the loop.
+    """
+
+    def __init__(
+        self,
+        stub: ChaincodeStub,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        timeout: float = STUB_CALL_TIMEOUT,
+    ) -> None:
+        self._stub = stub
+        self._loop = loop
+        self._timeout = timeout
+        self._cache: dict[Key, bytes | None] = {}
+        self.pending: list[tuple[Key, bytes, str | None]] = []
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the runtime's loop and wait for it in this (worker) thread.
+
+        Raises:
+            RuntimeError: called from the loop's own thread.
+            TimeoutError: no result within the timeout.
+            Whatever the stub call raised (PeerError, StreamClosedError, ValueError).
+        """
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            coro.close()
+            raise RuntimeError("StubStore read from the event loop thread would deadlock")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self._timeout)
+
+    def get(self, key: Key) -> bytes | None:
+        """See :meth:`StateStore.get`: ``GetState`` of the composite key, cached."""
+        if key not in self._cache:
+            raw = self._call(self._stub.get_state(composite_key(key)))
+            self._cache[key] = raw or None
+        return self._cache[key]
+
+    def put(self, key: Key, value: bytes, *, owner_org: str | None = None) -> None:
+        """See :meth:`StateStore.put`: recorded here, sent by :meth:`flush`."""
+        self.pending.append((key, value, owner_org))
+        self._cache[key] = value
+
+    def scan(self, record_type: str, prefix: tuple[str, ...]) -> Iterator[tuple[Key, bytes]]:
+        """See :meth:`StateStore.scan`: ``GetStateByPartialCompositeKey``, in key order."""
+        entries = self._call(self._scan(record_type, prefix))
+        for stub_key, value in entries:
+            key = key_of(stub_key)
+            self._cache.setdefault(key, value)
+            yield key, value
+
+    async def _scan(self, record_type: str, prefix: tuple[str, ...]) -> list[tuple[str, bytes]]:
+        out: list[tuple[str, bytes]] = []
+        async with await self._stub.get_state_by_partial_composite_key(
+            record_type, list(prefix)
+        ) as results:
+            async for kv in results:
+                out.append((kv.key, kv.value))
+        return out
+
+    async def flush(self) -> int:
+        """Send the recorded writes in order (each with its key-level policy); return how many.
+
+        Raises:
+            PeerError: the peer refused a write.
+        """
+        sent = 0
+        for key, value, owner_org in self.pending:
+            stub_key = composite_key(key)
+            await self._stub.put_state(stub_key, value)
+            if owner_org:
+                await self._stub.set_key_endorsement_orgs(stub_key, [owner_org])
+            sent += 1
+        self.pending = []
+        return sent

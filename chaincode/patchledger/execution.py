@@ -1,0 +1,143 @@
+"""Running one lifecycle operation as one chaincode transaction.
+
+:func:`submit` is the whole write path of the contract: build the caller from the transaction
+creator (MSP id and certificate, role from its Fabric CA attributes), take the time from the
+transaction timestamp (whole seconds since the epoch, UTC), run the operation over a
+:class:`~chaincode.lifecycle.ledger.TxLedger` in a worker thread (see
+:mod:`chaincode.patchledger.bridge`), send its writes, and set the transaction's single chaincode
+event, ``patchledger``, whose payload is the core's
+:func:`~chaincode.lifecycle.ledger.event_payload` (no event when nothing changed).
+
+Every :class:`~chaincode.lifecycle.errors.LifecycleError` becomes a
+:class:`~chaincode.runtime.ContractError` carrying the core's message (which names the record,
+its state and the attempted action), prefixed by the error class so clients can tell the kind of
+refusal apart, with a status by kind (:func:`refusal`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from chaincode.lifecycle import (
+    AlreadyExistsError,
+    AuthorizationError,
+    Caller,
+    Change,
+    DuplicateVoteError,
+    LifecycleError,
+    NotFoundError,
+    PreconditionError,
+    ReplayError,
+    StateStore,
+    TransitionError,
+    TxLedger,
+    caller_from_certificate,
+    event_payload,
+)
+from chaincode.patchledger.bridge import StubStore, run_in_worker
+from chaincode.runtime import ChaincodeStub, Context, ContractError
+
+__all__ = ["EVENT_NAME", "Outcome", "caller_of", "read", "refusal", "submit", "tx_time"]
+
+T = TypeVar("T")
+
+#: Name of the chaincode event every state-changing transaction sets.
+EVENT_NAME = "patchledger"
+
+_STATUS: tuple[tuple[type[LifecycleError], int], ...] = (
+    (NotFoundError, 404),
+    (AuthorizationError, 403),
+    (AlreadyExistsError, 409),
+    (DuplicateVoteError, 409),
+    (TransitionError, 409),
+    (PreconditionError, 409),
+    (ReplayError, 409),
+)
+
+
+def refusal(exc: LifecycleError) -> ContractError:
+    """The contract error for a core refusal: ``"<ErrorClass>: <core message>"``.
+
+    Status: 404 not found, 403 authorization, 409 conflicts with the ledger's state
+    (exists, duplicate vote, transition, precondition, replay), 400 otherwise (validation,
+    signature, expiry).
+    """
+    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+    return ContractError(f"{type(exc).__name__}: {exc}", status=status)
+
+
+def tx_time(stub: ChaincodeStub) -> int:
+    """The transaction timestamp in whole seconds since the epoch (UTC).
+
+    Raises:
+        ProtocolError: the proposal carried no timestamp.
+    """
+    return int(stub.get_tx_timestamp().timestamp())
+
+
+def caller_of(ctx: Context) -> Caller:
+    """The lifecycle caller of the transaction creator.
+
+    Raises:
+        ContractError: the certificate carries no known ``role`` (403) or cannot be read.
+    """
+    identity = ctx.client_identity
+    try:
+        return caller_from_certificate(identity.msp_id, identity.cert_pem.encode("ascii"))
+    except LifecycleError as exc:
+        raise refusal(exc) from exc
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """What an operation returned and the changes the transaction made."""
+
+    result: T
+    changes: list[Change]
+
+    def changes_json(self) -> list[dict[str, str]]:
+        """The changes as JSON objects (the event's list)."""
+        return [c.to_dict() for c in self.changes]
+
+
+async def submit(ctx: Context, operation: Callable[[TxLedger], T]) -> Outcome[T]:
+    """Run ``operation`` as this transaction (see the module docstring).
+
+    Raises:
+        ContractError: the core refused (nothing is written), or the creator has no role.
+        PeerError, StreamClosedError: the peer failed a state call (an internal failure).
+    """
+    caller = caller_of(ctx)
+    stub = ctx.stub
+    now = tx_time(stub)
+    store = StubStore(stub, asyncio.get_running_loop())
+
+    def work() -> Outcome[T]:
+        tx = TxLedger(store, caller, now, stub.tx_id)
+        result = operation(tx)
+        return Outcome(result, tx.commit())
+
+    try:
+        outcome = await run_in_worker(work)
+    except LifecycleError as exc:
+        raise refusal(exc) from exc
+    await store.flush()
+    if outcome.changes:
+        stub.set_event(EVENT_NAME, event_payload(outcome.changes))
+    return outcome
+
+
+async def read(ctx: Context, query: Callable[[StateStore], T]) -> T:
+    """Run a read-only core query over the stub in a worker thread.
+
+    Raises:
+        ContractError: the core refused (unknown record type, record not found...).
+    """
+    store = StubStore(ctx.stub, asyncio.get_running_loop())
+    try:
+        return await run_in_worker(lambda: query(store))
+    except LifecycleError as exc:
+        raise refusal(exc) from exc

@@ -1,0 +1,273 @@
+"""The state-changing transaction functions: one per lifecycle action.
+
+Each function runs one operation of :mod:`chaincode.lifecycle.ops` through
+:func:`chaincode.patchledger.execution.submit` (caller from the creator's certificate, time from
+the transaction timestamp, one ``patchledger`` event listing the changes) and returns
+``{"tx_id": ..., "changes": [...]}``; ``ReportDeployments`` adds the per-report results.
+Authorization is the core's role table (:mod:`chaincode.lifecycle.authz`). Every refusal is a
+:class:`~chaincode.runtime.ContractError` naming the record, its state and the attempted action.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from chaincode.lifecycle import TxLedger
+from chaincode.lifecycle.ops import (
+    approvals,
+    deployments,
+    governance,
+    hosts,
+    patches,
+    policies,
+    rollouts,
+    vulnerabilities,
+)
+from chaincode.patchledger.arguments import members
+from chaincode.patchledger.execution import Outcome, submit
+from chaincode.runtime import Context
+
+__all__ = ["SUBMIT"]
+
+T = TypeVar("T")
+Result = dict[str, Any]
+
+
+def _summary(ctx: Context, outcome: Outcome[Any]) -> Result:
+    return {"tx_id": ctx.stub.tx_id, "changes": outcome.changes_json()}
+
+
+async def InitLedger(ctx: Context, policy: dict[str, Any]) -> Result:
+    """Bootstrap the default approval policy (admin; refused once a policy exists).
+
+    The chaincode definition's endorsement policy (MAJORITY) makes this a decision of several
+    organizations; every later change goes through ProposePolicy / ApprovePolicy.
+    """
+    return _summary(ctx, await submit(ctx, lambda tx: policies.bootstrap_policy(tx, policy)))
+
+
+async def RecordVulnerability(ctx: Context, vulnerability: dict[str, Any]) -> Result:
+    """Create or merge a vulnerability (feed); re-recording known data changes nothing."""
+    return _summary(
+        ctx, await submit(ctx, lambda tx: vulnerabilities.record_vulnerability(tx, vulnerability))
+    )
+
+
+async def AssessVulnerability(ctx: Context, vuln_id: str, status: str) -> Result:
+    """Assess a vulnerability: MITIGATED, NOT_AFFECTED or back to OPEN (feed, operator)."""
+    return _summary(
+        ctx, await submit(ctx, lambda tx: vulnerabilities.assess_vulnerability(tx, vuln_id, status))
+    )
+
+
+async def ProposePatch(ctx: Context, patch: dict[str, Any]) -> Result:
+    """Propose a patch: artifact SHA-256, size, URI, vendor, fixes[], targets (feed, operator)."""
+    return _summary(ctx, await submit(ctx, lambda tx: patches.propose_patch(tx, patch)))
+
+
+async def AttachTestEvidence(ctx: Context, patch_id: str, evidence: dict[str, Any]) -> Result:
+    """Attach test evidence ``{report_sha256, uri, summary, passed}`` (operator)."""
+
+    def op(tx: TxLedger) -> Any:
+        ev = members("evidence", evidence, ("report_sha256", "uri", "passed"), ("summary",))
+        return patches.attach_test_evidence(
+            tx,
+            patch_id,
+            report_sha256=ev["report_sha256"],
+            uri=ev["uri"],
+            summary=ev.get("summary", ""),
+            passed=ev["passed"],
+        )
+
+    return _summary(ctx, await submit(ctx, op))
+
+
+async def Approve(ctx: Context, signed_statement: dict[str, Any]) -> Result:
+    """Approve with a signed statement ``{statement, signature}`` (approver of its org)."""
+    return _summary(
+        ctx, await submit(ctx, lambda tx: approvals.approve_patch(tx, signed_statement))
+    )
+
+
+async def Reject(ctx: Context, signed_statement: dict[str, Any]) -> Result:
+    """Reject with a signed statement ``{statement, signature}`` (approver of its org)."""
+    return _summary(ctx, await submit(ctx, lambda tx: approvals.reject_patch(tx, signed_statement)))
+
+
+async def ProposePolicy(ctx: Context, proposal_id: str, policy: dict[str, Any]) -> Result:
+    """Propose a replacement policy; the proposer's organization approves it (admin)."""
+    return _summary(
+        ctx, await submit(ctx, lambda tx: policies.propose_policy(tx, proposal_id, policy))
+    )
+
+
+async def ApprovePolicy(ctx: Context, proposal_id: str) -> Result:
+    """Approve a policy change; adopted at the change quorum (admin)."""
+    return _summary(ctx, await submit(ctx, lambda tx: policies.approve_policy(tx, proposal_id)))
+
+
+async def EnrollHost(ctx: Context, host: dict[str, Any]) -> Result:
+    """Enroll a host of the caller's organization ``{host_id, cert_pem, groups?,
+    maintenance_window?, inventory_sha256?}`` (admin, operator); its records then need the
+    owner organization's peer to endorse every change."""
+
+    def op(tx: TxLedger) -> Any:
+        h = members(
+            "host",
+            host,
+            ("host_id", "cert_pem"),
+            ("groups", "maintenance_window", "inventory_sha256"),
+        )
+        extra = {k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h}
+        return hosts.enroll_host(
+            tx, h["host_id"], h["cert_pem"], groups=h.get("groups", ()), **extra
+        )
+
+    return _summary(ctx, await submit(ctx, op))
+
+
+async def UpdateInventoryDigest(ctx: Context, host_id: str, inventory_sha256: str) -> Result:
+    """Record the digest of a host's off-ledger inventory (operator, or the host itself)."""
+    return _summary(
+        ctx,
+        await submit(ctx, lambda tx: hosts.update_inventory_digest(tx, host_id, inventory_sha256)),
+    )
+
+
+async def DecommissionHost(ctx: Context, host_id: str) -> Result:
+    """Retire a host of the caller's organization (admin, operator)."""
+    return _summary(ctx, await submit(ctx, lambda tx: hosts.decommission_host(tx, host_id)))
+
+
+async def CreateRollout(ctx: Context, rollout: dict[str, Any]) -> Result:
+    """Plan a rollout of an APPROVED patch ``{rollout_id, patch_id, waves: [{hosts?,
+    groups?}], failure_threshold_pct?, soak_seconds?}`` over the caller's hosts (operator)."""
+
+    def op(tx: TxLedger) -> Any:
+        r = members(
+            "rollout",
+            rollout,
+            ("rollout_id", "patch_id", "waves"),
+            ("failure_threshold_pct", "soak_seconds"),
+        )
+        return rollouts.create_rollout(
+            tx,
+            r["rollout_id"],
+            r["patch_id"],
+            r["waves"],
+            failure_threshold_pct=r.get("failure_threshold_pct"),
+            soak_seconds=r.get("soak_seconds"),
+        )
+
+    return _summary(ctx, await submit(ctx, op))
+
+
+async def AdvanceRollout(ctx: Context, rollout_id: str) -> Result:
+    """Start the first wave (releasing the patch) or the next one once the gate passed."""
+    return _summary(ctx, await submit(ctx, lambda tx: rollouts.advance_rollout(tx, rollout_id)))
+
+
+async def PauseRollout(ctx: Context, rollout_id: str) -> Result:
+    """RUNNING -> PAUSED (operator of the rollout's organization)."""
+    return _summary(ctx, await submit(ctx, lambda tx: rollouts.pause_rollout(tx, rollout_id)))
+
+
+async def ResumeRollout(ctx: Context, rollout_id: str) -> Result:
+    """PAUSED -> RUNNING (operator of the rollout's organization)."""
+    return _summary(ctx, await submit(ctx, lambda tx: rollouts.resume_rollout(tx, rollout_id)))
+
+
+async def HaltRollout(ctx: Context, rollout_id: str) -> Result:
+    """PLANNED, RUNNING or PAUSED -> HALTED (operator of the rollout's organization)."""
+    return _summary(ctx, await submit(ctx, lambda tx: rollouts.halt_rollout(tx, rollout_id)))
+
+
+async def CompleteRollout(ctx: Context, rollout_id: str) -> Result:
+    """RUNNING (last wave settled within the threshold) -> COMPLETED."""
+    return _summary(ctx, await submit(ctx, lambda tx: rollouts.complete_rollout(tx, rollout_id)))
+
+
+async def RollBackRollout(ctx: Context, rollout_id: str) -> Result:
+    """HALTED -> ROLLED_BACK (operator of the rollout's organization)."""
+    return _summary(ctx, await submit(ctx, lambda tx: rollouts.roll_back_rollout(tx, rollout_id)))
+
+
+async def ReportDeployments(ctx: Context, reports: list[Any]) -> Result:
+    """Record a batch of signed host reports (a host: its own; an operator: its org's hosts).
+
+    The batch is not all-or-nothing: each report is accepted or refused on its own and the
+    result lists, per report, ``accepted`` and the refusal's ``error_type`` and ``error``.
+    """
+    outcome = await submit(ctx, lambda tx: deployments.report_deployments(tx, reports))
+    batch = outcome.result
+    return {
+        **_summary(ctx, outcome),
+        "accepted": batch.accepted,
+        "refused": len(batch.results) - batch.accepted,
+        "results": [r.to_dict() for r in batch.results],
+    }
+
+
+async def RevokePatch(ctx: Context, patch_id: str, reason: str) -> Result:
+    """Propose or agree to revoking a patch; REVOKED at the revocation quorum (approver)."""
+    return _summary(
+        ctx, await submit(ctx, lambda tx: governance.revoke_patch(tx, patch_id, reason))
+    )
+
+
+async def GrantException(ctx: Context, exception: dict[str, Any]) -> Result:
+    """Propose or agree to a risk acceptance ``{exception_id, vuln_id, justification,
+    expires_at, host_ids?}``; GRANTED at the exception quorum (approver)."""
+
+    def op(tx: TxLedger) -> Any:
+        e = members(
+            "exception",
+            exception,
+            ("exception_id", "vuln_id", "justification", "expires_at"),
+            ("host_ids",),
+        )
+        return governance.grant_exception(
+            tx,
+            e["exception_id"],
+            e["vuln_id"],
+            justification=e["justification"],
+            expires_at=e["expires_at"],
+            host_ids=e.get("host_ids", ()),
+        )
+
+    return _summary(ctx, await submit(ctx, op))
+
+
+async def ExpireException(ctx: Context, vuln_id: str, exception_id: str) -> Result:
+    """Mark a risk acceptance EXPIRED once its expiry passed (admin, approver, operator)."""
+    return _summary(
+        ctx, await submit(ctx, lambda tx: governance.expire_exception(tx, vuln_id, exception_id))
+    )
+
+
+#: Every state-changing transaction function, registered by :mod:`chaincode.patchledger.contract`.
+SUBMIT = (
+    InitLedger,
+    RecordVulnerability,
+    AssessVulnerability,
+    ProposePatch,
+    AttachTestEvidence,
+    Approve,
+    Reject,
+    ProposePolicy,
+    ApprovePolicy,
+    EnrollHost,
+    UpdateInventoryDigest,
+    DecommissionHost,
+    CreateRollout,
+    AdvanceRollout,
+    PauseRollout,
+    ResumeRollout,
+    HaltRollout,
+    CompleteRollout,
+    RollBackRollout,
+    ReportDeployments,
+    RevokePatch,
+    GrantException,
+    ExpireException,
+)

@@ -1,0 +1,110 @@
+"""The sync-core/async-stub bridge: reads from a worker thread through the runtime's loop,
+cached per transaction; writes only on flush, with key-level endorsement for owner_org."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from chaincode.lifecycle.record import Key
+from chaincode.patchledger.bridge import StubStore, composite_key, key_of, run_in_worker
+from chaincode.runtime import Context, Contract, KeyEndorsementPolicy, PeerSession
+from chaincode.runtime._protos import Msg
+from chaincode.runtime.endorsement import VALIDATION_PARAMETER
+from chaincode.runtime.testing import FakePeer, parse_response
+
+probe = Contract("probe")
+seen: dict[str, Any] = {}
+
+
+@probe.transaction
+async def Probe(ctx: Context) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    store = StubStore(ctx.stub, loop)
+    loop_thread = threading.get_ident()
+
+    def work() -> dict[str, Any]:
+        assert threading.get_ident() != loop_thread
+        first = store.get(Key("Host", ("h1",)))
+        again = store.get(Key("Host", ("h1",)))
+        missing = store.get(Key("Host", ("nope",)))
+        scanned = [(k.parts, v) for k, v in store.scan("Deployment", ("R-1",))]
+        store.put(Key("Host", ("h2",)), b'{"h":2}', owner_org="ITOpsMSP")
+        store.put(Key("Note", ("n",)), b"plain")
+        return {
+            "first": first.decode() if first else None,
+            "same": first == again,
+            "missing": missing,
+            "scanned": [[list(p), v.decode()] for p, v in scanned],
+            "after_put": (store.get(Key("Host", ("h2",))) or b"").decode(),
+        }
+
+    result = await run_in_worker(work)
+    seen["pending_before_flush"] = len(store.pending)
+    seen["written_before_flush"] = composite_key(Key("Host", ("h2",))) in seen["peer"].state
+    result["flushed"] = await store.flush()
+    return result
+
+
+@probe.transaction
+async def FromLoop(ctx: Context) -> None:
+    StubStore(ctx.stub, asyncio.get_running_loop()).get(Key("Host", ("h1",)))
+
+
+def run(peer: FakePeer, *function: str) -> list[Any]:
+    seen["peer"] = peer
+
+    async def main() -> list[Any]:
+        session = PeerSession(peer, "probe:1", probe, request_timeout=5)
+        task = asyncio.create_task(session.run())
+        try:
+            return [parse_response(await peer.transact(f)) for f in function]
+        finally:
+            peer.close()
+            await task
+
+    return asyncio.run(main())
+
+
+def test_worker_reads_are_resolved_on_the_loop_cached_and_writes_wait_for_flush() -> None:
+    peer = FakePeer(batch_size=1)
+    peer.state[composite_key(Key("Host", ("h1",)))] = b'{"h":1}'
+    for host in ("h2", "h1"):
+        peer.state[composite_key(Key("Deployment", ("R-1", host)))] = host.encode()
+    peer.state[composite_key(Key("Deployment", ("R-2", "h1")))] = b"other rollout"
+    (reply,) = run(peer, "Probe")
+    assert reply.status == 200, reply.message
+    result = json.loads(reply.payload)
+    assert result == {
+        "first": '{"h":1}',
+        "same": True,
+        "missing": None,
+        "scanned": [[["R-1", "h1"], "h1"], [["R-1", "h2"], "h2"]],
+        "after_put": '{"h":2}',
+        "flushed": 2,
+    }
+    assert seen["pending_before_flush"] == 2 and not seen["written_before_flush"]
+    gets = [m for m in peer.written if m.type == Msg.GET_STATE]
+    assert len(gets) == 2  # h1 once (cached), "nope" once
+    h2 = composite_key(Key("Host", ("h2",)))
+    assert peer.state[h2] == b'{"h":2}'
+    policy = KeyEndorsementPolicy(peer.metadata[h2][VALIDATION_PARAMETER])
+    assert policy.list_orgs() == ["ITOpsMSP"]
+    note = composite_key(Key("Note", ("n",)))
+    assert peer.state[note] == b"plain" and note not in peer.metadata
+
+
+def test_a_read_from_the_loop_thread_is_refused_instead_of_deadlocking() -> None:
+    (reply,) = run(FakePeer(), "FromLoop")
+    assert reply.status == 500  # an internal failure, answered at once
+
+
+def test_composite_keys_round_trip() -> None:
+    key = Key("Deployment", ("R-1", "h/1"))
+    assert key_of(composite_key(key)) == key
+    with pytest.raises(ValueError, match="not a composite key"):
+        key_of("plain")
