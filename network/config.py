@@ -47,7 +47,7 @@ class ChaincodeSettings:
 
     name: str = "patchledger"
     version: str = "1.0"
-    contract: str = "chaincode.smoke:contract"
+    contract: str = "chaincode.patchledger.contract:contract"
     slot: int = 0
 
     @property

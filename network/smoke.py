@@ -61,19 +61,20 @@ def query(config: NetworkConfig, org: Org, function: str, args: list[str]) -> st
 
 
 def run_smoke(config: NetworkConfig, orderer: Node | None = None) -> SmokeResult:
-    """Put a fresh value through SecOps and ITOps, read it back from Compliance.
+    """Ping with a fresh nonce as SecOps' admin, endorsed by SecOps and ITOps; read the health
+    record back (``GetPing``, keyed by the writer's MSP id) from Compliance.
 
     Raises:
         SmokeError: the write or the read failed, or the value read differs.
     """
     orgs = config.topology.peer_orgs
     writers, reader = (orgs[0], orgs[1]), orgs[2]
-    key = "smoke"
+    key = writers[0].msp_id
     value = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     t0 = time.monotonic()
-    invoke(config, writers, "Put", [key, value], orderer)
+    invoke(config, writers, "Ping", [value], orderer)
     elapsed = time.monotonic() - t0
-    read = query(config, reader, "Get", [key])
+    read = query(config, reader, "GetPing", [key])
     if value not in read:
         raise SmokeError(f"read back {read!r} from {reader.peer.name}, expected {value!r}")
     return SmokeResult(key, value, tuple(o.msp_id for o in writers), reader.msp_id, read,

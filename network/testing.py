@@ -9,14 +9,33 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+from app.fabric import (
+    Attribute,
+    CAClient,
+    CAError,
+    EcdsaSigner,
+    Identity,
+    RegistrationRequest,
+)
 from network.config import NetworkConfig, StateLayout, config_from_env
 from network.manager import Manager
 from network.topology import Org
 
 TEST_PORT_BASE = "27000"
+
+
+class EnrolledUser(NamedTuple):
+    """An identity issued by an organization's CA: what a client needs to transact as it."""
+
+    identity: Identity
+    signer: EcdsaSigner
+    cert_pem: bytes
+    msp_dir: Path
 
 
 @dataclass
@@ -53,6 +72,41 @@ class LocalNetwork:
         """The bootstrap admin secret of the organization's CA (for registering test users)."""
         secrets: dict[str, str] = json.loads(self.layout.secrets.read_text())
         return secrets[f"{self.org(org).name}/ca-bootstrap"]
+
+    def ca_client(self, org: str) -> CAClient:
+        """A client of the organization's CA (HTTPS, trusting exactly its root)."""
+        return CAClient(f"https://{self.org(org).ca.address}",
+                        tls_ca_certificate=self.ca_cert(org).read_bytes())
+
+    def enroll_user(self, org: str, enrollment_id: str, role: str,
+                    attrs: Mapping[str, str] | None = None) -> EnrolledUser:
+        """Register ``enrollment_id`` with the organization admin as registrar and enroll it.
+
+        The certificate carries ``role`` and every attribute of ``attrs`` (e.g. ``host_id``)
+        in its Fabric CA attribute extension. The MSP directory is written under
+        ``orgs/<org>/users/<enrollment_id>/msp``. Enrollment ids must be new to the CA.
+
+        Raises:
+            CAError: the CA refused the registration or the enrolment.
+        """
+        o = self.org(org)
+        admin = self.admin_msp(org)
+        registrar = Identity.from_msp_dir(admin, o.msp_id)
+        registrar_signer = EcdsaSigner.from_msp_dir(admin)
+        ca = self.ca_client(org)
+        wanted = {"role": role, **dict(attrs or {})}
+        request = RegistrationRequest(
+            enrollment_id,
+            attributes=[Attribute(k, v, ecert=True) for k, v in wanted.items()],
+        )
+        secret = ca.register(registrar, registrar_signer, request)
+        if not secret:
+            raise CAError(f"registration of {enrollment_id} returned no secret",
+                          url=f"https://{o.ca.address}")
+        enrollment = ca.enroll(enrollment_id, secret)
+        msp_dir = enrollment.write_msp_dir(self.layout.user_dir(o.name, enrollment_id) / "msp")
+        return EnrolledUser(enrollment.identity(o.msp_id), enrollment.signer,
+                            enrollment.certificate, msp_dir)
 
 
 def make_network_config(state_dir: Path, env: dict[str, str] | None = None) -> NetworkConfig:

@@ -105,7 +105,7 @@ def test_down_then_up_keeps_the_ledger(fabric_network: LocalNetwork) -> None:
     assert net.manager.up() == "network restarted (ledger intact)"
     after = _heights(net)
     assert all((after[n] or 0) >= (before[n] or 0) > 0 for n in before), (before, after)
-    read = query(net.config, net.org("compliance"), "Get", [written.key])
+    read = query(net.config, net.org("compliance"), "GetPing", [written.key])
     assert written.value in read
     assert net.manager.up() == "network already running"
 

@@ -1,0 +1,546 @@
+"""The patch-lifecycle contract on the real network (issue 3), with identities issued by the
+organizations' CAs: the whole life of a patch from a real KEV entry, and the attacks of
+DESIGN.md section 5, each refused with a clear error.
+
+Every identity is registered by its organization's admin and enrolled from its organization's
+CA (``LocalNetwork.enroll_user``) with ``role`` (and ``host_id``) attributes; clients are our
+Gateway client (app.fabric) on the identity's own organization's peer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography import x509
+
+from app.fabric import (
+    CommitError,
+    EcdsaSigner,
+    EndorseError,
+    Gateway,
+    GatewayError,
+    Identity,
+    connect,
+    create_channel,
+)
+from app.feeds.formats import parse_bytes
+from app.feeds.model import Advisory
+from chaincode.lifecycle.host_report import HostReport
+from chaincode.lifecycle.signatures import encode_b64
+from chaincode.lifecycle.statement import ApprovalStatement, SignedStatement, verify_statement
+from network.config import REPO_ROOT
+from network.testing import EnrolledUser, LocalNetwork
+
+pytestmark = pytest.mark.integration
+
+SECOPS, ITOPS, COMPLIANCE = "SecOpsMSP", "ITOpsMSP", "ComplianceMSP"
+ORGS = (SECOPS, ITOPS, COMPLIANCE)
+DAY = 86_400
+ARTIFACT = b"xz-utils_5.4.5-0.3_amd64.deb (test artifact)"
+INVENTORY = hashlib.sha256(b"dpkg -l after the patch").hexdigest()
+POLICY = {
+    "organizations": list(ORGS),
+    "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 1},
+    "rejection": "any",
+    "change_quorum": 2,
+    "revocation_quorum": 2,
+    "exception_quorum": 2,
+    "max_statement_validity": 30 * DAY,
+    "failure_threshold_pct": 0,
+    "soak_seconds": 0,
+    "remediation_days": {"critical": 7, "high": 30, "medium": 90, "low": 180},
+}
+
+
+def feeds_dir() -> Path:
+    """``$PATCHLEDGER_FEEDS_DIR`` or the shared feeds next to the repository."""
+    configured = os.environ.get("PATCHLEDGER_FEEDS_DIR")
+    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "feeds"
+
+
+def kev_entry() -> Advisory:
+    """The most recently added entry of the real KEV catalog, parsed by app.feeds."""
+    path = feeds_dir() / "kev" / "known_exploited_vulnerabilities.json"
+    if not path.is_file():
+        pytest.skip(f"no KEV catalog at {path} (set PATCHLEDGER_FEEDS_DIR)")
+    result = parse_bytes(path.read_bytes(), str(path), expected="kev")
+    entries = [a for a in result.advisories if a.kev is not None]
+    assert entries, f"{path}: no KEV entries parsed"
+    return max(entries, key=lambda a: (a.kev.date_added if a.kev else None, a.id))
+
+
+def vulnerability_of(advisory: Advisory) -> dict[str, Any]:
+    """The RecordVulnerability argument for a KEV entry (known exploited: critical)."""
+    assert advisory.kev is not None
+    return {
+        "vuln_id": advisory.id,
+        "severity": "critical",
+        "title": advisory.summary[:1024],
+        "known_exploited": True,
+        "kev_due_date": advisory.kev.due_date.isoformat(),
+        "sources": [{"name": "cisa-kev", "reference": advisory.id}],
+    }
+
+
+# ---------------------------------------------------------------------------- clients
+
+
+@dataclass
+class Client:
+    """One CA-issued identity with a gateway on its organization's peer (``gateway``) and
+    gateways on the other organizations' peers (``peers``), used to wait for each commit
+    everywhere, so the next transaction's endorsers all see it."""
+
+    user: EnrolledUser
+    gateway: Gateway
+    channel: str
+    peers: list[Gateway] = field(default_factory=list)
+
+    @property
+    def msp_id(self) -> str:
+        return self.user.identity.msp_id
+
+    @property
+    def name(self) -> str:
+        return self.user.identity.enrollment_id
+
+    def submit(self, function: str, *args: Any, endorsing: Sequence[str] = ()) -> Any:
+        """Submit, wait for the commit on every peer; return the JSON result.
+
+        Raises:
+            EndorseError: refused by the chaincode (or endorsement failed).
+            CommitError: committed invalid (e.g. ENDORSEMENT_POLICY_FAILURE).
+        """
+        contract = self.gateway.get_network(self.channel).get_contract("patchledger")
+        submitted = contract.submit_async(
+            function, [_arg(a) for a in args], endorsing_organizations=endorsing
+        )
+        status = submitted.get_status()
+        if not status.successful:
+            raise CommitError(status.transaction_id, status.code, status.code_name,
+                              status.block_number)
+        for other in self.peers:
+            other.new_commit(submitted.bytes).get_status()
+        return json.loads(submitted.result) if submitted.result else None
+
+    def evaluate(self, function: str, *args: Any) -> Any:
+        """Evaluate on the organization's peer; return the JSON result."""
+        raw = self.gateway.get_network(self.channel).get_contract("patchledger").evaluate(
+            function, [_arg(a) for a in args]
+        )
+        return json.loads(raw) if raw else None
+
+    def sign(self, payload: bytes) -> str:
+        """Base64 DER ECDSA signature (low S) of ``payload`` with this identity's key."""
+        return encode_b64(self.user.signer(hashlib.sha256(payload).digest()))
+
+
+def _arg(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@dataclass
+class World:
+    """The identities of the test and a unique suffix for the records it creates."""
+
+    net: LocalNetwork
+    run: str
+    clients: dict[str, Client] = field(default_factory=dict)
+    channels: list[grpc.Channel] = field(default_factory=list)
+
+    def __getitem__(self, name: str) -> Client:
+        return self.clients[name]
+
+
+#: name -> (organization, role, extra attributes); enrollment ids get the run suffix.
+IDENTITIES: dict[str, tuple[str, str, dict[str, str]]] = {
+    "secops-feed": (SECOPS, "feed", {}),
+    "secops-operator": (SECOPS, "operator", {}),
+    "secops-approver": (SECOPS, "approver", {}),
+    "secops-approver2": (SECOPS, "approver", {}),
+    "itops-operator": (ITOPS, "operator", {}),
+    "itops-approver": (ITOPS, "approver", {}),
+    "compliance-approver": (COMPLIANCE, "approver", {}),
+    "compliance-operator": (COMPLIANCE, "operator", {}),
+    **{f"host-{h}": (ITOPS, "host", {"host_id": h}) for h in ("h1", "h2", "h3", "a1", "a2")},
+    "host-c1": (COMPLIANCE, "host", {"host_id": "c1"}),
+}
+
+
+@pytest.fixture(scope="module")
+def world(fabric_network: LocalNetwork) -> Iterator[World]:
+    """Every identity enrolled from its org's CA, gateways opened, the default policy set."""
+    net = fabric_network
+    run = secrets.token_hex(3)
+    w = World(net, run)
+    channels = {}
+    for msp in ORGS:
+        org = net.org(msp)
+        channels[msp] = create_channel(org.peer.address,
+                                       tls_root_certificates=net.ca_cert(msp).read_bytes())
+    w.channels = list(channels.values())
+
+    def enroll(name: str) -> tuple[str, EnrolledUser]:
+        msp, role, attrs = IDENTITIES[name]
+        host_id = attrs.get("host_id")
+        # Host ids are record ids on the ledger: make them unique per run as well.
+        attrs = {"host_id": f"{host_id}-{run}"} if host_id else {}
+        return name, net.enroll_user(msp, f"{name}-{run}", role, attrs)
+
+    with ThreadPoolExecutor(6) as pool:
+        users = dict(pool.map(enroll, IDENTITIES))
+    channel_name = net.config.topology.channel
+    for name, user in users.items():
+        own = user.identity.msp_id
+        gateways = {msp: connect(user.identity, user.signer, channels[msp],
+                                 endpoint=net.org(msp).peer.address) for msp in ORGS}
+        others = [gw for msp, gw in gateways.items() if msp != own]
+        w.clients[name] = Client(user, gateways[own], channel_name, others)
+    _bootstrap_policy(net, channels[SECOPS], channel_name)
+    try:
+        yield w
+    finally:
+        for channel in w.channels:
+            channel.close()
+
+
+def _bootstrap_policy(net: LocalNetwork, channel: grpc.Channel, channel_name: str) -> None:
+    """InitLedger as the SecOps admin (role=admin) unless the policy exists; waits for the
+    gateway's discovery to know the chaincode's peers."""
+    admin = net.admin_msp(SECOPS)
+    gateway = connect(Identity.from_msp_dir(admin, SECOPS), EcdsaSigner.from_msp_dir(admin),
+                      channel, endpoint=net.org(SECOPS).peer.address)
+    contract = gateway.get_network(channel_name).get_contract("patchledger")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            contract.evaluate("GetRecord", ["Policy", "default"])
+            return
+        except GatewayError as exc:
+            if "does not exist" not in str(exc):
+                raise
+        try:
+            contract.submit("InitLedger", [json.dumps(POLICY)])
+            return
+        except EndorseError as exc:
+            if exc.code != grpc.StatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+# ---------------------------------------------------------------------------- documents
+
+
+def signed_statement(
+    signer: Client,
+    patch_id: str,
+    artifact_sha256: str,
+    decision: str = "approve",
+    *,
+    msp_id: str | None = None,
+) -> dict[str, Any]:
+    """A statement signed with ``signer``'s enrollment key (fields overridable for attacks)."""
+    body = ApprovalStatement(
+        patch_id=patch_id,
+        artifact_sha256=artifact_sha256,
+        decision=decision,
+        msp_id=msp_id or signer.msp_id,
+        approver=signer.name,
+        expires_at=int(time.time()) + DAY,
+        comment="reviewed the diff and the test evidence",
+    )
+    return {"statement": body.to_dict(), "signature": signer.sign(body.to_json())}
+
+
+def signed_report(
+    signer: Client, host_id: str, rollout_id: str, patch_id: str, outcome: str, sequence: int
+) -> dict[str, Any]:
+    """A deployment report signed with ``signer``'s (a host's) enrollment key."""
+    body = HostReport(
+        host_id=host_id,
+        rollout_id=rollout_id,
+        patch_id=patch_id,
+        outcome=outcome,
+        sequence=sequence,
+        inventory_sha256=INVENTORY,
+        reported_at=int(time.time()),
+    )
+    return {"report": body.to_dict(), "signature": signer.sign(body.to_json())}
+
+
+def host_id(w: World, short: str) -> str:
+    return f"{short}-{w.run}"
+
+
+def enroll_host(w: World, enrolling: Client, short: str, groups: list[str]) -> str:
+    """Enroll host ``short`` with its CA-issued certificate (once); return its ledger id."""
+    hid = host_id(w, short)
+    if _exists(w, "Host", hid):
+        return hid
+    cert = w[f"host-{short}"].user.cert_pem.decode()
+    enrolling.submit("EnrollHost", {"host_id": hid, "cert_pem": cert, "groups": groups,
+                                    "maintenance_window": "Sun 02:00-04:00"})
+    return hid
+
+
+def make_tested_patch(w: World, patch_id: str, vuln_id: str) -> str:
+    """Patch ``patch_id`` proposed by SecOps and TESTED by ITOps; return its artifact digest."""
+    digest = hashlib.sha256(ARTIFACT + patch_id.encode()).hexdigest()
+    w["secops-operator"].submit("ProposePatch", {
+        "patch_id": patch_id,
+        "title": "xz-utils security update",
+        "vendor": "Debian",
+        "artifact_sha256": digest,
+        "artifact_size": len(ARTIFACT),
+        "artifact_uri": f"https://artifacts.example/{digest}",
+        "fixes": [vuln_id],
+        "targets": ["pkg:deb/debian/xz-utils"],
+    })
+    w["itops-operator"].submit("AttachTestEvidence", patch_id, {
+        "report_sha256": hashlib.sha256(b"ci report " + patch_id.encode()).hexdigest(),
+        "uri": f"https://ci.example/{patch_id}", "summary": "all suites pass", "passed": True,
+    })
+    return digest
+
+
+@pytest.fixture(scope="module")
+def vuln_id(world: World) -> str:
+    """A real KEV entry, recorded by the SecOps feed (idempotently)."""
+    vuln = vulnerability_of(kev_entry())
+    first = world["secops-feed"].submit("RecordVulnerability", vuln)
+    again = world["secops-feed"].submit("RecordVulnerability", vuln)
+    assert again["changes"] == []  # re-recording the same data changes nothing
+    assert first["changes"] in ([], [{"record_type": "Vulnerability", "record_id": vuln["vuln_id"],
+                                       "from": "", "to": "OPEN"}])
+    return str(vuln["vuln_id"])
+
+
+def refused(excinfo: pytest.ExceptionInfo[EndorseError]) -> str:
+    """The chaincode's refusal messages carried by an endorsement failure."""
+    return "\n".join(d.message for d in excinfo.value.details) or str(excinfo.value)
+
+
+# ---------------------------------------------------------------------------- the life of a patch
+
+
+def test_the_whole_life_of_a_patch(world: World, vuln_id: str) -> None:
+    w = world
+    patch_id, rollout_id = f"P-{w.run}", f"R-{w.run}"
+    digest = make_tested_patch(w, patch_id, vuln_id)
+    w["secops-approver"].submit("Approve", signed_statement(w["secops-approver"], patch_id, digest))
+    approved = w["compliance-approver"].submit(
+        "Approve", signed_statement(w["compliance-approver"], patch_id, digest)
+    )
+    assert {"record_type": "Patch", "record_id": patch_id, "from": "TESTED",
+            "to": "APPROVED"} in approved["changes"]
+
+    op = w["itops-operator"]
+    h1 = enroll_host(w, op, "h1", ["canary"])
+    h2 = enroll_host(w, op, "h2", ["web"])
+    h3 = enroll_host(w, op, "h3", ["web"])
+    op.submit("CreateRollout", {"rollout_id": rollout_id, "patch_id": patch_id,
+                                "waves": [{"hosts": [h1]}, {"groups": ["web"]}]})
+    op.submit("AdvanceRollout", rollout_id)
+    # Wave 0: the canary reports for itself.
+    own = w["host-h1"].submit("ReportDeployments", [
+        signed_report(w["host-h1"], h1, rollout_id, patch_id, "APPLIED", 1),
+        signed_report(w["host-h1"], h1, rollout_id, patch_id, "VERIFIED", 2),
+    ])
+    assert (own["accepted"], own["refused"]) == (2, 0), own["results"]
+    op.submit("AdvanceRollout", rollout_id)
+    # Wave 1: the operator relays one batch of the hosts' signed reports.
+    batch = [
+        signed_report(w[f"host-{s}"], hid, rollout_id, patch_id, outcome, seq)
+        for seq, outcome in ((1, "DISPATCHED"), (2, "APPLIED"), (3, "VERIFIED"))
+        for s, hid in (("h2", h2), ("h3", h3))
+    ]
+    relayed = op.submit("ReportDeployments", batch)
+    assert (relayed["accepted"], relayed["refused"]) == (6, 0), relayed["results"]
+    completed = op.submit("CompleteRollout", rollout_id)
+    assert completed["changes"][-1]["to"] == "COMPLETED"
+
+    auditor = w["compliance-approver"]
+    for hid in (h1, h2, h3):
+        deployment = auditor.evaluate("GetRecord", "Deployment", f"{rollout_id}/{hid}")
+        assert deployment["status"] == "VERIFIED" and deployment["inventory_sha256"] == INVENTORY
+    listed = auditor.evaluate("ListRecords", "Deployment", "VERIFIED", 200, "")
+    assert {d["host_id"] for d in listed["records"] if d["rollout_id"] == rollout_id} == {
+        h1, h2, h3}
+
+    history = auditor.evaluate("GetHistory", "Patch", patch_id)
+    assert [(e["state"], e["creator_msp"]) for e in history] == [
+        ("PROPOSED", SECOPS), ("TESTED", ITOPS), ("APPROVED", COMPLIANCE), ("RELEASED", ITOPS)
+    ]
+    assert len({e["tx_id"] for e in history}) == 4
+    assert [e["timestamp"] for e in history] == sorted(e["timestamp"] for e in history)
+
+    # The approval bundle verifies offline: statements signed by CA-issued approver
+    # certificates of two distinct organizations, bound to the artifact.
+    bundle = auditor.evaluate("GetApprovalBundle", patch_id)
+    assert bundle["patch"]["status"] == "RELEASED"
+    orgs = set()
+    for entry in bundle["approvals"]:
+        signed = SignedStatement.from_dict(entry["statement"])
+        cert = entry["signer_cert_pem"].encode()
+        verify_statement(signed, cert, patch_id=patch_id, artifact_sha256=digest,
+                         now=int(time.time()), max_validity=30 * DAY)
+        root = x509.load_pem_x509_certificate(w.net.ca_cert(signed.statement.msp_id).read_bytes())
+        x509.load_pem_x509_certificate(cert).verify_directly_issued_by(root)
+        orgs.add(signed.statement.msp_id)
+    assert orgs == {SECOPS, COMPLIANCE}
+
+
+# ---------------------------------------------------------------------------- attacks
+
+
+@pytest.fixture(scope="module")
+def tested(world: World, vuln_id: str) -> tuple[str, str]:
+    """A second patch, TESTED, for the approval attacks: (patch id, artifact digest)."""
+    patch_id = f"PA-{world.run}"
+    return patch_id, make_tested_patch(world, patch_id, vuln_id)
+
+
+def test_an_itops_approver_cannot_sign_in_compliances_name(
+        world: World, tested: tuple[str, str]) -> None:
+    patch_id, digest = tested
+    forged = signed_statement(world["itops-approver"], patch_id, digest, msp_id=COMPLIANCE)
+    with pytest.raises(EndorseError) as excinfo:
+        world["itops-approver"].submit("Approve", forged)
+    assert ("AuthorizationError: the statement belongs to ComplianceMSP; caller is from "
+            "ITOpsMSP") in refused(excinfo)
+
+
+def test_a_user_without_the_approver_role_cannot_approve(
+        world: World, tested: tuple[str, str]) -> None:
+    patch_id, digest = tested
+    operator = world["itops-operator"]
+    with pytest.raises(EndorseError) as excinfo:
+        operator.submit("Approve", signed_statement(operator, patch_id, digest))
+    assert "AuthorizationError: approve_patch is not allowed for role 'operator'" in (
+        refused(excinfo))
+
+
+def test_a_statement_for_another_artifact_digest_is_refused(
+        world: World, tested: tuple[str, str]) -> None:
+    patch_id, _ = tested
+    other = hashlib.sha256(b"a different build").hexdigest()
+    approver = world["itops-approver"]
+    with pytest.raises(EndorseError) as excinfo:
+        approver.submit("Approve", signed_statement(approver, patch_id, other))
+    assert f"SignatureError: statement of {approver.name!r} (ITOpsMSP) on {patch_id!r}: bound" \
+        f" to patch {patch_id!r} artifact {other[:12]}..." in refused(excinfo)
+
+
+def test_one_organization_cannot_approve_twice(world: World, tested: tuple[str, str]) -> None:
+    patch_id, digest = tested
+    first = world["secops-approver"]
+    first.submit("Approve", signed_statement(first, patch_id, digest))
+    second = world["secops-approver2"]  # another SecOps approver, own key and statement
+    with pytest.raises(EndorseError) as excinfo:
+        second.submit("Approve", signed_statement(second, patch_id, digest))
+    assert f"DuplicateVoteError: SecOpsMSP has already decided on Patch {patch_id!r}" in (
+        refused(excinfo))
+    patch = world["compliance-approver"].evaluate("GetRecord", "Patch", patch_id)
+    assert patch["status"] == "TESTED"  # one approval counted, not two
+
+
+def test_a_rollout_of_a_patch_that_is_not_approved_is_refused(
+        world: World, tested: tuple[str, str]) -> None:
+    patch_id, _ = tested
+    op = world["itops-operator"]
+    hid = enroll_host(world, op, "a2", ["attack"])
+    with pytest.raises(EndorseError) as excinfo:
+        op.submit("CreateRollout", {"rollout_id": f"RA-{world.run}", "patch_id": patch_id,
+                                    "waves": [{"hosts": [hid]}]})
+    assert f"PreconditionError: Patch {patch_id!r} is TESTED: only APPROVED or RELEASED " \
+        "patches roll out" in refused(excinfo)
+
+
+@pytest.fixture(scope="module")
+def running(world: World, vuln_id: str) -> tuple[str, str, str, str]:
+    """An approved patch rolling out to ITOps hosts a1 and a2: (patch, rollout, a1, a2)."""
+    w = world
+    patch_id, rollout_id = f"PR-{w.run}", f"RR-{w.run}"
+    digest = make_tested_patch(w, patch_id, vuln_id)
+    for name in ("secops-approver", "compliance-approver"):
+        w[name].submit("Approve", signed_statement(w[name], patch_id, digest))
+    op = w["itops-operator"]
+    a1 = enroll_host(w, op, "a1", ["attack"])
+    a2 = enroll_host(w, op, "a2", ["attack"])
+    op.submit("CreateRollout", {"rollout_id": rollout_id, "patch_id": patch_id,
+                                "waves": [{"hosts": [a1, a2]}]})
+    op.submit("AdvanceRollout", rollout_id)
+    return patch_id, rollout_id, a1, a2
+
+
+def _exists(w: World, record_type: str, record_id: str) -> bool:
+    try:
+        w["itops-operator"].evaluate("GetRecord", record_type, record_id)
+    except GatewayError:
+        return False
+    return True
+
+
+def test_a_host_cannot_report_for_another_host(
+        world: World, running: tuple[str, str, str, str]) -> None:
+    patch_id, rollout_id, a1, a2 = running
+    impostor = world["host-a2"]
+    result = impostor.submit("ReportDeployments", [
+        signed_report(impostor, a1, rollout_id, patch_id, "VERIFIED", 1)
+    ])
+    (entry,) = result["results"]
+    assert (entry["accepted"], entry["error_type"]) == (False, "AuthorizationError")
+    assert entry["error"] == f"host {a2!r} cannot report for host {a1!r}"
+    # Relayed by the operator, the same forgery fails the signature check against a1's cert.
+    relayed = world["itops-operator"].submit("ReportDeployments", [
+        signed_report(impostor, a1, rollout_id, patch_id, "VERIFIED", 1)
+    ])
+    assert relayed["results"][0]["error_type"] == "SignatureError"
+    deployment = world["itops-operator"].evaluate("GetRecord", "Deployment", f"{rollout_id}/{a1}")
+    assert deployment["status"] == "SCHEDULED"
+
+
+def test_a_replayed_report_is_refused(world: World, running: tuple[str, str, str, str]) -> None:
+    patch_id, rollout_id, _, a2 = running
+    host = world["host-a2"]
+    report = signed_report(host, a2, rollout_id, patch_id, "APPLIED", 5)
+    assert host.submit("ReportDeployments", [report])["accepted"] == 1
+    replay = host.submit("ReportDeployments", [report])
+    (entry,) = replay["results"]
+    assert (entry["accepted"], entry["error_type"]) == (False, "ReplayError")
+    assert replay["changes"] == []
+    record = world["itops-operator"].evaluate("GetRecord", "Host", a2)
+    assert record["last_report_sequence"] == 5
+
+
+def test_a_compliance_host_cannot_be_changed_without_compliances_peer(world: World) -> None:
+    w = world
+    owner = w["compliance-operator"]
+    c1 = enroll_host(w, owner, "c1", ["db"])
+    new_digest = hashlib.sha256(b"tampered inventory").hexdigest()
+    # Endorsed only by SecOps' and ITOps' peers: the key-level policy of the host record
+    # requires Compliance's peer, so the committing peers mark the transaction invalid.
+    with pytest.raises(CommitError) as excinfo:
+        owner.submit("UpdateInventoryDigest", c1, new_digest, endorsing=[SECOPS, ITOPS])
+    assert excinfo.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
+    record = owner.evaluate("GetRecord", "Host", c1)
+    assert record["inventory_sha256"] != new_digest
+    # With Compliance's peer among the endorsers the same change commits.
+    owner.submit("UpdateInventoryDigest", c1, new_digest, endorsing=[COMPLIANCE, SECOPS])
+    assert owner.evaluate("GetRecord", "Host", c1)["inventory_sha256"] == new_digest
+    # And nobody outside Compliance gets past the contract's own check.
+    with pytest.raises(EndorseError) as excinfo2:
+        w["itops-operator"].submit("UpdateInventoryDigest", c1, INVENTORY)
+    assert f"AuthorizationError: host {c1!r} belongs to ComplianceMSP; caller is from " \
+        "ITOpsMSP" in refused(excinfo2)
