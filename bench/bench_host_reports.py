@@ -1,0 +1,289 @@
+"""Host-report throughput of the patchledger contract on a real local network (run on purpose).
+
+Starts its own network in a temporary state directory on port base 19000
+(``PATCHLEDGER_PORT_BASE``, default 19000), bootstraps the policy, proposes, tests and
+approves a patch with CA-issued identities, enrolls ``--hosts`` hosts of ITOps and starts one
+rollout over all of them. It then submits ``ReportDeployments`` batches of 1, 10, 100 and 500
+signed reports, one batch at a time, relayed by an ITOps operator, and prints a table:
+reports recorded per second (reports / wall time of the batches) and, per batch, the endorse
+time (chaincode execution on the endorsing peers, through the gateway) and the commit latency
+(submit to commit status on the gateway's peer). The network is reset (stopped, state deleted)
+at the end, also on failure.
+
+Host keys are generated locally with self-signed certificates carrying the Fabric CA attributes
+``role=host`` and ``host_id`` (the contract checks the attributes and the P-256 key; signature
+verification costs the same as with CA-issued certificates), because enrolling hundreds of hosts
+from the CA would dominate the run.
+
+    .venv/bin/python bench/bench_host_reports.py [--hosts 500] [--batches 1:30,10:10,100:5,500:2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from app.fabric import (
+    Contract,
+    EcdsaSigner,
+    EndorseError,
+    Gateway,
+    GatewayError,
+    Identity,
+    connect,
+    create_channel,
+)
+from chaincode.lifecycle.host_report import HostReport
+from chaincode.lifecycle.identity import FABRIC_ATTRS_OID
+from chaincode.lifecycle.signatures import encode_b64, sign
+from chaincode.lifecycle.statement import ApprovalStatement
+from network.config import config_from_env
+from network.manager import Manager
+from network.testing import LocalNetwork
+
+OUTCOMES = ("DISPATCHED", "APPLIED", "VERIFIED", "ROLLED_BACK")
+INVENTORY = hashlib.sha256(b"bench inventory").hexdigest()
+ORGS = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")
+POLICY = {
+    "organizations": list(ORGS),
+    "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 1},
+    "change_quorum": 2, "revocation_quorum": 2, "exception_quorum": 2,
+    "failure_threshold_pct": 100, "soak_seconds": 0,
+    "remediation_days": {"critical": 7, "high": 30, "medium": 90, "low": 180},
+}
+
+
+@dataclass
+class Host:
+    host_id: str
+    key: ec.EllipticCurvePrivateKey
+    cert_pem: str
+    sequence: int = 0
+
+
+@dataclass
+class Row:
+    batch: int
+    batches: int
+    reports: int
+    seconds: float
+    endorse: list[float]
+    latency: list[float]
+
+
+def progress(line: str) -> None:
+    print(f"[bench] {line}", file=sys.stderr, flush=True)
+
+
+def host_certificate(key: ec.EllipticCurvePrivateKey, host_id: str) -> str:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host_id)])
+    now = dt.datetime.now(dt.UTC)
+    attrs = json.dumps({"attrs": {"role": "host", "host_id": host_id,
+                                  "hf.EnrollmentID": host_id}}).encode()
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.UnrecognizedExtension(FABRIC_ATTRS_OID, attrs), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@dataclass
+class Session:
+    """An identity's contract on its own peer, plus gateways on the other peers: each setup
+    submit waits until every peer committed it, so the next step's endorsers all see it."""
+
+    contract: Contract
+    others: list[Gateway]
+
+
+def session_of(net: LocalNetwork, identity: Identity, signer: EcdsaSigner) -> Session:
+    gateways = {}
+    for msp in ORGS:
+        org = net.org(msp)
+        channel = create_channel(org.peer.address,
+                                 tls_root_certificates=net.ca_cert(msp).read_bytes())
+        gateways[msp] = connect(identity, signer, channel, endpoint=org.peer.address)
+    own = gateways[identity.msp_id].get_network(net.config.topology.channel)
+    return Session(own.get_contract("patchledger"),
+                   [g for m, g in gateways.items() if m != identity.msp_id])
+
+
+def submit(session: Session, function: str, *args: Any) -> Any:
+    submitted = session.contract.submit_async(
+        function, [a if isinstance(a, str) else json.dumps(a) for a in args], endorse_timeout=120)
+    status = submitted.get_status(120)
+    if not status.successful:
+        raise SystemExit(f"{function}: committed invalid ({status.code_name})")
+    for other in session.others:
+        other.new_commit(submitted.bytes).get_status(120)
+    return json.loads(submitted.result) if submitted.result else None
+
+
+def wait_for_discovery(session: Session) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            session.contract.evaluate("GetRecord", ["Policy", "default"])
+            return
+        except GatewayError as exc:
+            if "does not exist" not in str(exc):
+                raise
+        try:
+            submit(session, "InitLedger", POLICY)
+            return
+        except EndorseError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def setup(net: LocalNetwork, n_hosts: int) -> tuple[Contract, list[Host], str, str]:
+    admin_msp = net.admin_msp("SecOpsMSP")
+    admin = session_of(net, Identity.from_msp_dir(admin_msp, "SecOpsMSP"),
+                        EcdsaSigner.from_msp_dir(admin_msp))
+    wait_for_discovery(admin)
+    users = {name: net.enroll_user(msp, f"bench-{name}", role) for name, (msp, role) in {
+        "feed": ("SecOpsMSP", "feed"), "itops-op": ("ITOpsMSP", "operator"),
+        "secops-appr": ("SecOpsMSP", "approver"), "compl-appr": ("ComplianceMSP", "approver"),
+    }.items()}
+    c = {name: session_of(net, u.identity, u.signer) for name, u in users.items()}
+    submit(c["feed"], "RecordVulnerability", {"vuln_id": "CVE-2024-3094", "severity": "critical",
+                                             "known_exploited": True})
+    digest = hashlib.sha256(b"bench artifact").hexdigest()
+    submit(c["feed"], "ProposePatch", {
+        "patch_id": "P-bench", "title": "bench", "vendor": "Debian", "artifact_sha256": digest,
+        "artifact_size": 1, "artifact_uri": "https://a/b", "fixes": ["CVE-2024-3094"],
+        "targets": ["pkg:deb/debian/xz-utils"]})
+    submit(c["itops-op"], "AttachTestEvidence", "P-bench",
+           {"report_sha256": digest, "uri": "https://ci/1", "passed": True})
+    for name in ("secops-appr", "compl-appr"):
+        user = users[name]
+        body = ApprovalStatement(patch_id="P-bench", artifact_sha256=digest, decision="approve",
+                                 msp_id=user.identity.msp_id,
+                                 approver=user.identity.enrollment_id,
+                                 expires_at=int(time.time()) + 86_400)
+        signature = encode_b64(user.signer(hashlib.sha256(body.to_json()).digest()))
+        submit(c[name], "Approve", {"statement": body.to_dict(), "signature": signature})
+    progress(f"patch approved; enrolling {n_hosts} hosts")
+    hosts = []
+    for i in range(n_hosts):
+        key = ec.generate_private_key(ec.SECP256R1())
+        hid = f"bh{i:04d}"
+        hosts.append(Host(hid, key, host_certificate(key, hid)))
+    op = c["itops-op"]
+
+    def enroll(host: Host) -> None:
+        submit(op, "EnrollHost", {"host_id": host.host_id, "cert_pem": host.cert_pem,
+                                  "groups": ["bench"]})
+
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(enroll, hosts))
+    submit(op, "CreateRollout", {"rollout_id": "R-bench", "patch_id": "P-bench",
+                                 "waves": [{"groups": ["bench"]}]})
+    submit(op, "AdvanceRollout", "R-bench")
+    progress("rollout started: one deployment per host")
+    return op.contract, hosts, "R-bench", "P-bench"
+
+
+def next_reports(hosts: list[Host], cursor: int, count: int, rollout: str,
+                 patch: str) -> tuple[list[dict[str, Any]], int]:
+    out = []
+    for _ in range(count):
+        host = hosts[cursor % len(hosts)]
+        cursor += 1
+        host.sequence += 1
+        body = HostReport(host_id=host.host_id, rollout_id=rollout, patch_id=patch,
+                          outcome=OUTCOMES[host.sequence - 1], sequence=host.sequence,
+                          inventory_sha256=INVENTORY, reported_at=int(time.time()))
+        out.append({"report": body.to_dict(), "signature": encode_b64(sign(host.key,
+                                                                          body.to_json()))})
+    return out, cursor
+
+
+def measure(op: Contract, hosts: list[Host], rollout: str, patch: str,
+            plan: list[tuple[int, int]]) -> list[Row]:
+    rows = []
+    cursor = 0
+    for size, count in plan:
+        if size > len(hosts):
+            raise SystemExit(f"batch {size} needs at least {size} hosts")
+        endorse, latency = [], []
+        started = time.monotonic()
+        for _ in range(count):
+            if cursor % len(hosts) + size > len(hosts):
+                cursor += len(hosts) - cursor % len(hosts)  # a batch names each host once
+            reports, cursor = next_reports(hosts, cursor, size, rollout, patch)
+            arg = json.dumps(reports)
+            t0 = time.monotonic()
+            submitted = op.submit_async("ReportDeployments", [arg], endorse_timeout=120)
+            t1 = time.monotonic()
+            status = submitted.get_status(120)
+            t2 = time.monotonic()
+            result = json.loads(submitted.result)
+            if not status.successful or result["accepted"] != size:
+                raise SystemExit(f"batch of {size}: {status.code_name}, "
+                                 f"{result['accepted']} accepted: {result['results'][:3]}")
+            endorse.append(t1 - t0)
+            latency.append(t2 - t0)
+        rows.append(Row(size, count, size * count, time.monotonic() - started, endorse, latency))
+        progress(f"batch {size}: done")
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| reports/batch | batches | reports/s | endorse p50 s | commit latency p50 s "
+             "| commit latency max s |", "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.batch} | {r.batches} | {r.reports / r.seconds:.1f} | "
+                     f"{statistics.median(r.endorse):.3f} | {statistics.median(r.latency):.3f} "
+                     f"| {max(r.latency):.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
+    parser.add_argument("--hosts", type=int, default=500)
+    parser.add_argument("--batches", default="1:30,10:10,100:5,500:2",
+                        help="size:count pairs, in order")
+    args = parser.parse_args()
+    plan = [(int(a), int(b)) for a, b in (p.split(":") for p in args.batches.split(","))]
+    needed = max(sum(s * c for s, c in plan) / args.hosts, 1)
+    if needed > len(OUTCOMES) - 0.5:
+        raise SystemExit(f"{args.hosts} hosts allow at most {len(OUTCOMES)} reports each")
+    state = Path(tempfile.mkdtemp(prefix="patchledger-bench-reports-"))
+    env = {**os.environ, "PATCHLEDGER_STATE_DIR": str(state / "network"),
+           "PATCHLEDGER_PORT_BASE": os.environ.get("PATCHLEDGER_PORT_BASE", "19000")}
+    manager = Manager(config_from_env(env), progress)
+    try:
+        manager.up()
+        op, hosts, rollout, patch = setup(LocalNetwork(manager), args.hosts)
+        rows = measure(op, hosts, rollout, patch, plan)
+    finally:
+        manager.reset()
+        shutil.rmtree(state, ignore_errors=True)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
