@@ -123,9 +123,9 @@ def _smoke(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.__dict__))
     else:
-        print(f"smoke transaction: Put({result.key!r}, {result.value!r}) endorsed by "
+        print(f"smoke transaction: Ping({result.value!r}) endorsed by "
               f"{' and '.join(result.endorsers)}, committed in {result.submit_seconds:.2f} s; "
-              f"read back from {result.reader}: {result.read_back}")
+              f"GetPing({result.key!r}) on {result.reader}'s peer: {result.read_back}")
     return 0
 
 
