@@ -386,8 +386,8 @@ def test_fifty_concurrent_transactions_all_succeed(
     elapsed = time.monotonic() - t0
     assert len(results) == 50
     assert elapsed < 20, f"50 concurrent transactions took {elapsed:.1f} s"
-    for i in (0, 17, 49):
-        assert contracts[0].evaluate("Read", [f"{prefix}-{i:02d}"]) == f'"{i}"'.encode()
+    for i in range(50):  # read on the peer whose gateway saw the commit
+        assert contracts[i % 3].evaluate("Read", [f"{prefix}-{i:02d}"]) == f'"{i}"'.encode()
 
 
 def test_a_ten_megabyte_value_round_trips(
