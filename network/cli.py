@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -38,6 +39,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sm = sub.add_parser("smoke", help="submit a transaction through two orgs, read it on a third")
     sm.add_argument("--json", action="store_true", help="print JSON")
     sm.set_defaults(func=_smoke)
+    ev = sub.add_parser("env", help="print shell exports that point the client commands "
+                                     "(invoke, query, events, ledger, identity) at an org's "
+                                     "peer and CA as its admin")
+    ev.add_argument("org", help="organization: secops, itops or compliance (or MSP id)")
+    ev.set_defaults(func=_env)
     dp = sub.add_parser("deploy", help="upgrade a chaincode to a new version (next sequence), "
                                        "or deploy an additional chaincode")
     dp.add_argument("--version", required=True, help="new chaincode version label")
@@ -126,6 +132,33 @@ def _smoke(args: argparse.Namespace) -> int:
         print(f"smoke transaction: Ping({result.value!r}) endorsed by "
               f"{' and '.join(result.endorsers)}, committed in {result.submit_seconds:.2f} s; "
               f"GetPing({result.key!r}) on {result.reader}'s peer: {result.read_back}")
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    config = _config()
+    try:
+        org = config.topology.org(args.org)
+    except KeyError as exc:
+        raise UserError(str(exc.args[0])) from exc
+    if org.is_orderer_org:
+        raise UserError(f"{org.name} runs no peer; choose a peer organization")
+    layout = StateLayout(config.state_dir)
+    admin = layout.user_dir(org.name, "admin") / "msp"
+    if not admin.is_dir():
+        raise UserError(f"no admin identity for {org.name} in {config.state_dir}; "
+                        "run `patchledger network up`")
+    exports = {
+        "PATCHLEDGER_PEER": org.peer.address,
+        "PATCHLEDGER_PEER_TLS_CA": str(layout.ca_cert(org.name)),
+        "PATCHLEDGER_MSP_ID": org.msp_id,
+        "PATCHLEDGER_MSP_DIR": str(admin),
+        "PATCHLEDGER_CHANNEL": config.topology.channel,
+        "PATCHLEDGER_CA_URL": f"https://{org.ca.address}",
+        "PATCHLEDGER_CA_TLS_CA": str(layout.ca_cert(org.name)),
+    }
+    for name, value in exports.items():
+        print(f"export {name}={shlex.quote(value)}")
     return 0
 
 

@@ -207,6 +207,7 @@ class Manager:
             argv, penv = peer_command(self.config, node, env)
         else:
             assert chaincode is not None, f"{node.name}: chaincode server without a chaincode"
+            cc.write_org_roots(self.config)  # read by the server at start (create and restart)
             argv, penv = chaincode_command(self.config, node, chaincode.settings,
                                            chaincode.package_id, env)
         self.layout.ca_home(org.name).mkdir(parents=True, exist_ok=True)
@@ -281,6 +282,8 @@ class Manager:
         self.progress("orderers joined; Raft leader elected")
         channel.join_peers(self.config, block)
         self.progress("peers joined the channel")
+        self.wait_for_gossip(60)
+        self.progress("peers know each other (gossip), so gateways can reach every org")
         self._deploy(self.config.chaincode, started, secrets, sequence=1)
         self._write_manifest()
         self.progress(f"network created in {time.monotonic() - t0:.1f} s")
@@ -308,6 +311,7 @@ class Manager:
         for deployed in self.deployed.values():
             self._start_group(self._servers(deployed.settings), started, secrets, deployed)
         self.wait_for_leader(30)
+        self.wait_for_gossip(60)
 
     def _save_secrets(self, secrets: dict[str, str]) -> None:
         path = self.layout.secrets
@@ -346,6 +350,36 @@ class Manager:
                                      self.config.topology.channel) == 1:
                 return node.name
         return None
+
+    def gossip_peers_known(self) -> dict[str, int]:
+        """How many other peers of the channel each peer knows through gossip (-1 when its
+        metrics cannot be read)."""
+        known = {}
+        for node in self.config.topology.peers:
+            m = health.metrics(node.host, node.ops_port)
+            value = health.channel_metric(m, "gossip_membership_total_peers_known",
+                                          self.config.topology.channel)
+            known[node.name] = -1 if value is None else int(value)
+        return known
+
+    def wait_for_gossip(self, timeout: float) -> None:
+        """Wait until every peer knows every other peer of the channel (gateways find other
+        organizations' peers through this membership).
+
+        Raises:
+            UserError: membership is incomplete after ``timeout`` seconds.
+        """
+        want = len(self.config.topology.peers) - 1
+        deadline = time.monotonic() + timeout
+        known: dict[str, int] = {}
+        while time.monotonic() < deadline:
+            known = self.gossip_peers_known()
+            if all(v >= want for v in known.values()):
+                return
+            time.sleep(0.25)
+        raise UserError(f"gossip membership incomplete after {timeout:.0f} s (peers known: "
+                        f"{known}, expected {want} each); see the peer logs in "
+                        f"{self.layout.root / 'logs'}")
 
     def wait_for_leader(self, timeout: float) -> str:
         """Wait until the channel has a Raft leader; return its name.
@@ -424,10 +458,15 @@ class Manager:
             sequence = (committed.sequence if committed else 0) + 1
             for node in self._servers(settings):
                 process.stop(self.layout, node.name)
+            started: list[str] = []
             try:
-                self._deploy(settings, [], self._load_secrets(), sequence)
-            except _STEP_ERRORS as exc:
-                raise UserError(str(exc)) from exc
+                self._deploy(settings, started, self._load_secrets(), sequence)
+            except BaseException as exc:
+                for node_name in reversed(started):  # leave no server behind
+                    process.stop(self.layout, node_name)
+                if isinstance(exc, _STEP_ERRORS):
+                    raise UserError(str(exc)) from exc
+                raise
             if settings.slot == 0:
                 self.config = replace(self.config, chaincode=settings)
             self._write_manifest()

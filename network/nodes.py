@@ -12,6 +12,8 @@ peer right for a machine without Docker:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from network.config import BUILDER_DIR, REPO_ROOT, ChaincodeSettings, NetworkConfig, StateLayout
 from network.topology import Node, Org
 
@@ -103,6 +105,11 @@ def peer_command(config: NetworkConfig, node: Node,
         "CORE_PEER_CHAINCODEADDRESS": f"{node.host}:{node.chaincode_port}",
         "CORE_PEER_GOSSIP_BOOTSTRAP": node.address,
         "CORE_PEER_GOSSIP_EXTERNALENDPOINT": node.address,
+        # Peers join the channel one after the other; a peer that dials another org's anchor
+        # peer before that peer has joined is refused, and retries after this interval
+        # (Fabric's default is 25 s, which leaves gateways unable to find other orgs' peers
+        # for that long after start-up).
+        "CORE_PEER_GOSSIP_RECONNECTINTERVAL": "2s",
         "CORE_PEER_LOCALMSPID": config.topology.org(node.org).msp_id,
         "CORE_PEER_MSPCONFIGPATH": str(layout.node_msp(node.name)),
         "CORE_PEER_TLS_ENABLED": "true",
@@ -120,6 +127,13 @@ def peer_command(config: NetworkConfig, node: Node,
     return [str(config.binary("peer")), "node", "start"], env
 
 
+def org_roots_dir(config: NetworkConfig) -> Path:
+    """Directory of the channel organizations' root certificates, ``<MSPID>.pem`` each, given
+    to every chaincode server as ``PATCHLEDGER_ORG_ROOTS_DIR`` (written by
+    :func:`network.chaincode.write_org_roots`)."""
+    return StateLayout(config.state_dir).channel_dir / "org-roots"
+
+
 def chaincode_command(config: NetworkConfig, node: Node, settings: ChaincodeSettings,
                       package_id: str,
                       parent_env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -127,7 +141,8 @@ def chaincode_command(config: NetworkConfig, node: Node, settings: ChaincodeSett
 
     TLS with the certificate the organization's CA issued to its chaincode servers; mutual
     TLS, trusting only that CA, so only the organization's own peer (whose TLS certificate that
-    CA issued) can connect.
+    CA issued) can connect. ``PATCHLEDGER_ORG_ROOTS_DIR`` names the channel organizations' root
+    certificates, against which the contract checks host certificates.
     """
     layout = StateLayout(config.state_dir)
     tls = layout.node_tls(f"chaincode.{node.org}")
@@ -140,6 +155,7 @@ def chaincode_command(config: NetworkConfig, node: Node, settings: ChaincodeSett
         "CHAINCODE_TLS_CLIENT_CA_FILE": str(layout.ca_cert(node.org)),
         "CHAINCODE_CONTRACT": settings.contract,
         "CHAINCODE_LOG_LEVEL": "WARNING",
+        "PATCHLEDGER_ORG_ROOTS_DIR": str(org_roots_dir(config)),
     }
     return [str(config.python), "-m", "chaincode"], env
 

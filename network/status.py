@@ -33,6 +33,9 @@ def _node_status(config: NetworkConfig, node: Node) -> dict[str, Any]:
         height = health.channel_metric(m, "ledger_blockchain_height", ch)
         entry["channel"] = {"name": ch, "joined": height is not None,
                             "height": int(height) if height is not None else None}
+        if node.kind is NodeKind.PEER:
+            known = health.channel_metric(m, "gossip_membership_total_peers_known", ch)
+            entry["channel"]["gossip_peers_known"] = None if known is None else int(known)
         if node.kind is NodeKind.ORDERER:
             ca_file, cert, key = channel.osnadmin_tls_files(config)
             part = health.participation(node.host, node.admin_port, ch, ca_file, cert, key)
@@ -90,6 +93,8 @@ def render(status: dict[str, Any]) -> str:
         joined = "joined" if ch.get("joined") else ("-" if not ch else "not joined")
         if ch.get("status"):
             joined += f" ({ch['relation']}, {ch['status']})"
+        if ch.get("gossip_peers_known") is not None:
+            joined += f" (knows {ch['gossip_peers_known']} peers)"
         rows.append((e["name"], e["kind"], e["org"], e["address"],
                      f"{e['process']}" + (f" {e['pid']}" if e.get("pid") else ""),
                      health_s, joined,
