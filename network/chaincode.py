@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from network.config import ChaincodeSettings, NetworkConfig, StateLayout
+from network.nodes import org_roots_dir
 from network.peercli import PeerCommandError, run_peer
 from network.topology import Node, NodeKind, Org
 
@@ -110,6 +111,25 @@ def write_connection_files(config: NetworkConfig, settings: ChaincodeSettings) -
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(conn))
         target.chmod(0o600)
+
+
+def write_org_roots(config: NetworkConfig) -> Path:
+    """Write ``<MSPID>.pem`` (the organization's CA root) for every peer organization into
+    :func:`network.nodes.org_roots_dir` and return that directory.
+
+    Chaincode cannot read the channel's MSP configuration; each chaincode server reads these
+    roots at start (``PATCHLEDGER_ORG_ROOTS_DIR``) to check that a host certificate given to
+    ``EnrollHost`` was issued by its owner organization's CA.
+    """
+    layout = StateLayout(config.state_dir)
+    directory = org_roots_dir(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    for org in config.topology.peer_orgs:
+        target = directory / f"{org.msp_id}.pem"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(layout.ca_cert(org.name).read_bytes())
+        tmp.replace(target)
+    return directory
 
 
 def _orderer_args(config: NetworkConfig) -> list[str]:

@@ -17,6 +17,7 @@ State directory layout (``state_dir``)::
     nodes/<node>/data       ledgers, WAL, snapshots
     nodes/<node>/ccaas      per-peer chaincode connection settings read by the builder
     channel/                configtx.yaml and the genesis block
+    channel/org-roots/      <MSPID>.pem roots of the peer organizations, for the chaincode
     chaincode/              chaincode packages
 """
 
@@ -47,7 +48,7 @@ class ChaincodeSettings:
 
     name: str = "patchledger"
     version: str = "1.0"
-    contract: str = "chaincode.patchledger.contract:contract"
+    contract: str = "chaincode.patchledger.contract:from_environment"
     slot: int = 0
 
     @property

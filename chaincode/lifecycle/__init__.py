@@ -14,7 +14,8 @@ Modules, one concept each:
   ``revocation`` (rules in each module docstring), on ``record`` and ``statemachine``;
 - ``approval_policy`` (quorum evaluation), ``quorum`` (governance votes), ``severity``;
 - ``statement`` and ``host_report`` (signed documents), ``signatures`` (ECDSA P-256, low S);
-- ``identity`` (callers and Fabric CA attributes), ``authz`` (the role table);
+- ``identity`` (callers and Fabric CA attributes), ``authz`` (the role table), ``trust``
+  (the organizations' root certificates, for certificates received as data);
 - ``ledger`` (the state interface), ``queries``, ``canonical``, ``fields``, ``errors``.
 """
 
@@ -34,6 +35,7 @@ from .errors import (
 from .identity import Caller, Role, caller_from_certificate
 from .ledger import Change, MemoryStore, StateStore, TxLedger, event_payload
 from .record import Key
+from .trust import OrgTrust
 
 __all__ = [
     "AlreadyExistsError",
@@ -46,6 +48,7 @@ __all__ = [
     "LifecycleError",
     "MemoryStore",
     "NotFoundError",
+    "OrgTrust",
     "PreconditionError",
     "ReplayError",
     "Role",

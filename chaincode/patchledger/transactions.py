@@ -6,13 +6,16 @@ the transaction timestamp, one ``patchledger`` event listing the changes) and re
 ``{"tx_id": ..., "changes": [...]}``; ``ReportDeployments`` adds the per-report results.
 Authorization is the core's role table (:mod:`chaincode.lifecycle.authz`). Every refusal is a
 :class:`~chaincode.runtime.ContractError` naming the record, its state and the attempted action.
+
+``EnrollHost`` is built per contract by :func:`enroll_host_function` over the organizations'
+root certificates (:class:`~chaincode.lifecycle.OrgTrust`) the contract was given.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from chaincode.lifecycle import TxLedger
+from chaincode.lifecycle import OrgTrust, TxLedger
 from chaincode.lifecycle.ops import (
     approvals,
     deployments,
@@ -26,8 +29,9 @@ from chaincode.lifecycle.ops import (
 from chaincode.patchledger.arguments import members
 from chaincode.patchledger.execution import Outcome, submit
 from chaincode.runtime import Context
+from chaincode.runtime.contract import TxFunc
 
-__all__ = ["SUBMIT"]
+__all__ = ["SUBMIT", "enroll_host_function", "submit_functions"]
 
 T = TypeVar("T")
 Result = dict[str, Any]
@@ -106,24 +110,31 @@ async def ApprovePolicy(ctx: Context, proposal_id: str) -> Result:
     return _summary(ctx, await submit(ctx, lambda tx: policies.approve_policy(tx, proposal_id)))
 
 
-async def EnrollHost(ctx: Context, host: dict[str, Any]) -> Result:
-    """Enroll a host of the caller's organization ``{host_id, cert_pem, groups?,
-    maintenance_window?, inventory_sha256?}`` (admin, operator); its records then need the
-    owner organization's peer to endorse every change."""
+def enroll_host_function(trust: OrgTrust) -> TxFunc:
+    """The ``EnrollHost`` transaction function checking host certificates against ``trust``
+    (the channel organizations' root certificates this chaincode server was given)."""
 
-    def op(tx: TxLedger) -> Any:
-        h = members(
-            "host",
-            host,
-            ("host_id", "cert_pem"),
-            ("groups", "maintenance_window", "inventory_sha256"),
-        )
-        extra = {k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h}
-        return hosts.enroll_host(
-            tx, h["host_id"], h["cert_pem"], groups=h.get("groups", ()), **extra
-        )
+    async def EnrollHost(ctx: Context, host: dict[str, Any]) -> Result:
+        """Enroll a host of the caller's organization ``{host_id, cert_pem, groups?,
+        maintenance_window?, inventory_sha256?}`` (admin, operator); the certificate must be
+        issued by the caller's organization's CA; the host's records then need the owner
+        organization's peer to endorse every change."""
 
-    return _summary(ctx, await submit(ctx, op))
+        def op(tx: TxLedger) -> Any:
+            h = members(
+                "host",
+                host,
+                ("host_id", "cert_pem"),
+                ("groups", "maintenance_window", "inventory_sha256"),
+            )
+            extra = {k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h}
+            return hosts.enroll_host(
+                tx, h["host_id"], h["cert_pem"], trust=trust, groups=h.get("groups", ()), **extra
+            )
+
+        return _summary(ctx, await submit(ctx, op))
+
+    return EnrollHost
 
 
 async def UpdateInventoryDigest(ctx: Context, host_id: str, inventory_sha256: str) -> Result:
@@ -245,7 +256,7 @@ async def ExpireException(ctx: Context, vuln_id: str, exception_id: str) -> Resu
     )
 
 
-#: Every state-changing transaction function, registered by :mod:`chaincode.patchledger.contract`.
+#: The state-changing transaction functions that need no trust configuration.
 SUBMIT = (
     InitLedger,
     RecordVulnerability,
@@ -256,7 +267,6 @@ SUBMIT = (
     Reject,
     ProposePolicy,
     ApprovePolicy,
-    EnrollHost,
     UpdateInventoryDigest,
     DecommissionHost,
     CreateRollout,
@@ -271,3 +281,9 @@ SUBMIT = (
     GrantException,
     ExpireException,
 )
+
+
+def submit_functions(trust: OrgTrust) -> tuple[TxFunc, ...]:
+    """Every state-changing transaction function (registered by
+    :mod:`chaincode.patchledger.contract`), ``EnrollHost`` checking against ``trust``."""
+    return (*SUBMIT, enroll_host_function(trust))

@@ -9,6 +9,7 @@ Gateway client (app.fabric) on the identity's own organization's peer.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -23,6 +24,9 @@ from typing import Any
 import grpc
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from app.fabric import (
     CommitError,
@@ -37,6 +41,7 @@ from app.fabric import (
 from app.feeds.formats import parse_bytes
 from app.feeds.model import Advisory
 from chaincode.lifecycle.host_report import HostReport
+from chaincode.lifecycle.identity import FABRIC_ATTRS_OID
 from chaincode.lifecycle.signatures import encode_b64
 from chaincode.lifecycle.statement import ApprovalStatement, SignedStatement, verify_statement
 from network.config import REPO_ROOT
@@ -544,3 +549,52 @@ def test_a_compliance_host_cannot_be_changed_without_compliances_peer(world: Wor
         w["itops-operator"].submit("UpdateInventoryDigest", c1, INVENTORY)
     assert f"AuthorizationError: host {c1!r} belongs to ComplianceMSP; caller is from " \
         "ITOpsMSP" in refused(excinfo2)
+
+
+def self_made_host_certificate(host_id: str, issuer: x509.Name | None = None) -> str:
+    """A host certificate an organization app minted itself: the right ``role=host`` and
+    ``host_id`` attributes and a P-256 key, signed with its own key (self-signed, or merely
+    naming ``issuer`` as its issuer)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host_id)])
+    now = dt.datetime.now(dt.UTC)
+    attrs = {"attrs": {"hf.EnrollmentID": host_id, "role": "host", "host_id": host_id}}
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer or subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.UnrecognizedExtension(FABRIC_ATTRS_OID, json.dumps(attrs).encode()),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_a_host_certificate_not_issued_by_the_owner_orgs_ca_is_refused(world: World) -> None:
+    """A compromised ITOps app registers a host certificate it made itself (to forge that
+    host's reports later): every organization's chaincode server refuses it, because it was
+    not issued by ITOps's CA root, which the network gave each chaincode server."""
+    w = world
+    op = w["itops-operator"]
+    hid = f"forged-{w.run}"
+    itops_root = x509.load_pem_x509_certificate(w.net.ca_cert(ITOPS).read_bytes())
+    for cert in (self_made_host_certificate(hid),
+                 self_made_host_certificate(hid, issuer=itops_root.subject)):
+        with pytest.raises(EndorseError) as excinfo:
+            op.submit("EnrollHost", {"host_id": hid, "cert_pem": cert, "groups": ["attack"]})
+        issuer = x509.load_pem_x509_certificate(cert.encode()).issuer.rfc4514_string()
+        assert (f"SignatureError: the certificate of host {hid!r} (ITOpsMSP) was not issued "
+                f"by a valid root certificate of ITOpsMSP (its issuer: {issuer})"
+                ) in refused(excinfo)
+    assert not _exists(w, "Host", hid)
+    # A genuine host certificate of another organization's CA is not ITOps's either.
+    c1 = host_id(w, "c1")
+    compliance_cert = w["host-c1"].user.cert_pem.decode()
+    with pytest.raises(EndorseError) as excinfo2:
+        op.submit("EnrollHost", {"host_id": c1, "cert_pem": compliance_cert})
+    assert f"SignatureError: the certificate of host {c1!r} (ITOpsMSP) was not issued by a " \
+        "valid root certificate of ITOpsMSP" in refused(excinfo2)

@@ -2,8 +2,12 @@
 
 A host is enrolled by its owner organization (the caller's MSP id) with the certificate its
 organization's CA issued to it: the certificate must carry ``role=host`` and the same
-``host_id`` attribute, and an ECDSA P-256 key. Every host write names the owner organization so
-the contract gives the key a key-level endorsement policy requiring that organization's peer.
+``host_id`` attribute, an ECDSA P-256 key, be valid at the transaction time and be directly
+issued by one of the owner organization's root certificates (:class:`~..trust.OrgTrust`, given
+to the chaincode at deployment; no roots for that organization: refused). The certificate is
+data, not the transaction creator, so Fabric's MSP validation does not cover it. Every host
+write names the owner organization so the contract gives the key a key-level endorsement policy
+requiring that organization's peer.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from ..host import EMPTY_INVENTORY, MACHINE, Host
 from ..identity import Caller, Role, certificate_attributes, load_certificate
 from ..ledger import Change, TxLedger
 from ..signatures import public_key_of
+from ..trust import OrgTrust
 
 
-def _check_host_certificate(host_id: str, cert_pem: str) -> None:
+def _check_host_certificate(
+    host_id: str, cert_pem: str, owner_msp: str, trust: OrgTrust, now: int
+) -> None:
     cert = load_certificate(cert_pem.encode("ascii"), "cert_pem")
     attrs = certificate_attributes(cert)
     if attrs.get("role") != Role.HOST.value or attrs.get("host_id") != host_id:
@@ -27,6 +34,13 @@ def _check_host_certificate(host_id: str, cert_pem: str) -> None:
             "cert_pem", f"must carry the attributes role=host and host_id={host_id}"
         )
     public_key_of(cert_pem.encode("ascii"), "cert_pem")
+    trust.check_issued(
+        cert,
+        owner_msp,
+        now=now,
+        argument="cert_pem",
+        what=f"certificate of host {host_id!r} ({owner_msp})",
+    )
 
 
 def enroll_host(
@@ -34,16 +48,22 @@ def enroll_host(
     host_id: str,
     cert_pem: str,
     *,
+    trust: OrgTrust,
     groups: Sequence[str] = (),
     maintenance_window: str = "",
     inventory_sha256: str = EMPTY_INVENTORY,
 ) -> list[Change]:
     """Enroll a host owned by the caller's organization.
 
+    ``trust`` holds the organizations' root certificates; the host certificate must be
+    directly issued by one of the caller's organization's roots.
+
     Raises:
         AuthorizationError: the caller is not an admin or operator.
-        ValidationError: malformed fields or a certificate without the host attributes.
-        SignatureError: the certificate's key is not P-256.
+        ValidationError: malformed fields, a certificate without the host attributes, or one
+            that is expired or not yet valid at the transaction time.
+        SignatureError: the certificate's key is not P-256, no root of the caller's
+            organization is configured, or none of its roots issued the certificate.
         AlreadyExistsError: the host id is taken (also by a decommissioned host).
     """
     authorize(tx.caller, "enroll_host")
@@ -55,7 +75,7 @@ def enroll_host(
         maintenance_window=maintenance_window,
         inventory_sha256=inventory_sha256,
     )
-    _check_host_certificate(host_id, cert_pem)
+    _check_host_certificate(host_id, cert_pem, host.owner_msp, trust, tx.now)
     if tx.find(Host, host_id) is not None:
         raise AlreadyExistsError("Host", host_id)
     tx.save(host, None, owner_org=host.owner_msp)

@@ -1,5 +1,7 @@
-"""Test helpers: real P-256 identities with Fabric CA attributes, a small consortium, and
-shortcuts to run operations the way the contract will (TxLedger per call, commit on success)."""
+"""Test helpers: real P-256 identities with Fabric CA attributes issued by a test CA per
+organization, a small consortium, and shortcuts to run operations the way the contract will
+(TxLedger per call, commit on success). :data:`TRUST` holds the three organizations' test CA
+roots, as a chaincode server is given them at deployment."""
 
 from __future__ import annotations
 
@@ -23,12 +25,14 @@ from chaincode.lifecycle.ops import approvals, patches, policies, vulnerabilitie
 from chaincode.lifecycle.ops import hosts as host_ops
 from chaincode.lifecycle.signatures import sign
 from chaincode.lifecycle.statement import ApprovalStatement, SignedStatement
+from chaincode.lifecycle.trust import OrgTrust
 
 T = TypeVar("T")
 ORGS = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")
 SECOPS, ITOPS, COMPLIANCE = ORGS
 NOW = 1_760_000_000
 DAY = 86_400
+START = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 ARTIFACT = hashlib.sha256(b"patch artifact").hexdigest()
 INVENTORY = hashlib.sha256(b"inventory").hexdigest()
 
@@ -42,39 +46,91 @@ class Identity:
     caller: Caller
 
 
-def make_certificate(
-    key: ec.EllipticCurvePrivateKey | Any, name: str, attrs: dict[str, str]
-) -> bytes:
-    """A self-signed certificate carrying Fabric CA attributes."""
+@dataclass(frozen=True)
+class OrgCA:
+    """A test certificate authority: its key and its self-signed root certificate."""
+
+    key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+    @property
+    def cert_pem(self) -> bytes:
+        """The root certificate, PEM."""
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+
+def new_ca(
+    name: str,
+    *,
+    not_before: datetime.datetime = START,
+    not_after: datetime.datetime = START + datetime.timedelta(days=3650),
+) -> OrgCA:
+    """A fresh CA with a self-signed root (CA basic constraint, key cert sign usage)."""
+    key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    start = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
-    builder = (
+    cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=3650))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return OrgCA(key, cert)
+
+
+@functools.cache
+def org_ca(msp: str) -> OrgCA:
+    """The (cached) test CA of organization ``msp``."""
+    return new_ca(f"ca.{msp}")
+
+
+def make_certificate(
+    key: ec.EllipticCurvePrivateKey | Any,
+    name: str,
+    attrs: dict[str, str],
+    *,
+    issuer: OrgCA | None = None,
+    not_before: datetime.datetime = START,
+    not_after: datetime.datetime = START + datetime.timedelta(days=3650),
+) -> bytes:
+    """A certificate carrying Fabric CA attributes, issued by ``issuer`` (self-signed when
+    ``None``)."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.cert.subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(
             x509.UnrecognizedExtension(FABRIC_ATTRS_OID, json.dumps({"attrs": attrs}).encode()),
             critical=False,
         )
     )
-    cert = builder.sign(key, hashes.SHA256())
+    cert = builder.sign(issuer.key if issuer else key, hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
 @functools.cache
 def identity(msp: str, role: str, name: str = "", host_id: str = "") -> Identity:
-    """A cached identity (keys are generated once per test session)."""
+    """A cached identity issued by ``msp``'s test CA (keys are generated once per session)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = name or f"{role}-{msp}{'-' + host_id if host_id else ''}"
     attrs = {"hf.EnrollmentID": name, "role": role}
     if host_id:
         attrs["host_id"] = host_id
-    pem = make_certificate(key, name, attrs)
+    pem = make_certificate(key, name, attrs, issuer=org_ca(msp))
     return Identity(key, pem, caller_from_certificate(msp, pem))
+
+
+#: The three organizations' test CA roots, as each chaincode server is given them.
+TRUST = OrgTrust({msp: (org_ca(msp).cert,) for msp in ORGS})
 
 
 def run(
@@ -227,6 +283,7 @@ def approved_store(hosts: tuple[str, ...] = ("h1", "h2", "h3")) -> MemoryStore:
             host_ops.enroll_host,
             h,
             host_identity(ITOPS, h).cert_pem.decode(),
+            trust=TRUST,
             groups=["canary"] if h == "h1" else ["web"],
         )
     return store

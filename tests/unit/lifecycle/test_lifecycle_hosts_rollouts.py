@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from chaincode.lifecycle import (
     AlreadyExistsError,
     AuthorizationError,
+    Key,
+    MemoryStore,
+    OrgTrust,
     PreconditionError,
+    SignatureError,
     TransitionError,
     ValidationError,
 )
 from chaincode.lifecycle.ops import deployments, hosts, rollouts
 from chaincode.lifecycle.queries import get_record
 from tests.unit.lifecycle.lifecycle_support import (
+    COMPLIANCE,
     INVENTORY,
     ITOPS,
     NOW,
     SECOPS,
+    START,
+    TRUST,
+    OrgCA,
     approved_store,
     host_identity,
     identity,
+    make_certificate,
+    new_ca,
+    org_ca,
     report,
     run,
     who,
@@ -31,13 +45,120 @@ def test_enrollment_requires_a_host_certificate_for_that_host() -> None:
     store = approved_store()
     admin = who(ITOPS, "admin")
     with pytest.raises(ValidationError, match="host_id=h9"):
-        run(store, admin, hosts.enroll_host, "h9", host_identity(ITOPS, "h1").cert_pem.decode())
+        run(store, admin, hosts.enroll_host, "h9", host_identity(ITOPS, "h1").cert_pem.decode(),
+            trust=TRUST)
     with pytest.raises(ValidationError, match="host_id=h9"):
-        run(store, admin, hosts.enroll_host, "h9", who(ITOPS, "operator").cert_pem.decode())
+        run(store, admin, hosts.enroll_host, "h9", who(ITOPS, "operator").cert_pem.decode(),
+            trust=TRUST)
     with pytest.raises(AlreadyExistsError):
-        run(store, admin, hosts.enroll_host, "h1", host_identity(ITOPS, "h1").cert_pem.decode())
+        run(store, admin, hosts.enroll_host, "h1", host_identity(ITOPS, "h1").cert_pem.decode(),
+            trust=TRUST)
     with pytest.raises(AuthorizationError):
-        run(store, who(ITOPS, "feed"), hosts.enroll_host, "h9", "x")
+        run(store, who(ITOPS, "feed"), hosts.enroll_host, "h9", "x", trust=TRUST)
+
+
+def _host_cert(host_id: str, issuer: OrgCA | None, **validity: dt.datetime) -> str:
+    """A host certificate with the right attributes and a P-256 key, from ``issuer``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = make_certificate(
+        key, host_id, {"role": "host", "host_id": host_id}, issuer=issuer, **validity
+    )
+    return pem.decode()
+
+
+def _enroll(store: MemoryStore, cert_pem: str, trust: OrgTrust = TRUST, now: int = NOW) -> None:
+    run(store, who(ITOPS, "operator"), hosts.enroll_host, "h9", cert_pem, trust=trust, now=now)
+
+
+def test_a_host_certificate_issued_by_the_owner_orgs_root_is_accepted() -> None:
+    store = approved_store()
+    cert = _host_cert("h9", org_ca(ITOPS))
+    _enroll(store, cert)
+    record = get_record(store, "Host", "h9").to_dict()
+    assert (record["owner_msp"], record["cert_pem"], record["status"]) == (
+        ITOPS, cert, "ENROLLED")
+    assert store.owners[Key("Host", ("h9",))] == ITOPS
+
+
+def test_a_host_certificate_of_another_ca_is_refused() -> None:
+    store = approved_store()
+    rogue = new_ca("ca.rogue")
+    for cert in (
+        _host_cert("h9", rogue),  # minted by a CA the organization app controls
+        _host_cert("h9", None),  # self-signed
+        _host_cert("h9", org_ca(SECOPS)),  # another organization's CA
+    ):
+        with pytest.raises(SignatureError) as excinfo:
+            _enroll(store, cert)
+        assert str(excinfo.value).startswith(
+            "the certificate of host 'h9' (ITOpsMSP) was not issued by a valid root "
+            "certificate of ITOpsMSP (its issuer: CN="
+        ), excinfo.value
+    # A forged certificate naming the owner CA as issuer, signed with another key.
+    impostor = OrgCA(rogue.key, org_ca(ITOPS).cert)
+    with pytest.raises(SignatureError, match="not issued by a valid root certificate of ITOpsMSP"):
+        _enroll(store, _host_cert("h9", impostor))
+    assert get_record_or_none(store, "h9") is None
+
+
+def test_an_expired_or_not_yet_valid_host_certificate_is_refused() -> None:
+    store = approved_store()
+    moment = dt.datetime.fromtimestamp(NOW, tz=dt.UTC)
+    expired = _host_cert("h9", org_ca(ITOPS), not_after=moment - dt.timedelta(seconds=1))
+    with pytest.raises(ValidationError) as excinfo:
+        _enroll(store, expired)
+    assert excinfo.value.field == "cert_pem"
+    assert "the certificate of host 'h9' (ITOpsMSP) is not valid at the transaction time " \
+        f"{moment.isoformat()} (valid from 2025-01-01T00:00:00+00:00 until " in str(excinfo.value)
+    future = _host_cert("h9", org_ca(ITOPS), not_before=moment + dt.timedelta(seconds=1))
+    with pytest.raises(ValidationError, match="not valid at the transaction time"):
+        _enroll(store, future)
+    # The same certificate is fine once its validity started.
+    _enroll(store, future, now=NOW + 1)
+    assert get_record_or_none(store, "h9") is not None
+
+
+def test_a_root_that_is_not_valid_at_the_transaction_time_issues_nothing() -> None:
+    store = approved_store()
+    old = new_ca("ca.itops.old", not_after=dt.datetime.fromtimestamp(NOW - 1, tz=dt.UTC))
+    cert = _host_cert("h9", old, not_before=START)
+    with pytest.raises(SignatureError, match="not issued by a valid root certificate"):
+        _enroll(store, cert, OrgTrust({ITOPS: (old.cert,)}))
+    # With the current root next to the expired one (a key rollover), its hosts enroll.
+    rollover = OrgTrust({ITOPS: (old.cert, org_ca(ITOPS).cert)})
+    _enroll(store, _host_cert("h9", org_ca(ITOPS)), rollover)
+
+
+def test_without_roots_for_the_owner_org_enrollment_is_refused() -> None:
+    store = approved_store()
+    cert = _host_cert("h9", org_ca(ITOPS))
+    others = OrgTrust({SECOPS: (org_ca(SECOPS).cert,), COMPLIANCE: (org_ca(COMPLIANCE).cert,)})
+    for trust in (OrgTrust(), others, OrgTrust({ITOPS: ()})):
+        with pytest.raises(SignatureError) as excinfo:
+            _enroll(store, cert, trust)
+        assert str(excinfo.value) == (
+            "the certificate of host 'h9' (ITOpsMSP): no root certificate of ITOpsMSP is "
+            "configured on this chaincode server, so it cannot check that ITOpsMSP's CA issued "
+            "it (refused)"
+        )
+    assert get_record_or_none(store, "h9") is None
+
+
+def test_org_trust_from_pem_bundles() -> None:
+    bundle = org_ca(ITOPS).cert_pem + new_ca("ca.itops.next").cert_pem
+    trust = OrgTrust.from_pem({ITOPS: bundle, SECOPS: org_ca(SECOPS).cert_pem.decode()})
+    assert trust.organizations == (ITOPS, SECOPS)
+    assert len(trust.roots[ITOPS]) == 2 and trust.roots[ITOPS][0] == org_ca(ITOPS).cert
+    assert OrgTrust({ITOPS: (), SECOPS: (org_ca(SECOPS).cert,)}).organizations == (SECOPS,)
+    for bad in (b"", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"):
+        with pytest.raises(ValidationError, match=r"'roots\.X': is not a bundle of PEM X\.509"):
+            OrgTrust.from_pem({"X": bad})
+    with pytest.raises(TypeError):
+        trust.roots[ITOPS] = ()  # type: ignore[index]
+
+
+def get_record_or_none(store: MemoryStore, host_id: str) -> object:
+    return store.get(Key("Host", (host_id,)))
 
 
 def test_inventory_updates_by_the_host_itself_or_its_organization_only() -> None:

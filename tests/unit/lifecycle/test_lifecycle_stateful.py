@@ -47,6 +47,7 @@ from tests.unit.lifecycle.lifecycle_support import (
     NOW,
     ORGS,
     SECOPS,
+    TRUST,
     Identity,
     host_identity,
     patch_data,
@@ -206,7 +207,9 @@ class LifecycleMachine(RuleBasedStateMachine):
     def enroll(self, host_id: str, owner: str) -> None:
         cert = host_identity(owner, host_id).cert_pem.decode()
         group = "canary" if host_id == "h1" else "web"
-        self.call(who(owner, "admin"), hosts.enroll_host, host_id, cert, groups=[group])
+        self.call(
+            who(owner, "admin"), hosts.enroll_host, host_id, cert, trust=TRUST, groups=[group]
+        )
 
     @rule(host_id=host_ids, owner=owners, dice=rarely)
     def decommission(self, host_id: str, owner: str, dice: int) -> None:

@@ -3,7 +3,9 @@
 :class:`Ledger` runs a :class:`~chaincode.runtime.PeerSession` serving the contract over a
 :class:`~chaincode.runtime.testing.FakePeer` inside one ``asyncio.run``; each call is one
 transaction with the given identity (``tests.unit.lifecycle.lifecycle_support`` identities: real
-P-256 keys, certificates with Fabric CA attributes) and transaction time.
+P-256 keys, certificates with Fabric CA attributes issued by each organization's test CA) and
+transaction time. The contract is built over the organizations' test CA roots
+(``lifecycle_support.TRUST``) unless a scenario gives another trust.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from chaincode.patchledger.contract import contract
-from chaincode.runtime import PeerSession
+from chaincode.lifecycle import OrgTrust
+from chaincode.patchledger.contract import build_contract
+from chaincode.runtime import Contract, PeerSession
 from chaincode.runtime.testing import FakePeer, make_creator, parse_response
-from tests.unit.lifecycle.lifecycle_support import NOW, Identity
+from tests.unit.lifecycle.lifecycle_support import NOW, TRUST, Identity
 
 T = TypeVar("T")
 
@@ -77,9 +80,17 @@ class Ledger:
         return reply.payload
 
 
-def scenario(body: Callable[[Ledger], Awaitable[T]], peer: FakePeer | None = None) -> T:
-    """Run ``body`` against a fresh contract session and return its result."""
+def scenario(
+    body: Callable[[Ledger], Awaitable[T]],
+    peer: FakePeer | None = None,
+    *,
+    trust: OrgTrust = TRUST,
+    contract: Contract | None = None,
+) -> T:
+    """Run ``body`` against a fresh session of ``contract`` (default: the contract built over
+    ``trust``) and return its result."""
     fake = peer or FakePeer(batch_size=3)
+    contract = contract or build_contract(trust)
 
     async def main() -> T:
         session = PeerSession(fake, "patchledger:1", contract, request_timeout=10)
