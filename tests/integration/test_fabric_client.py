@@ -143,6 +143,17 @@ def _anchors(net: LocalNetwork) -> TrustAnchors:
     return TrustAnchors.from_msp_dirs(dirs, [topo.orderer_org.msp_id])
 
 
+def _read_eventually(contract: Contract, key: str, timeout: float = 15.0) -> object:
+    """Read ``key`` until it exists: another organization's peer commits a block a moment
+    after the gateway peer that reported the commit."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = json.loads(contract.evaluate_transaction("Read", key))
+        if value != "" or time.monotonic() > deadline:  # testkit's Read gives "" when absent
+            return value
+        time.sleep(0.1)
+
+
 # ---------------------------------------------------------------------------- submit / evaluate
 
 
@@ -161,8 +172,7 @@ def test_submit_and_evaluate_as_each_organization(
 
     # the write is visible through every organization's peer
     for reader in ORGS:
-        assert json.loads(_contract(net, gateways, reader).evaluate_transaction("Read", key)) \
-            == value
+        assert _read_eventually(_contract(net, gateways, reader), key) == value
 
     # the chaincode sees the caller as this organization's admin
     who = json.loads(contract.evaluate_transaction("WhoAmI"))
@@ -491,8 +501,7 @@ def test_registered_approver_carries_the_attribute_and_the_chaincode_sees_it(
         gateway.get_network(_channel(net)).get_contract(TESTKIT).submit("Write", [key, name])
     finally:
         channel.close()
-    read_back = _contract(net, gateways, "ITOpsMSP").evaluate_transaction("Read", key)
-    assert json.loads(read_back) == name
+    assert _read_eventually(_contract(net, gateways, "ITOpsMSP"), key) == name
 
 
 # ---------------------------------------------------------------------------- revocation
