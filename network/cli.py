@@ -156,6 +156,9 @@ def _env(args: argparse.Namespace) -> int:
         "PATCHLEDGER_CHANNEL": config.topology.channel,
         "PATCHLEDGER_CA_URL": f"https://{org.ca.address}",
         "PATCHLEDGER_CA_TLS_CA": str(layout.ca_cert(org.name)),
+        "PATCHLEDGER_TRUST": ",".join(f"{o.msp_id}={layout.org_msp(o.name)}"
+                                      for o in config.topology.orgs),
+        "PATCHLEDGER_ORDERER_MSP": config.topology.orderer_org.msp_id,
     }
     for name, value in exports.items():
         print(f"export {name}={shlex.quote(value)}")

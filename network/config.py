@@ -32,6 +32,7 @@ from network.topology import Topology, build_topology
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILDER_DIR = Path(__file__).resolve().parent / "builders" / "ccaas"
+DEFAULT_LEDGER_POLICY = Path(__file__).resolve().parent / "consortium-policy.json"
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class NetworkConfig:
         chaincode: the chaincode deployed by ``up``.
         python: interpreter that runs the chaincode servers.
         log_spec: FABRIC_LOGGING_SPEC of orderers and peers.
+        ledger_policy: JSON file with the consortium's first approval policy, submitted with
+            ``InitLedger`` when the network is created; None to leave the ledger empty.
     """
 
     state_dir: Path
@@ -79,6 +82,7 @@ class NetworkConfig:
     chaincode: ChaincodeSettings = ChaincodeSettings()
     python: Path = Path(sys.executable)
     log_spec: str = "info:gossip=warning:grpc=warning:msp=warning"
+    ledger_policy: Path | None = None
 
     @property
     def bin_dir(self) -> Path:
@@ -168,7 +172,9 @@ def config_from_env(env: dict[str, str] | None = None) -> NetworkConfig:
     Variables: ``PATCHLEDGER_STATE_DIR`` (default ``<repo>/.state/network``),
     ``PATCHLEDGER_FABRIC_HOME`` (default: what scripts/install.sh recorded),
     ``PATCHLEDGER_HOST`` (default 127.0.0.1), ``PATCHLEDGER_PORT_BASE`` (default 17000),
-    ``PATCHLEDGER_BATCH_TIMEOUT`` (default 250ms).
+    ``PATCHLEDGER_BATCH_TIMEOUT`` (default 250ms), ``PATCHLEDGER_LEDGER_POLICY`` (the first
+    approval policy submitted when the network is created; default
+    ``network/consortium-policy.json``; empty for none).
 
     Raises:
         ValueError: a variable has an invalid value, or no Fabric install is known.
@@ -186,9 +192,11 @@ def config_from_env(env: dict[str, str] | None = None) -> NetworkConfig:
     except ValueError:
         raise ValueError(f"PATCHLEDGER_PORT_BASE={base_s!r} is not a port number") from None
     topo = build_topology(host=env.get("PATCHLEDGER_HOST", "127.0.0.1"), port_base=base)
+    policy = env.get("PATCHLEDGER_LEDGER_POLICY", str(DEFAULT_LEDGER_POLICY))
     return NetworkConfig(
         state_dir=state.resolve(),
         fabric_home=home,
         topology=topo,
         batch_timeout=env.get("PATCHLEDGER_BATCH_TIMEOUT", "250ms"),
+        ledger_policy=Path(policy) if policy else None,
     )

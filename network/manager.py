@@ -34,7 +34,7 @@ from network import channel, health, process
 from network.config import ChaincodeSettings, NetworkConfig, StateLayout
 from network.identities import CaClient, EnrollmentError, issue_org_identities
 from network.nodes import ca_command, chaincode_command, orderer_command, peer_command
-from network.peercli import PeerCommandError
+from network.peercli import PeerCommandError, invoke
 from network.topology import Node, NodeKind
 
 MANIFEST_VERSION = 1
@@ -262,6 +262,7 @@ class Manager:
     def _create(self, started: list[str]) -> None:
         t0 = time.monotonic()
         topo = self.config.topology
+        policy = self._read_ledger_policy()
         self._check_ports(list(topo.all_nodes()))
         secrets = {f"{o.name}/ca-bootstrap": os.urandom(12).hex() for o in topo.orgs}
         self._save_secrets(secrets)
@@ -285,8 +286,25 @@ class Manager:
         self.wait_for_gossip(60)
         self.progress("peers know each other (gossip), so gateways can reach every org")
         self._deploy(self.config.chaincode, started, secrets, sequence=1)
+        if policy is not None:
+            orgs = self.config.topology.peer_orgs
+            invoke(self.config, (orgs[0], orgs[1]), "InitLedger", [json.dumps(policy)])
+            self.progress(f"ledger initialised with the consortium policy from "
+                          f"{self.config.ledger_policy}")
         self._write_manifest()
         self.progress(f"network created in {time.monotonic() - t0:.1f} s")
+
+    def _read_ledger_policy(self) -> dict[str, Any] | None:
+        path = self.config.ledger_policy
+        if path is None:
+            return None
+        try:
+            policy = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise UserError(f"consortium policy {path} cannot be read: {exc}") from exc
+        if not isinstance(policy, dict):
+            raise UserError(f"consortium policy {path} must be a JSON object")
+        return policy
 
     def _servers(self, settings: ChaincodeSettings) -> list[Node]:
         return [cc.server_node(o, settings) for o in self.config.topology.peer_orgs]

@@ -6,13 +6,12 @@ own Python client.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
-from network.config import NetworkConfig, StateLayout
-from network.peercli import run_peer
-from network.topology import Node, Org
+from network.config import NetworkConfig
+from network.peercli import invoke, query
+from network.topology import Node
 
 
 class SmokeError(RuntimeError):
@@ -29,35 +28,6 @@ class SmokeResult:
     reader: str
     read_back: str
     submit_seconds: float
-
-
-def invoke(config: NetworkConfig, endorsers: tuple[Org, ...], function: str,
-           args: list[str], orderer: Node | None = None) -> None:
-    """Submit ``function(args)`` endorsed by ``endorsers``' peers through ``orderer`` (default
-    the first) and wait for its commit.
-
-    Raises:
-        SmokeError: the peer CLI reported a failure.
-    """
-    layout = StateLayout(config.state_dir)
-    targets: list[str] = []
-    for org in endorsers:
-        targets += ["--peerAddresses", org.peer.address,
-                    "--tlsRootCertFiles", str(layout.ca_cert(org.name))]
-    orderer = orderer or config.topology.orderers[0]
-    ctor = json.dumps({"function": function, "Args": args})
-    run_peer(config, endorsers[0],
-         ["chaincode", "invoke", "-o", orderer.address, "--tls", "--cafile",
-          str(layout.ca_cert(config.topology.orderer_org.name)), "-C", config.topology.channel,
-          "-n", config.chaincode.name, "-c", ctor, "--waitForEvent", *targets],
-         f"invoke {function}")
-
-
-def query(config: NetworkConfig, org: Org, function: str, args: list[str]) -> str:
-    """Evaluate ``function(args)`` on ``org``'s peer; return its output."""
-    ctor = json.dumps({"function": function, "Args": args})
-    return run_peer(config, org, ["chaincode", "query", "-C", config.topology.channel,
-                              "-n", config.chaincode.name, "-c", ctor], f"query {function}")
 
 
 def run_smoke(config: NetworkConfig, orderer: Node | None = None) -> SmokeResult:

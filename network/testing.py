@@ -118,4 +118,5 @@ def make_network_config(state_dir: Path, env: dict[str, str] | None = None) -> N
     env = dict(os.environ if env is None else env)
     env["PATCHLEDGER_STATE_DIR"] = str(state_dir)
     env["PATCHLEDGER_PORT_BASE"] = env.get("PATCHLEDGER_TEST_PORT_BASE", TEST_PORT_BASE)
+    env["PATCHLEDGER_LEDGER_POLICY"] = ""  # tests bootstrap the policy they need
     return config_from_env(env)

@@ -15,6 +15,8 @@ Settings come from flags, falling back to environment variables (read only here)
 ``PATCHLEDGER_CA_URL``         Fabric CA URL
 ``PATCHLEDGER_CA_TLS_CA``      the CA's TLS certificate file (its ca-cert.pem)
 ``PATCHLEDGER_CA_NAME``        CA name (``--caname``)
+``PATCHLEDGER_TRUST``          ``ledger verify`` trust: ``MSPID=MSP_DIR`` items, comma-separated
+``PATCHLEDGER_ORDERER_MSP``    ``ledger verify``: orderer MSP ids, comma-separated
 =============================  ==============================================================
 """
 
@@ -356,6 +358,11 @@ def _cmd_events(args: argparse.Namespace) -> int:
 # --- ledger verify ----------------------------------------------------------------------------
 
 
+def _env_list(name: str) -> list[str]:
+    """A comma-separated environment variable as a list (empty when unset)."""
+    return [item for item in (_env(name) or "").split(",") if item]
+
+
 def _msp_dirs(items: list[str]) -> dict[str, Path]:
     out = {}
     for item in items:
@@ -368,10 +375,12 @@ def _msp_dirs(items: list[str]) -> dict[str, Path]:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     config = fabric_config(args)
-    if not args.trust or not args.orderer_msp:
+    trust = args.trust or _env_list("PATCHLEDGER_TRUST")
+    orderer_msps = args.orderer_msp or _env_list("PATCHLEDGER_ORDERER_MSP")
+    if not trust or not orderer_msps:
         raise UserError("give --trust MSPID=DIR for every organization and --orderer-msp")
     anchors = TrustAnchors.from_msp_dirs(
-        _msp_dirs(args.trust), args.orderer_msp, min_orderer_signatures=args.min_signatures
+        _msp_dirs(trust), orderer_msps, min_orderer_signatures=args.min_signatures
     )
     verifier = LedgerVerifier(anchors)
     found = None
@@ -474,8 +483,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     ledger = subparsers.add_parser("ledger", help="audit the ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
     verify = ledger_sub.add_parser("verify", help="verify hash chain and signatures from genesis")
-    verify.add_argument("--trust", action="append", default=[], help="MSPID=MSP_DIR (cacerts/)")
-    verify.add_argument("--orderer-msp", action="append", default=[], help="orderer MSP id")
+    verify.add_argument("--trust", action="append", default=[],
+                        help="MSPID=MSP_DIR (cacerts/), repeatable (default $PATCHLEDGER_TRUST)")
+    verify.add_argument("--orderer-msp", action="append", default=[],
+                        help="orderer MSP id, repeatable (default $PATCHLEDGER_ORDERER_MSP)")
     verify.add_argument("--min-signatures", type=int, default=1, help="orderer signatures/block")
     verify.add_argument("--stop-block", type=int, default=None, help="last block (newest)")
     _peer_options(verify)

@@ -17,7 +17,8 @@ from app.errors import UserError
 from network import health, process
 from network.config import REPO_ROOT
 from network.manager import Manager
-from network.smoke import query, run_smoke
+from network.peercli import query
+from network.smoke import run_smoke
 from network.status import collect
 from network.testing import LocalNetwork, make_network_config
 
