@@ -192,6 +192,7 @@ def run_match(args: argparse.Namespace) -> int:
                     "summary": _summary(report, len(vulns)),
                     "findings": rows,
                     "no_data": to_jsonable(matched.no_data),
+                    "advisory_errors": to_jsonable(matched.advisory_errors),
                 },
                 indent=2,
                 sort_keys=True,
@@ -216,6 +217,9 @@ def run_match(args: argparse.Namespace) -> int:
     print(f"findings: {len(rows)}")
     for gap in matched.no_data:
         print(f"no data: {gap.host} {gap.scope}: {len(gap.packages)} packages ({gap.reason})")
+    for error in matched.advisory_errors:
+        where = f"{error.host} {error.package}: " if error.host else ""
+        print(f"advisory error: {where}{error.reason}")
     return 0
 
 

@@ -3,7 +3,10 @@
 A finding says which host has which vulnerable package, at which installed version, the
 version that fixes it, and why it matched (source advisory, range or CPE criterion). The
 matcher never guesses: a package type without a version scheme, a distribution release no
-loaded advisory covers, or a version that does not parse is reported as :class:`NoData`.
+loaded advisory covers, or an installed version that does not parse is reported as
+:class:`NoData`. An advisory entry that cannot be evaluated (a range bound or fixed version
+that does not parse in the package's scheme) is reported as an :class:`AdvisoryError`; the
+other advisories about the package are still judged.
 
 Package advisories match by purl type, namespace, name and ``distro`` (Debian advisories are
 about *source* packages, so a deb package matches through its source name and version).
@@ -22,7 +25,7 @@ from app.feeds.ecosystems import VERSION_SCHEMES
 from app.feeds.inventory import InstalledPackage, Inventory
 from app.feeds.merge import Vulnerability
 from app.feeds.model import Advisory, AffectedPackage, CpeMatch, CpeNode
-from app.feeds.versions import UnsupportedVersion, compare, in_range
+from app.feeds.versions import UnsupportedVersion, compare, in_range, parse_version
 
 _DISTRO_TYPES = ("deb", "rpm", "apk")
 
@@ -51,12 +54,29 @@ class NoData:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class AdvisoryError:
+    """An advisory entry that could not be evaluated; the other advisories still were.
+
+    ``host`` and ``package`` are those being matched when the problem showed up (empty when
+    the entry is unusable whatever the inventory, e.g. a malformed CPE criterion).
+    """
+
+    host: str
+    vulnerability: str
+    advisory: str
+    source: str
+    package: str
+    reason: str
+
+
 @dataclass(slots=True)
 class MatchReport:
-    """Findings and no-data reports for one or more inventories."""
+    """Findings, no-data reports and advisory errors for one or more inventories."""
 
     findings: list[Finding] = field(default_factory=list)
     no_data: list[NoData] = field(default_factory=list)
+    advisory_errors: list[AdvisoryError] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +86,20 @@ class _Hit:
     source: str
     fixed: str | None
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    vulnerability: str
+    advisory: str
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    hits: tuple[_Hit, ...] = ()
+    problems: tuple[_Problem, ...] = ()
 
 
 _Entry = tuple[str, Advisory, AffectedPackage]
@@ -84,7 +118,7 @@ class Matcher:
         for vuln_id, vuln in vulnerabilities.items():
             for advisory in vuln.advisories:
                 self._index(vuln_id, advisory)
-        self._cache: dict[tuple[object, ...], tuple[_Hit, ...] | str] = {}
+        self._cache: dict[tuple[object, ...], _Outcome | str] = {}
 
     def _index(self, vuln_id: str, advisory: Advisory) -> None:
         for affected in advisory.affected:
@@ -106,8 +140,13 @@ class Matcher:
                 missing[(_scope(package, inventory), outcome)].append(package.name)
                 continue
             seen: set[tuple[str, str]] = set()
-            purl, version = (_purl(package), _compared_version(package)) if outcome else ("", "")
-            for hit in outcome:
+            busy = outcome.hits or outcome.problems
+            purl, version = (_purl(package), _compared_version(package)) if busy else ("", "")
+            report.advisory_errors.extend(
+                AdvisoryError(inventory.host, p.vulnerability, p.advisory, p.source, purl, p.reason)
+                for p in outcome.problems
+            )
+            for hit in outcome.hits:
                 if (hit.vulnerability, hit.advisory) in seen:
                     continue
                 seen.add((hit.vulnerability, hit.advisory))
@@ -137,15 +176,14 @@ class Matcher:
             one = self.match(inventory)
             total.findings.extend(one.findings)
             total.no_data.extend(one.no_data)
+            total.advisory_errors.extend(one.advisory_errors)
         return total
 
     # --- packages -------------------------------------------------------------------------
 
-    def _match_package(
-        self, package: InstalledPackage, inventory: Inventory
-    ) -> tuple[_Hit, ...] | str:
+    def _match_package(self, package: InstalledPackage, inventory: Inventory) -> _Outcome | str:
         if package.type == "cpe":
-            return ()
+            return _Outcome()
         release = None
         if package.type in _DISTRO_TYPES:
             distro = inventory.distro
@@ -178,21 +216,36 @@ class Matcher:
 
     def _compute(
         self, package: InstalledPackage, namespace: str | None, release: str | None
-    ) -> tuple[_Hit, ...] | str:
+    ) -> _Outcome | str:
         names = dict.fromkeys(n for n in (package.source_name, package.name) if n)
         version = _compared_version(package)
+        entries = [
+            entry
+            for name in names
+            for entry in self._by_package.get((package.type, namespace, name, release), ())
+        ]
+        if not entries:
+            return _Outcome()
+        try:
+            parse_version(package.type, version)
+        except UnsupportedVersion as exc:
+            return f"version not comparable: {exc}"
+        # the installed version parses: whatever fails from here on is the advisory's data
         hits: list[_Hit] = []
-        for name in names:
-            for vuln_id, advisory, affected in self._by_package.get(
-                (package.type, namespace, name, release), ()
-            ):
-                try:
-                    hit = _judge(package, version, vuln_id, advisory, affected)
-                except UnsupportedVersion as exc:
-                    return f"version not comparable: {exc}"
-                if hit is not None:
-                    hits.append(hit)
-        return tuple(hits)
+        problems: list[_Problem] = []
+        for vuln_id, advisory, affected in entries:
+            try:
+                hit, bad_fixes = _judge(package, version, vuln_id, advisory, affected)
+            except UnsupportedVersion as exc:
+                problems.append(_problem(vuln_id, advisory, affected, str(exc)))
+                continue
+            problems.extend(
+                _problem(vuln_id, advisory, affected, f"fixed version unusable: {reason}")
+                for reason in bad_fixes
+            )
+            if hit is not None:
+                hits.append(hit)
+        return _Outcome(tuple(hits), tuple(problems))
 
     # --- CPE ------------------------------------------------------------------------------
 
@@ -236,37 +289,57 @@ def _judge(
     vuln_id: str,
     advisory: Advisory,
     affected: AffectedPackage,
-) -> _Hit | None:
-    """Whether one affected-package entry applies to an installed version."""
+) -> tuple[_Hit | None, list[str]]:
+    """Whether one affected-package entry applies to an installed version.
+
+    Returns the hit (or ``None``) and why each unparsable fixed version was left out.
+
+    Raises:
+        UnsupportedVersion: a version of the entry's ranges does not parse.
+    """
     required_module = dict(affected.qualifiers).get("rpmmod")
     if required_module and package.module != required_module:
-        return None
+        return None, []
     where = f"{affected.distro}" if affected.distro else affected.type
     label = f"{advisory.source.source} {advisory.id}"
     if affected.status == "not_affected":
-        return None
+        return None, []
     if affected.status == "unfixed":
-        return _Hit(
+        hit = _Hit(
             vuln_id,
             advisory.id,
             advisory.source.source,
             None,
             f"{label}: {affected.name} in {where} has no fix ({affected.note or 'unfixed'})",
         )
+        return hit, []
     matched = version in affected.versions or any(
         in_range(package.type, version, r) for r in affected.ranges
     )
     if not matched:
-        return None
-    later = [f for f in affected.fixed if compare(package.type, f, version) > 0]
+        return None, []
+    later: list[str] = []
+    bad: list[str] = []
+    for candidate in affected.fixed:
+        try:
+            if compare(package.type, candidate, version) > 0:
+                later.append(candidate)
+        except UnsupportedVersion as exc:
+            bad.append(str(exc))
     fixed = min(later, key=_Sorter(package.type)) if later else None
-    return _Hit(
+    hit = _Hit(
         vuln_id,
         advisory.id,
         advisory.source.source,
         fixed,
         f"{label}: {affected.name} {version} < fixed {fixed} in {where}",
     )
+    return hit, bad
+
+
+def _problem(vuln_id: str, advisory: Advisory, affected: AffectedPackage, reason: str) -> _Problem:
+    label = f"{advisory.source.source} {advisory.id}: {affected.purl}"
+    return _Problem(vuln_id, advisory.id, advisory.source.source, f"{label}: {reason}")
 
 
 class _Sorter:
