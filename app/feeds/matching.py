@@ -115,6 +115,8 @@ class Matcher:
             list
         )
         self.covered: set[tuple[str, str | None, str | None]] = set()
+        #: advisories whose CPE configurations cannot be evaluated (left out of the index)
+        self.index_errors: list[AdvisoryError] = []
         for vuln_id, vuln in vulnerabilities.items():
             for advisory in vuln.advisories:
                 self._index(vuln_id, advisory)
@@ -127,11 +129,45 @@ class Matcher:
             scope_ns = affected.namespace if affected.type in _DISTRO_TYPES else None
             self.covered.add((affected.type, scope_ns, affected.distro))
         for config in advisory.cpe_configurations:
+            problem = _malformed_criterion(config)
+            if problem is not None:
+                # connectors refuse such records; this guards hand-built advisories, whose
+                # configuration would otherwise fail every match it takes part in
+                self.index_errors.append(
+                    AdvisoryError(
+                        "",
+                        vuln_id,
+                        advisory.id,
+                        advisory.source.source,
+                        "",
+                        f"{advisory.source.source} {advisory.id}: configuration left out: "
+                        f"{problem}",
+                    )
+                )
+                continue
             for vendor_product in _vulnerable_products(config):
                 self._by_cpe[vendor_product].append((vuln_id, advisory, config))
 
     def match(self, inventory: Inventory) -> MatchReport:
-        """Match one inventory; see the module docstring for the rules."""
+        """Match one inventory; see the module docstring for the rules.
+
+        The report's advisory errors include :attr:`index_errors`.
+        """
+        report = self._match_one(inventory)
+        report.advisory_errors[:0] = self.index_errors
+        return report
+
+    def match_all(self, inventories: Iterable[Inventory]) -> MatchReport:
+        """Match every inventory into one report (:attr:`index_errors` appear once)."""
+        total = MatchReport(advisory_errors=list(self.index_errors))
+        for inventory in inventories:
+            one = self._match_one(inventory)
+            total.findings.extend(one.findings)
+            total.no_data.extend(one.no_data)
+            total.advisory_errors.extend(one.advisory_errors)
+        return total
+
+    def _match_one(self, inventory: Inventory) -> MatchReport:
         report = MatchReport()
         missing: dict[tuple[str, str], list[str]] = defaultdict(list)
         for package in inventory.packages:
@@ -162,22 +198,12 @@ class Matcher:
                         hit.reason,
                     )
                 )
-        report.findings.extend(self._match_cpes(inventory))
+        report.findings.extend(self._match_cpes(inventory, missing))
         report.no_data.extend(
             NoData(inventory.host, scope, tuple(names), reason)
             for (scope, reason), names in sorted(missing.items())
         )
         return report
-
-    def match_all(self, inventories: Iterable[Inventory]) -> MatchReport:
-        """Match every inventory into one report."""
-        total = MatchReport()
-        for inventory in inventories:
-            one = self.match(inventory)
-            total.findings.extend(one.findings)
-            total.no_data.extend(one.no_data)
-            total.advisory_errors.extend(one.advisory_errors)
-        return total
 
     # --- packages -------------------------------------------------------------------------
 
@@ -249,14 +275,17 @@ class Matcher:
 
     # --- CPE ------------------------------------------------------------------------------
 
-    def _match_cpes(self, inventory: Inventory) -> list[Finding]:
+    def _match_cpes(
+        self, inventory: Inventory, missing: dict[tuple[str, str], list[str]]
+    ) -> list[Finding]:
+        """Findings from NVD configurations; unparsable inventory CPEs go to ``missing``."""
         owners: dict[Cpe, InstalledPackage] = {}
         for package in inventory.packages:
             for text in package.cpes:
                 try:
                     owners[parse_cpe(text)] = package
-                except ValueError:
-                    continue
+                except ValueError as exc:
+                    missing[("cpe", f"CPE not usable: {exc}")].append(package.name)
         findings: list[Finding] = []
         seen: set[tuple[str, str]] = set()
         for cpe in list(owners):
@@ -380,14 +409,23 @@ def _scope(package: InstalledPackage, inventory: Inventory) -> str:
     return package.type
 
 
-def _vulnerable_products(node: CpeNode) -> set[tuple[str, str, str]]:
-    found = set()
+def _malformed_criterion(node: CpeNode) -> str | None:
+    """Why a criterion of ``node`` (vulnerable or not) cannot be parsed, or ``None``."""
     for match in node.matches:
-        if match.vulnerable:
-            try:
-                found.add(parse_cpe(match.criteria).vendor_product)
-            except ValueError:
-                continue
+        try:
+            parse_cpe(match.criteria)
+        except ValueError as exc:
+            return str(exc)
+    for child in node.children:
+        problem = _malformed_criterion(child)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _vulnerable_products(node: CpeNode) -> set[tuple[str, str, str]]:
+    """The index keys of a node whose criteria all parse (see :func:`_malformed_criterion`)."""
+    found = {parse_cpe(m.criteria).vendor_product for m in node.matches if m.vulnerable}
     for child in node.children:
         found |= _vulnerable_products(child)
     return found

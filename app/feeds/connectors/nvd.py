@@ -19,6 +19,7 @@ from app.feeds.connectors._fields import (
     parse_datetime,
     req_str,
 )
+from app.feeds.cpe import parse_cpe
 from app.feeds.model import (
     Advisory,
     CpeMatch,
@@ -223,8 +224,10 @@ def _node(node: dict[str, Any], match_key: str, criteria_key: str) -> CpeNode:
 
 def _cpe_match(match: dict[str, Any], criteria_key: str) -> CpeMatch:
     criteria = req_str(match, criteria_key)
-    if not criteria.startswith("cpe:2.3:"):
-        raise RecordError(f"CPE {criteria!r} is not a CPE 2.3 formatted string")
+    try:
+        parse_cpe(criteria)  # "cpe:2.3:" and 11 components, as the matcher needs
+    except ValueError as exc:
+        raise RecordError(f"CPE match criterion: {exc}") from exc
     vulnerable = match.get("vulnerable")
     if not isinstance(vulnerable, bool):
         raise RecordError(f"CPE match {criteria}: 'vulnerable' is not a boolean")
