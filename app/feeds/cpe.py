@@ -59,14 +59,19 @@ def _unescape(value: str) -> str:
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     """A sort key for vendor versions: numeric runs compare as numbers, letters as text.
 
-    ``9.8`` < ``9.10``; ``15.2(1)t`` splits into 15, 2, 1, t. A pre-release marker after a
-    number (``2.0rc1``) sorts *after* ``2.0``: vendor versions have no universal
-    pre-release rule, so none is invented.
+    ``9.8`` < ``9.10``; ``15.2(1)t`` splits into 15, 2, 1, t. Trailing zero numbers are
+    dropped, so ``2``, ``2.0`` and ``2.0.0`` are the same version (NVD bounds and inventories
+    disagree on how many components they write). A pre-release marker after a number
+    (``2.0rc1``) sorts *after* ``2.0``: vendor versions have no universal pre-release rule, so
+    none is invented.
     """
-    return tuple(
+    key = [
         (0, int(tok)) if tok.isdigit() else (1, tok)
         for tok in re.findall(r"\d+|[a-z]+", version.lower())
-    )
+    ]
+    while key and key[-1] == (0, 0):
+        key.pop()
+    return tuple(key)
 
 
 def criterion_matches(match: CpeMatch, target: Cpe) -> bool:
