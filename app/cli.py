@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from importlib import import_module
@@ -46,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``patchledger`` console command; returns the exit status."""
     parser = build_parser()
@@ -54,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # SIGTERM (a CI timeout, a service manager) unwinds like Ctrl-C, so cleanups run: a
+    # half-started network is stopped rather than left running.
+    signal.signal(signal.SIGTERM, _terminate)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()

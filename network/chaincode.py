@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from network.config import ChaincodeSettings, NetworkConfig, StateLayout
+from network.files import write_atomic
 from network.nodes import org_roots_dir
 from network.peercli import PeerCommandError, run_peer
 from network.topology import Node, NodeKind, Org
@@ -108,9 +109,7 @@ def write_connection_files(config: NetworkConfig, settings: ChaincodeSettings) -
             "client_key": (peer_tls / "server.key").read_text(),
         }
         target = layout.node_dir(org.peer.name) / "ccaas" / f"{settings.label}.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(conn))
-        target.chmod(0o600)
+        write_atomic(target, json.dumps(conn), mode=0o600)  # holds the peer's TLS key
 
 
 def write_org_roots(config: NetworkConfig) -> Path:
@@ -125,10 +124,8 @@ def write_org_roots(config: NetworkConfig) -> Path:
     directory = org_roots_dir(config)
     directory.mkdir(parents=True, exist_ok=True)
     for org in config.topology.peer_orgs:
-        target = directory / f"{org.msp_id}.pem"
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(layout.ca_cert(org.name).read_bytes())
-        tmp.replace(target)
+        write_atomic(directory / f"{org.msp_id}.pem", layout.ca_cert(org.name).read_bytes(),
+                     mode=0o644)
     return directory
 
 
@@ -160,8 +157,13 @@ def committed(config: NetworkConfig, name: str) -> CommittedChaincode | None:
         if "not found" in str(exc) or "is not defined" in str(exc):
             return None
         raise
-    data = json.loads(out)
-    return CommittedChaincode(name, data["version"], int(data["sequence"]),
+    try:
+        data = json.loads(out)
+        version, sequence = data["version"], int(data["sequence"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PeerCommandError(f"querycommitted for {name}: unreadable answer {out[:200]!r}") \
+            from exc
+    return CommittedChaincode(name, version, sequence,
                               dict(data.get("approvals", {})))
 
 

@@ -137,8 +137,7 @@ def create_genesis_block(config: NetworkConfig) -> Path:
     argv = [str(config.binary("configtxgen")), "-profile", PROFILE, "-outputBlock", str(block),
             "-channelID", config.topology.channel]
     env = {"FABRIC_CFG_PATH": str(cdir)}
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False,
-                            timeout=60)
+    result = _run(argv, "configtxgen", env)
     if result.returncode != 0:
         raise ChannelError(f"configtxgen failed: {_last_line(result.stderr)}")
     return block
@@ -169,7 +168,7 @@ def join_orderers(config: NetworkConfig, block: Path) -> None:
         argv = [str(config.binary("osnadmin")), "channel", "join",
                 "--channelID", config.topology.channel, "--config-block", str(block),
                 "-o", f"{node.host}:{node.admin_port}", *osnadmin_tls_args(config)]
-        result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+        result = _run(argv, f"joining {node.name} to the channel")
         if result.returncode != 0 or "Status: 201" not in result.stdout + result.stderr:
             raise ChannelError(f"{node.name} did not join channel {config.topology.channel}: "
                                f"{_last_line(result.stdout + result.stderr)}")
@@ -191,5 +190,16 @@ def join_peers(config: NetworkConfig, block: Path) -> None:
 
 
 def _last_line(text: str) -> str:
+    """The most telling line of a tool's output: a panic or error line, else the last one."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "(no output)"
+    telling = [ln for ln in lines if ln.startswith("panic:") or "Error" in ln or "ERRO" in ln]
+    return (telling or lines or ["(no output)"])[0 if telling else -1]
+
+
+def _run(argv: list[str], what: str, env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(argv, env=env, capture_output=True, text=True, check=False,
+                              timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise ChannelError(f"{what} timed out after 60 s") from exc

@@ -98,20 +98,18 @@ def _status(args: argparse.Namespace) -> int:
 def _logs(args: argparse.Namespace) -> int:
     config = _config()
     layout = StateLayout(config.state_dir)
+    logs = sorted(p.name.removesuffix(".log") for p in (layout.root / "logs").glob("*.log"))
     if args.node:
-        try:
-            node = config.topology.node(args.node)
-        except KeyError as exc:
-            raise UserError(str(exc.args[0])) from exc
-        path = layout.log_file(node.name)
-        if not path.exists():
-            raise UserError(f"no log for {node.name} yet ({path})")
+        if args.node not in logs:
+            raise UserError(f"no log for {args.node!r} in {layout.root / 'logs'} "
+                            f"(known: {', '.join(logs) or 'none'})")
+        path = layout.log_file(args.node)
         cmd = ["tail", "-n", str(args.lines), *(["-F"] if args.follow else []), str(path)]
         os.execvp("tail", cmd)  # noqa: S606 - replaces this process with tail, by design
-    for node in config.topology.all_nodes():
-        path = layout.log_file(node.name)
+    for name in logs:
+        path = layout.log_file(name)
         if path.exists():
-            print(f"==> {node.name} ({path})")
+            print(f"==> {name} ({path})")
             out = subprocess.run(["tail", "-n", str(min(args.lines, 5)), str(path)],
                                  capture_output=True, text=True, check=False)
             print(out.stdout.rstrip())
@@ -166,7 +164,8 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    seq = Manager(_config(), _progress).deploy(args.version, args.contract, args.name, args.slot)
-    print(f"chaincode {args.name or 'patchledger'} at version {args.version} committed "
-          f"(sequence {seq})")
+    manager = Manager(_config(), _progress)
+    seq = manager.deploy(args.version, args.contract, args.name, args.slot)
+    print(f"chaincode {args.name or manager.config.chaincode.name} at version {args.version} "
+          f"committed (sequence {seq})")
     return 0

@@ -24,6 +24,7 @@ State directory layout (``state_dir``)::
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ from network.topology import Topology, build_topology
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILDER_DIR = Path(__file__).resolve().parent / "builders" / "ccaas"
 DEFAULT_LEDGER_POLICY = Path(__file__).resolve().parent / "consortium-policy.json"
+_DURATION = re.compile(r"^[1-9][0-9]*(ms|s|m)$")
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -191,12 +194,19 @@ def config_from_env(env: dict[str, str] | None = None) -> NetworkConfig:
         base = int(base_s)
     except ValueError:
         raise ValueError(f"PATCHLEDGER_PORT_BASE={base_s!r} is not a port number") from None
-    topo = build_topology(host=env.get("PATCHLEDGER_HOST", "127.0.0.1"), port_base=base)
+    host = env.get("PATCHLEDGER_HOST", "127.0.0.1")
+    if not _HOST.match(host):
+        raise ValueError(f"PATCHLEDGER_HOST={host!r} is not a host name or IPv4 address")
+    topo = build_topology(host=host, port_base=base)
+    batch_timeout = env.get("PATCHLEDGER_BATCH_TIMEOUT", "250ms")
+    if not _DURATION.match(batch_timeout):
+        raise ValueError(f"PATCHLEDGER_BATCH_TIMEOUT={batch_timeout!r} is not a duration such "
+                         "as 250ms, 2s or 1m")
     policy = env.get("PATCHLEDGER_LEDGER_POLICY", str(DEFAULT_LEDGER_POLICY))
     return NetworkConfig(
         state_dir=state.resolve(),
         fabric_home=home,
         topology=topo,
-        batch_timeout=env.get("PATCHLEDGER_BATCH_TIMEOUT", "250ms"),
+        batch_timeout=batch_timeout,
         ledger_policy=Path(policy) if policy else None,
     )

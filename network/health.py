@@ -66,8 +66,11 @@ def participation(host: str, port: int, channel: str, ca_file: Path, cert: Path,
                   timeout: float = 3.0) -> dict[str, Any] | None:
     """The orderer's channel-participation record for ``channel``; None if not a member or
     unreachable."""
-    ctx = ssl.create_default_context(cafile=str(ca_file))
-    ctx.load_cert_chain(str(cert), str(key))
+    try:
+        ctx = ssl.create_default_context(cafile=str(ca_file))
+        ctx.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError):
+        return None  # the admin's TLS material is missing or unreadable
     conn = http.client.HTTPSConnection(host, port, context=ctx, timeout=timeout)
     try:
         conn.request("GET", f"/participation/v1/channels/{channel}")

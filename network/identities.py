@@ -16,6 +16,7 @@ organization).
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -69,19 +70,28 @@ class CaClient:
     def url(self) -> str:
         return f"https://{self.org.ca.address}"
 
-    def _run(self, what: str, args: list[str], home: Path) -> None:
+    def _run(self, what: str, args: list[str], home: Path,
+             secret_env: dict[str, str] | None = None) -> None:
+        """Run fabric-ca-client; secrets travel in ``secret_env`` (its FABRIC_CA_CLIENT_*
+        variables), never on the command line where `ps` would show them."""
         home.mkdir(parents=True, exist_ok=True)
         argv = [str(self.config.binary("fabric-ca-client")), *args,
                 "--tls.certfiles", str(self.layout.ca_cert(self.org.name)), "-H", str(home)]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FABRIC_CA_CLIENT_")}
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                                    check=False, env=env | (secret_env or {}))
+        except subprocess.TimeoutExpired as exc:
+            raise EnrollmentError(f"CA {self.org.ca.name} ({self.url}): {what}: no answer "
+                                  "within 60 s") from exc
         if result.returncode != 0:
             lines = [ln for ln in result.stderr.splitlines() if "Error" in ln] or \
                 result.stderr.strip().splitlines()[-1:]
             reason = lines[-1] if lines else f"exit status {result.returncode}"
             raise EnrollmentError(f"CA {self.org.ca.name} ({self.url}): {what}: {reason}")
 
-    def _with_secret(self, enrollment_id: str, secret: str) -> str:
-        return f"https://{enrollment_id}:{secret}@{self.org.ca.address}"
+    def _with_secret(self, enrollment_id: str, secret: str) -> dict[str, str]:
+        return {"FABRIC_CA_CLIENT_URL": f"https://{enrollment_id}:{secret}@{self.org.ca.address}"}
 
     @property
     def registrar_home(self) -> Path:
@@ -89,24 +99,22 @@ class CaClient:
 
     def enroll_registrar(self) -> None:
         """Enroll the CA's bootstrap admin, whose identity registers all others."""
-        self._run("enroll bootstrap admin",
-                  ["enroll", "-u", self._with_secret("admin", self.bootstrap_secret)],
-                  self.registrar_home)
+        self._run("enroll bootstrap admin", ["enroll"], self.registrar_home,
+                  self._with_secret("admin", self.bootstrap_secret))
 
     def register(self, enrollment_id: str, secret: str, id_type: str, attrs: str = "") -> None:
         """Register an identity of ``id_type`` (peer, orderer, admin, client)."""
-        args = ["register", "-u", self.url, "--id.name", enrollment_id, "--id.secret", secret,
-                "--id.type", id_type]
+        args = ["register", "-u", self.url, "--id.name", enrollment_id, "--id.type", id_type]
         if attrs:
             args += ["--id.attrs", attrs]
-        self._run(f"register {enrollment_id}", args, self.registrar_home)
+        self._run(f"register {enrollment_id}", args, self.registrar_home,
+                  {"FABRIC_CA_CLIENT_ID_SECRET": secret})
 
     def enroll_msp(self, enrollment_id: str, secret: str, msp_dir: Path) -> None:
         """Enroll an identity into ``msp_dir`` and make it a NodeOUs MSP."""
         home = self.layout.ca_home(self.org.name) / "clients" / enrollment_id
-        self._run(f"enroll {enrollment_id}",
-                  ["enroll", "-u", self._with_secret(enrollment_id, secret), "-M", str(msp_dir)],
-                  home)
+        self._run(f"enroll {enrollment_id}", ["enroll", "-M", str(msp_dir)], home,
+                  self._with_secret(enrollment_id, secret))
         _normalise_msp(msp_dir)
 
     def enroll_tls(self, enrollment_id: str, secret: str, hosts: list[str], tls_dir: Path) -> None:
@@ -114,9 +122,8 @@ class CaClient:
         home = self.layout.ca_home(self.org.name) / "clients" / enrollment_id
         scratch = tls_dir.parent / (tls_dir.name + ".enroll")
         self._run(f"enroll TLS certificate for {enrollment_id}",
-                  ["enroll", "-u", self._with_secret(enrollment_id, secret),
-                   "--enrollment.profile", "tls", "--csr.hosts", ",".join(hosts),
-                   "-M", str(scratch)], home)
+                  ["enroll", "--enrollment.profile", "tls", "--csr.hosts", ",".join(hosts),
+                   "-M", str(scratch)], home, self._with_secret(enrollment_id, secret))
         tls_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(scratch / "signcerts" / "cert.pem", tls_dir / "server.crt")
         shutil.copy(_only(scratch / "keystore", "*_sk"), tls_dir / "server.key")

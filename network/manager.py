@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +34,7 @@ from app.errors import UserError
 from network import chaincode as cc
 from network import channel, health, process
 from network.config import ChaincodeSettings, NetworkConfig, StateLayout
+from network.files import write_atomic
 from network.identities import CaClient, EnrollmentError, issue_org_identities
 from network.nodes import ca_command, chaincode_command, orderer_command, peer_command
 from network.peercli import PeerCommandError, invoke
@@ -116,7 +119,9 @@ class Manager:
         Raises:
             UserError: another patchledger command holds it.
         """
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        # Private: it holds the CAs' bootstrap secrets (secrets.json and each CA's config).
+        self.config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.config.state_dir.chmod(0o700)
         with self.layout.lock.open("a+") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -170,6 +175,10 @@ class Manager:
                 self.progress("start failed: stopping the processes started so far")
                 for name in reversed(started):
                     process.stop(self.layout, name)
+                if isinstance(exc, (*_STEP_ERRORS, UserError)) and manifest is None \
+                        and not self._is_empty():
+                    raise UserError(f"{exc}; the network was not created: run `patchledger "
+                                    "network reset` before retrying") from exc
                 if isinstance(exc, _STEP_ERRORS):
                     raise UserError(str(exc)) from exc
                 raise
@@ -332,11 +341,7 @@ class Manager:
         self.wait_for_gossip(60)
 
     def _save_secrets(self, secrets: dict[str, str]) -> None:
-        path = self.layout.secrets
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(secrets, indent=1, sort_keys=True))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_atomic(self.layout.secrets, json.dumps(secrets, indent=1, sort_keys=True))
 
     def _load_secrets(self) -> dict[str, str]:
         try:
@@ -356,9 +361,7 @@ class Manager:
                            for d in self.deployed.values()],
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        tmp = self.layout.manifest.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.layout.manifest)
+        write_atomic(self.layout.manifest, json.dumps(data, indent=2), mode=0o644)
 
     def leader(self) -> str | None:
         """Name of the orderer that is the channel's Raft leader, if any."""
@@ -424,9 +427,12 @@ class Manager:
     def _stop_all(self) -> list[str]:
         with contextlib.suppress(UserError):  # a corrupt manifest must not prevent stopping
             self.read_manifest()
-        nodes = list(reversed(self.process_nodes()))
+        names = [n.name for n in reversed(self.process_nodes())]
+        # Also every other pid file: a server started by a deploy that died before it
+        # recorded the chaincode in the manifest must not survive `down`.
+        names += [n for n in process.recorded(self.layout) if n not in names]
         with ThreadPoolExecutor(max_workers=4) as pool:
-            results = pool.map(lambda n: (n.name, process.stop(self.layout, n.name)), nodes)
+            results = pool.map(lambda n: (n, process.stop(self.layout, n)), names)
             return [name for name, was_running in results if was_running]
 
     def reset(self) -> None:
@@ -473,19 +479,51 @@ class Manager:
                     raise UserError(f"new chaincode {name} needs --contract and a free --slot "
                                     f"(slots in use: {sorted(used)})")
                 settings = ChaincodeSettings(name, version, contract, slot)
+            _check_settings(settings)  # before anything is stopped
             sequence = (committed.sequence if committed else 0) + 1
+            secrets = self._load_secrets()
             for node in self._servers(settings):
                 process.stop(self.layout, node.name)
             started: list[str] = []
             try:
-                self._deploy(settings, started, self._load_secrets(), sequence)
+                self._deploy(settings, started, secrets, sequence)
             except BaseException as exc:
-                for node_name in reversed(started):  # leave no server behind
+                for node_name in reversed(started):  # leave no new server behind
                     process.stop(self.layout, node_name)
+                if current is not None:  # the committed definition is unchanged: serve it
+                    self._start_group(self._servers(current.settings), [], secrets, current)
                 if isinstance(exc, _STEP_ERRORS):
-                    raise UserError(str(exc)) from exc
+                    raise UserError(f"{exc} (chaincode {name} left at version "
+                                    f"{current.settings.version if current else 'none'})"
+                                    ) from exc
                 raise
             if settings.slot == 0:
                 self.config = replace(self.config, chaincode=settings)
             self._write_manifest()
             return sequence
+
+
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def _check_settings(settings: ChaincodeSettings) -> None:
+    """Refuse chaincode settings the peer or the chaincode server would reject later.
+
+    Raises:
+        UserError: an invalid name or version, a slot out of range, or a contract module that
+            cannot be found.
+    """
+    if not _LABEL.match(settings.label):
+        raise UserError(f"chaincode label {settings.label!r} (name_version) must match "
+                        f"{_LABEL.pattern}")
+    if not 0 <= settings.slot <= cc.MAX_EXTRA_SLOTS:
+        raise UserError(f"slot {settings.slot} is not between 1 and {cc.MAX_EXTRA_SLOTS}")
+    module, sep, attribute = settings.contract.partition(":")
+    if not sep or not attribute:
+        raise UserError(f"contract {settings.contract!r} must be module:attribute")
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UserError(f"contract module {module!r} cannot be found")

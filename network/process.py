@@ -22,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from network.config import StateLayout
+from network.files import write_atomic
 
 
 class ProcState(StrEnum):
@@ -63,13 +64,6 @@ def _start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def start(
     layout: StateLayout,
     name: str,
@@ -97,7 +91,7 @@ def start(
     _children[proc.pid] = proc
     started = _start_time(proc.pid) or 0
     record = {"pid": proc.pid, "start_time": started, "argv": list(argv)}
-    _write_atomic(layout.pid_file(name), json.dumps(record))
+    write_atomic(layout.pid_file(name), json.dumps(record), mode=0o644)
     return proc.pid
 
 
@@ -115,6 +109,11 @@ def info(layout: StateLayout, name: str) -> ProcInfo:
     if actual is None or (recorded and actual != recorded):
         return ProcInfo(ProcState.STALE, pid)
     return ProcInfo(ProcState.RUNNING, pid)
+
+
+def recorded(layout: StateLayout) -> list[str]:
+    """Names of every process with a pid file (whatever started it and whatever its state)."""
+    return sorted(p.name.removesuffix(".pid") for p in (layout.root / "run").glob("*.pid"))
 
 
 def stop(layout: StateLayout, name: str, timeout: float = 8.0) -> bool:

@@ -19,6 +19,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 CACHE_ROOT="${PATCHLEDGER_CACHE:-$HOME/.cache/patchledger}"
 
 FABRIC_VERSION=3.1.1
@@ -108,6 +109,19 @@ fabric_ok() {
     [[ -f "$CFG/core.yaml" && -f "$CFG/orderer.yaml" ]]
 }
 
+module_dir() {  # module_dir GO MODULE@VERSION: download it; print its directory or die
+    local out dir err
+    out="$("$1" mod download -json "$2" 2>&1)" || true
+    dir="$(sed -n 's/.*"Dir": "\(.*\)",/\1/p' <<<"$out")"
+    if [[ -z "$dir" || ! -d "$dir" ]]; then
+        err="$(sed -n 's/.*"Error": "\(.*\)".*/\1/p' <<<"$out")"
+        die "cannot download $2 from the Go module proxy ($(go_proxy "$1")): ${err:-$out}"
+    fi
+    echo "$dir"
+}
+
+go_proxy() { GOTOOLCHAIN=local "$1" env GOPROXY 2>/dev/null || echo "?"; }
+
 build_fabric() {
     local go_bin moddir camoddir start n=0 total=7 cmd
     go_bin="$(find_go)"
@@ -120,11 +134,8 @@ build_fabric() {
     # module versions, then `go install` from inside them: same sources, verified against go.sum
     # and the checksum database.
     say "downloading modules"
-    moddir="$("$go_bin" mod download -json "github.com/hyperledger/fabric@$FABRIC_MODULE_VERSION" \
-        | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
-    camoddir="$("$go_bin" mod download -json "github.com/hyperledger/fabric-ca@v$FABRIC_CA_VERSION" \
-        | sed -n 's/.*"Dir": "\(.*\)",/\1/p')"
-    [[ -d "$moddir" && -d "$camoddir" ]] || die "module download failed (see above)"
+    moddir="$(module_dir "$go_bin" "github.com/hyperledger/fabric@$FABRIC_MODULE_VERSION")"
+    camoddir="$(module_dir "$go_bin" "github.com/hyperledger/fabric-ca@v$FABRIC_CA_VERSION")"
     local ldf="-X github.com/hyperledger/fabric/common/metadata.Version=$FABRIC_VERSION"
     ldf+=" -X github.com/hyperledger/fabric/common/metadata.CommitSHA=${FABRIC_COMMIT:0:12}"
     for cmd in peer orderer configtxgen configtxlator osnadmin; do
@@ -159,8 +170,12 @@ install_fabric() {
     say "Fabric binaries ready in $BIN"
 }
 
+# One install at a time (demo.sh and test.sh may be started together).
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/.install.lock"
+flock 9
 install_venv
 install_fabric
 # Tell the Python side where the binaries are (read by network.config at the process edge).
-mkdir -p "$ROOT/.venv"
-echo "$FABRIC_HOME" > "$ROOT/.venv/fabric-home"
+echo "$FABRIC_HOME" > "$ROOT/.venv/fabric-home.tmp"
+mv -f "$ROOT/.venv/fabric-home.tmp" "$ROOT/.venv/fabric-home"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 
@@ -16,6 +17,10 @@ import pytest
 from app.errors import UserError
 from network.manager import Manager
 from network.testing import LocalNetwork, make_network_config
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _progress(line: str) -> None:
@@ -31,6 +36,8 @@ def fabric_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNe
     except ValueError as exc:
         pytest.fail(f"cannot configure the test network: {exc}")
     manager = Manager(config, _progress)
+    # A SIGTERM (CI timeout) unwinds through the finally below instead of leaving the network.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         try:
             manager.up()
@@ -38,6 +45,7 @@ def fabric_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNe
             pytest.fail(f"test network did not start: {exc}")
         yield LocalNetwork(manager)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         manager.down()
         if not os.environ.get("PATCHLEDGER_KEEP_TEST_NETWORK"):
             shutil.rmtree(state, ignore_errors=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -86,6 +85,7 @@ def test_network_survives_an_orderer_crash_and_the_orderer_catches_up(
     # `up` restarts only what is down; the orderer rejoins and catches up.
     assert net.manager.up() == "network restarted (ledger intact)"
     target = _heights(net)[survivor.name]
+    assert target is not None, f"{survivor.name} reports no height"
     _wait_until(lambda: _heights(net)[victim.name] == target, 30,
                 f"{victim.name} to catch up to height {target}")
     run_smoke(net.config)
@@ -109,6 +109,35 @@ def test_down_then_up_keeps_the_ledger(fabric_network: LocalNetwork) -> None:
     read = query(net.config, net.org("compliance"), "GetPing", [written.key])
     assert written.value in read
     assert net.manager.up() == "network already running"
+
+
+def test_chaincode_upgrade_is_one_command_and_takes_the_next_sequence(
+        fabric_network: LocalNetwork) -> None:
+    net = fabric_network
+    net.manager.read_manifest()
+    before = net.manager.deployed[net.config.chaincode.name].settings
+    status = collect(net.config, net.manager.read_manifest())
+    sequence = status["chaincode"]["sequence"]
+    assert net.manager.deploy(version=f"{before.version}-up") == sequence + 1
+    status = collect(net.config, net.manager.read_manifest())
+    assert (status["chaincode"]["version"], status["chaincode"]["sequence"]) == \
+        (f"{before.version}-up", sequence + 1)
+    assert status["healthy"], status
+    run_smoke(net.config)  # the upgraded chaincode serves transactions
+
+
+def test_a_failed_upgrade_keeps_the_current_chaincode_serving(
+        fabric_network: LocalNetwork) -> None:
+    net = fabric_network
+    net.manager.read_manifest()
+    current = net.config.chaincode
+    with pytest.raises(UserError, match="contract module 'no_such_module' cannot be found"):
+        net.manager.deploy(version="9.9", contract="no_such_module:contract")
+    with pytest.raises(UserError, match="label 'patchledger_9 9'"):
+        net.manager.deploy(version="9 9")
+    net.manager.read_manifest()
+    assert net.config.chaincode == current
+    run_smoke(net.config)
 
 
 # ---------------------------------------------------------------------------- misuse
@@ -164,9 +193,3 @@ def test_cli_reports_misuse_in_one_line_with_nonzero_exit(tmp_path: Path) -> Non
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Fabric binaries missing" in lines[0], result.stderr
 
-
-def test_port_probe_sees_a_listener() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        assert process.port_in_use("127.0.0.1", s.getsockname()[1])

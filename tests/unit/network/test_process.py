@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -45,3 +46,18 @@ def test_garbled_pid_file_is_stale(tmp_path: Path) -> None:
     layout.pid_file("x").parent.mkdir(parents=True)
     layout.pid_file("x").write_text("not json")
     assert process.info(layout, "x").state is process.ProcState.STALE
+
+
+def test_port_probe_sees_a_listener() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert process.port_in_use("127.0.0.1", s.getsockname()[1])
+
+
+def test_recorded_lists_every_pid_file(tmp_path: Path) -> None:
+    layout = StateLayout(tmp_path)
+    for name in ("b", "a"):
+        layout.pid_file(name).parent.mkdir(parents=True, exist_ok=True)
+        layout.pid_file(name).write_text("{}")
+    assert process.recorded(layout) == ["a", "b"]

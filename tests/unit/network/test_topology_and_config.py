@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from network import chaincode, channel, health
-from network.config import ChaincodeSettings, NetworkConfig
+from network.config import ChaincodeSettings, NetworkConfig, config_from_env
 from network.topology import NodeKind, build_topology
 
 FABRIC_DEFAULT_PORTS = {7050, 7051, 7052, 7053, 7054, 8443, 9443}
@@ -95,3 +95,14 @@ def test_channel_metric_is_read_for_the_right_channel() -> None:
                                             'channel="patchledger"': 4.0}}
     assert health.channel_metric(metrics, "ledger_blockchain_height", "patchledger") == 4
     assert health.channel_metric(metrics, "consensus_etcdraft_is_leader", "x") is None
+
+
+@pytest.mark.parametrize(("name", "value"), [("PATCHLEDGER_BATCH_TIMEOUT", "abc"),
+                                            ("PATCHLEDGER_BATCH_TIMEOUT", "0ms"),
+                                            ("PATCHLEDGER_HOST", "bad host"),
+                                            ("PATCHLEDGER_PORT_BASE", "x")])
+def test_bad_settings_are_refused_with_the_variable_named(tmp_path: Path, name: str,
+                                                          value: str) -> None:
+    env = {"PATCHLEDGER_FABRIC_HOME": str(tmp_path), name: value}
+    with pytest.raises(ValueError, match=name):
+        config_from_env(env)
