@@ -14,7 +14,7 @@ from app.fabric._protos import events_pb2_grpc, gateway_pb2_grpc
 from app.fabric._rpcstatus import rpc_error_code, rpc_error_details, rpc_error_message
 from app.fabric.errors import GatewayError, SigningError
 from app.fabric.identity import Identity
-from app.fabric.signing import HashFn, Signer, sha256
+from app.fabric.signing import HashFn, Signer, normalise_for, sha256
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class GatewayClient:
         self.deliver_stub: Any = events_pb2_grpc.DeliverStub(channel)
 
     def sign(self, message: bytes) -> bytes:
-        """Hash ``message`` and sign the digest with the configured signer.
+        """Hash ``message``, sign the digest with the configured signer, normalise to low S.
 
         Raises:
             SigningError: no signer was supplied (offline-signing mode) or it failed.
@@ -64,11 +64,20 @@ class GatewayClient:
         if self.signer is None:
             raise SigningError("no sign implementation supplied; sign offline and use new_signed_*")
         try:
-            return self.signer(self.hash(message))
+            signature = self.signer(self.hash(message))
         except SigningError:
             raise
         except Exception as exc:
             raise SigningError(f"signer failed: {exc}") from exc
+        return self.normalise(signature)
+
+    def normalise(self, signature: bytes) -> bytes:
+        """Return a signature by this identity's key in low-S form (Fabric rejects high S).
+
+        Raises:
+            SigningError: not a DER ECDSA signature.
+        """
+        return normalise_for(self.identity.certificate, bytes(signature))
 
     def wrap(
         self, error: grpc.RpcError, cls: type[GatewayError], transaction_id: str

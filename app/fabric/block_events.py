@@ -78,8 +78,12 @@ class BlockEventsRequest:
         return self._client.hash(self._envelope.payload)
 
     def sign_with(self, signature: builtins.bytes) -> None:
-        """Attach an offline-made signature."""
-        self._envelope.signature = signature
+        """Attach an offline-made signature (normalised to low S).
+
+        Raises:
+            SigningError: the signature is not a DER ECDSA signature.
+        """
+        self._envelope.signature = self._client.normalise(signature)
 
     def get_raw_blocks(self) -> EventStream[Any]:
         """Open the stream of ``common.Block`` messages.

@@ -61,9 +61,16 @@ class Gateway:
         return Proposal.from_bytes(self._client, data)
 
     def new_signed_proposal(self, data: bytes, signature: bytes) -> Proposal:
-        """Rebuild a proposal from its ``bytes`` and attach an offline-made signature."""
+        """Rebuild a proposal from its ``bytes`` and attach an offline-made signature.
+
+        The signature is normalised to low S (with the identity certificate's curve order).
+
+        Raises:
+            BlockParseError: malformed bytes.
+            SigningError: the signature is not a DER ECDSA signature.
+        """
         proposed = gateway_pb2.ProposedTransaction.FromString(self.new_proposal(data).bytes)
-        proposed.proposal.signature = signature
+        proposed.proposal.signature = self._client.normalise(signature)
         return Proposal.from_bytes(self._client, proposed.SerializeToString())
 
     def new_transaction(self, data: bytes) -> Transaction:
@@ -75,9 +82,14 @@ class Gateway:
         return Transaction(self._client, _parse(gateway_pb2.PreparedTransaction, data))
 
     def new_signed_transaction(self, data: bytes, signature: bytes) -> Transaction:
-        """Rebuild an endorsed transaction and attach an offline-made signature."""
+        """Rebuild an endorsed transaction and attach an offline-made signature (made low S).
+
+        Raises:
+            BlockParseError: malformed bytes.
+            SigningError: the signature is not a DER ECDSA signature.
+        """
         prepared = _parse(gateway_pb2.PreparedTransaction, data)
-        prepared.envelope.signature = signature
+        prepared.envelope.signature = self._client.normalise(signature)
         return Transaction(self._client, prepared)
 
     def new_commit(self, data: bytes) -> Commit:
@@ -91,9 +103,14 @@ class Gateway:
         return Commit(self._client, signed, str(request.transaction_id))
 
     def new_signed_commit(self, data: bytes, signature: bytes) -> Commit:
-        """Rebuild a commit-status request and attach an offline-made signature."""
+        """Rebuild a commit-status request and attach an offline-made signature (made low S).
+
+        Raises:
+            BlockParseError: malformed bytes.
+            SigningError: the signature is not a DER ECDSA signature.
+        """
         signed = _parse(gateway_pb2.SignedCommitStatusRequest, data)
-        signed.signature = signature
+        signed.signature = self._client.normalise(signature)
         return self.new_commit(signed.SerializeToString())
 
     def close(self) -> None:

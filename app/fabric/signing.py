@@ -4,7 +4,8 @@ A *signer* is any ``Callable[[bytes], bytes]`` taking a digest (SHA-256 of the b
 and returning a DER-encoded signature; the Gateway calls it for proposals, transactions and
 requests. :class:`EcdsaSigner` is the software implementation. Fabric's verifier rejects a
 signature whose ``s`` is above half the curve order, so every signature made here is
-normalised to low S.
+normalised to low S, and the Gateway normalises every other signer's output (and offline
+signatures) with :func:`normalise_for`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,26 @@ def to_low_s(signature: bytes, order: int) -> bytes:
     if s > order >> 1:
         return encode_dss_signature(r, order - s)
     return signature
+
+
+def normalise_for(certificate: Certificate, signature: bytes) -> bytes:
+    """Return ``signature`` in the low-S form Fabric requires, for ``certificate``'s key.
+
+    Signatures from any signer (a custom callable, an HSM, an offline signing step) pass
+    through here before they are sent: the curve order comes from the certificate's EC key.
+    A certificate whose key is not EC (Ed25519 MSPs of Fabric 3) leaves the signature as is.
+
+    Raises:
+        SigningError: the signature is not a DER ECDSA signature, or the curve is unsupported.
+    """
+    key = certificate.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return signature
+    order = curve_order(key.curve)
+    try:
+        return to_low_s(signature, order)
+    except ValueError as exc:
+        raise SigningError(f"the signature is not a DER-encoded ECDSA signature: {exc}") from exc
 
 
 def is_low_s(signature: bytes, order: int) -> bool:
