@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -110,12 +111,22 @@ class FileCheckpointer(InMemoryCheckpointer):
             raise CheckpointError(f"cannot read checkpoint {self._path}: {exc}") from exc
         try:
             doc = json.loads(raw)
-            block_number = int(doc.get("blockNumber", 0))
-            transaction_id = str(doc.get("transactionId", ""))
-        except (ValueError, TypeError, AttributeError) as exc:
+        except ValueError as exc:
             raise CheckpointError(f"malformed checkpoint {self._path}: {exc}") from exc
-        if block_number < 0:
-            raise CheckpointError(f"malformed checkpoint {self._path}: negative block number")
+        if not isinstance(doc, dict):
+            raise CheckpointError(f"malformed checkpoint {self._path}: not a JSON object")
+        block_number = _block_number(doc.get("blockNumber", 0))
+        transaction_id = doc.get("transactionId", "")
+        if block_number is None:
+            raise CheckpointError(
+                f"malformed checkpoint {self._path}: blockNumber "
+                f"{doc.get('blockNumber')!r} is not a non-negative integer"
+            )
+        if not isinstance(transaction_id, str):
+            raise CheckpointError(
+                f"malformed checkpoint {self._path}: "
+                f"transactionId {transaction_id!r} is not a string"
+            )
         return block_number, transaction_id
 
     def _set(self, block_number: int, transaction_id: str) -> None:
@@ -123,6 +134,18 @@ class FileCheckpointer(InMemoryCheckpointer):
         with self._lock:
             _atomic_write(self._path, data.encode("utf-8"))
             self._block_number, self._transaction_id = block_number, transaction_id
+
+
+def _block_number(value: object) -> int | None:
+    """A JSON block number: a non-negative integer, or a string of ASCII digits (as the Node
+    client writes it); ``None`` for anything else (``1.9``, ``true``, ``"-1"``, ``null``...)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value):
+        return int(value)
+    return None
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

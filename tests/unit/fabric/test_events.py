@@ -195,3 +195,27 @@ def test_in_memory_checkpointer() -> None:
     assert (cp.block_number, cp.transaction_id) == (3, "tx")
     cp.checkpoint_block(3)
     assert (cp.block_number, cp.transaction_id) == (4, "")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"blockNumber": 1.9, "transactionId": ""}',
+        '{"blockNumber": true, "transactionId": ""}',
+        '{"blockNumber": "1.9", "transactionId": ""}',
+        '{"blockNumber": "-1", "transactionId": ""}',
+        '{"blockNumber": " 12", "transactionId": ""}',
+        '{"blockNumber": null, "transactionId": ""}',
+        '{"blockNumber": -1, "transactionId": ""}',
+        '{"blockNumber": 3, "transactionId": 7}',
+        "[3]",
+    ],
+)
+def test_file_checkpointer_refuses_a_block_number_that_is_not_an_integer(
+    tmp_path: Path, content: str
+) -> None:
+    path = tmp_path / "cp.json"
+    path.write_text(content)
+    with pytest.raises(CheckpointError, match="malformed checkpoint") as info:
+        FileCheckpointer(path)
+    assert str(path) in str(info.value)
