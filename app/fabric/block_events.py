@@ -10,7 +10,7 @@ from app.fabric._client import GatewayClient
 from app.fabric._protos import ab_pb2, common_pb2
 from app.fabric.blocks import ParsedBlock, ParsedTransaction, parse_block
 from app.fabric.checkpoint import Checkpoint
-from app.fabric.errors import EventsError
+from app.fabric.errors import CheckpointError, EventsError
 from app.fabric.event_stream import EventStream
 from app.fabric.transaction_context import now_timestamp
 
@@ -128,15 +128,46 @@ def transactions_after(
 ) -> Iterator[ParsedTransaction]:
     """Flatten blocks into transactions, skipping those up to the checkpoint's transaction.
 
-    Only the checkpoint's own block is filtered: its transactions up to and including
-    ``checkpoint.transaction_id`` are dropped (Deliver itself ignores transaction ids).
+    Only the checkpoint's own block is filtered (Deliver itself ignores transaction ids): its
+    transactions up to and including the checkpointed one are dropped. The checkpointed one is
+    found by its position when the checkpoint records it (``transaction_index``), which stays
+    exact when the block holds the same id twice (DUPLICATE_TXID); a checkpoint without a
+    position (older files) resumes after the id's first occurrence, so nothing is lost.
+
+    Raises:
+        CheckpointError: (on iteration) the checkpointed transaction is not in its block, or
+            not at the recorded position: the checkpoint does not belong to this ledger.
     """
-    skip_block = checkpoint.block_number if checkpoint and checkpoint.transaction_id else None
-    skip_until = checkpoint.transaction_id if checkpoint else ""
+    if checkpoint is None:
+        for block in blocks:
+            yield from block.transactions
+        return
+    skip_until = checkpoint.transaction_id
+    index = getattr(checkpoint, "transaction_index", None)
+    if not isinstance(index, int) or isinstance(index, bool):
+        index = None
+    skip_block = checkpoint.block_number if skip_until or index is not None else None
     for block in blocks:
         transactions: tuple[ParsedTransaction, ...] = block.transactions
         if block.number == skip_block:
-            ids = [tx.transaction_id for tx in transactions]
-            if skip_until in ids:
-                transactions = transactions[ids.index(skip_until) + 1 :]
+            transactions = transactions[_resume_position(block, skip_until, index) :]
         yield from transactions
+
+
+def _resume_position(block: ParsedBlock, transaction_id: str, index: int | None) -> int:
+    """The position just after the checkpointed transaction of ``block``."""
+    ids = [tx.transaction_id for tx in block.transactions]
+    if index is not None:
+        if index < len(ids) and ids[index] == transaction_id:
+            return index + 1
+        found = ids[index] if index < len(ids) else f"nothing ({len(ids)} transactions)"
+        raise CheckpointError(
+            f"checkpoint names transaction {transaction_id or '(no id)'} at index {index} of "
+            f"block {block.number}, but the block has {found} there"
+        )
+    if transaction_id not in ids:
+        raise CheckpointError(
+            f"checkpoint names transaction {transaction_id} in block {block.number}, "
+            "which does not contain it (a checkpoint of another channel or ledger?)"
+        )
+    return ids.index(transaction_id) + 1

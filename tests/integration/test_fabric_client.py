@@ -380,7 +380,8 @@ def test_block_events_resume_mid_block_after_restart(
                 break
     channel.close()
     assert json.loads(checkpoint_file.read_text()) == \
-        {"blockNumber": stop_after[0], "transactionId": stop_after[2]}
+        {"blockNumber": stop_after[0], "transactionId": stop_after[2],
+         "transactionIndex": stop_after[1]}
 
     gateway, channel = _open(net, "SecOpsMSP")
     restarted = FileCheckpointer(checkpoint_file)

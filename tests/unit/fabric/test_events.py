@@ -219,3 +219,112 @@ def test_file_checkpointer_refuses_a_block_number_that_is_not_an_integer(
     with pytest.raises(CheckpointError, match="malformed checkpoint") as info:
         FileCheckpointer(path)
     assert str(path) in str(info.value)
+
+
+def _block_of(
+    fake: FakeGateway, alice: TestIdentity, functions: list[str], duplicate_at: int | None = None
+) -> list[bytes]:
+    """Add a block of transactions; ``duplicate_at``: insert the first envelope again there,
+    committed DUPLICATE_TXID (9), as Fabric records a replayed transaction."""
+    envelopes = [
+        signed_transaction(alice, channel="patches", chaincode="patchledger", function=f)
+        for f in functions
+    ]
+    codes = [0] * len(envelopes)
+    if duplicate_at is not None:
+        envelopes.insert(duplicate_at, envelopes[0])
+        codes.insert(duplicate_at, 9)
+    fake.add_block(envelopes, codes)
+    return envelopes
+
+
+def test_transaction_events_resume_after_a_duplicate_transaction_id(
+    tmp_path: Path, gateway: Gateway, fake: FakeGateway, alice: TestIdentity
+) -> None:
+    _block_of(fake, alice, ["F0", "F1", "F2"], duplicate_at=2)  # block 1: F0 F1 F0(dup) F2
+    network = gateway.get_network("patches")
+    checkpointer = FileCheckpointer(tmp_path / "tx.json")
+    with network.get_transaction_events(start_block=1, checkpoint=checkpointer) as stream:
+        seen = [next(stream) for _ in range(3)]
+        for tx in seen:
+            checkpointer.checkpoint_parsed_transaction(tx)
+    assert [(t.index, t.function, t.validation_code_name) for t in seen] == [
+        (0, "F0", "VALID"),
+        (1, "F1", "VALID"),
+        (2, "F0", "DUPLICATE_TXID"),
+    ]
+    assert seen[2].transaction_id == seen[0].transaction_id
+    saved = json.loads((tmp_path / "tx.json").read_text())
+    assert saved == {
+        "blockNumber": 1,
+        "transactionId": seen[0].transaction_id,
+        "transactionIndex": 2,
+    }
+
+    restarted = FileCheckpointer(tmp_path / "tx.json")
+    assert restarted.transaction_index == 2
+    with network.get_transaction_events(start_block=0, checkpoint=restarted) as stream:
+        nxt = next(stream)
+    assert (nxt.block_number, nxt.index, nxt.function) == (1, 3, "F2")  # nothing re-delivered
+
+
+def test_old_checkpoint_without_index_still_resumes(
+    tmp_path: Path, gateway: Gateway, fake: FakeGateway, alice: TestIdentity
+) -> None:
+    _block_of(fake, alice, ["F0", "F1", "F2"])
+    network = gateway.get_network("patches")
+    with network.read_blocks(1, 1) as blocks:
+        (block,) = blocks
+    path = tmp_path / "old.json"
+    path.write_text(
+        json.dumps({"blockNumber": 1, "transactionId": block.transactions[1].transaction_id})
+    )
+    old = FileCheckpointer(path)
+    assert old.transaction_index is None
+    with network.get_transaction_events(checkpoint=old) as stream:
+        nxt = next(stream)
+    assert (nxt.block_number, nxt.index, nxt.function) == (1, 2, "F2")
+
+
+def test_checkpointed_transaction_missing_from_its_block_is_an_error(
+    gateway: Gateway, fake: FakeGateway, alice: TestIdentity
+) -> None:
+    envelopes = _block_of(fake, alice, ["F0", "F1"])
+    network = gateway.get_network("patches")
+    with network.read_blocks(1, 1) as blocks:
+        (block,) = blocks
+    first_id = block.transactions[0].transaction_id
+    for checkpoint in (
+        InMemoryCheckpointer(1, "f" * 64),  # an old checkpoint naming another transaction
+        InMemoryCheckpointer(1, "f" * 64, 0),  # index given, id does not match it
+        InMemoryCheckpointer(1, first_id, 1),  # the id is there, but not at that index
+        InMemoryCheckpointer(1, first_id, 5),  # index beyond the block
+    ):
+        with (
+            network.get_transaction_events(checkpoint=checkpoint) as stream,
+            pytest.raises(CheckpointError, match="block 1") as info,
+        ):
+            next(stream)
+        assert checkpoint.transaction_id in str(info.value)
+    assert len(envelopes) == 2
+
+
+def test_checkpoint_index_round_trip_and_validation(tmp_path: Path) -> None:
+    path = tmp_path / "cp.json"
+    cp = FileCheckpointer(path)
+    cp.checkpoint_transaction(4, "abc", 3)
+    assert json.loads(path.read_text()) == {
+        "blockNumber": 4,
+        "transactionId": "abc",
+        "transactionIndex": 3,
+    }
+    assert FileCheckpointer(path).transaction_index == 3
+    cp.checkpoint_transaction(4, "abd")  # no index known (chaincode events): none written
+    assert json.loads(path.read_text()) == {"blockNumber": 4, "transactionId": "abd"}
+    cp.checkpoint_block(4)
+    assert (cp.block_number, cp.transaction_id, cp.transaction_index) == (5, "", None)
+    for bad in ("true", "-1", '"2"', "1.5"):
+        path.write_text(f'{{"blockNumber": 4, "transactionId": "abc", "transactionIndex": {bad}}}')
+        with pytest.raises(CheckpointError, match="transactionIndex") as info:
+            FileCheckpointer(path)
+        assert str(path) in str(info.value)
