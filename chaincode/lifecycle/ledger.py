@@ -32,7 +32,8 @@ class StateStore(Protocol):
 
     def put(self, key: Key, value: bytes, *, owner_org: str | None = None) -> None:
         """Write ``value``; when ``owner_org`` is given, the key's endorsement policy must
-        additionally require that organization's peer."""
+        require that organization's peer AND a majority of the channel's peer organizations
+        (a key-level policy replaces the chaincode-level one, so it must keep the majority)."""
 
     def scan(self, record_type: str, prefix: tuple[str, ...]) -> Iterator[tuple[Key, bytes]]:
         """Every ``(key, value)`` of ``record_type`` whose parts start with ``prefix``,
@@ -159,7 +160,8 @@ class TxLedger:
         Args:
             record: the new version.
             previous: the version it replaces (``None`` when created).
-            owner_org: organization whose peer must endorse changes of this key.
+            owner_org: organization whose peer must endorse changes of this key (together
+                with a majority of the channel's organizations).
 
         Returns:
             The stamped record as written.

@@ -8,9 +8,15 @@ the stub coroutine on the runtime's loop with :func:`asyncio.run_coroutine_threa
 waiting for its result in the worker thread. Writes are never sent from the worker: the core
 buffers them in its :class:`~chaincode.lifecycle.ledger.TxLedger` until ``commit()``, which
 hands them to :class:`StubStore`; after the operation returned, :meth:`StubStore.flush` sends
-them from the loop (``PutState``, plus a key-level endorsement policy naming the owner
-organization's peer when the core gave ``owner_org``). A refused operation therefore sends
-no write at all.
+them from the loop (``PutState``, plus a key-level endorsement policy when the core gave
+``owner_org``). A refused operation therefore sends no write at all.
+
+The key-level policy of an owned record (host, deployment, rollout) is "the owner
+organization's peer AND a majority of the channel's peer organizations"
+(:func:`owner_policy`). A key-level policy *replaces* the chaincode's MAJORITY policy for that
+key, so naming the owner alone would let one organization rewrite its records with nobody
+else endorsing. The channel's peer organizations are the MSP ids of the contract's
+:class:`~chaincode.lifecycle.OrgTrust`; without them an owned write is refused (fail closed).
 
 Reads are cached for the transaction (the world state a transaction sees does not change
 while it runs; its own writes are overlaid by the ``TxLedger``), so a batch that touches one
@@ -24,14 +30,27 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from chaincode.lifecycle.record import Key
-from chaincode.runtime import ChaincodeStub, create_composite_key, split_composite_key
+from chaincode.runtime import (
+    ChaincodeStub,
+    ContractError,
+    create_composite_key,
+    split_composite_key,
+)
+from chaincode.runtime.endorsement import encode_policy, owner_and_majority
 
-__all__ = ["STUB_CALL_TIMEOUT", "StubStore", "composite_key", "key_of", "run_in_worker"]
+__all__ = [
+    "STUB_CALL_TIMEOUT",
+    "StubStore",
+    "composite_key",
+    "key_of",
+    "owner_policy",
+    "run_in_worker",
+]
 
 T = TypeVar("T")
 
@@ -76,12 +95,36 @@ def key_of(stub_key: str) -> Key:
     return Key(record_type, tuple(parts))
 
 
+def owner_policy(owner_org: str, channel_orgs: Sequence[str]) -> bytes:
+    """The serialized key-level policy of a record owned by ``owner_org``: its peer AND a
+    majority (``len // 2 + 1``) of the peers of ``channel_orgs``.
+
+    Raises:
+        ContractError: no channel organization is configured, or ``owner_org`` is not one of
+            them (fail closed: status 400, nothing is written).
+    """
+    if not channel_orgs:
+        raise ContractError(
+            f"cannot protect a record of {owner_org}: no channel organizations are configured"
+            " on this chaincode server (PATCHLEDGER_ORG_ROOTS_DIR), so its key-level"
+            " endorsement policy (owner AND majority) cannot be built (refused)"
+        )
+    if owner_org not in channel_orgs:
+        raise ContractError(
+            f"cannot protect a record of {owner_org}: it is not one of the channel"
+            f" organizations configured on this chaincode server ({', '.join(channel_orgs)})"
+            " (refused)"
+        )
+    return encode_policy(owner_and_majority(owner_org, channel_orgs))
+
+
 class StubStore:
     """A :class:`~chaincode.lifecycle.ledger.StateStore` over one transaction's stub.
 
     ``get`` and ``scan`` must be called from a worker thread (never from the loop thread,
     which would deadlock); ``put`` only records the write; :meth:`flush` sends the recorded
-    writes and must be awaited on the loop.
+    writes and must be awaited on the loop. ``channel_orgs`` are the channel's peer
+    organizations, for the key-level policy of owned records (:func:`owner_policy`).
     """
 
     def __init__(
@@ -89,13 +132,16 @@ class StubStore:
         stub: ChaincodeStub,
         loop: asyncio.AbstractEventLoop,
         *,
+        channel_orgs: Sequence[str] = (),
         timeout: float = STUB_CALL_TIMEOUT,
     ) -> None:
         self._stub = stub
         self._loop = loop
         self._timeout = timeout
+        self._channel_orgs = tuple(sorted(set(channel_orgs)))
         self._cache: dict[Key, bytes | None] = {}
-        self.pending: list[tuple[Key, bytes, str | None]] = []
+        #: (key, value, serialized key-level policy or None), in write order.
+        self.pending: list[tuple[Key, bytes, bytes | None]] = []
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the runtime's loop and wait for it in this (worker) thread.
@@ -122,8 +168,13 @@ class StubStore:
         return self._cache[key]
 
     def put(self, key: Key, value: bytes, *, owner_org: str | None = None) -> None:
-        """See :meth:`StateStore.put`: recorded here, sent by :meth:`flush`."""
-        self.pending.append((key, value, owner_org))
+        """See :meth:`StateStore.put`: recorded here, sent by :meth:`flush`.
+
+        Raises:
+            ContractError: ``owner_org`` given but :func:`owner_policy` cannot be built.
+        """
+        policy = owner_policy(owner_org, self._channel_orgs) if owner_org else None
+        self.pending.append((key, value, policy))
         self._cache[key] = value
 
     def scan(self, record_type: str, prefix: tuple[str, ...]) -> Iterator[tuple[Key, bytes]]:
@@ -150,11 +201,11 @@ class StubStore:
             PeerError: the peer refused a write.
         """
         sent = 0
-        for key, value, owner_org in self.pending:
+        for key, value, policy in self.pending:
             stub_key = composite_key(key)
             await self._stub.put_state(stub_key, value)
-            if owner_org:
-                await self._stub.set_key_endorsement_orgs(stub_key, [owner_org])
+            if policy is not None:
+                await self._stub.set_key_endorsement_policy(stub_key, policy)
             sent += 1
         self.pending = []
         return sent

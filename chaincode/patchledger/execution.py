@@ -8,6 +8,13 @@ transaction timestamp (whole seconds since the epoch, UTC), run the operation ov
 event, ``patchledger``, whose payload is the core's
 :func:`~chaincode.lifecycle.ledger.event_payload` (no event when nothing changed).
 
+Records the core saves with an ``owner_org`` get the key-level policy "owner's peer AND a
+majority of the channel's peer organizations" (:func:`chaincode.patchledger.bridge.owner_policy`).
+The channel organizations are the contract's: :func:`with_channel_orgs` binds them to a
+transaction function (``build_contract`` does it for every submit function, with the MSP ids of
+its :class:`~chaincode.lifecycle.OrgTrust`), and :func:`submit` reads them from
+:data:`CHANNEL_ORGS`; unbound, an owned write is refused (fail closed).
+
 Every :class:`~chaincode.lifecycle.errors.LifecycleError` becomes a
 :class:`~chaincode.runtime.ContractError` carrying the core's message (which names the record,
 its state and the attempted action), prefixed by the error class so clients can tell the kind of
@@ -17,9 +24,11 @@ refusal apart, with a status by kind (:func:`refusal`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from chaincode.lifecycle import (
     AlreadyExistsError,
@@ -39,13 +48,27 @@ from chaincode.lifecycle import (
 )
 from chaincode.patchledger.bridge import StubStore, run_in_worker
 from chaincode.runtime import ChaincodeStub, Context, ContractError
+from chaincode.runtime.contract import TxFunc
 
-__all__ = ["EVENT_NAME", "Outcome", "caller_of", "read", "refusal", "submit", "tx_time"]
+__all__ = [
+    "CHANNEL_ORGS",
+    "EVENT_NAME",
+    "Outcome",
+    "caller_of",
+    "read",
+    "refusal",
+    "submit",
+    "tx_time",
+    "with_channel_orgs",
+]
 
 T = TypeVar("T")
 
 #: Name of the chaincode event every state-changing transaction sets.
 EVENT_NAME = "patchledger"
+
+#: The channel's peer organizations for the running transaction (see :func:`with_channel_orgs`).
+CHANNEL_ORGS: ContextVar[tuple[str, ...]] = ContextVar("patchledger_channel_orgs", default=())
 
 _STATUS: tuple[tuple[type[LifecycleError], int], ...] = (
     (NotFoundError, 404),
@@ -91,6 +114,22 @@ def caller_of(ctx: Context) -> Caller:
         raise refusal(exc) from exc
 
 
+def with_channel_orgs(func: TxFunc, channel_orgs: Sequence[str]) -> TxFunc:
+    """``func`` running with :data:`CHANNEL_ORGS` set to ``channel_orgs`` (same name,
+    parameters and documentation, so the contract registers it exactly like ``func``)."""
+    orgs = tuple(sorted(set(channel_orgs)))
+
+    @functools.wraps(func)
+    async def bound(ctx: Context, *args: Any) -> Any:
+        token = CHANNEL_ORGS.set(orgs)
+        try:
+            return await func(ctx, *args)
+        finally:
+            CHANNEL_ORGS.reset(token)
+
+    return bound
+
+
 @dataclass(frozen=True)
 class Outcome(Generic[T]):
     """What an operation returned and the changes the transaction made."""
@@ -107,13 +146,14 @@ async def submit(ctx: Context, operation: Callable[[TxLedger], T]) -> Outcome[T]
     """Run ``operation`` as this transaction (see the module docstring).
 
     Raises:
-        ContractError: the core refused (nothing is written), or the creator has no role.
+        ContractError: the core refused (nothing is written), the creator has no role, or an
+            owned record cannot be given its key-level policy (no channel organizations).
         PeerError, StreamClosedError: the peer failed a state call (an internal failure).
     """
     caller = caller_of(ctx)
     stub = ctx.stub
     now = tx_time(stub)
-    store = StubStore(stub, asyncio.get_running_loop())
+    store = StubStore(stub, asyncio.get_running_loop(), channel_orgs=CHANNEL_ORGS.get())
 
     def work() -> Outcome[T]:
         tx = TxLedger(store, caller, now, stub.tx_id)

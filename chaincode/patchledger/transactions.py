@@ -27,7 +27,7 @@ from chaincode.lifecycle.ops import (
     vulnerabilities,
 )
 from chaincode.patchledger.arguments import members
-from chaincode.patchledger.execution import Outcome, submit
+from chaincode.patchledger.execution import Outcome, submit, with_channel_orgs
 from chaincode.runtime import Context
 from chaincode.runtime.contract import TxFunc
 
@@ -118,7 +118,8 @@ def enroll_host_function(trust: OrgTrust) -> TxFunc:
         """Enroll a host of the caller's organization ``{host_id, cert_pem, groups?,
         maintenance_window?, inventory_sha256?}`` (admin, operator); the certificate must be
         issued by the caller's organization's CA; the host's records then need the owner
-        organization's peer to endorse every change."""
+        organization's peer and a majority of the channel's organizations to endorse every
+        change."""
 
         def op(tx: TxLedger) -> Any:
             h = members(
@@ -256,7 +257,8 @@ async def ExpireException(ctx: Context, vuln_id: str, exception_id: str) -> Resu
     )
 
 
-#: The state-changing transaction functions that need no trust configuration.
+#: The state-changing transaction functions that need no roots (unbound: without
+#: :func:`submit_functions`, a write of an owned record is refused).
 SUBMIT = (
     InitLedger,
     RecordVulnerability,
@@ -285,5 +287,8 @@ SUBMIT = (
 
 def submit_functions(trust: OrgTrust) -> tuple[TxFunc, ...]:
     """Every state-changing transaction function (registered by
-    :mod:`chaincode.patchledger.contract`), ``EnrollHost`` checking against ``trust``."""
-    return (*SUBMIT, enroll_host_function(trust))
+    :mod:`chaincode.patchledger.contract`), ``EnrollHost`` checking against ``trust``, each
+    bound to the channel's peer organizations (the MSP ids of ``trust``) for the key-level
+    policy of owned records (owner AND majority; see :mod:`chaincode.patchledger.bridge`)."""
+    orgs = trust.organizations
+    return tuple(with_channel_orgs(f, orgs) for f in (*SUBMIT, enroll_host_function(trust)))

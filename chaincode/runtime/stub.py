@@ -27,7 +27,13 @@ from chaincode.runtime._protos import (
     kv_query_result_pb2,
     proposal_pb2,
 )
-from chaincode.runtime.endorsement import ROLE_PEER, VALIDATION_PARAMETER, KeyEndorsementPolicy
+from chaincode.runtime.endorsement import (
+    ROLE_PEER,
+    VALIDATION_PARAMETER,
+    KeyEndorsementPolicy,
+    Rule,
+    decode_policy,
+)
 from chaincode.runtime.errors import IdentityError, ProtocolError
 from chaincode.runtime.identity import ClientIdentity
 
@@ -527,3 +533,26 @@ class ChaincodeStub:
         policy = KeyEndorsementPolicy()
         policy.add_orgs(*msp_ids, role=role)
         await self.set_state_validation_parameter(key, policy.policy())
+
+    async def get_key_endorsement_policy(self, key: str) -> Rule | None:
+        """The key-level policy of ``key`` as a rule (None when it has none); reads nested
+        policies too (see :mod:`chaincode.runtime.endorsement`).
+
+        Raises:
+            ValueError: empty key, or a stored policy that is not a signature policy of MSP
+                role principals. PeerError: the peer refused.
+        """
+        raw = await self.get_state_validation_parameter(key)
+        return decode_policy(raw) if raw else None
+
+    async def set_key_endorsement_policy(self, key: str, policy: bytes) -> None:
+        """Set the key-level policy of ``key`` to a serialized SignaturePolicyEnvelope, e.g.
+        ``encode_policy(owner_and_majority(owner, orgs))``. It replaces the chaincode-level
+        policy for writes to ``key``.
+
+        Raises:
+            ValueError: empty key, or ``policy`` does not decode as a signature policy of MSP
+                role principals (checked before anything is sent). PeerError: the peer refused.
+        """
+        decode_policy(policy)
+        await self.set_state_validation_parameter(key, policy)

@@ -530,25 +530,47 @@ def test_a_replayed_report_is_refused(world: World, running: tuple[str, str, str
 
 
 def test_a_compliance_host_cannot_be_changed_without_compliances_peer(world: World) -> None:
+    """SecOps' and ITOps' peers are a majority of the channel, but not the owner: the
+    key-level policy of the host record (Compliance's peer AND a majority) is not met."""
     w = world
     owner = w["compliance-operator"]
     c1 = enroll_host(w, owner, "c1", ["db"])
-    new_digest = hashlib.sha256(b"tampered inventory").hexdigest()
-    # Endorsed only by SecOps' and ITOps' peers: the key-level policy of the host record
-    # requires Compliance's peer, so the committing peers mark the transaction invalid.
+    before = owner.evaluate("GetRecord", "Host", c1)["inventory_sha256"]
+    new_digest = hashlib.sha256(b"inventory endorsed by a majority without the owner").hexdigest()
     with pytest.raises(CommitError) as excinfo:
         owner.submit("UpdateInventoryDigest", c1, new_digest, endorsing=[SECOPS, ITOPS])
     assert excinfo.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
-    record = owner.evaluate("GetRecord", "Host", c1)
-    assert record["inventory_sha256"] != new_digest
-    # With Compliance's peer among the endorsers the same change commits.
-    owner.submit("UpdateInventoryDigest", c1, new_digest, endorsing=[COMPLIANCE, SECOPS])
-    assert owner.evaluate("GetRecord", "Host", c1)["inventory_sha256"] == new_digest
-    # And nobody outside Compliance gets past the contract's own check.
-    with pytest.raises(EndorseError) as excinfo2:
+    assert owner.evaluate("GetRecord", "Host", c1)["inventory_sha256"] == before
+
+
+def test_compliances_peer_alone_cannot_change_its_host_but_with_a_majority_it_can(
+        world: World) -> None:
+    """A key-level policy replaces the chaincode's MAJORITY policy for its key, so it must
+    itself require the majority: the owner organization's peer alone (e.g. a compromised
+    Compliance running modified chaincode) cannot rewrite its host record."""
+    w = world
+    owner = w["compliance-operator"]
+    c1 = enroll_host(w, owner, "c1", ["db"])
+    before = owner.evaluate("GetRecord", "Host", c1)["inventory_sha256"]
+    alone = hashlib.sha256(b"inventory endorsed by the owner alone").hexdigest()
+    with pytest.raises(CommitError) as excinfo:
+        owner.submit("UpdateInventoryDigest", c1, alone, endorsing=[COMPLIANCE])
+    assert excinfo.value.code_name == "ENDORSEMENT_POLICY_FAILURE"
+    assert owner.evaluate("GetRecord", "Host", c1)["inventory_sha256"] == before
+    # The owner's peer and one more organization (a majority of three) commit the change.
+    majority = hashlib.sha256(b"inventory endorsed by the owner and SecOps").hexdigest()
+    owner.submit("UpdateInventoryDigest", c1, majority, endorsing=[COMPLIANCE, SECOPS])
+    assert owner.evaluate("GetRecord", "Host", c1)["inventory_sha256"] == majority
+
+
+def test_another_organization_cannot_change_a_compliance_host(world: World) -> None:
+    """Nobody outside Compliance gets past the contract's own check, whoever endorses."""
+    w = world
+    c1 = enroll_host(w, w["compliance-operator"], "c1", ["db"])
+    with pytest.raises(EndorseError) as excinfo:
         w["itops-operator"].submit("UpdateInventoryDigest", c1, INVENTORY)
     assert f"AuthorizationError: host {c1!r} belongs to ComplianceMSP; caller is from " \
-        "ITOpsMSP" in refused(excinfo2)
+        "ITOpsMSP" in refused(excinfo)
 
 
 def self_made_host_certificate(host_id: str, issuer: x509.Name | None = None) -> str:

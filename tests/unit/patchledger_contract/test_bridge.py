@@ -1,5 +1,6 @@
 """The sync-core/async-stub bridge: reads from a worker thread through the runtime's loop,
-cached per transaction; writes only on flush, with key-level endorsement for owner_org."""
+cached per transaction; writes only on flush, with a key-level endorsement policy for
+owner_org: the owner's peer AND a majority of the channel's peer organizations."""
 
 from __future__ import annotations
 
@@ -11,20 +12,34 @@ from typing import Any
 import pytest
 
 from chaincode.lifecycle.record import Key
-from chaincode.patchledger.bridge import StubStore, composite_key, key_of, run_in_worker
-from chaincode.runtime import Context, Contract, KeyEndorsementPolicy, PeerSession
+from chaincode.patchledger.bridge import (
+    StubStore,
+    composite_key,
+    key_of,
+    owner_policy,
+    run_in_worker,
+)
+from chaincode.runtime import Context, Contract, ContractError, PeerSession
 from chaincode.runtime._protos import Msg
-from chaincode.runtime.endorsement import VALIDATION_PARAMETER
+from chaincode.runtime.endorsement import (
+    ROLE_PEER,
+    VALIDATION_PARAMETER,
+    OutOf,
+    SignedBy,
+    decode_policy,
+    is_satisfied_by,
+)
 from chaincode.runtime.testing import FakePeer, parse_response
 
 probe = Contract("probe")
 seen: dict[str, Any] = {}
+CHANNEL = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")
 
 
 @probe.transaction
 async def Probe(ctx: Context) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    store = StubStore(ctx.stub, loop)
+    store = StubStore(ctx.stub, loop, channel_orgs=CHANNEL)
     loop_thread = threading.get_ident()
 
     def work() -> dict[str, Any]:
@@ -48,6 +63,19 @@ async def Probe(ctx: Context) -> dict[str, Any]:
     seen["written_before_flush"] = composite_key(Key("Host", ("h2",))) in seen["peer"].state
     result["flushed"] = await store.flush()
     return result
+
+
+@probe.transaction
+async def Unconfigured(ctx: Context) -> None:
+    """An owned write with no channel organizations: refused before anything is sent."""
+    store = StubStore(ctx.stub, asyncio.get_running_loop())
+
+    def work() -> None:
+        store.put(Key("Note", ("n",)), b"plain")
+        store.put(Key("Host", ("h2",)), b'{"h":2}', owner_org="ITOpsMSP")
+
+    await run_in_worker(work)
+    await store.flush()
 
 
 @probe.transaction
@@ -92,10 +120,34 @@ def test_worker_reads_are_resolved_on_the_loop_cached_and_writes_wait_for_flush(
     assert len(gets) == 2  # h1 once (cached), "nope" once
     h2 = composite_key(Key("Host", ("h2",)))
     assert peer.state[h2] == b'{"h":2}'
-    policy = KeyEndorsementPolicy(peer.metadata[h2][VALIDATION_PARAMETER])
-    assert policy.list_orgs() == ["ITOpsMSP"]
+    # Not ITOps alone (a key-level policy replaces the chaincode's MAJORITY): ITOps' peer AND
+    # one more of the three organizations (a majority of three including ITOps).
+    policy = decode_policy(peer.metadata[h2][VALIDATION_PARAMETER])
+    assert policy == OutOf(
+        2, (SignedBy("ITOpsMSP"), OutOf(1, (SignedBy("ComplianceMSP"), SignedBy("SecOpsMSP"))))
+    )
+    assert not is_satisfied_by(policy, [("ITOpsMSP", ROLE_PEER)])
+    assert not is_satisfied_by(policy, [("SecOpsMSP", ROLE_PEER), ("ComplianceMSP", ROLE_PEER)])
+    assert is_satisfied_by(policy, [("ITOpsMSP", ROLE_PEER), ("SecOpsMSP", ROLE_PEER)])
     note = composite_key(Key("Note", ("n",)))
     assert peer.state[note] == b"plain" and note not in peer.metadata
+
+
+def test_an_owned_write_without_channel_organizations_is_refused_and_nothing_is_sent() -> None:
+    peer = FakePeer()
+    (reply,) = run(peer, "Unconfigured")
+    assert reply.status == 400
+    assert "cannot protect a record of ITOpsMSP: no channel organizations are configured" in (
+        reply.message
+    )
+    assert not peer.state and not peer.metadata
+
+
+def test_owner_policy_refuses_an_owner_outside_the_channel() -> None:
+    with pytest.raises(ContractError, match="RogueMSP: it is not one of the channel"):
+        owner_policy("RogueMSP", CHANNEL)
+    with pytest.raises(ContractError, match="no channel organizations"):
+        owner_policy("ITOpsMSP", ())
 
 
 def test_a_read_from_the_loop_thread_is_refused_instead_of_deadlocking() -> None:

@@ -9,8 +9,12 @@ from typing import Any
 
 from chaincode.lifecycle.record import Key
 from chaincode.patchledger.bridge import composite_key
-from chaincode.runtime import KeyEndorsementPolicy
-from chaincode.runtime.endorsement import VALIDATION_PARAMETER
+from chaincode.runtime.endorsement import (
+    ROLE_PEER,
+    VALIDATION_PARAMETER,
+    decode_policy,
+    is_satisfied_by,
+)
 from chaincode.runtime.testing import FakePeer
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
@@ -127,10 +131,13 @@ def test_the_life_of_a_patch_and_its_events_and_history() -> None:
     assert set(signers) == {SECOPS, COMPLIANCE}
     assert signers[COMPLIANCE]["signer_cert_pem"] == who(COMPLIANCE, "approver").cert_pem.decode()
     assert out["approval"]["decision"] == "approve"
-    # Host and deployment keys carry a key-level policy naming the owner's peer.
+    # Host, deployment and rollout keys carry a key-level policy: the owner's peer AND a
+    # majority of the channel's organizations (the contract's trust: the three orgs).
     for key in (Key("Host", ("h1",)), Key("Deployment", ("R-1", "h2")), Key("Rollout", ("R-1",))):
-        raw = peer.metadata[composite_key(key)][VALIDATION_PARAMETER]
-        assert KeyEndorsementPolicy(raw).list_orgs() == [ITOPS]
+        rule = decode_policy(peer.metadata[composite_key(key)][VALIDATION_PARAMETER])
+        assert str(rule) == "AND('ITOpsMSP.peer', OR('ComplianceMSP.peer', 'SecOpsMSP.peer'))"
+        assert not is_satisfied_by(rule, [(ITOPS, ROLE_PEER)])
+        assert is_satisfied_by(rule, [(ITOPS, ROLE_PEER), (COMPLIANCE, ROLE_PEER)])
     assert VALIDATION_PARAMETER not in peer.metadata.get(composite_key(Key("Patch", ("P-1",))), {})
 
 
