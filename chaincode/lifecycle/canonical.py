@@ -2,12 +2,16 @@
 
 Rules: UTF-8, keys sorted, separators ``,`` and ``:`` without spaces, no NaN or infinity, and
 no floating-point numbers at all (scores such as CVSS are carried as decimal strings), because
-float formatting differs between languages and would break signatures.
+float formatting differs between languages and would break signatures. Strings (values and
+keys) may not hold lone surrogates (U+D800 to U+DFFF, which JSON's ``"\ud800"`` escapes can
+produce): they have no UTF-8 form, so such a document is refused with a ValidationError naming
+where the string is, like any other malformed field.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .errors import ValidationError
@@ -15,14 +19,29 @@ from .errors import ValidationError
 JSONValue = Any
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE_PROBLEM = "holds a lone surrogate (U+D800 to U+DFFF), which has no UTF-8 form"
+
+
+def has_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate code point (not encodable as UTF-8)."""
+    return _SURROGATE.search(text) is not None
+
+
 def _reject_floats(value: JSONValue, path: str) -> None:
     if isinstance(value, float):
         raise ValidationError(path, "floating-point numbers are not allowed; use a string")
-    if isinstance(value, dict):
+    if isinstance(value, str):
+        if has_surrogate(value):
+            raise ValidationError(path or "value", SURROGATE_PROBLEM)
+    elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValidationError(path, "object keys must be strings")
-            _reject_floats(item, f"{path}.{key}" if path else key)
+            where = f"{path}.{key}" if path else key
+            if has_surrogate(key):
+                raise ValidationError(where, f"the key {SURROGATE_PROBLEM}")
+            _reject_floats(item, where)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             _reject_floats(item, f"{path}[{index}]")
@@ -32,7 +51,8 @@ def canonical_json(value: JSONValue) -> bytes:
     """Serialize ``value`` to canonical JSON bytes.
 
     Raises:
-        ValidationError: the value holds a float or a non-string key.
+        ValidationError: the value holds a float, a non-string key or a string with a lone
+            surrogate (the error names the path, e.g. ``detail`` or ``extra.note``).
     """
     _reject_floats(value, "")
     text = json.dumps(
@@ -45,7 +65,8 @@ def parse_object(data: bytes | str, what: str = "document") -> dict[str, JSONVal
     """Parse JSON bytes that must hold one object.
 
     Raises:
-        ValidationError: not UTF-8, not JSON, holds a float, or not an object.
+        ValidationError: not UTF-8, not JSON, holds a float or a lone surrogate, or not an
+            object.
     """
     try:
         value = json.loads(data)

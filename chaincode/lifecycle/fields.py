@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .canonical import SURROGATE_PROBLEM, has_surrogate
 from .errors import ValidationError
 
 _ID = re.compile(r"^[\x21-\x7e]{1,256}$")
@@ -35,6 +36,8 @@ def text(name: str, value: Any, *, optional: bool = False, limit: int = MAX_TEXT
         raise ValidationError(name, "must not be empty")
     if len(value) > limit:
         raise ValidationError(name, f"must be at most {limit} characters")
+    if has_surrogate(value):
+        raise ValidationError(name, SURROGATE_PROBLEM)
     return value
 
 

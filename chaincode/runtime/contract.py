@@ -143,7 +143,10 @@ def to_json_bytes(value: Any) -> bytes:
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # A lone surrogate (from a JSON "\ud800" argument echoed back) has no UTF-8 form; write
+    # it as the JSON escape it came from instead of failing the whole response.
+    return text.encode("utf-8", errors="backslashreplace")
 
 
 def _parameters(func: TxFunc) -> tuple[Parameter, ...]:

@@ -163,6 +163,9 @@ def test_to_json_bytes() -> None:
     assert to_json_bytes(b"\x00") == b"\x00"
     assert to_json_bytes("é") == '"é"'.encode()
     assert to_json_bytes({"b": 1, "a": [True]}) == b'{"a":[true],"b":1}'
+    # A lone surrogate is written as its JSON escape (the response stays valid UTF-8 JSON).
+    assert to_json_bytes({"e": "x\ud800"}) == b'{"e":"x\\ud800"}'
+    assert json.loads(to_json_bytes({"e": "x\ud800"})) == {"e": "x\ud800"}
 
 
 def test_smoke_contract() -> None:

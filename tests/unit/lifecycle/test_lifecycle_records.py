@@ -35,6 +35,30 @@ def test_canonical_json_refuses_floats_and_non_string_keys(value: Any) -> None:
         canonical_json(value)
 
 
+@pytest.mark.parametrize(
+    ("value", "field", "where"),
+    [
+        ({"detail": "a\ud800b"}, "detail", ""),
+        ({"x": {"y": ["ok", "\udfff"]}}, "x.y[1]", ""),
+        ({"x": {"\ud800": 1}}, "x.\ud800", "the key "),
+        ("\ud800", "value", ""),
+    ],
+)
+def test_canonical_json_refuses_lone_surrogates_naming_the_path(
+    value: Any, field: str, where: str
+) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        canonical_json(value)
+    assert excinfo.value.field == field
+    assert excinfo.value.problem == f"{where}holds a lone surrogate (U+D800 to U+DFFF), which" + (
+        " has no UTF-8 form"
+    )
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        parse_object(json.dumps({"a": "\ud800"}))
+    with pytest.raises(ValidationError, match="'title': holds a lone surrogate"):
+        Vulnerability.from_dict({**vuln_data(), "title": "\ud83d"})
+
+
 @pytest.mark.parametrize("data", [b"[1]", b"{", b"\xff", b'{"x": NaN}'])
 def test_parse_object_refuses_non_objects(data: bytes) -> None:
     with pytest.raises(ValidationError):

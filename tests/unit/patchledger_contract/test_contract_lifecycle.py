@@ -313,3 +313,36 @@ def test_concurrent_transactions_each_get_their_own_view() -> None:
     assert all(r.ok for r in replies)
     assert peer.overlapping_writes == 0
     assert len({json.dumps(r.event) for r in replies}) == 12
+
+
+def test_a_report_with_a_lone_surrogate_is_refused_alone_and_the_batch_commits() -> None:
+    """JSON "\\ud800" decodes to a lone surrogate, which has no UTF-8 form: that report is
+    refused with a ValidationError naming where it is; the rest of the batch is recorded."""
+
+    async def body(ledger: Ledger) -> Any:
+        await seed_tested_patch(ledger)
+        for org in (SECOPS, COMPLIANCE):
+            await ledger.ok(who(org, "approver"), "Approve", statement(who(org, "approver")))
+        for h in ("h1", "h2", "h3"):
+            host = {"host_id": h, "cert_pem": host_identity(ITOPS, h).cert_pem.decode()}
+            await ledger.ok(who(ITOPS, "operator"), "EnrollHost", host)
+        plan = {"rollout_id": "R-1", "patch_id": "P-1", "waves": [{"hosts": ["h1", "h2", "h3"]}]}
+        await ledger.ok(who(ITOPS, "operator"), "CreateRollout", plan)
+        await ledger.ok(who(ITOPS, "operator"), "AdvanceRollout", "R-1")
+        in_detail = report(host_identity(ITOPS, "h2"), 1, "APPLIED")
+        in_detail["report"]["detail"] = "bad \ud800 detail"
+        in_extra = report(host_identity(ITOPS, "h3"), 1, "APPLIED")
+        in_extra["report"]["note"] = "\udc80"
+        batch = [in_detail, report(host_identity(ITOPS, "h1"), 1, "APPLIED"), in_extra]
+        reply = await ledger.call(who(ITOPS, "operator"), "ReportDeployments", batch)
+        h1 = await ledger.ok(who(SECOPS, "auditor"), "GetRecord", "Deployment", "R-1/h1")
+        return reply, h1
+
+    reply, h1 = scenario(body)
+    assert reply.ok, (reply.status, reply.message)
+    assert (reply.payload["accepted"], reply.payload["refused"]) == (1, 2)
+    detail, good, extra = reply.payload["results"]
+    assert good["accepted"] and h1["status"] == "APPLIED"
+    assert (detail["error_type"], extra["error_type"]) == ("ValidationError", "ValidationError")
+    assert detail["error"].startswith("invalid field 'detail': holds a lone surrogate")
+    assert extra["error"].startswith("invalid field 'note': holds a lone surrogate")
