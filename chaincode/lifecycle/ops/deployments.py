@@ -8,6 +8,13 @@ late report cannot hide or block the outcome of hundreds of honest ones; refused
 listed in the result for the relay to log and alert on. A report's writes happen only after all
 of its checks passed, so a refused report changes nothing.
 
+A report is accepted only while its rollout takes reports: RUNNING or PAUSED (hosts keep
+reporting the wave they are in while it is paused); once the rollout is HALTED or ROLLED_BACK
+only ROLLED_BACK outcomes are accepted (the hosts undoing the patch); a PLANNED or COMPLETED
+rollout takes none. Reading the rollout puts it in the transaction's read set, so a batch
+endorsed before a concurrent pause, halt or advance of its rollout is invalidated at commit
+(MVCC read conflict) and must be re-submitted.
+
 Reports of one host inside a batch are processed in order, so a host may send several steps
 (APPLIED then VERIFIED) with increasing sequence numbers in one batch. When the caller is a host
 identity, every report must be its own; an operator may relay any of its organization's hosts'
@@ -27,8 +34,14 @@ from ..host import Host
 from ..host_report import SignedReport, verify_report
 from ..identity import Role
 from ..ledger import Change, TxLedger
+from ..rollout import Rollout
 
 MAX_BATCH = 500
+
+#: Rollout states in which a report of any outcome is accepted.
+REPORTING = frozenset({"RUNNING", "PAUSED"})
+#: Rollout states in which only ROLLED_BACK reports are accepted (the hosts undoing the patch).
+ROLLING_BACK = frozenset({"HALTED", "ROLLED_BACK"})
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,7 @@ def _accept(tx: TxLedger, signed: SignedReport) -> None:
     if host.status != "ENROLLED":
         raise PreconditionError("Host", host.host_id, host.status, "cannot report")
     deployment = tx.load(Deployment, report.rollout_id, report.host_id)
+    _require_reporting(tx.load(Rollout, report.rollout_id), report.outcome)
     if deployment.patch_id != report.patch_id:
         raise ValidationError("report.patch_id", f"rollout deploys {deployment.patch_id!r}")
     verify_report(
@@ -134,4 +148,23 @@ def _accept(tx: TxLedger, signed: SignedReport) -> None:
         host.evolve(last_report_sequence=report.sequence, inventory_sha256=report.inventory_sha256),
         host,
         owner_org=host.owner_msp,
+    )
+
+
+def _require_reporting(rollout: Rollout, outcome: str) -> None:
+    """Refuse a report its rollout's state does not take (rules in the module docstring).
+
+    Raises:
+        PreconditionError: naming the rollout, its state and the refused outcome.
+    """
+    if rollout.status in REPORTING:
+        return
+    if rollout.status in ROLLING_BACK and outcome == "ROLLED_BACK":
+        return
+    allowed = "only ROLLED_BACK reports" if rollout.status in ROLLING_BACK else "no reports"
+    raise PreconditionError(
+        "Rollout",
+        rollout.rollout_id,
+        rollout.status,
+        f"refuses {outcome} reports (it takes {allowed})",
     )

@@ -232,6 +232,57 @@ def test_wave_gates_threshold_soak_and_states() -> None:
     assert get_record(store, "Rollout", "R-1").state == "ROLLED_BACK"
 
 
+def test_reports_follow_the_rollout_state() -> None:
+    """RUNNING and PAUSED take any report; HALTED and ROLLED_BACK only ROLLED_BACK ones."""
+    store = approved_store()
+    op = who(ITOPS, "operator")
+    h1, h2, h3 = (host_identity(ITOPS, h) for h in ("h1", "h2", "h3"))
+    run(store, op, rollouts.create_rollout, "R-1", "P-1", [{"hosts": ["h1", "h2", "h3"]}])
+    run(store, op, rollouts.advance_rollout, "R-1")
+
+    def outcome(*reports: dict[str, object]) -> list[tuple[bool, str]]:
+        batch = run(store, op, deployments.report_deployments, list(reports))
+        return [(r.accepted, r.error) for r in batch.results]
+
+    assert outcome(report(h1, 1, "APPLIED"), report(h2, 1, "APPLIED")) == [(True, "")] * 2
+    run(store, op, rollouts.pause_rollout, "R-1")
+    assert outcome(report(h1, 2, "VERIFIED")) == [(True, "")]  # a paused wave still reports
+    run(store, op, rollouts.halt_rollout, "R-1")
+    assert outcome(report(h3, 1, "APPLIED"), report(h1, 3, "ROLLED_BACK")) == [
+        (False, "Rollout 'R-1' is HALTED: refuses APPLIED reports (it takes only ROLLED_BACK"
+         " reports)"),
+        (True, ""),
+    ]
+    run(store, op, rollouts.roll_back_rollout, "R-1")
+    assert outcome(report(h3, 2, "VERIFIED"), report(h2, 2, "ROLLED_BACK")) == [
+        (False, "Rollout 'R-1' is ROLLED_BACK: refuses VERIFIED reports (it takes only"
+         " ROLLED_BACK reports)"),
+        (True, ""),
+    ]
+    statuses = [get_record(store, "Deployment", "R-1", h).state for h in ("h1", "h2", "h3")]
+    assert statuses == ["ROLLED_BACK", "ROLLED_BACK", "SCHEDULED"]
+
+
+def test_a_completed_rollout_takes_no_report() -> None:
+    store = approved_store()
+    op = who(ITOPS, "operator")
+    h1, h2 = host_identity(ITOPS, "h1"), host_identity(ITOPS, "h2")
+    plan = [{"hosts": ["h1", "h2"]}]
+    run(store, op, rollouts.create_rollout, "R-1", "P-1", plan, failure_threshold_pct=50)
+    run(store, op, rollouts.advance_rollout, "R-1")
+    run(store, op, deployments.report_deployments, [report(h1, 1), report(h2, 1, "FAILED")])
+    run(store, op, rollouts.complete_rollout, "R-1")
+    (result,) = run(
+        store, op, deployments.report_deployments, [report(h2, 2, "ROLLED_BACK")]
+    ).results
+    assert (result.accepted, result.error_type) == (False, "PreconditionError")
+    assert result.error == (
+        "Rollout 'R-1' is COMPLETED: refuses ROLLED_BACK reports (it takes no reports)"
+    )
+    assert get_record(store, "Deployment", "R-1", "h2").state == "FAILED"
+    assert get_record(store, "Host", "h2").to_dict()["last_report_sequence"] == 1
+
+
 def test_soak_time_and_last_wave() -> None:
     store = approved_store()
     op = who(ITOPS, "operator")
