@@ -3,7 +3,9 @@
 Each validator takes the field name and the value, returns the normalized value and raises
 :class:`~chaincode.lifecycle.errors.ValidationError` naming the field when the value is wrong.
 Identifiers must be usable as parts of a Fabric composite key: printable ASCII without spaces,
-1 to 256 characters.
+1 to 256 characters. ``/`` is refused too: it joins a key's parts in ``Key.__str__`` and in the
+``GetRecord`` ids of multi-part records (``R-1/h1``), which are split at the first ``/``, so
+an identifier holding one would name another record.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from .canonical import SURROGATE_PROBLEM, has_surrogate
 from .errors import ValidationError
 
-_ID = re.compile(r"^[\x21-\x7e]{1,256}$")
+_ID = re.compile(r"^[\x21-\x2e\x30-\x7e]{1,256}$")  # printable ASCII, no space, no "/"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DECIMAL = re.compile(r"^\d{1,2}(\.\d)?$")
 MAX_TEXT = 4096
@@ -24,7 +26,9 @@ MAX_TEXT = 4096
 def identifier(name: str, value: Any) -> str:
     """A record identifier (composite-key safe)."""
     if not isinstance(value, str) or not _ID.match(value):
-        raise ValidationError(name, "must be 1-256 printable ASCII characters without spaces")
+        raise ValidationError(
+            name, "must be 1-256 printable ASCII characters without spaces or '/'"
+        )
     return value
 
 
@@ -78,9 +82,13 @@ def decimal_score(name: str, value: Any) -> str:
 def id_tuple(
     name: str, value: Any, *, non_empty: bool = False, unique: bool = True
 ) -> tuple[str, ...]:
-    """A list of identifiers, kept in order; duplicates refused when ``unique``."""
+    """A list of identifiers, kept in order; duplicates refused when ``unique``.
+
+    Only a list or tuple is accepted: a string (or any other iterable) is refused rather than
+    split into characters.
+    """
     if not isinstance(value, list | tuple):
-        raise ValidationError(name, "must be a list")
+        raise ValidationError(name, "must be a list of identifiers")
     items = tuple(identifier(f"{name}[{i}]", item) for i, item in enumerate(value))
     if non_empty and not items:
         raise ValidationError(name, "must not be empty")

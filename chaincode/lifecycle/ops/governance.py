@@ -91,7 +91,7 @@ def grant_exception(
         justification=justification,
         expires_at=expires_at,
         proposed_by=tx.caller.msp_id,
-        host_ids=id_tuple("host_ids", tuple(host_ids)),
+        host_ids=id_tuple("host_ids", host_ids),
     )
     previous = tx.find(RiskAcceptance, vuln_id, exception_id)
     current = previous or proposal

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from ..authz import authorize, require_org
 from ..errors import AlreadyExistsError, AuthorizationError, ValidationError
-from ..fields import sha256_hex
+from ..fields import id_tuple, sha256_hex
 from ..host import EMPTY_INVENTORY, MACHINE, Host
 from ..identity import Caller, Role, certificate_attributes, load_certificate
 from ..ledger import Change, TxLedger
@@ -71,7 +71,7 @@ def enroll_host(
         host_id=host_id,
         owner_msp=tx.caller.msp_id,
         cert_pem=cert_pem,
-        groups=tuple(groups),
+        groups=id_tuple("groups", groups),
         maintenance_window=maintenance_window,
         inventory_sha256=inventory_sha256,
     )

@@ -232,6 +232,43 @@ def test_wave_gates_threshold_soak_and_states() -> None:
     assert get_record(store, "Rollout", "R-1").state == "ROLLED_BACK"
 
 
+@pytest.mark.parametrize("groups", ["web", "canary,web", {"web": True}, None])
+def test_host_groups_must_be_a_list_not_a_string_split_into_characters(groups: object) -> None:
+    store = approved_store(hosts=())
+    with pytest.raises(ValidationError) as excinfo:
+        run(
+            store,
+            who(ITOPS, "admin"),
+            hosts.enroll_host,
+            "h1",
+            host_identity(ITOPS, "h1").cert_pem.decode(),
+            trust=TRUST,
+            groups=groups,
+        )
+    assert str(excinfo.value) == "invalid field 'groups': must be a list of identifiers"
+    assert store.get(Key("Host", ("h1",))) is None
+
+
+def test_a_slash_in_an_identifier_is_refused() -> None:
+    """``/`` joins the parts of multi-part ids (``R-1/h1``): a rollout ``R/1`` with host ``h1``
+    and a rollout ``R`` with host ``1/h1`` would both be ``Deployment 'R/1/h1'``."""
+    store = approved_store()
+    op = who(ITOPS, "operator")
+    with pytest.raises(ValidationError, match=r"'rollout_id': .* without spaces or '/'"):
+        run(store, op, rollouts.create_rollout, "R/1", "P-1", [{"hosts": ["h1"]}])
+    with pytest.raises(ValidationError, match=r"'waves\[0\].groups\[0\]': .* or '/'"):
+        run(store, op, rollouts.create_rollout, "R-1", "P-1", [{"groups": ["web/eu"]}])
+    with pytest.raises(ValidationError, match=r"'host_id': .* or '/'"):
+        run(
+            store,
+            who(ITOPS, "admin"),
+            hosts.enroll_host,
+            "1/h1",
+            host_identity(ITOPS, "1/h1").cert_pem.decode(),
+            trust=TRUST,
+        )
+
+
 def test_reports_follow_the_rollout_state() -> None:
     """RUNNING and PAUSED take any report; HALTED and ROLLED_BACK only ROLLED_BACK ones."""
     store = approved_store()

@@ -14,6 +14,7 @@ from chaincode.lifecycle import (
     AuthorizationError,
     DuplicateVoteError,
     ExpiredError,
+    Key,
     MemoryStore,
     NotFoundError,
     PreconditionError,
@@ -282,3 +283,23 @@ def test_auditors_can_do_nothing() -> None:
     store = seeded_store()
     with pytest.raises(AuthorizationError, match="auditor"):
         run(store, who(COMPLIANCE, "auditor"), vulnerabilities.record_vulnerability, vuln_data())
+
+
+@pytest.mark.parametrize("host_ids", ["h1", "h1,h2", {"h1": 1}, None])
+def test_exception_host_ids_must_be_a_list_not_a_string_split_into_characters(
+    host_ids: Any,
+) -> None:
+    store = seeded_store()
+    with pytest.raises(ValidationError) as excinfo:
+        run(
+            store,
+            who(SECOPS, "approver"),
+            governance.grant_exception,
+            "E-1",
+            "CVE-2024-3094",
+            justification="air-gapped",
+            expires_at=NOW + DAY,
+            host_ids=host_ids,
+        )
+    assert str(excinfo.value) == "invalid field 'host_ids': must be a list of identifiers"
+    assert store.get(Key("RiskAcceptance", ("CVE-2024-3094", "E-1"))) is None
