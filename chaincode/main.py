@@ -4,9 +4,10 @@ Settings come from the environment, read only here:
 
 * ``CHAINCODE_ID`` (required): the installed package id, e.g. ``patchledger_1.0:ab12...``.
 * ``CHAINCODE_SERVER_ADDRESS`` (required): ``host:port`` to listen on.
-* ``CHAINCODE_TLS_CERT_FILE``, ``CHAINCODE_TLS_KEY_FILE``: PEM files; TLS is on when set.
+* ``CHAINCODE_TLS_CERT_FILE``, ``CHAINCODE_TLS_KEY_FILE``: PEM files; TLS is on when set
+  (without them the server serves plaintext and logs a WARNING naming them).
 * ``CHAINCODE_TLS_CLIENT_CA_FILE``: PEM; when set, clients must present a certificate it
-  issued (mutual TLS).
+  issued (mutual TLS; TLS without it logs a WARNING).
 * ``CHAINCODE_LOG_LEVEL``: default ``WARNING``.
 * ``CHAINCODE_CONTRACT``: ``module:attribute`` naming the contract (or a zero-argument
   factory of one), default ``chaincode.smoke:contract``.

@@ -252,6 +252,22 @@ class ChaincodeServer:
         self._server = server
         mode = "off" if self.tls is None else ("mutual" if self.tls.client_ca_pem else "on")
         log.info("serving %s on %s (TLS %s)", self.chaincode_id, self.address, mode)
+        if self.tls is None:
+            log.warning(
+                "serving %s on %s WITHOUT TLS (plaintext, any client may connect):"
+                " CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE are not set"
+                " (and CHAINCODE_TLS_CLIENT_CA_FILE for mutual TLS); set them outside local"
+                " tests",
+                self.chaincode_id,
+                self.address,
+            )
+        elif not self.tls.client_ca_pem:
+            log.warning(
+                "serving %s on %s with TLS but without client authentication (any client"
+                " may connect): CHAINCODE_TLS_CLIENT_CA_FILE is not set",
+                self.chaincode_id,
+                self.address,
+            )
         return int(port)
 
     @property

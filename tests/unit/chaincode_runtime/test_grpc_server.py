@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import grpc
@@ -165,3 +166,41 @@ def test_server_tls_without_client_auth_accepts_any_client(pki: PKI) -> None:
             await server.stop(grace=0)
 
     assert _run(scenario()) is None
+
+
+def _start_and_stop(tls: TLSConfig | None) -> None:
+    async def scenario() -> None:
+        server = ChaincodeServer(CC_ID, "127.0.0.1:0", smoke.contract, tls)
+        await server.start()
+        await server.stop(grace=0)
+
+    _run(scenario())
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_plaintext_serving_is_a_warning_naming_the_missing_variables(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="chaincode.runtime")
+    _start_and_stop(None)
+    (warning,) = _warnings(caplog)
+    assert "WITHOUT TLS" in warning
+    for variable in ("CHAINCODE_TLS_CERT_FILE", "CHAINCODE_TLS_KEY_FILE",
+                     "CHAINCODE_TLS_CLIENT_CA_FILE"):
+        assert variable in warning
+
+
+def test_tls_without_client_auth_is_a_warning_and_mutual_tls_is_quiet(
+    pki: PKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="chaincode.runtime")
+    _start_and_stop(TLSConfig(pki.server.cert_pem, pki.server.key_pem))
+    (warning,) = _warnings(caplog)
+    assert "without client authentication" in warning
+    assert "CHAINCODE_TLS_CLIENT_CA_FILE is not set" in warning
+    caplog.clear()
+    _start_and_stop(TLSConfig(pki.server.cert_pem, pki.server.key_pem, pki.ca.cert_pem))
+    assert _warnings(caplog) == []
