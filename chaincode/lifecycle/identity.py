@@ -59,7 +59,7 @@ def load_certificate(cert_pem: bytes, field: str = "certificate") -> x509.Certif
     """
     try:
         return x509.load_pem_x509_certificate(cert_pem)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ValidationError(field, "is not a PEM X.509 certificate") from exc
 
 
@@ -67,12 +67,15 @@ def certificate_attributes(cert: x509.Certificate) -> dict[str, str]:
     """The Fabric CA attributes embedded in ``cert`` (empty when it has none).
 
     Raises:
-        ValidationError: the extension is present but is not the expected JSON.
+        ValidationError: the extension is present but is not the expected JSON, or the
+            certificate's extensions cannot be parsed.
     """
     try:
         ext = cert.extensions.get_extension_for_oid(FABRIC_ATTRS_OID)
     except x509.ExtensionNotFound:
         return {}
+    except ValueError as exc:
+        raise ValidationError("certificate.extensions", "cannot be parsed") from exc
     value = ext.value
     raw = value.value if isinstance(value, x509.UnrecognizedExtension) else b""
     try:

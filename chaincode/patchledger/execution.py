@@ -43,11 +43,12 @@ from chaincode.lifecycle import (
     StateStore,
     TransitionError,
     TxLedger,
+    ValidationError,
     caller_from_certificate,
     event_payload,
 )
 from chaincode.patchledger.bridge import StubStore, run_in_worker
-from chaincode.runtime import ChaincodeStub, Context, ContractError
+from chaincode.runtime import ChaincodeStub, Context, ContractError, IdentityError
 from chaincode.runtime.contract import TxFunc
 
 __all__ = [
@@ -105,11 +106,16 @@ def caller_of(ctx: Context) -> Caller:
     """The lifecycle caller of the transaction creator.
 
     Raises:
-        ContractError: the certificate carries no known ``role`` (403) or cannot be read.
+        ContractError: the certificate carries no known ``role`` (403), or the creator is not
+            a serialized identity or its certificate cannot be read (400, ``ValidationError:
+            invalid field 'creator': ...``).
     """
-    identity = ctx.client_identity
     try:
-        return caller_from_certificate(identity.msp_id, identity.cert_pem.encode("ascii"))
+        identity = ctx.client_identity
+    except IdentityError as exc:
+        raise refusal(ValidationError("creator", str(exc))) from exc
+    try:
+        return caller_from_certificate(identity.msp_id, identity.id_bytes)
     except LifecycleError as exc:
         raise refusal(exc) from exc
 

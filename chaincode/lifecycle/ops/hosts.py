@@ -27,6 +27,8 @@ from ..trust import OrgTrust
 def _check_host_certificate(
     host_id: str, cert_pem: str, owner_msp: str, trust: OrgTrust, now: int
 ) -> None:
+    if not cert_pem.isascii():
+        raise ValidationError("cert_pem", "is not a PEM X.509 certificate (non-ASCII text)")
     cert = load_certificate(cert_pem.encode("ascii"), "cert_pem")
     attrs = certificate_attributes(cert)
     if attrs.get("role") != Role.HOST.value or attrs.get("host_id") != host_id:

@@ -4,8 +4,14 @@ refuse, each with an error naming the record, its state and the attempt."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from chaincode.lifecycle.record import Key
 from chaincode.patchledger.bridge import composite_key
@@ -15,7 +21,7 @@ from chaincode.runtime.endorsement import (
     decode_policy,
     is_satisfied_by,
 )
-from chaincode.runtime.testing import FakePeer
+from chaincode.runtime.testing import FakePeer, make_creator
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     INVENTORY,
@@ -346,3 +352,57 @@ def test_a_report_with_a_lone_surrogate_is_refused_alone_and_the_batch_commits()
     assert (detail["error_type"], extra["error_type"]) == ("ValidationError", "ValidationError")
     assert detail["error"].startswith("invalid field 'detail': holds a lone surrogate")
     assert extra["error"].startswith("invalid field 'note': holds a lone surrogate")
+
+
+def _certificate_with_a_malformed_extension() -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mangled")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(dt.datetime(2040, 1, 1, tzinfo=dt.UTC))
+        .add_extension(
+            x509.UnrecognizedExtension(ExtensionOID.BASIC_CONSTRAINTS, b"\x01\x02"),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_an_undecodable_creator_is_a_clear_refusal_not_an_internal_error() -> None:
+    creators = {
+        "not_serialized": b"\xff",
+        "non_ascii": make_creator(ITOPS, b"\xff\xfe-----BEGIN CERTIFICATE-----"),
+        "not_pem": make_creator(ITOPS, b"hello"),
+        "bad_extension": make_creator(ITOPS, _certificate_with_a_malformed_extension()),
+    }
+
+    async def body(ledger: Ledger) -> dict[str, Any]:
+        out = {
+            name: await ledger.call(creator, "RecordVulnerability", vuln_data())
+            for name, creator in creators.items()
+        }
+        host = {"host_id": "h1", "cert_pem": "-----BEGIN CERTIFICATE-----\né\n"}
+        out["non_ascii_host_cert"] = await ledger.call(who(ITOPS, "operator"), "EnrollHost", host)
+        return out
+
+    out = scenario(body)
+    assert {name: reply.status for name, reply in out.items()} == dict.fromkeys(out, 400)
+    assert out["not_serialized"].message == (
+        "ValidationError: invalid field 'creator': creator is not a serialized identity"
+    )
+    assert out["non_ascii"].message == out["not_pem"].message == (
+        "ValidationError: invalid field 'creator': is not a PEM X.509 certificate"
+    )
+    assert out["bad_extension"].message == (
+        "ValidationError: invalid field 'certificate.extensions': cannot be parsed"
+    )
+    assert out["non_ascii_host_cert"].message == (
+        "ValidationError: invalid field 'cert_pem': is not a PEM X.509 certificate (non-ASCII"
+        " text)"
+    )
