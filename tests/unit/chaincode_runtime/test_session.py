@@ -120,12 +120,34 @@ def test_unexpected_message_when_ready_closes_the_connection() -> None:
 
 
 def test_keepalive_is_echoed() -> None:
-    async def body(peer: FakePeer, session: PeerSession) -> None:
-        peer.deliver(Msg(type=Msg.KEEPALIVE, txid="ka"))
-        while not any(m.type == Msg.KEEPALIVE for m in peer.written):
-            await asyncio.sleep(0)
+    """Each KEEPALIVE comes back as the same message (type, txid, channel, payload), once."""
+    sent = [
+        Msg(type=Msg.KEEPALIVE, txid="ka-1", channel_id="ch", payload=b"one"),
+        Msg(type=Msg.KEEPALIVE, txid="ka-2"),
+    ]
 
-    drive(_kv_contract(), body)
+    async def body(peer: FakePeer, session: PeerSession) -> list[Any]:
+        before = len(peer.written)
+        for message in sent:
+            peer.deliver(message)
+
+        async def echoes() -> list[Any]:
+            while True:
+                found = [m for m in peer.written[before:] if m.type == Msg.KEEPALIVE]
+                if len(found) >= len(sent):
+                    return found
+                await asyncio.sleep(0)
+
+        found = await asyncio.wait_for(echoes(), 5)
+        await asyncio.sleep(0.05)  # nothing else is echoed afterwards
+        return found + [m for m in peer.written[before:] if m.type == Msg.KEEPALIVE][len(found):]
+
+    echoed = drive(_kv_contract(), body)
+    assert [(m.txid, m.channel_id, m.payload) for m in echoed] == [
+        ("ka-1", "ch", b"one"),
+        ("ka-2", "", b""),
+    ]
+    assert echoed == sent
 
 
 def test_transaction_reads_and_writes() -> None:
