@@ -260,7 +260,10 @@ def measure(op: Contract, hosts: list[Host], rollout: str, patch: str,
             reports, cursor = next_reports(hosts, cursor, size, rollout, patch)
             arg = json.dumps(reports)
             t0 = time.monotonic()
-            submitted = op.submit_async("ReportDeployments", [arg], endorse_timeout=120)
+            # The records are ITOps-owned: their key-level policy is ITOps' peer AND a majority;
+            # naming the endorsers spares the gateway a sequential planning round.
+            submitted = op.submit_async("ReportDeployments", [arg], endorse_timeout=120,
+                                        endorsing_organizations=["ITOpsMSP", "SecOpsMSP"])
             t1 = time.monotonic()
             status = submitted.get_status(120)
             t2 = time.monotonic()
