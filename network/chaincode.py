@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from app.durable import write_atomic
 from network.config import ChaincodeSettings, NetworkConfig, StateLayout
-from network.files import write_atomic
 from network.nodes import org_roots_dir
 from network.peercli import PeerCommandError, run_peer
 from network.topology import Node, NodeKind, Org

@@ -30,11 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from app.durable import write_atomic
 from app.errors import UserError
 from network import chaincode as cc
 from network import channel, health, process
 from network.config import ChaincodeSettings, NetworkConfig, StateLayout
-from network.files import write_atomic
 from network.identities import CaClient, EnrollmentError, issue_org_identities
 from network.nodes import ca_command, chaincode_command, orderer_command, peer_command
 from network.peercli import PeerCommandError, invoke

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from app.durable import write_atomic
 from network.config import StateLayout
-from network.files import write_atomic
 
 
 class ProcState(StrEnum):

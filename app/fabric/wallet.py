@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from app.durable import write_atomic
 from app.fabric.errors import FabricError, WalletError
 from app.fabric.identity import Identity
 from app.fabric.signing import EcdsaSigner
@@ -170,16 +170,7 @@ class Wallet:
     def _write(self, file: Path, data: bytes) -> None:
         try:
             self._path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self._path, prefix=".tmp-", suffix=".id")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                Path(tmp).replace(file)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomic(file, data)
         except OSError as exc:
             raise WalletError(f"cannot write wallet entry {file}: {exc}") from exc
 

@@ -1,4 +1,5 @@
-"""Durable file writes for the network's state."""
+"""Durable file writes: readers see the old or the new content, never a part, even after a
+crash (checkpoints, wallet entries, exports, the network's state)."""
 
 from __future__ import annotations
 
