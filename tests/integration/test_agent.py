@@ -12,18 +12,12 @@ client waits for every commit on every peer, so the next transaction's endorsers
 from __future__ import annotations
 
 import hashlib
-import io
-import json
-import os
-import secrets
-import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -32,141 +26,25 @@ from agent.errors import ArtifactMismatchError, QuorumNotMetError
 from agent.health import HealthResult
 from agent.runner import Assignment, Outcome, run_assignment
 from agent.verify import ArtifactFacts, verify_patch
-from app.fabric import (
-    CommitError,
-    EcdsaSigner,
-    EndorseError,
-    Gateway,
-    GatewayError,
-    Identity,
-    connect,
-    create_channel,
-)
-from app.feeds.formats import parse_bytes
 from chaincode.lifecycle.policy import Policy
-from chaincode.lifecycle.signatures import encode_b64
-from chaincode.lifecycle.statement import ApprovalStatement
 from chaincode.lifecycle.trust import OrgTrust
-from network.config import REPO_ROOT
-from network.testing import EnrolledUser, LocalNetwork
+from network.testing import LocalNetwork
+from tests.integration.lifecycle_world import (
+    approve,
+    kev_entry,
+    make_tested_patch,
+    open_world,
+    vulnerability_of,
+)
+from tests.unit.agent.agent_support import make_tar
+from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, ORGS, SECOPS
 
 pytestmark = pytest.mark.integration
 
-SECOPS, ITOPS, COMPLIANCE = "SecOpsMSP", "ITOpsMSP", "ComplianceMSP"
-ORGS = (SECOPS, ITOPS, COMPLIANCE)
-DAY = 86_400
-POLICY = {
-    "organizations": list(ORGS),
-    "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 1},
-    "rejection": "any",
-    "change_quorum": 2,
-    "revocation_quorum": 2,
-    "exception_quorum": 2,
-    "max_statement_validity": 30 * DAY,
-    "failure_threshold_pct": 0,
-    "soak_seconds": 0,
-    "remediation_days": {"critical": 7, "high": 30, "medium": 90, "low": 180},
-}
-#: name -> (organization, role)
-IDENTITIES = {
-    "secops-feed": (SECOPS, "feed"),
-    "secops-operator": (SECOPS, "operator"),
-    "itops-operator": (ITOPS, "operator"),
-    "secops-approver": (SECOPS, "approver"),
-    "compliance-approver": (COMPLIANCE, "approver"),
-}
-
-
-def tar_gz(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-@dataclass
-class Client:
-    """A CA-issued identity with a gateway on its own peer and gateways on the others."""
-
-    user: EnrolledUser
-    gateway: Gateway
-    channel: str
-    others: list[Gateway] = field(default_factory=list)
-
-    def _contract(self) -> Any:
-        return self.gateway.get_network(self.channel).get_contract("patchledger")
-
-    def submit(self, function: str, *args: Any) -> Any:
-        """Submit, wait for the commit on every peer; the JSON result."""
-        submitted = self._contract().submit_async(function, [_arg(a) for a in args])
-        status = submitted.get_status()
-        if not status.successful:
-            raise CommitError(status.transaction_id, status.code, status.code_name,
-                              status.block_number)
-        for other in self.others:
-            other.new_commit(submitted.bytes).get_status()
-        return json.loads(submitted.result) if submitted.result else None
-
-    def evaluate(self, function: str, *args: Any) -> Any:
-        raw = self._contract().evaluate(function, [_arg(a) for a in args])
-        return json.loads(raw) if raw else None
-
-    def approve(self, patch_id: str, digest: str) -> None:
-        """Sign an approval statement with this approver's enrollment key and submit it."""
-        body = ApprovalStatement(
-            patch_id=patch_id, artifact_sha256=digest, decision="approve",
-            msp_id=self.user.identity.msp_id, approver=self.user.identity.enrollment_id,
-            expires_at=int(time.time()) + DAY, comment="reviewed for the agent test",
-        )
-        signature = encode_b64(self.user.signer(hashlib.sha256(body.to_json()).digest()))
-        self.submit("Approve", {"statement": body.to_dict(), "signature": signature})
-
-
-def _arg(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _bootstrap_policy(net: LocalNetwork, channel: grpc.Channel, name: str) -> None:
-    """InitLedger as the SecOps admin unless a policy exists (another module may have set
-    it on this session's network)."""
-    admin = net.admin_msp(SECOPS)
-    gateway = connect(Identity.from_msp_dir(admin, SECOPS), EcdsaSigner.from_msp_dir(admin),
-                      channel, endpoint=net.org(SECOPS).peer.address)
-    contract = gateway.get_network(name).get_contract("patchledger")
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            contract.evaluate("GetRecord", ["Policy", "default"])
-            return
-        except GatewayError as exc:
-            if "does not exist" not in str(exc):
-                raise
-        try:
-            contract.submit("InitLedger", [json.dumps(POLICY)])
-            return
-        except EndorseError as exc:
-            if exc.code != grpc.StatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
-def _kev_vulnerability() -> dict[str, Any]:
-    """The most recent entry of the real KEV catalog as RecordVulnerability's argument."""
-    configured = os.environ.get("PATCHLEDGER_FEEDS_DIR")
-    feeds = Path(configured) if configured else REPO_ROOT.parent / "shared" / "feeds"
-    path = feeds / "kev" / "known_exploited_vulnerabilities.json"
-    if not path.is_file():
-        pytest.skip(f"no KEV catalog at {path} (set PATCHLEDGER_FEEDS_DIR)")
-    advisories = parse_bytes(path.read_bytes(), str(path), expected="kev").advisories
-    entry = max((a for a in advisories if a.kev is not None),
-                key=lambda a: (a.kev.date_added if a.kev else None, a.id))
-    assert entry.kev is not None
-    return {"vuln_id": entry.id, "severity": "critical", "title": entry.summary[:1024],
-            "known_exploited": True, "kev_due_date": entry.kev.due_date.isoformat(),
-            "sources": [{"name": "cisa-kev", "reference": entry.id}]}
+#: The identities of lifecycle_world.IDENTITIES this module enrolls (as ``agent-<name>-<run>``).
+AGENT_IDENTITIES = (
+    "secops-feed", "secops-operator", "itops-operator", "secops-approver", "compliance-approver",
+)
 
 
 @dataclass(frozen=True)
@@ -183,46 +61,23 @@ class Approved:
 @pytest.fixture(scope="module")
 def approved(fabric_network: LocalNetwork) -> Iterator[Approved]:
     net = fabric_network
-    run = secrets.token_hex(3)
-    channels = {msp: create_channel(net.org(msp).peer.address,
-                                    tls_root_certificates=net.ca_cert(msp).read_bytes())
-                for msp in ORGS}
+    w = open_world(net, AGENT_IDENTITIES, prefix="agent-")
     try:
-        channel_name = net.config.topology.channel
-        clients: dict[str, Client] = {}
-        for name, (msp, role) in IDENTITIES.items():
-            user = net.enroll_user(msp, f"agent-{name}-{run}", role)
-            gateways = {m: connect(user.identity, user.signer, channels[m],
-                                   endpoint=net.org(m).peer.address) for m in ORGS}
-            clients[name] = Client(user, gateways[msp], channel_name,
-                                   [gw for m, gw in gateways.items() if m != msp])
-        _bootstrap_policy(net, channels[SECOPS], channel_name)
-        vuln = _kev_vulnerability()
-        clients["secops-feed"].submit("RecordVulnerability", vuln)
-        patch_id = f"P-agent-{run}"
-        artifact = tar_gz({"VERSION": f"patched {run}\n".encode()})
-        digest = hashlib.sha256(artifact).hexdigest()
-        clients["secops-operator"].submit("ProposePatch", {
-            "patch_id": patch_id, "title": "agent test patch", "vendor": "Debian",
-            "artifact_sha256": digest, "artifact_size": len(artifact),
-            "artifact_uri": f"https://artifacts.example/{digest}",
-            "fixes": [vuln["vuln_id"]], "targets": ["pkg:deb/debian/xz-utils"],
-        })
-        clients["itops-operator"].submit("AttachTestEvidence", patch_id, {
-            "report_sha256": hashlib.sha256(b"ci " + patch_id.encode()).hexdigest(),
-            "uri": f"https://ci.example/{patch_id}", "summary": "all suites pass",
-            "passed": True,
-        })
-        clients["secops-approver"].approve(patch_id, digest)
-        clients["compliance-approver"].approve(patch_id, digest)
-        reader = clients["itops-operator"]  # the host's organization's app serves the agent
+        vuln = vulnerability_of(kev_entry())
+        w["secops-feed"].submit("RecordVulnerability", vuln)
+        patch_id = f"P-agent-{w.run}"
+        artifact = make_tar({"VERSION": f"patched {w.run}\n".encode()})
+        digest = make_tested_patch(w, patch_id, vuln["vuln_id"], artifact,
+                                   title="agent test patch")
+        approve(w, patch_id, digest, "secops-approver", "compliance-approver",
+                comment="reviewed for the agent test")
+        reader = w["itops-operator"]  # the host's organization's app serves the agent
         bundle = reader.evaluate("GetApprovalBundle", patch_id)
         policy = Policy.from_dict(reader.evaluate("GetRecord", "Policy", "default"))
         roots = OrgTrust.from_pem({msp: net.ca_cert(msp).read_bytes() for msp in ORGS})
         yield Approved(patch_id, artifact, bundle, policy, roots)
     finally:
-        for channel in channels.values():
-            channel.close()
+        w.close()
 
 
 def _facts(data: bytes) -> ArtifactFacts:
@@ -249,7 +104,7 @@ def test_the_agent_refuses_the_real_bundle_with_one_approval_dropped(approved: A
 
 
 def test_the_agent_refuses_another_artifact(approved: Approved) -> None:
-    other = tar_gz({"VERSION": b"something else\n"})
+    other = make_tar({"VERSION": b"something else\n"})
     with pytest.raises(ArtifactMismatchError, match="sha256"):
         verify_patch(patch_id=approved.patch_id, bundle=approved.bundle, artifact=_facts(other),
                      policy=approved.policy, roots=approved.roots, now=int(time.time()))

@@ -4,268 +4,61 @@ DESIGN.md section 5, each refused with a clear error.
 
 Every identity is registered by its organization's admin and enrolled from its organization's
 CA (``LocalNetwork.enroll_user``) with ``role`` (and ``host_id``) attributes; clients are our
-Gateway client (app.fabric) on the identity's own organization's peer.
+Gateway client (app.fabric) on the identity's own organization's peer (see lifecycle_world).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
-import os
-import secrets
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from app.fabric import (
-    CommitError,
-    EcdsaSigner,
-    EndorseError,
-    Gateway,
-    GatewayError,
-    Identity,
-    connect,
-    create_channel,
-)
-from app.feeds.formats import parse_bytes
-from app.feeds.model import Advisory
+from app.fabric import CommitError, EndorseError, GatewayError
 from chaincode.lifecycle.host_report import HostReport
-from chaincode.lifecycle.identity import FABRIC_ATTRS_OID
-from chaincode.lifecycle.signatures import encode_b64
-from chaincode.lifecycle.statement import ApprovalStatement, SignedStatement, verify_statement
-from network.config import REPO_ROOT
-from network.testing import EnrolledUser, LocalNetwork
+from chaincode.lifecycle.statement import SignedStatement, verify_statement
+from network.testing import LocalNetwork
+from tests.integration.lifecycle_world import (
+    IDENTITIES,
+    Client,
+    World,
+    approve,
+    kev_entry,
+    make_tested_patch,
+    open_world,
+    signed_statement,
+    vulnerability_of,
+)
+from tests.unit.lifecycle.lifecycle_support import (
+    COMPLIANCE,
+    DAY,
+    ITOPS,
+    SECOPS,
+    OrgCA,
+    make_certificate,
+)
 
 pytestmark = pytest.mark.integration
 
-SECOPS, ITOPS, COMPLIANCE = "SecOpsMSP", "ITOpsMSP", "ComplianceMSP"
-ORGS = (SECOPS, ITOPS, COMPLIANCE)
-DAY = 86_400
-ARTIFACT = b"xz-utils_5.4.5-0.3_amd64.deb (test artifact)"
 INVENTORY = hashlib.sha256(b"dpkg -l after the patch").hexdigest()
-POLICY = {
-    "organizations": list(ORGS),
-    "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 1},
-    "rejection": "any",
-    "change_quorum": 2,
-    "revocation_quorum": 2,
-    "exception_quorum": 2,
-    "max_statement_validity": 30 * DAY,
-    "failure_threshold_pct": 0,
-    "soak_seconds": 0,
-    "remediation_days": {"critical": 7, "high": 30, "medium": 90, "low": 180},
-}
-
-
-def feeds_dir() -> Path:
-    """``$PATCHLEDGER_FEEDS_DIR`` or the shared feeds next to the repository."""
-    configured = os.environ.get("PATCHLEDGER_FEEDS_DIR")
-    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "feeds"
-
-
-def kev_entry() -> Advisory:
-    """The most recently added entry of the real KEV catalog, parsed by app.feeds."""
-    path = feeds_dir() / "kev" / "known_exploited_vulnerabilities.json"
-    if not path.is_file():
-        pytest.skip(f"no KEV catalog at {path} (set PATCHLEDGER_FEEDS_DIR)")
-    result = parse_bytes(path.read_bytes(), str(path), expected="kev")
-    entries = [a for a in result.advisories if a.kev is not None]
-    assert entries, f"{path}: no KEV entries parsed"
-    return max(entries, key=lambda a: (a.kev.date_added if a.kev else None, a.id))
-
-
-def vulnerability_of(advisory: Advisory) -> dict[str, Any]:
-    """The RecordVulnerability argument for a KEV entry (known exploited: critical)."""
-    assert advisory.kev is not None
-    return {
-        "vuln_id": advisory.id,
-        "severity": "critical",
-        "title": advisory.summary[:1024],
-        "known_exploited": True,
-        "kev_due_date": advisory.kev.due_date.isoformat(),
-        "sources": [{"name": "cisa-kev", "reference": advisory.id}],
-    }
-
-
-# ---------------------------------------------------------------------------- clients
-
-
-@dataclass
-class Client:
-    """One CA-issued identity with a gateway on its organization's peer (``gateway``) and
-    gateways on the other organizations' peers (``peers``), used to wait for each commit
-    everywhere, so the next transaction's endorsers all see it."""
-
-    user: EnrolledUser
-    gateway: Gateway
-    channel: str
-    peers: list[Gateway] = field(default_factory=list)
-
-    @property
-    def msp_id(self) -> str:
-        return self.user.identity.msp_id
-
-    @property
-    def name(self) -> str:
-        return self.user.identity.enrollment_id
-
-    def submit(self, function: str, *args: Any, endorsing: Sequence[str] = ()) -> Any:
-        """Submit, wait for the commit on every peer; return the JSON result.
-
-        Raises:
-            EndorseError: refused by the chaincode (or endorsement failed).
-            CommitError: committed invalid (e.g. ENDORSEMENT_POLICY_FAILURE).
-        """
-        contract = self.gateway.get_network(self.channel).get_contract("patchledger")
-        submitted = contract.submit_async(
-            function, [_arg(a) for a in args], endorsing_organizations=endorsing
-        )
-        status = submitted.get_status()
-        if not status.successful:
-            raise CommitError(status.transaction_id, status.code, status.code_name,
-                              status.block_number)
-        for other in self.peers:
-            other.new_commit(submitted.bytes).get_status()
-        return json.loads(submitted.result) if submitted.result else None
-
-    def evaluate(self, function: str, *args: Any) -> Any:
-        """Evaluate on the organization's peer; return the JSON result."""
-        raw = self.gateway.get_network(self.channel).get_contract("patchledger").evaluate(
-            function, [_arg(a) for a in args]
-        )
-        return json.loads(raw) if raw else None
-
-    def sign(self, payload: bytes) -> str:
-        """Base64 DER ECDSA signature (low S) of ``payload`` with this identity's key."""
-        return encode_b64(self.user.signer(hashlib.sha256(payload).digest()))
-
-
-def _arg(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-@dataclass
-class World:
-    """The identities of the test and a unique suffix for the records it creates."""
-
-    net: LocalNetwork
-    run: str
-    clients: dict[str, Client] = field(default_factory=dict)
-    channels: list[grpc.Channel] = field(default_factory=list)
-
-    def __getitem__(self, name: str) -> Client:
-        return self.clients[name]
-
-
-#: name -> (organization, role, extra attributes); enrollment ids get the run suffix.
-IDENTITIES: dict[str, tuple[str, str, dict[str, str]]] = {
-    "secops-feed": (SECOPS, "feed", {}),
-    "secops-operator": (SECOPS, "operator", {}),
-    "secops-approver": (SECOPS, "approver", {}),
-    "secops-approver2": (SECOPS, "approver", {}),
-    "itops-operator": (ITOPS, "operator", {}),
-    "itops-approver": (ITOPS, "approver", {}),
-    "compliance-approver": (COMPLIANCE, "approver", {}),
-    "compliance-operator": (COMPLIANCE, "operator", {}),
-    **{f"host-{h}": (ITOPS, "host", {"host_id": h}) for h in ("h1", "h2", "h3", "a1", "a2")},
-    "host-c1": (COMPLIANCE, "host", {"host_id": "c1"}),
-}
 
 
 @pytest.fixture(scope="module")
 def world(fabric_network: LocalNetwork) -> Iterator[World]:
     """Every identity enrolled from its org's CA, gateways opened, the default policy set."""
-    net = fabric_network
-    run = secrets.token_hex(3)
-    w = World(net, run)
-    channels = {}
-    for msp in ORGS:
-        org = net.org(msp)
-        channels[msp] = create_channel(org.peer.address,
-                                       tls_root_certificates=net.ca_cert(msp).read_bytes())
-    w.channels = list(channels.values())
-
-    def enroll(name: str) -> tuple[str, EnrolledUser]:
-        msp, role, attrs = IDENTITIES[name]
-        host_id = attrs.get("host_id")
-        # Host ids are record ids on the ledger: make them unique per run as well.
-        attrs = {"host_id": f"{host_id}-{run}"} if host_id else {}
-        return name, net.enroll_user(msp, f"{name}-{run}", role, attrs)
-
-    with ThreadPoolExecutor(6) as pool:
-        users = dict(pool.map(enroll, IDENTITIES))
-    channel_name = net.config.topology.channel
-    for name, user in users.items():
-        own = user.identity.msp_id
-        gateways = {msp: connect(user.identity, user.signer, channels[msp],
-                                 endpoint=net.org(msp).peer.address) for msp in ORGS}
-        others = [gw for msp, gw in gateways.items() if msp != own]
-        w.clients[name] = Client(user, gateways[own], channel_name, others)
-    _bootstrap_policy(net, channels[SECOPS], channel_name)
+    w = open_world(fabric_network, IDENTITIES)
     try:
         yield w
     finally:
-        for channel in w.channels:
-            channel.close()
-
-
-def _bootstrap_policy(net: LocalNetwork, channel: grpc.Channel, channel_name: str) -> None:
-    """InitLedger as the SecOps admin (role=admin) unless the policy exists; waits for the
-    gateway's discovery to know the chaincode's peers."""
-    admin = net.admin_msp(SECOPS)
-    gateway = connect(Identity.from_msp_dir(admin, SECOPS), EcdsaSigner.from_msp_dir(admin),
-                      channel, endpoint=net.org(SECOPS).peer.address)
-    contract = gateway.get_network(channel_name).get_contract("patchledger")
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            contract.evaluate("GetRecord", ["Policy", "default"])
-            return
-        except GatewayError as exc:
-            if "does not exist" not in str(exc):
-                raise
-        try:
-            contract.submit("InitLedger", [json.dumps(POLICY)])
-            return
-        except EndorseError as exc:
-            if exc.code != grpc.StatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+        w.close()
 
 
 # ---------------------------------------------------------------------------- documents
-
-
-def signed_statement(
-    signer: Client,
-    patch_id: str,
-    artifact_sha256: str,
-    decision: str = "approve",
-    *,
-    msp_id: str | None = None,
-) -> dict[str, Any]:
-    """A statement signed with ``signer``'s enrollment key (fields overridable for attacks)."""
-    body = ApprovalStatement(
-        patch_id=patch_id,
-        artifact_sha256=artifact_sha256,
-        decision=decision,
-        msp_id=msp_id or signer.msp_id,
-        approver=signer.name,
-        expires_at=int(time.time()) + DAY,
-        comment="reviewed the diff and the test evidence",
-    )
-    return {"statement": body.to_dict(), "signature": signer.sign(body.to_json())}
 
 
 def signed_report(
@@ -297,26 +90,6 @@ def enroll_host(w: World, enrolling: Client, short: str, groups: list[str]) -> s
     enrolling.submit("EnrollHost", {"host_id": hid, "cert_pem": cert, "groups": groups,
                                     "maintenance_window": "Sun 02:00-04:00"})
     return hid
-
-
-def make_tested_patch(w: World, patch_id: str, vuln_id: str) -> str:
-    """Patch ``patch_id`` proposed by SecOps and TESTED by ITOps; return its artifact digest."""
-    digest = hashlib.sha256(ARTIFACT + patch_id.encode()).hexdigest()
-    w["secops-operator"].submit("ProposePatch", {
-        "patch_id": patch_id,
-        "title": "xz-utils security update",
-        "vendor": "Debian",
-        "artifact_sha256": digest,
-        "artifact_size": len(ARTIFACT),
-        "artifact_uri": f"https://artifacts.example/{digest}",
-        "fixes": [vuln_id],
-        "targets": ["pkg:deb/debian/xz-utils"],
-    })
-    w["itops-operator"].submit("AttachTestEvidence", patch_id, {
-        "report_sha256": hashlib.sha256(b"ci report " + patch_id.encode()).hexdigest(),
-        "uri": f"https://ci.example/{patch_id}", "summary": "all suites pass", "passed": True,
-    })
-    return digest
 
 
 @pytest.fixture(scope="module")
@@ -478,8 +251,7 @@ def running(world: World, vuln_id: str) -> tuple[str, str, str, str]:
     w = world
     patch_id, rollout_id = f"PR-{w.run}", f"RR-{w.run}"
     digest = make_tested_patch(w, patch_id, vuln_id)
-    for name in ("secops-approver", "compliance-approver"):
-        w[name].submit("Approve", signed_statement(w[name], patch_id, digest))
+    approve(w, patch_id, digest, "secops-approver", "compliance-approver")
     op = w["itops-operator"]
     a1 = enroll_host(w, op, "a1", ["attack"])
     a2 = enroll_host(w, op, "a2", ["attack"])
@@ -573,27 +345,17 @@ def test_another_organization_cannot_change_a_compliance_host(world: World) -> N
         "ITOpsMSP" in refused(excinfo)
 
 
-def self_made_host_certificate(host_id: str, issuer: x509.Name | None = None) -> str:
+def self_made_host_certificate(host_id: str, issuer: x509.Certificate | None = None) -> str:
     """A host certificate an organization app minted itself: the right ``role=host`` and
     ``host_id`` attributes and a P-256 key, signed with its own key (self-signed, or merely
-    naming ``issuer`` as its issuer)."""
+    naming ``issuer``'s subject as its issuer)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host_id)])
     now = dt.datetime.now(dt.UTC)
-    attrs = {"attrs": {"hf.EnrollmentID": host_id, "role": "host", "host_id": host_id}}
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer or subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.UnrecognizedExtension(FABRIC_ATTRS_OID, json.dumps(attrs).encode()),
-                       critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
+    attrs = {"hf.EnrollmentID": host_id, "role": "host", "host_id": host_id}
+    return make_certificate(
+        key, host_id, attrs, issuer=OrgCA(key, issuer) if issuer else None,
+        not_before=now - dt.timedelta(hours=1), not_after=now + dt.timedelta(days=365),
+    ).decode()
 
 
 def test_a_host_certificate_not_issued_by_the_owner_orgs_ca_is_refused(world: World) -> None:
@@ -605,7 +367,7 @@ def test_a_host_certificate_not_issued_by_the_owner_orgs_ca_is_refused(world: Wo
     hid = f"forged-{w.run}"
     itops_root = x509.load_pem_x509_certificate(w.net.ca_cert(ITOPS).read_bytes())
     for cert in (self_made_host_certificate(hid),
-                 self_made_host_certificate(hid, issuer=itops_root.subject)):
+                 self_made_host_certificate(hid, issuer=itops_root)):
         with pytest.raises(EndorseError) as excinfo:
             op.submit("EnrollHost", {"host_id": hid, "cert_pem": cert, "groups": ["attack"]})
         issuer = x509.load_pem_x509_certificate(cert.encode()).issuer.rfc4514_string()
