@@ -28,6 +28,7 @@ from chaincode.lifecycle.ops import (
 )
 from chaincode.patchledger.arguments import members
 from chaincode.patchledger.execution import Outcome, submit, with_channel_orgs
+from chaincode.patchledger.prefetch import prefetch_reports
 from chaincode.runtime import Context
 from chaincode.runtime.contract import TxFunc
 
@@ -209,8 +210,15 @@ async def ReportDeployments(ctx: Context, reports: list[Any]) -> Result:
 
     The batch is not all-or-nothing: each report is accepted or refused on its own and the
     result lists, per report, ``accepted`` and the refusal's ``error_type`` and ``error``.
+    The keys the batch reads are fetched first in three requests
+    (:func:`~chaincode.patchledger.prefetch.prefetch_reports`).
     """
-    outcome = await submit(ctx, lambda tx: deployments.report_deployments(tx, reports))
+
+    def op(tx: TxLedger) -> deployments.BatchResult:
+        prefetch_reports(tx, reports)
+        return deployments.report_deployments(tx, reports)
+
+    outcome = await submit(ctx, op)
     batch = outcome.result
     return {
         **_summary(ctx, outcome),

@@ -5,6 +5,11 @@ From then on the peer sends TRANSACTION (or INIT) messages; each runs as its own
 which may send requests (GET_STATE, PUT_STATE, ...) answered by RESPONSE or ERROR, and ends
 with COMPLETED (carrying the response and the chaincode event) or ERROR.
 
+READY carries the features a Fabric v3.1 peer offers (``ChaincodeAdditionalParams``, see
+:class:`~chaincode.runtime.stub.PeerFeatures`); every stub of the connection uses them. With
+write batching, a successful transaction's writes go out as WRITE_BATCH_STATE messages just
+before COMPLETED; a failed one (status 400 or more, or an exception) sends none.
+
 All writes to the stream go through one lock, so at most one write is outstanding on the
 stream at a time (gRPC refuses overlapping writes on one call).
 """
@@ -25,7 +30,7 @@ from chaincode.runtime._protos import (
     proposal_response_pb2,
 )
 from chaincode.runtime.errors import PeerError, ProtocolError, StreamClosedError
-from chaincode.runtime.stub import ChaincodeStub
+from chaincode.runtime.stub import ChaincodeStub, PeerFeatures
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
@@ -108,6 +113,12 @@ class PeerSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._state = "created"
         self._closed = False
+        self._features = PeerFeatures()
+
+    @property
+    def features(self) -> PeerFeatures:
+        """What the peer advertised in READY (all off before READY or for older peers)."""
+        return self._features
 
     @property
     def in_flight(self) -> int:
@@ -185,7 +196,9 @@ class PeerSession:
             log.info("registered with the peer as %s", self._chaincode_id)
         elif self._state == "established":
             self._expect(message, Msg.READY)
+            self._features = PeerFeatures.from_ready(bytes(message.payload))
             self._state = "ready"
+            log.info("peer ready: %s", self._features)
         elif message.type in (Msg.RESPONSE, Msg.ERROR):
             self._resolve(message)
         elif message.type in (Msg.TRANSACTION, Msg.INIT):
@@ -267,6 +280,23 @@ class PeerSession:
         except Exception as exc:
             log.warning("could not send the reply of tx %.8s: %s", message.txid, exc)
 
+    async def _finish_writes(self, stub: ChaincodeStub, response: Response) -> Response:
+        """Send the batched writes of a successful transaction (none for a failed one).
+
+        A refused batch turns the response into an internal failure (status 500).
+        """
+        if response.status >= _ERROR_THRESHOLD:
+            stub.discard_write_batch()
+            return response
+        try:
+            await stub.finish_write_batch()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("transaction %.8s: the peer refused its write batch", stub.tx_id)
+            return Response(_INTERNAL, "internal error")
+        return response
+
     async def _execute(self, message: ChaincodeMessage) -> ChaincodeMessage:
         """Build the stub, invoke the chaincode, and build the reply message.
 
@@ -279,7 +309,9 @@ class PeerSession:
         except DecodeError as exc:
             raise ProtocolError("undecodable ChaincodeInput") from exc
         proposal = message.proposal if message.HasField("proposal") else None
-        stub = ChaincodeStub(self, message.channel_id, message.txid, chaincode_input, proposal)
+        stub = ChaincodeStub(
+            self, message.channel_id, message.txid, chaincode_input, proposal, self._features
+        )
         try:
             response = await self._chaincode.invoke(stub)
         except asyncio.CancelledError:
@@ -287,6 +319,7 @@ class PeerSession:
         except Exception:
             log.exception("transaction %.8s failed", message.txid)
             response = Response(_INTERNAL, "internal error")
+        response = await self._finish_writes(stub, response)
         reply = Msg(txid=message.txid, channel_id=message.channel_id)
         if stub.event is not None:
             reply.chaincode_event.CopyFrom(stub.event)

@@ -7,6 +7,13 @@ one transaction are serialized (the peer answers them by transaction id only), c
 different transactions run concurrently.
 
 An ERROR reply from the peer raises :class:`~chaincode.runtime.errors.PeerError`.
+
+Fabric v3.1 peers advertise two optional features in READY (:class:`PeerFeatures`). With write
+batching on, ``put_state``, ``delete_state`` and ``put_state_metadata`` only record the write
+(validated at once, sent later): the session sends the recorded writes as WRITE_BATCH_STATE
+messages when the transaction succeeded (:meth:`ChaincodeStub.finish_write_batch`), and never
+when it failed. With multi-key reads on, :meth:`ChaincodeStub.get_multiple_states` reads many
+keys per GET_STATE_MULTIPLE request; otherwise it reads them one GET_STATE at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from chaincode.runtime._protos import (
     Msg,
     ProtoMessage,
     chaincode_event_pb2,
+    chaincode_pb2,
     chaincode_shim_pb2,
     common_pb2,
     kv_query_result_pb2,
@@ -42,6 +50,7 @@ __all__ = [
     "ChaincodeStub",
     "KeyModification",
     "PeerCaller",
+    "PeerFeatures",
     "QueryIterator",
     "StatePage",
     "create_composite_key",
@@ -68,6 +77,66 @@ class PeerCaller(Protocol):
             StreamClosedError: the stream ended before the answer.
         """
         ...
+
+
+#: Chunk size used when a peer enables a feature but advertises a size of 0.
+DEFAULT_CHUNK_SIZE = 100
+
+
+@dataclass(frozen=True)
+class PeerFeatures:
+    """What the peer advertised in READY (``protos.ChaincodeAdditionalParams``, Fabric v3.1).
+
+    All off for a peer before v3.1 (empty READY payload): every write is then its own message.
+    """
+
+    use_write_batch: bool = False
+    max_size_write_batch: int = 0
+    use_get_multiple_keys: bool = False
+    max_size_get_multiple_keys: int = 0
+
+    @property
+    def write_batch_size(self) -> int:
+        """Records per WRITE_BATCH_STATE message (the advertised size, 100 if it is 0)."""
+        return self.max_size_write_batch or DEFAULT_CHUNK_SIZE
+
+    @property
+    def get_multiple_size(self) -> int:
+        """Keys per GET_STATE_MULTIPLE message (the advertised size, 100 if it is 0)."""
+        return self.max_size_get_multiple_keys or DEFAULT_CHUNK_SIZE
+
+    @classmethod
+    def from_ready(cls, payload: bytes) -> PeerFeatures:
+        """Decode the payload of a READY message (empty: a peer before v3.1, all off).
+
+        Raises:
+            ProtocolError: the payload is not a ChaincodeAdditionalParams.
+        """
+        if not payload:
+            return cls()
+        params = _parse(chaincode_pb2.ChaincodeAdditionalParams(), payload)
+        return cls(
+            use_write_batch=bool(params.use_write_batch),
+            max_size_write_batch=int(params.max_size_write_batch),
+            use_get_multiple_keys=bool(params.use_get_multiple_keys),
+            max_size_get_multiple_keys=int(params.max_size_get_multiple_keys),
+        )
+
+    def to_ready(self) -> bytes:
+        """The READY payload advertising these features (the fake peer's side)."""
+        params = chaincode_pb2.ChaincodeAdditionalParams(
+            use_write_batch=self.use_write_batch,
+            max_size_write_batch=self.max_size_write_batch,
+            use_get_multiple_keys=self.use_get_multiple_keys,
+            max_size_get_multiple_keys=self.max_size_get_multiple_keys,
+        )
+        return bytes(params.SerializeToString())
+
+
+#: Write-batch slots: a key's data write (put or delete: the last one wins, as in Fabric's
+#: read/write set) and its metadata write (the last one wins: Fabric replaces a key's whole
+#: metadata on each PUT_STATE_METADATA).
+_DATA, _METADATA = 0, 1
 
 
 @dataclass(frozen=True)
@@ -246,13 +315,17 @@ class ChaincodeStub:
         tx_id: str,
         chaincode_input: ProtoMessage,
         signed_proposal: ProtoMessage | None,
+        features: PeerFeatures | None = None,
     ) -> None:
-        """Build the stub of one transaction.
+        """Build the stub of one transaction (``features``: what the peer advertised).
 
         Raises:
             ProtocolError: if the signed proposal cannot be decoded.
         """
         self._caller = caller
+        self.features = features or PeerFeatures()
+        #: Recorded writes when the peer batches them: slot → WriteRecord, first-write order.
+        self._batch: dict[tuple[int, str, str], ProtoMessage] = {}
         self.channel_id = channel_id
         self.tx_id = tx_id
         self.args: list[bytes] = [bytes(a) for a in chaincode_input.args]
@@ -371,8 +444,40 @@ class ChaincodeStub:
         _require_key(key)
         return await self.call(Msg.GET_STATE, chaincode_shim_pb2.GetState(key=key))
 
+    async def get_multiple_states(self, keys: Sequence[str]) -> list[bytes]:
+        """Return the values of ``keys``, in order (``b""`` for a key that does not exist).
+
+        One GET_STATE_MULTIPLE request per ``max_size_get_multiple_keys`` keys when the peer
+        offers it, one GET_STATE per key otherwise. Like ``get_state``, it does not see this
+        transaction's own writes.
+
+        Raises:
+            ValueError: for an empty key. PeerError: the peer refused.
+            ProtocolError: the peer answered with a different number of values.
+        """
+        keys = list(keys)
+        for key in keys:
+            _require_key(key)
+        if not self.features.use_get_multiple_keys:
+            return [await self.get_state(key) for key in keys]
+        size = self.features.get_multiple_size
+        values: list[bytes] = []
+        for start in range(0, len(keys), size):
+            chunk = keys[start : start + size]
+            raw = await self.call(
+                Msg.GET_STATE_MULTIPLE, chaincode_shim_pb2.GetStateMultiple(keys=chunk)
+            )
+            result = _parse(chaincode_shim_pb2.GetStateMultipleResult(), raw)
+            if len(result.values) != len(chunk):
+                raise ProtocolError(
+                    f"GET_STATE_MULTIPLE of {len(chunk)} keys answered {len(result.values)} values"
+                )
+            values.extend(bytes(v) for v in result.values)
+        return values
+
     async def put_state(self, key: str, value: bytes | str) -> None:
-        """Write ``value`` (str is UTF-8 encoded) under ``key``.
+        """Write ``value`` (str is UTF-8 encoded) under ``key`` (with write batching: recorded,
+        sent when the transaction succeeds).
 
         Raises:
             ValueError: for an empty key. PeerError: the peer refused.
@@ -381,10 +486,15 @@ class ChaincodeStub:
         _require_key(key)
         self._check_writable()
         data = value.encode("utf-8") if isinstance(value, str) else value
+        if self.features.use_write_batch:
+            self._record(_DATA, key, chaincode_shim_pb2.WriteRecord(
+                key=key, value=data, type=chaincode_shim_pb2.WriteRecord.PUT_STATE
+            ))
+            return
         await self.call(Msg.PUT_STATE, chaincode_shim_pb2.PutState(key=key, value=data))
 
     async def delete_state(self, key: str) -> None:
-        """Delete ``key``.
+        """Delete ``key`` (with write batching: recorded, sent when the transaction succeeds).
 
         Raises:
             ValueError: for an empty key. PeerError: the peer refused.
@@ -392,6 +502,11 @@ class ChaincodeStub:
         """
         _require_key(key)
         self._check_writable()
+        if self.features.use_write_batch:
+            self._record(_DATA, key, chaincode_shim_pb2.WriteRecord(
+                key=key, type=chaincode_shim_pb2.WriteRecord.DEL_STATE
+            ))
+            return
         await self.call(Msg.DEL_STATE, chaincode_shim_pb2.DelState(key=key))
 
     async def _range(
@@ -471,6 +586,40 @@ class ChaincodeStub:
         first = _parse(chaincode_shim_pb2.QueryResponse(), raw)
         return QueryIterator(self, first, _decode_key_modification)
 
+    # ----- write batching (Fabric v3.1) -------------------------------------------------
+
+    def _record(self, slot: int, key: str, record: ProtoMessage) -> None:
+        """Record a batched write; a later write to the same slot replaces it in place."""
+        self._batch[(slot, "", key)] = record
+
+    @property
+    def pending_writes(self) -> int:
+        """How many writes are recorded for the write batch (0 without batching)."""
+        return len(self._batch)
+
+    def discard_write_batch(self) -> None:
+        """Forget the recorded writes (the transaction failed: nothing is sent)."""
+        self._batch.clear()
+
+    async def finish_write_batch(self) -> int:
+        """Send the recorded writes as WRITE_BATCH_STATE messages of at most
+        ``max_size_write_batch`` records each; return how many messages were sent.
+
+        Called by the session once the transaction succeeded, before COMPLETED.
+
+        Raises:
+            PeerError: the peer answered ERROR to a batch.
+        """
+        records = list(self._batch.values())
+        self._batch.clear()
+        size = self.features.write_batch_size
+        sent = 0
+        for start in range(0, len(records), size):
+            batch = chaincode_shim_pb2.WriteBatchState(rec=records[start : start + size])
+            await self.call(Msg.WRITE_BATCH_STATE, batch)
+            sent += 1
+        return sent
+
     # ----- state metadata and state-based endorsement -----------------------------------
 
     async def get_state_metadata(self, key: str) -> dict[str, bytes]:
@@ -485,7 +634,8 @@ class ChaincodeStub:
         return {e.metakey: bytes(e.value) for e in result.entries}
 
     async def put_state_metadata(self, key: str, metakey: str, value: bytes) -> None:
-        """Set one metadata entry of ``key``.
+        """Set one metadata entry of ``key`` (with write batching: recorded, sent when the
+        transaction succeeds; the last metadata write of a key wins, as in Fabric).
 
         Raises:
             ValueError: for an empty key. PeerError: the peer refused.
@@ -494,6 +644,11 @@ class ChaincodeStub:
         _require_key(key)
         self._check_writable()
         entry = chaincode_shim_pb2.StateMetadata(metakey=metakey, value=value)
+        if self.features.use_write_batch:
+            self._record(_METADATA, key, chaincode_shim_pb2.WriteRecord(
+                key=key, metadata=entry, type=chaincode_shim_pb2.WriteRecord.PUT_STATE_METADATA
+            ))
+            return
         req = chaincode_shim_pb2.PutStateMetadata(key=key, metadata=entry)
         await self.call(Msg.PUT_STATE_METADATA, req)
 

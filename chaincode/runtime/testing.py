@@ -3,9 +3,11 @@
 :class:`FakePeer` implements the chaincode side's :class:`~chaincode.runtime.handler.MessageStream`
 and plays the peer: it answers REGISTER, sends READY, sends transactions, and answers stub
 requests from an in-memory world state (applied immediately, no read/write sets, no
-validation). It records every message the chaincode wrote and fails loudly when two writes
-overlap, as a gRPC stream would. It is meant for unit tests of the runtime and of contracts;
-it is not a model of endorsement or commit.
+validation). Its ``features`` are what it advertises in READY (Fabric v3.1 write batching and
+multi-key reads; all off by default, like a peer before v3.1); it serves WRITE_BATCH_STATE and
+GET_STATE_MULTIPLE either way. It records every message the chaincode wrote and fails loudly
+when two writes overlap, as a gRPC stream would. It is meant for unit tests of the runtime and
+of contracts; it is not a model of endorsement or commit.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from chaincode.runtime._protos import (
     timestamp_pb2,
 )
 from chaincode.runtime.identity import FABRIC_CA_ATTRS_OID
+from chaincode.runtime.stub import PeerFeatures
 
 __all__ = [
     "FakePeer",
@@ -197,6 +200,7 @@ class FakePeer:
         fail_next: message type → error text; the next request of that type gets ERROR.
         batch_size: results per QueryResponse (small, to exercise QUERY_STATE_NEXT).
         write_delay: seconds each write takes (0 yields once), to expose overlaps.
+        features: what READY advertises (``PeerFeatures(use_write_batch=True, ...)``).
     """
 
     channel_id: str = DEFAULT_CHANNEL
@@ -209,6 +213,7 @@ class FakePeer:
     overlapping_writes: int = 0
     fail_next: dict[int, str] = field(default_factory=dict)
     auto_answer: bool = True
+    features: PeerFeatures = field(default_factory=PeerFeatures)
     _inbox: asyncio.Queue[ChaincodeMessage | None] = field(default_factory=asyncio.Queue)
     _replies: dict[str, asyncio.Future[ChaincodeMessage]] = field(default_factory=dict)
     _queries: dict[str, _Query] = field(default_factory=dict)
@@ -284,7 +289,7 @@ class FakePeer:
     def _answer(self, message: ChaincodeMessage) -> None:
         if message.type == Msg.REGISTER:
             self.deliver(Msg(type=Msg.REGISTERED))
-            self.deliver(Msg(type=Msg.READY))
+            self.deliver(Msg(type=Msg.READY, payload=self.features.to_ready()))
             self._registered.set()
             return
         if message.type in (Msg.COMPLETED, Msg.ERROR):
@@ -348,7 +353,33 @@ class FakePeer:
             entry = req.metadata
             self.metadata.setdefault(req.key, {})[entry.metakey] = bytes(entry.value)
             return b""
+        if t == Msg.GET_STATE_MULTIPLE:
+            keys = _parse(chaincode_shim_pb2.GetStateMultiple(), m.payload).keys
+            result = chaincode_shim_pb2.GetStateMultipleResult(
+                values=[self.state.get(k, b"") for k in keys]
+            )
+            return bytes(result.SerializeToString())
+        if t == Msg.WRITE_BATCH_STATE:
+            for rec in _parse(chaincode_shim_pb2.WriteBatchState(), m.payload).rec:
+                self._apply(m.txid, rec)
+            return b""
         raise ValueError(f"fake peer does not serve {Msg.Type.Name(t)}")
+
+    def _apply(self, tx_id: str, rec: ProtoMessage) -> None:
+        """Apply one WriteRecord of a WRITE_BATCH_STATE.
+
+        Raises:
+            ValueError: a record type the fake peer does not serve.
+        """
+        kind = chaincode_shim_pb2.WriteRecord
+        if rec.type == kind.PUT_STATE:
+            self._write(tx_id, rec.key, bytes(rec.value), is_delete=False)
+        elif rec.type == kind.DEL_STATE:
+            self._write(tx_id, rec.key, b"", is_delete=True)
+        elif rec.type == kind.PUT_STATE_METADATA:
+            self.metadata.setdefault(rec.key, {})[rec.metadata.metakey] = bytes(rec.metadata.value)
+        else:
+            raise ValueError(f"fake peer does not apply write record type {rec.type}")
 
     def _write(self, tx_id: str, key: str, value: bytes, is_delete: bool) -> None:
         if is_delete:

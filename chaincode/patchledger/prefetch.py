@@ -1,0 +1,90 @@
+"""Reading a ReportDeployments batch's keys in a few requests instead of one per key.
+
+:func:`chaincode.lifecycle.ops.deployments.report_deployments` reads, per report, the Host
+record of the reported host, then (host found, ENROLLED and of the caller's organization) the
+Deployment record ``(rollout_id, host_id)``, then (deployment found) the Rollout record. Each
+read is a round trip to the peer. :func:`prefetch_reports` reads the same keys beforehand with
+:meth:`~chaincode.patchledger.bridge.StubStore.prefetch`, in three steps that mirror those
+conditions (hosts; deployments; rollouts), so the transaction's read set holds exactly the
+keys the core reads and nothing more: an extra read would only add MVCC conflicts.
+
+Prefetching is an optimization only: it never refuses anything (a report that does not parse,
+a host that does not decode... are skipped here and refused by the core with its own message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chaincode.lifecycle import LifecycleError, TxLedger
+from chaincode.lifecycle.deployment import Deployment
+from chaincode.lifecycle.host import Host
+from chaincode.lifecycle.host_report import HostReport, SignedReport
+from chaincode.lifecycle.identity import Role
+from chaincode.lifecycle.ops.deployments import MAX_BATCH
+from chaincode.lifecycle.record import Key
+from chaincode.lifecycle.rollout import Rollout
+from chaincode.patchledger.bridge import StubStore
+
+__all__ = ["prefetch_reports"]
+
+
+def _reports(tx: TxLedger, raw_reports: Any) -> list[HostReport]:
+    """The reports whose host record the core will read (parsed, and the caller's own when
+    the caller is a host)."""
+    if not isinstance(raw_reports, list | tuple) or not 1 <= len(raw_reports) <= MAX_BATCH:
+        return []
+    out = []
+    for raw in raw_reports:
+        if not isinstance(raw, Mapping):
+            continue
+        try:
+            report = SignedReport.from_dict(raw).report
+        except LifecycleError:
+            continue
+        if tx.caller.role == Role.HOST and tx.caller.host_id != report.host_id:
+            continue
+        out.append(report)
+    return out
+
+
+def _record(store: StubStore, cls: type[Any], *parts: str) -> Any:
+    """The cached record at ``parts`` (None when absent or not decodable)."""
+    raw = store.get(Key(cls.RECORD_TYPE, parts))
+    if raw is None:
+        return None
+    try:
+        return cls.from_json(raw)
+    except LifecycleError:
+        return None
+
+
+def prefetch_reports(tx: TxLedger, raw_reports: Any) -> int:
+    """Prefetch the keys :func:`report_deployments` will read for ``raw_reports`` into the
+    transaction's :class:`StubStore` (no-op for another store); return how many keys were read.
+
+    Runs in the worker thread, before the operation.
+
+    Raises:
+        PeerError, StreamClosedError: the peer failed the read.
+    """
+    store = tx.store
+    if not isinstance(store, StubStore):
+        return 0
+    reports = _reports(tx, raw_reports)
+    read = store.prefetch([Key(Host.RECORD_TYPE, (r.host_id,)) for r in reports])
+    reporting: list[HostReport] = []
+    for report in reports:
+        host = _record(store, Host, report.host_id)
+        if host is not None and host.status == "ENROLLED" and host.owner_msp == tx.caller.msp_id:
+            reporting.append(report)
+    read += store.prefetch(
+        [Key(Deployment.RECORD_TYPE, (r.rollout_id, r.host_id)) for r in reporting]
+    )
+    rollouts: Sequence[Key] = [
+        Key(Rollout.RECORD_TYPE, (r.rollout_id,))
+        for r in reporting
+        if _record(store, Deployment, r.rollout_id, r.host_id) is not None
+    ]
+    return read + store.prefetch(rollouts)
