@@ -3,6 +3,7 @@ restart with the ledger intact, and refusal of misuse."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -138,6 +139,26 @@ def test_a_failed_upgrade_keeps_the_current_chaincode_serving(
     net.manager.read_manifest()
     assert net.config.chaincode == current
     run_smoke(net.config)
+
+
+def test_a_separate_cli_process_finds_the_running_network_by_its_pid_files(
+        fabric_network: LocalNetwork) -> None:
+    # The network was started by this test process; a new `patchledger` process (as after a
+    # crash of the CLI that started it) finds every process again through the pid files.
+    env = dict(os.environ, PATCHLEDGER_STATE_DIR=str(fabric_network.config.state_dir),
+               PATCHLEDGER_PORT_BASE=str(fabric_network.config.topology.orderers[0].port - 50))
+    cli = str(REPO_ROOT / ".venv" / "bin" / "patchledger")
+    up = subprocess.run([cli, "network", "up"], env=env, capture_output=True, text=True,
+                        check=False, timeout=120)
+    assert (up.returncode, up.stdout.split(" (")[0]) == (0, "network already running"), up
+    status = subprocess.run([cli, "network", "status", "--json"], env=env, capture_output=True,
+                            text=True, check=False, timeout=120)
+    report = json.loads(status.stdout)
+    assert status.returncode == 0 and report["healthy"], status.stdout
+    pids = {e["name"]: e["pid"] for e in report["nodes"]}
+    fabric_network.manager.read_manifest()  # other modules may have added chaincodes
+    assert pids == {n.name: process.info(fabric_network.layout, n.name).pid
+                    for n in fabric_network.manager.process_nodes()}
 
 
 # ---------------------------------------------------------------------------- misuse
