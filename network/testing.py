@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
+
+import grpc
 
 from app.fabric import (
     Attribute,
     CAClient,
     CAError,
     EcdsaSigner,
+    EndorseError,
+    Gateway,
     Identity,
     RegistrationRequest,
+    connect,
+    create_channel,
 )
 from network.config import NetworkConfig, StateLayout, config_from_env
 from network.manager import Manager
@@ -67,6 +74,19 @@ class LocalNetwork:
     def ca_cert(self, org: str) -> Path:
         """The organization's root certificate (its CA; trust anchor for TLS too)."""
         return self.layout.ca_cert(self.org(org).name)
+
+    def open_gateway(self, org: str, identity: Identity | None = None,
+                     signer: EcdsaSigner | None = None) -> tuple[Gateway, grpc.Channel]:
+        """A gateway on ``org``'s own peer, as its admin unless an identity is given; the
+        caller closes the returned gRPC channel."""
+        peer_org = self.org(org)
+        msp = self.admin_msp(org)
+        channel = create_channel(peer_org.peer.address,
+                                 tls_root_certificates=self.ca_cert(org).read_bytes())
+        gateway = connect(identity or Identity.from_msp_dir(msp, peer_org.msp_id),
+                          signer or EcdsaSigner.from_msp_dir(msp), channel,
+                          endpoint=peer_org.peer.address)
+        return gateway, channel
 
     def ca_bootstrap_secret(self, org: str) -> str:
         """The bootstrap admin secret of the organization's CA (for registering test users)."""
@@ -120,3 +140,24 @@ def make_network_config(state_dir: Path, env: dict[str, str] | None = None) -> N
     env["PATCHLEDGER_PORT_BASE"] = env.get("PATCHLEDGER_TEST_PORT_BASE", TEST_PORT_BASE)
     env["PATCHLEDGER_LEDGER_POLICY"] = ""  # tests bootstrap the policy they need
     return config_from_env(env)
+
+
+def wait_until_endorsable(gateway: Gateway, channel: str, chaincode: str, function: str,
+                          args: list[str], timeout: float = 60) -> None:
+    """Submit ``function(args)`` until the gateway's peer can plan its endorsement: right after
+    a chaincode is deployed, gossip has not yet told the peer which other peers run it, and
+    Endorse fails with FAILED_PRECONDITION.
+
+    Raises:
+        EndorseError: another failure, or still not endorsable after ``timeout`` seconds.
+    """
+    contract = gateway.get_network(channel).get_contract(chaincode)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            contract.submit(function, args)
+            return
+        except EndorseError as exc:
+            if exc.code != grpc.StatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -34,15 +34,13 @@ from app.fabric import (
     GatewayError,
     Identity,
     RegistrationRequest,
-    connect,
-    create_channel,
 )
 from chaincode.runtime._protos import Msg
 from network import chaincode as cc
 from network import process
 from network.config import ChaincodeSettings
 from network.nodes import chaincode_command
-from network.testing import LocalNetwork
+from network.testing import LocalNetwork, wait_until_endorsable
 
 pytestmark = pytest.mark.integration
 
@@ -62,43 +60,17 @@ def testkit(fabric_network: LocalNetwork) -> str:
     return TESTKIT
 
 
-def _gateway(net: LocalNetwork, msp_id: str, identity: Identity | None = None,
-             signer: EcdsaSigner | None = None) -> tuple[Gateway, grpc.Channel]:
-    org = net.org(msp_id)
-    msp = net.admin_msp(msp_id)
-    channel = create_channel(org.peer.address,
-                             tls_root_certificates=net.ca_cert(msp_id).read_bytes())
-    gateway = connect(identity or Identity.from_msp_dir(msp, org.msp_id),
-                      signer or EcdsaSigner.from_msp_dir(msp), channel,
-                      endpoint=org.peer.address)
-    return gateway, channel
-
-
 @pytest.fixture(scope="session")
 def gateways(fabric_network: LocalNetwork, testkit: str) -> Iterator[dict[str, Gateway]]:
     """A gateway per organization, as its admin, connected to the organization's own peer."""
-    opened = {m: _gateway(fabric_network, m) for m in ORGS}
+    opened = {m: fabric_network.open_gateway(m) for m in ORGS}
     ready = {m: gw for m, (gw, _) in opened.items()}
     for gateway in ready.values():
-        _wait_for_discovery(gateway, fabric_network.config.topology.channel)
+        wait_until_endorsable(gateway, fabric_network.config.topology.channel, TESTKIT,
+                              "Write", ["discovery-warm-up", gateway.identity.msp_id])
     yield ready
     for _, channel in opened.values():
         channel.close()
-
-
-def _wait_for_discovery(gateway: Gateway, channel: str, timeout: float = 60) -> None:
-    """Wait until the gateway's peer has learnt, by gossip, which peers run the newly deployed
-    chaincode (until then it cannot plan an endorsement that satisfies MAJORITY)."""
-    contract = gateway.get_network(channel).get_contract(TESTKIT)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            contract.submit("Write", ["discovery-warm-up", gateway.identity.msp_id])
-            return
-        except EndorseError as exc:
-            if exc.code != grpc.StatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def _contract(net: LocalNetwork, gateways: dict[str, Gateway], msp_id: str = "SecOpsMSP",
@@ -422,7 +394,7 @@ def test_the_chaincode_sees_the_role_attribute_issued_by_the_ca(
                          RegistrationRequest(user, attributes=[Attribute("role", "approver",
                                                                          ecert=True)]))
     enrollment = ca.enroll(user, secret)
-    gateway, channel = _gateway(net, "ITOpsMSP", enrollment.identity(itops.msp_id),
+    gateway, channel = net.open_gateway("ITOpsMSP", enrollment.identity(itops.msp_id),
                                 enrollment.signer)
     try:
         contract = gateway.get_network(net.config.topology.channel).get_contract(TESTKIT)

@@ -42,8 +42,6 @@ from app.fabric import (
     ParsedBlock,
     RegistrationRequest,
     TrustAnchors,
-    connect,
-    create_channel,
     verify_chain,
 )
 from app.fabric._protos import common_pb2, configtx_pb2, timestamp_pb2
@@ -51,7 +49,7 @@ from app.fabric.blockhash import data_hash
 from app.fabric.ledger import LedgerVerifier
 from app.fabric.transaction_context import TransactionContext
 from network.config import REPO_ROOT
-from network.testing import LocalNetwork
+from network.testing import LocalNetwork, wait_until_endorsable
 
 pytestmark = pytest.mark.integration
 
@@ -73,45 +71,17 @@ def testkit_chaincode(fabric_network: LocalNetwork) -> str:
     return TESTKIT
 
 
-def _open(net: LocalNetwork, msp_id: str, identity: Identity | None = None,
-          signer: EcdsaSigner | None = None) -> tuple[Gateway, grpc.Channel]:
-    """A gateway to ``msp_id``'s peer, as its admin unless an identity is given."""
-    peer_org = net.org(msp_id)
-    msp = net.admin_msp(msp_id)
-    channel = create_channel(peer_org.peer.address,
-                             tls_root_certificates=net.ca_cert(peer_org.msp_id).read_bytes())
-    gateway = connect(identity or Identity.from_msp_dir(msp, net.org(msp_id).msp_id),
-                      signer or EcdsaSigner.from_msp_dir(msp), channel,
-                      endpoint=peer_org.peer.address)
-    return gateway, channel
-
-
 @pytest.fixture(scope="module")
 def gateways(fabric_network: LocalNetwork, testkit_chaincode: str) -> Iterator[dict[str, Gateway]]:
     """One gateway per organization, as its admin, on the organization's own peer."""
-    opened = {m: _open(fabric_network, m) for m in ORGS}
+    opened = {m: fabric_network.open_gateway(m) for m in ORGS}
     ready = {m: gw for m, (gw, _) in opened.items()}
     for gateway in ready.values():
-        _wait_for_chaincode(gateway, fabric_network.config.topology.channel)
+        wait_until_endorsable(gateway, fabric_network.config.topology.channel, TESTKIT,
+                              "Write", ["client-warm-up", gateway.identity.msp_id])
     yield ready
     for _, channel in opened.values():
         channel.close()
-
-
-def _wait_for_chaincode(gateway: Gateway, channel: str, timeout: float = 60) -> None:
-    """Wait until the gateway peer can plan an endorsement of the (maybe just deployed)
-    testkit chaincode: until gossip tells it which peers run it, Endorse fails with
-    FAILED_PRECONDITION."""
-    contract = gateway.get_network(channel).get_contract(TESTKIT)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            contract.submit("Write", ["client-warm-up", gateway.identity.msp_id])
-            return
-        except EndorseError as exc:
-            if exc.code != grpc.StatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def _channel(net: LocalNetwork) -> str:
@@ -292,7 +262,7 @@ def test_chaincode_events_resume_after_restart_exactly_after_the_checkpoint(
 
     # first run: a fresh client handles two of our events, checkpointing each, then stops
     handled: list[tuple[int, str, bytes]] = []
-    gateway, channel = _open(net, "ComplianceMSP")
+    gateway, channel = net.open_gateway("ComplianceMSP")
     checkpointer = FileCheckpointer(checkpoint_file)
     with gateway.get_network(_channel(net)).get_chaincode_events(
             TESTKIT, start_block=start, checkpoint=checkpointer) as events:
@@ -313,7 +283,7 @@ def test_chaincode_events_resume_after_restart_exactly_after_the_checkpoint(
         assert s.get_status().successful
 
     # restart: new gateway, the same checkpoint file; start_block is ignored
-    gateway, channel = _open(net, "ComplianceMSP")
+    gateway, channel = net.open_gateway("ComplianceMSP")
     restarted = FileCheckpointer(checkpoint_file)
     resumed: list[tuple[int, str, bytes]] = []
     try:
@@ -369,7 +339,7 @@ def test_block_events_resume_mid_block_after_restart(
 
     checkpoint_file = tmp_path / "blocks.json"
     handled: list[tuple[int, int, str]] = []
-    gateway, channel = _open(net, "SecOpsMSP")
+    gateway, channel = net.open_gateway("SecOpsMSP")
     checkpointer = FileCheckpointer(checkpoint_file)
     with gateway.get_network(_channel(net)).get_transaction_events(
             start_block=first_block, checkpoint=checkpointer) as txs:
@@ -383,7 +353,7 @@ def test_block_events_resume_mid_block_after_restart(
         {"blockNumber": stop_after[0], "transactionId": stop_after[2],
          "transactionIndex": stop_after[1]}
 
-    gateway, channel = _open(net, "SecOpsMSP")
+    gateway, channel = net.open_gateway("SecOpsMSP")
     restarted = FileCheckpointer(checkpoint_file)
     resumed: list[tuple[int, int, str]] = []
     try:
@@ -488,7 +458,7 @@ def test_registered_approver_carries_the_attribute_and_the_chaincode_sees_it(
     listed = {i.enrollment_id: i for i in ca.list_identities(registrar, registrar_signer)}
     assert ("role", "approver") in {(a.name, a.value) for a in listed[name].attributes}
 
-    gateway, channel = _open(net, "SecOpsMSP", identity, signer)
+    gateway, channel = net.open_gateway("SecOpsMSP", identity, signer)
     try:
         who = json.loads(gateway.get_network(_channel(net)).get_contract(TESTKIT)
                          .evaluate_transaction("WhoAmI"))
@@ -529,7 +499,7 @@ def _publish_crl(net: LocalNetwork, msp_id: str, crl_pem: bytes) -> int:
     msp_config_pb2 = importlib.import_module("fabric_protos.msp.msp_config_pb2")
     channel = _channel(net)
     admin, signer = _admin(net, msp_id)
-    gateway, grpc_channel = _open(net, msp_id)
+    gateway, grpc_channel = net.open_gateway(msp_id)
     try:
         config, before = _latest_config(gateway, channel)
     finally:
@@ -590,7 +560,7 @@ def test_revoked_identity_is_refused_by_the_ca_and_by_the_peers(
     ca = _ca(net, "SecOpsMSP")
     name = _unique("leaver")
     identity, signer, secret = _register_and_enroll(net, "SecOpsMSP", name, [])
-    gateway, grpc_channel = _open(net, "SecOpsMSP", identity, signer)
+    gateway, grpc_channel = net.open_gateway("SecOpsMSP", identity, signer)
     contract = gateway.get_network(_channel(net)).get_contract(TESTKIT)
     try:
         assert json.loads(contract.evaluate_transaction("WhoAmI"))["msp_id"] == "SecOpsMSP"
