@@ -13,6 +13,9 @@ from network.config import NetworkConfig
 from network.peercli import invoke, query
 from network.topology import Node
 
+#: Seconds the third organization's peer gets to commit the block before the smoke fails.
+READ_BACK_TIMEOUT = 15.0
+
 
 class SmokeError(RuntimeError):
     """The value read back differs from the value written."""
@@ -44,8 +47,13 @@ def run_smoke(config: NetworkConfig, orderer: Node | None = None) -> SmokeResult
     t0 = time.monotonic()
     invoke(config, writers, "Ping", [value], orderer)
     elapsed = time.monotonic() - t0
-    read = query(config, reader, "GetPing", [key])
-    if value not in read:
-        raise SmokeError(f"read back {read!r} from {reader.peer.name}, expected {value!r}")
+    # The invoke returns once the endorsing peers committed; the reader's peer receives the
+    # block a moment later, so poll it briefly before calling the value missing.
+    deadline = time.monotonic() + READ_BACK_TIMEOUT
+    while value not in (read := query(config, reader, "GetPing", [key])):
+        if time.monotonic() > deadline:
+            raise SmokeError(f"read back {read!r} from {reader.peer.name} after "
+                             f"{READ_BACK_TIMEOUT:.0f} s, expected {value!r}")
+        time.sleep(0.2)
     return SmokeResult(key, value, tuple(o.msp_id for o in writers), reader.msp_id, read,
                        elapsed)

@@ -78,13 +78,17 @@ def test_network_survives_an_orderer_crash_and_the_orderer_catches_up(
     _wait_until(lambda: process.info(net.layout, victim.name).state is process.ProcState.STALE,
                 10, f"{victim.name} to die")
     survivor = next(n for n in net.config.topology.orderers if n.name != victim.name)
-    # A new leader is elected among the two survivors; transactions keep committing.
-    new_leader = net.manager.wait_for_leader(30)
-    assert new_leader != victim.name
-    for _ in range(2):
-        run_smoke(net.config, orderer=survivor)
-    # `up` restarts only what is down; the orderer rejoins and catches up.
-    assert net.manager.up() == "network restarted (ledger intact)"
+    try:
+        # A new leader is elected among the two survivors; transactions keep committing.
+        new_leader = net.manager.wait_for_leader(30)
+        assert new_leader != victim.name
+        for _ in range(2):
+            run_smoke(net.config, orderer=survivor)
+    finally:
+        # `up` restarts only what is down (also when the checks above failed, so that the
+        # other tests get a whole network); the orderer rejoins and catches up.
+        restarted = net.manager.up()
+    assert restarted == "network restarted (ledger intact)"
     target = _heights(net)[survivor.name]
     assert target is not None, f"{survivor.name} reports no height"
     _wait_until(lambda: _heights(net)[victim.name] == target, 30,
