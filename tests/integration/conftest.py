@@ -15,8 +15,9 @@ from collections.abc import Iterator
 import pytest
 
 from app.errors import UserError
+from app.fabric import Gateway
 from network.manager import Manager
-from network.testing import LocalNetwork, make_network_config
+from network.testing import LocalNetwork, make_network_config, wait_until_endorsable
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -49,3 +50,34 @@ def fabric_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNe
         manager.down()
         if not os.environ.get("PATCHLEDGER_KEEP_TEST_NETWORK"):
             shutil.rmtree(state, ignore_errors=True)
+
+
+#: The runtime test contract (chaincode/testkit.py), deployed as an additional chaincode.
+TESTKIT = "testkit"
+
+
+@pytest.fixture(scope="session")
+def testkit(fabric_network: LocalNetwork) -> str:
+    """The testkit chaincode on server slot 1 (servers for every organization), deployed once
+    per session."""
+    fabric_network.manager.read_manifest()
+    if TESTKIT not in fabric_network.manager.deployed:
+        fabric_network.manager.deploy(version="1.0", contract="chaincode.testkit:contract",
+                                      name=TESTKIT, slot=1)
+    return TESTKIT
+
+
+@pytest.fixture(scope="session")
+def gateways(fabric_network: LocalNetwork, testkit: str) -> Iterator[dict[str, Gateway]]:
+    """A gateway per organization, as its admin, on the organization's own peer, once the
+    peer can plan endorsements of the testkit chaincode."""
+    channel = fabric_network.config.topology.channel
+    opened = {o.msp_id: fabric_network.open_gateway(o.msp_id)
+              for o in fabric_network.config.topology.peer_orgs}
+    try:
+        for msp_id, (gateway, _) in opened.items():
+            wait_until_endorsable(gateway, channel, testkit, "Write", ["warm-up", msp_id])
+        yield {msp_id: gateway for msp_id, (gateway, _) in opened.items()}
+    finally:
+        for _, grpc_channel in opened.values():
+            grpc_channel.close()

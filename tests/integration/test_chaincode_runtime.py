@@ -40,37 +40,12 @@ from network import chaincode as cc
 from network import process
 from network.config import ChaincodeSettings
 from network.nodes import chaincode_command
-from network.testing import LocalNetwork, wait_until_endorsable
+from network.testing import LocalNetwork
 
 pytestmark = pytest.mark.integration
 
 TESTKIT = "testkit"
 ORGS = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")
-
-
-# ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def testkit(fabric_network: LocalNetwork) -> str:
-    """The testkit chaincode, deployed once on slot 1 (servers for every organization)."""
-    if TESTKIT not in fabric_network.manager.deployed:
-        fabric_network.manager.deploy(version="1.0", contract="chaincode.testkit:contract",
-                                      name=TESTKIT, slot=1)
-    return TESTKIT
-
-
-@pytest.fixture(scope="session")
-def gateways(fabric_network: LocalNetwork, testkit: str) -> Iterator[dict[str, Gateway]]:
-    """A gateway per organization, as its admin, connected to the organization's own peer."""
-    opened = {m: fabric_network.open_gateway(m) for m in ORGS}
-    ready = {m: gw for m, (gw, _) in opened.items()}
-    for gateway in ready.values():
-        wait_until_endorsable(gateway, fabric_network.config.topology.channel, TESTKIT,
-                              "Write", ["discovery-warm-up", gateway.identity.msp_id])
-    yield ready
-    for _, channel in opened.values():
-        channel.close()
 
 
 def _contract(net: LocalNetwork, gateways: dict[str, Gateway], msp_id: str = "SecOpsMSP",

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -49,39 +48,13 @@ from app.fabric.blockhash import data_hash
 from app.fabric.ledger import LedgerVerifier
 from app.fabric.transaction_context import TransactionContext
 from network.config import REPO_ROOT
-from network.testing import LocalNetwork, wait_until_endorsable
+from network.testing import LocalNetwork
 
 pytestmark = pytest.mark.integration
 
 TESTKIT = "testkit"
 ORGS = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")
 CLI = Path(sys.executable).parent / "patchledger"  # the console script of this environment
-
-
-# ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def testkit_chaincode(fabric_network: LocalNetwork) -> str:
-    """The testkit chaincode on slot 1; deployed here unless another module already did."""
-    fabric_network.manager.read_manifest()
-    if TESTKIT not in fabric_network.manager.deployed:
-        fabric_network.manager.deploy(version="1.0", contract="chaincode.testkit:contract",
-                                      name=TESTKIT, slot=1)
-    return TESTKIT
-
-
-@pytest.fixture(scope="module")
-def gateways(fabric_network: LocalNetwork, testkit_chaincode: str) -> Iterator[dict[str, Gateway]]:
-    """One gateway per organization, as its admin, on the organization's own peer."""
-    opened = {m: fabric_network.open_gateway(m) for m in ORGS}
-    ready = {m: gw for m, (gw, _) in opened.items()}
-    for gateway in ready.values():
-        wait_until_endorsable(gateway, fabric_network.config.topology.channel, TESTKIT,
-                              "Write", ["client-warm-up", gateway.identity.msp_id])
-    yield ready
-    for _, channel in opened.values():
-        channel.close()
 
 
 def _channel(net: LocalNetwork) -> str:
