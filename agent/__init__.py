@@ -5,9 +5,9 @@ Public surface: :func:`verify_patch` (pure verification before applying), :func:
 file-tree backend in :mod:`agent.backends`. Errors are in :mod:`agent.errors`.
 """
 
-from .config import AgentConfig
-from .runner import Assignment, Outcome, RunResult, run_assignment
-from .verify import ArtifactFacts, Verdict, verify_patch
+from patchledger.agent.config import AgentConfig
+from patchledger.agent.runner import Assignment, Outcome, RunResult, run_assignment
+from patchledger.agent.verify import ArtifactFacts, Verdict, verify_patch
 
 __all__ = [
     "AgentConfig",

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
-from .verify import DEFAULT_MIN_QUORUM
-from .window import Window, parse_window
+from patchledger.agent.errors import ConfigError
+from patchledger.agent.verify import DEFAULT_MIN_QUORUM
+from patchledger.agent.window import Window, parse_window
 
 __all__ = ["AgentConfig"]
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from .errors import LockError
+from patchledger.agent.errors import LockError
 
 __all__ = ["LockFile"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chaincode.lifecycle.host_report import HostReport, SignedReport
-from chaincode.lifecycle.signatures import sign
+from patchledger.chaincode.lifecycle.host_report import HostReport, SignedReport
+from patchledger.chaincode.lifecycle.signatures import sign
 
 __all__ = ["ReportContext", "signed_report"]
 

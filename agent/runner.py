@@ -28,17 +28,16 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chaincode.lifecycle.policy import Policy
-from chaincode.lifecycle.trust import OrgTrust
-
-from .backends.filetree import ApplyPlan, FileTreeBackend, Recovery
-from .config import AgentConfig
-from .errors import BackendError, VerificationError
-from .guard import ErrorHandler
-from .health import CommandCheck, HealthCheck, HealthResult
-from .report import ReportContext, signed_report
-from .sequence import SequenceFile
-from .verify import ArtifactFacts, Verdict, verify_patch
+from patchledger.agent.backends.filetree import ApplyPlan, FileTreeBackend, Recovery
+from patchledger.agent.config import AgentConfig
+from patchledger.agent.errors import BackendError, VerificationError
+from patchledger.agent.guard import ErrorHandler
+from patchledger.agent.health import CommandCheck, HealthCheck, HealthResult
+from patchledger.agent.report import ReportContext, signed_report
+from patchledger.agent.sequence import SequenceFile
+from patchledger.agent.verify import ArtifactFacts, Verdict, verify_patch
+from patchledger.chaincode.lifecycle.policy import Policy
+from patchledger.chaincode.lifecycle.trust import OrgTrust
 
 __all__ = ["Assignment", "Outcome", "RunResult", "run_assignment"]
 

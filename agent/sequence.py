@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .backends._tree import write_durably
-from .errors import ConfigError
+from patchledger.agent.backends._tree import write_durably
+from patchledger.agent.errors import ConfigError
 
 __all__ = ["SequenceFile"]
 

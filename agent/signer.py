@@ -24,9 +24,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
-from chaincode.lifecycle.errors import ValidationError
-from chaincode.lifecycle.identity import Role, certificate_attributes, load_certificate
-from chaincode.lifecycle.trust import OrgTrust
+from patchledger.chaincode.lifecycle.errors import ValidationError
+from patchledger.chaincode.lifecycle.identity import Role, certificate_attributes, load_certificate
+from patchledger.chaincode.lifecycle.trust import OrgTrust
 
 __all__ = ["Stale", "check_signer", "issuing_organizations"]
 

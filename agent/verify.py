@@ -40,15 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaincode.lifecycle.approval_policy import Decision, evaluate
-from chaincode.lifecycle.errors import LifecycleError, SignatureError
-from chaincode.lifecycle.patch import DEPLOYABLE, Patch
-from chaincode.lifecycle.policy import Policy
-from chaincode.lifecycle.signatures import decode_b64, verify
-from chaincode.lifecycle.statement import SignedStatement
-from chaincode.lifecycle.trust import OrgTrust
-
-from .errors import (
+from patchledger.agent.errors import (
     ArtifactMismatchError,
     BundleError,
     MalformedStatementError,
@@ -60,7 +52,14 @@ from .errors import (
     StatementSignatureError,
     StatementValidityError,
 )
-from .signer import Stale, check_signer
+from patchledger.agent.signer import Stale, check_signer
+from patchledger.chaincode.lifecycle.approval_policy import Decision, evaluate
+from patchledger.chaincode.lifecycle.errors import LifecycleError, SignatureError
+from patchledger.chaincode.lifecycle.patch import DEPLOYABLE, Patch
+from patchledger.chaincode.lifecycle.policy import Policy
+from patchledger.chaincode.lifecycle.signatures import decode_b64, verify
+from patchledger.chaincode.lifecycle.statement import SignedStatement
+from patchledger.chaincode.lifecycle.trust import OrgTrust
 
 __all__ = ["DEFAULT_MIN_QUORUM", "ArtifactFacts", "CountedDecision", "Verdict", "verify_patch"]
 

@@ -19,7 +19,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from patchledger.agent.errors import ConfigError
 
 __all__ = ["ALWAYS", "Window", "WindowEntry", "parse_window"]
 

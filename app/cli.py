@@ -15,13 +15,13 @@ import sys
 from collections.abc import Callable
 from importlib import import_module
 
-from app.errors import UserError
+from patchledger.app.errors import UserError
 
 #: Modules that contribute sub-commands, in the order they appear in ``--help``.
 _COMMAND_MODULES = (
-    "network.cli",
-    "app.fabric.cli",
-    "app.feeds.cli",
+    "patchledger.network.cli",
+    "patchledger.app.fabric.cli",
+    "patchledger.app.feeds.cli",
 )
 
 

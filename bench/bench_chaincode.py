@@ -1,7 +1,7 @@
 """Chaincode runtime benchmark over loopback gRPC (run on purpose, never by CI).
 
-Starts ``python -m chaincode`` (the smoke contract) as its own process, connects to it as a
-simulated peer over a real gRPC stream, and keeps 1, 8, 32, 64 and 256 ``Put`` transactions
+Starts ``python -m patchledger.chaincode`` (the smoke contract) as its own process, connects to it
+as a simulated peer over a real gRPC stream, and keeps 1, 8, 32, 64 and 256 ``Put`` transactions
 in flight. The simulated peer answers PUT_STATE at once, so this measures the runtime itself:
 transactions per second, latency (p50, p99) and the chaincode process's CPU per transaction
 (from /proc/<pid>/stat). Through-the-peers numbers and the comparison with an official
@@ -26,9 +26,9 @@ from typing import Any
 
 import grpc
 
-from chaincode.runtime._protos import Msg, chaincode_pb2, chaincode_shim_pb2_grpc
-from chaincode.runtime.server import MAX_MESSAGE_BYTES
-from chaincode.runtime.testing import make_signed_proposal
+from patchledger.chaincode.runtime._protos import Msg, chaincode_pb2, chaincode_shim_pb2_grpc
+from patchledger.chaincode.runtime.server import MAX_MESSAGE_BYTES
+from patchledger.chaincode.runtime.testing import make_signed_proposal
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -150,7 +150,7 @@ def main() -> int:
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINCODE_")}
         env.update(CHAINCODE_ID="bench_1.0:0", CHAINCODE_SERVER_ADDRESS=f"127.0.0.1:{port}")
-        proc = subprocess.Popen([sys.executable, "-m", "chaincode"], cwd=ROOT, env=env)
+        proc = subprocess.Popen([sys.executable, "-m", "patchledger.chaincode"], cwd=ROOT, env=env)
         try:
             runs.append(asyncio.run(_bench(port, proc.pid, levels, args.seconds)))
         finally:

@@ -38,10 +38,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.fabric import Contract, EcdsaSigner, EndorseError, Identity, connect, create_channel
-from network.config import ChaincodeSettings, config_from_env
-from network.manager import Manager
-from network.testing import LocalNetwork
+from patchledger.app.fabric import (
+    Contract,
+    EcdsaSigner,
+    EndorseError,
+    Identity,
+    connect,
+    create_channel,
+)
+from patchledger.network.config import ChaincodeSettings, config_from_env
+from patchledger.network.manager import Manager
+from patchledger.network.testing import LocalNetwork
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_DIR = ROOT / "bench" / "node-gateway-client"
@@ -228,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     env.setdefault("PATCHLEDGER_PORT_BASE", "57000")
     # the main chaincode of this network is the smoke contract (Put/Get), whatever the default
     config = dataclasses.replace(config_from_env(env),
-                                 chaincode=ChaincodeSettings(contract="chaincode.smoke:contract"))
+                                 chaincode=ChaincodeSettings(contract="patchledger.chaincode.smoke:contract"))
     manager = Manager(config,
                       lambda line: print(f"[bench network] {line}", file=sys.stderr, flush=True))
     results: list[Result] = []

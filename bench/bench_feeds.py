@@ -21,12 +21,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from app.feeds.inventory import Distro, InstalledPackage, Inventory
-from app.feeds.loader import Loader
-from app.feeds.matching import Matcher
-from app.feeds.merge import merge
-from app.feeds.model import Advisory
-from app.feeds.versions import compare
+from patchledger.app.feeds.inventory import Distro, InstalledPackage, Inventory
+from patchledger.app.feeds.loader import Loader
+from patchledger.app.feeds.matching import Matcher
+from patchledger.app.feeds.merge import merge
+from patchledger.app.feeds.model import Advisory
+from patchledger.app.feeds.versions import compare
 
 _KINDS = (
     ("deb", "debian", "bullseye", 0.4),

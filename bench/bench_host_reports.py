@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app.fabric import (
+from patchledger.app.fabric import (
     Contract,
     EcdsaSigner,
     EndorseError,
@@ -49,13 +49,13 @@ from app.fabric import (
     connect,
     create_channel,
 )
-from chaincode.lifecycle.host_report import HostReport
-from chaincode.lifecycle.identity import FABRIC_ATTRS_OID
-from chaincode.lifecycle.signatures import encode_b64, sign
-from chaincode.lifecycle.statement import ApprovalStatement
-from network.config import config_from_env
-from network.manager import Manager
-from network.testing import LocalNetwork
+from patchledger.chaincode.lifecycle.host_report import HostReport
+from patchledger.chaincode.lifecycle.identity import FABRIC_ATTRS_OID
+from patchledger.chaincode.lifecycle.signatures import encode_b64, sign
+from patchledger.chaincode.lifecycle.statement import ApprovalStatement
+from patchledger.network.config import config_from_env
+from patchledger.network.manager import Manager
+from patchledger.network.testing import LocalNetwork
 
 OUTCOMES = ("DISPATCHED", "APPLIED", "VERIFIED", "ROLLED_BACK")
 INVENTORY = hashlib.sha256(b"bench inventory").hexdigest()

@@ -4,11 +4,12 @@ purpose, never by the test suite).
 Creates a local network (3 peer organizations, 3 Raft orderers, MAJORITY endorsement) in a
 state directory under /tmp on its own port base, and serves the same Put/Get function twice:
 
-- ``benchpy``: ``chaincode.smoke:contract`` on our runtime (``python -m chaincode``), deployed
-  with ``Manager.deploy`` on an additional server slot;
+- ``benchpy``: ``patchledger.chaincode.smoke:contract`` on our runtime
+  (``python -m patchledger.chaincode``), deployed with ``Manager.deploy`` on a server slot;
 - ``benchnode``: ``bench/reference-chaincode-node`` (fabric-contract-api 2.5.8 on fabric-shim,
   the official Node runtime) in server mode, with the same TLS files as our servers (mutual
-  TLS, the organization's CA), packaged, installed and committed with ``network.chaincode``.
+  TLS, the organization's CA), packaged, installed and committed with
+  ``patchledger.network.chaincode``.
   Its node_modules are installed with npm into the state directory (never into the repo).
 
 Clients are the three organization admins through our Gateway client, round robin. At 1, 8,
@@ -42,7 +43,7 @@ from typing import Any
 
 import grpc
 
-from app.fabric import (
+from patchledger.app.fabric import (
     EcdsaSigner,
     EndorseError,
     FabricError,
@@ -50,12 +51,17 @@ from app.fabric import (
     connect,
     create_channel,
 )
-from network import chaincode as cc
-from network import process
-from network.config import ChaincodeSettings, NetworkConfig, StateLayout, config_from_env
-from network.manager import Manager
-from network.nodes import chaincode_command
-from network.topology import Node
+from patchledger.network import chaincode as cc
+from patchledger.network import process
+from patchledger.network.config import (
+    ChaincodeSettings,
+    NetworkConfig,
+    StateLayout,
+    config_from_env,
+)
+from patchledger.network.manager import Manager
+from patchledger.network.nodes import chaincode_command
+from patchledger.network.topology import Node
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference-chaincode-node"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -64,7 +70,7 @@ LEVELS = (1, 8, 32, 64, 256)
 COUNTS = {1: 25, 8: 120, 32: 320, 64: 512, 256: 1024}
 VALUE = "v" * 64
 
-PY_CC = ChaincodeSettings("benchpy", "1.0", "chaincode.smoke:contract", slot=4)
+PY_CC = ChaincodeSettings("benchpy", "1.0", "patchledger.chaincode.smoke:contract", slot=4)
 NODE_CC = ChaincodeSettings("benchnode", "1.0", "reference-chaincode-node (fabric-contract-api)",
                             slot=5)
 

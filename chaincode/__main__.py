@@ -1,5 +1,5 @@
-"""``python -m chaincode``: serve the configured contract (see chaincode.main)."""
+"""``python -m patchledger.chaincode``: serve the configured contract (see chaincode.main)."""
 
-from chaincode.main import main
+from patchledger.chaincode.main import main
 
 raise SystemExit(main())

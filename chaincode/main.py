@@ -1,4 +1,4 @@
-"""Process entry of the chaincode server (``python -m chaincode``).
+"""Process entry of the chaincode server (``python -m patchledger.chaincode``).
 
 Settings come from the environment, read only here:
 
@@ -10,7 +10,7 @@ Settings come from the environment, read only here:
   issued (mutual TLS; TLS without it logs a WARNING).
 * ``CHAINCODE_LOG_LEVEL``: default ``WARNING``.
 * ``CHAINCODE_CONTRACT``: ``module:attribute`` naming the contract (or a zero-argument
-  factory of one), default ``chaincode.smoke:contract``.
+  factory of one), default ``patchledger.chaincode.smoke:contract``.
 
 Invalid settings print one error line and exit with status 2.
 """
@@ -23,8 +23,8 @@ import os
 import sys
 from collections.abc import Mapping
 
-from chaincode.runtime.errors import ConfigError
-from chaincode.runtime.server import ServerConfig, load_chaincode, serve
+from patchledger.chaincode.runtime.errors import ConfigError
+from patchledger.chaincode.runtime.server import ServerConfig, load_chaincode, serve
 
 __all__ = ["main"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chaincode.runtime import Context, Contract, ContractError
+from patchledger.chaincode.runtime import Context, Contract, ContractError
 
 __all__ = ["VERSION", "contract"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaincode.runtime import (
+from patchledger.chaincode.runtime import (
     Context,
     Contract,
     ContractError,

@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from app.durable import write_atomic
-from network.config import ChaincodeSettings, NetworkConfig, StateLayout
-from network.nodes import org_roots_dir
-from network.peercli import PeerCommandError, run_peer
-from network.topology import Node, NodeKind, Org
+from patchledger.app.durable import write_atomic
+from patchledger.network.config import ChaincodeSettings, NetworkConfig, StateLayout
+from patchledger.network.nodes import org_roots_dir
+from patchledger.network.peercli import PeerCommandError, run_peer
+from patchledger.network.topology import Node, NodeKind, Org
 
 #: Additional chaincodes use the chaincode-server ports after the main one (see topology).
 MAX_EXTRA_SLOTS = 6

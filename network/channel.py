@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from network.config import NetworkConfig, StateLayout
-from network.peercli import PeerCommandError, run_peer
-from network.topology import Org, Topology
+from patchledger.network.config import NetworkConfig, StateLayout
+from patchledger.network.peercli import PeerCommandError, run_peer
+from patchledger.network.topology import Org, Topology
 
 PROFILE = "PatchLedgerChannel"
 

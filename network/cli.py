@@ -10,12 +10,12 @@ import subprocess
 import sys
 import time
 
-from app.errors import UserError
-from network.config import NetworkConfig, StateLayout, config_from_env
-from network.manager import Manager
-from network.peercli import PeerCommandError
-from network.smoke import SmokeError, run_smoke
-from network.status import collect, render
+from patchledger.app.errors import UserError
+from patchledger.network.config import NetworkConfig, StateLayout, config_from_env
+from patchledger.network.manager import Manager
+from patchledger.network.peercli import PeerCommandError
+from patchledger.network.smoke import SmokeError, run_smoke
+from patchledger.network.status import collect, render
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

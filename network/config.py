@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from network.topology import Topology, build_topology
+from patchledger.network.topology import Topology, build_topology
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILDER_DIR = Path(__file__).resolve().parent / "builders" / "ccaas"
@@ -45,14 +45,14 @@ class ChaincodeSettings:
     Attributes:
         name: chaincode name on the channel.
         version: chaincode version label.
-        contract: ``module:attribute`` served by ``python -m chaincode``.
+        contract: ``module:attribute`` served by ``python -m patchledger.chaincode``.
         slot: 0 for the network's main chaincode; 1-6 for additional chaincodes (each slot
             has its own chaincode-server port per organization, see network.topology).
     """
 
     name: str = "patchledger"
     version: str = "1.0"
-    contract: str = "chaincode.patchledger.contract:from_environment"
+    contract: str = "patchledger.chaincode.patchledger.contract:from_environment"
     slot: int = 0
 
     @property

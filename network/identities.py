@@ -23,8 +23,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from network.config import NetworkConfig, StateLayout
-from network.topology import Node, NodeKind, Org
+from patchledger.network.config import NetworkConfig, StateLayout
+from patchledger.network.topology import Node, NodeKind, Org
 
 NODE_OUS = """NodeOUs:
   Enable: true

@@ -30,15 +30,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from app.durable import write_atomic
-from app.errors import UserError
-from network import chaincode as cc
-from network import channel, health, process
-from network.config import ChaincodeSettings, NetworkConfig, StateLayout
-from network.identities import CaClient, EnrollmentError, issue_org_identities
-from network.nodes import ca_command, chaincode_command, orderer_command, peer_command
-from network.peercli import PeerCommandError, invoke
-from network.topology import Node, NodeKind
+from patchledger.app.durable import write_atomic
+from patchledger.app.errors import UserError
+from patchledger.network import chaincode as cc
+from patchledger.network import channel, health, process
+from patchledger.network.config import ChaincodeSettings, NetworkConfig, StateLayout
+from patchledger.network.identities import CaClient, EnrollmentError, issue_org_identities
+from patchledger.network.nodes import ca_command, chaincode_command, orderer_command, peer_command
+from patchledger.network.peercli import PeerCommandError, invoke
+from patchledger.network.topology import Node, NodeKind
 
 MANIFEST_VERSION = 1
 REQUIRED_BINARIES = ("peer", "orderer", "configtxgen", "osnadmin", "fabric-ca-server",

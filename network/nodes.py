@@ -14,8 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from network.config import BUILDER_DIR, REPO_ROOT, ChaincodeSettings, NetworkConfig, StateLayout
-from network.topology import Node, Org
+from patchledger.network.config import (
+    BUILDER_DIR,
+    ChaincodeSettings,
+    NetworkConfig,
+    StateLayout,
+)
+from patchledger.network.topology import Node, Org
 
 _BASE_ENV_KEYS = ("PATH", "HOME", "LANG", "TMPDIR")
 
@@ -140,7 +145,7 @@ def org_roots_dir(config: NetworkConfig) -> Path:
 def chaincode_command(config: NetworkConfig, node: Node, settings: ChaincodeSettings,
                       package_id: str,
                       parent_env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    """``python -m chaincode`` serving ``settings.contract`` for the organization of ``node``.
+    """``python -m patchledger.chaincode`` serving ``settings.contract`` for ``node``'s org.
 
     TLS with the certificate the organization's CA issued to its chaincode servers; mutual
     TLS, trusting only that CA, so only the organization's own peer (whose TLS certificate that
@@ -150,7 +155,6 @@ def chaincode_command(config: NetworkConfig, node: Node, settings: ChaincodeSett
     layout = StateLayout(config.state_dir)
     tls = layout.node_tls(f"chaincode.{node.org}")
     env = _base_env(parent_env) | {
-        "PYTHONPATH": str(REPO_ROOT),
         "CHAINCODE_ID": package_id,
         "CHAINCODE_SERVER_ADDRESS": node.address,
         "CHAINCODE_TLS_CERT_FILE": str(tls / "server.crt"),
@@ -160,7 +164,7 @@ def chaincode_command(config: NetworkConfig, node: Node, settings: ChaincodeSett
         "CHAINCODE_LOG_LEVEL": "WARNING",
         "PATCHLEDGER_ORG_ROOTS_DIR": str(org_roots_dir(config)),
     }
-    return [str(config.python), "-m", "chaincode"], env
+    return [str(config.python), "-m", "patchledger.chaincode"], env
 
 
 def admin_env(config: NetworkConfig, org: Org, target: Node | None = None) -> dict[str, str]:

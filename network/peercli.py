@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 
-from network.config import NetworkConfig, StateLayout
-from network.nodes import admin_env
-from network.topology import Node, Org
+from patchledger.network.config import NetworkConfig, StateLayout
+from patchledger.network.nodes import admin_env
+from patchledger.network.topology import Node, Org
 
 
 class PeerCommandError(RuntimeError):

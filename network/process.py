@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from app.durable import write_atomic
-from network.config import StateLayout
+from patchledger.app.durable import write_atomic
+from patchledger.network.config import StateLayout
 
 
 class ProcState(StrEnum):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from network.config import NetworkConfig
-from network.peercli import invoke, query
-from network.topology import Node
+from patchledger.network.config import NetworkConfig
+from patchledger.network.peercli import invoke, query
+from patchledger.network.topology import Node
 
 #: Seconds the third organization's peer gets to commit the block before the smoke fails.
 READ_BACK_TIMEOUT = 15.0

@@ -7,11 +7,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from network import chaincode as cc
-from network import channel, health, process
-from network.config import NetworkConfig, StateLayout
-from network.peercli import PeerCommandError
-from network.topology import Node, NodeKind
+from patchledger.network import chaincode as cc
+from patchledger.network import channel, health, process
+from patchledger.network.config import NetworkConfig, StateLayout
+from patchledger.network.peercli import PeerCommandError
+from patchledger.network.topology import Node, NodeKind
 
 
 def _node_status(config: NetworkConfig, node: Node) -> dict[str, Any]:

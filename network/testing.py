@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import grpc
 
-from app.fabric import (
+from patchledger.app.fabric import (
     Attribute,
     CAClient,
     CAError,
@@ -29,9 +29,9 @@ from app.fabric import (
     connect,
     create_channel,
 )
-from network.config import NetworkConfig, StateLayout, config_from_env
-from network.manager import Manager
-from network.topology import Org
+from patchledger.network.config import NetworkConfig, StateLayout, config_from_env
+from patchledger.network.manager import Manager
+from patchledger.network.topology import Org
 
 TEST_PORT_BASE = "27000"
 

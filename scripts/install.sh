@@ -54,7 +54,7 @@ install_venv() {
     "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
         || die "$py is $("$py" -V 2>&1); patchledger needs Python 3.11 or newer (set PYTHON=...)"
     stamp="$ROOT/.venv/.installed"
-    want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
+    want="$(cat "$ROOT/pyproject.toml" "$ROOT/setup.py" | sha256sum | cut -d' ' -f1)"
     if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$ROOT/.venv/bin/patchledger" ]]; then
         return
     fi
@@ -67,6 +67,16 @@ install_venv() {
     "$ROOT/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[dev]"
     echo "$want" > "$stamp"
     say "Python environment ready"
+}
+
+# mypy cannot follow setuptools' folder mapping (app/ installs as patchledger.app, ...): give it
+# the installed layout as links, .venv/typecheck/patchledger/<area> -> <area>/ (pyproject.toml).
+link_typecheck_tree() {
+    local tree="$ROOT/.venv/typecheck/patchledger" area
+    mkdir -p "$tree"
+    for area in app agent chaincode network; do
+        ln -sfn "../../../$area" "$tree/$area"
+    done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -176,6 +186,7 @@ exec 9>"$CACHE_ROOT/.install.lock"
 flock 9
 install_venv
 install_fabric
+link_typecheck_tree
 # Tell the Python side where the binaries are (read by network.config at the process edge).
 echo "$FABRIC_HOME" > "$ROOT/.venv/fabric-home.tmp"
 mv -f "$ROOT/.venv/fabric-home.tmp" "$ROOT/.venv/fabric-home"

@@ -1,5 +1,5 @@
 """Installer backends: how an artifact is applied to a host, rolled back and recovered."""
 
-from .filetree import ApplyPlan, FileTreeBackend, Recovery
+from patchledger.agent.backends.filetree import ApplyPlan, FileTreeBackend, Recovery
 
 __all__ = ["ApplyPlan", "FileTreeBackend", "Recovery"]

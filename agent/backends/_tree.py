@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import ArtifactFormatError
+from patchledger.agent.errors import ArtifactFormatError
 
 __all__ = ["ArtifactFile", "manifest", "read_artifact", "write_durably", "write_files"]
 

@@ -38,11 +38,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaincode.lifecycle.canonical import canonical_json
-
-from ..errors import BackendError, RollbackError
-from ..lock import LockFile
-from ._tree import fsync_dir, manifest, read_artifact, write_durably, write_files
+from patchledger.agent.backends._tree import (
+    fsync_dir,
+    manifest,
+    read_artifact,
+    write_durably,
+    write_files,
+)
+from patchledger.agent.errors import BackendError, RollbackError
+from patchledger.agent.lock import LockFile
+from patchledger.chaincode.lifecycle.canonical import canonical_json
 
 __all__ = ["ApplyPlan", "FileTreeBackend", "Recovery"]
 

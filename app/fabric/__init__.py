@@ -1,17 +1,17 @@
 """Python Fabric client: identities, Gateway, Fabric CA, events, ledger verification.
 
 Shaped like the official fabric-gateway clients: :func:`connect` returns a :class:`Gateway`,
-``gateway.get_network(channel)`` a :class:`Network`, ``network.get_contract(name)`` a
+``gateway.get_network(channel)`` a :class:`Network`, ``patchledger.network.get_contract(name)`` a
 :class:`Contract` with ``evaluate`` / ``submit`` / ``submit_async`` / ``new_proposal``.
 Importable without Flask.
 """
 
 from __future__ import annotations
 
-from app.fabric._client import Timeouts
-from app.fabric.blocks import ParsedBlock, ParsedTransaction, parse_block
-from app.fabric.ca_client import CAClient
-from app.fabric.ca_models import (
+from patchledger.app.fabric._client import Timeouts
+from patchledger.app.fabric.blocks import ParsedBlock, ParsedTransaction, parse_block
+from patchledger.app.fabric.ca_client import CAClient
+from patchledger.app.fabric.ca_models import (
     Attribute,
     AttributeRequest,
     CAInfo,
@@ -20,11 +20,11 @@ from app.fabric.ca_models import (
     RegistrationRequest,
     RevocationResult,
 )
-from app.fabric.channel import create_channel
-from app.fabric.checkpoint import FileCheckpointer, InMemoryCheckpointer
-from app.fabric.commit import Commit, Status, SubmittedTransaction
-from app.fabric.contract import Contract
-from app.fabric.errors import (
+from patchledger.app.fabric.channel import create_channel
+from patchledger.app.fabric.checkpoint import FileCheckpointer, InMemoryCheckpointer
+from patchledger.app.fabric.commit import Commit, Status, SubmittedTransaction
+from patchledger.app.fabric.contract import Contract
+from patchledger.app.fabric.errors import (
     BlockParseError,
     CAError,
     CheckpointError,
@@ -40,17 +40,22 @@ from app.fabric.errors import (
     SubmitError,
     WalletError,
 )
-from app.fabric.event_stream import EventStream
-from app.fabric.event_types import ChaincodeEvent
-from app.fabric.gateway import Gateway, connect
-from app.fabric.identity import Identity
-from app.fabric.ledger import Inconsistency, LedgerVerifier, VerificationReport, verify_chain
-from app.fabric.network import Network
-from app.fabric.proposal import Proposal
-from app.fabric.signing import EcdsaSigner, Signer
-from app.fabric.transaction import Transaction
-from app.fabric.trust import TrustAnchors
-from app.fabric.wallet import Wallet
+from patchledger.app.fabric.event_stream import EventStream
+from patchledger.app.fabric.event_types import ChaincodeEvent
+from patchledger.app.fabric.gateway import Gateway, connect
+from patchledger.app.fabric.identity import Identity
+from patchledger.app.fabric.ledger import (
+    Inconsistency,
+    LedgerVerifier,
+    VerificationReport,
+    verify_chain,
+)
+from patchledger.app.fabric.network import Network
+from patchledger.app.fabric.proposal import Proposal
+from patchledger.app.fabric.signing import EcdsaSigner, Signer
+from patchledger.app.fabric.transaction import Transaction
+from patchledger.app.fabric.trust import TrustAnchors
+from patchledger.app.fabric.wallet import Wallet
 
 __all__ = [
     "Attribute",

@@ -10,11 +10,11 @@ from typing import Any
 
 import grpc
 
-from app.fabric._protos import events_pb2_grpc, gateway_pb2_grpc
-from app.fabric._rpcstatus import rpc_error_code, rpc_error_details, rpc_error_message
-from app.fabric.errors import GatewayError, SigningError
-from app.fabric.identity import Identity
-from app.fabric.signing import HashFn, Signer, normalise_for, sha256
+from patchledger.app.fabric._protos import events_pb2_grpc, gateway_pb2_grpc
+from patchledger.app.fabric._rpcstatus import rpc_error_code, rpc_error_details, rpc_error_message
+from patchledger.app.fabric.errors import GatewayError, SigningError
+from patchledger.app.fabric.identity import Identity
+from patchledger.app.fabric.signing import HashFn, Signer, normalise_for, sha256
 
 
 @dataclass(frozen=True)

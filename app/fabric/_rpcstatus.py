@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 
 import grpc
 
-from app.fabric._protos import any_pb2, gateway_pb2
-from app.fabric.errors import ErrorDetail
+from patchledger.app.fabric._protos import any_pb2, gateway_pb2
+from patchledger.app.fabric.errors import ErrorDetail
 
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 

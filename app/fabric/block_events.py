@@ -6,13 +6,13 @@ import builtins
 from collections.abc import Iterator
 from typing import Any
 
-from app.fabric._client import GatewayClient
-from app.fabric._protos import ab_pb2, common_pb2
-from app.fabric.blocks import ParsedBlock, ParsedTransaction, parse_block
-from app.fabric.checkpoint import Checkpoint
-from app.fabric.errors import CheckpointError, EventsError
-from app.fabric.event_stream import EventStream
-from app.fabric.transaction_context import now_timestamp
+from patchledger.app.fabric._client import GatewayClient
+from patchledger.app.fabric._protos import ab_pb2, common_pb2
+from patchledger.app.fabric.blocks import ParsedBlock, ParsedTransaction, parse_block
+from patchledger.app.fabric.checkpoint import Checkpoint
+from patchledger.app.fabric.errors import CheckpointError, EventsError
+from patchledger.app.fabric.event_stream import EventStream
+from patchledger.app.fabric.transaction_context import now_timestamp
 
 MAX_BLOCK = 2**64 - 1
 

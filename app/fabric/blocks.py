@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.fabric._protos import (
+from patchledger.app.fabric._protos import (
     chaincode_event_pb2,
     chaincode_pb2,
     common_pb2,
@@ -20,10 +20,10 @@ from app.fabric._protos import (
     proposal_response_pb2,
     transaction_pb2,
 )
-from app.fabric.commit import validation_code_name
-from app.fabric.errors import BlockParseError, IdentityError
-from app.fabric.event_types import ChaincodeEvent
-from app.fabric.identity import parse_serialized_identity
+from patchledger.app.fabric.commit import validation_code_name
+from patchledger.app.fabric.errors import BlockParseError, IdentityError
+from patchledger.app.fabric.event_types import ChaincodeEvent
+from patchledger.app.fabric.identity import parse_serialized_identity
 
 INVALID_OTHER_REASON = 255
 

@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from app.fabric.ca_models import (
+from patchledger.app.fabric.ca_models import (
     Attribute,
     AttributeRequest,
     CAInfo,
@@ -30,9 +30,9 @@ from app.fabric.ca_models import (
     RegistrationRequest,
     RevocationResult,
 )
-from app.fabric.errors import CAError
-from app.fabric.identity import Identity
-from app.fabric.signing import EcdsaSigner
+from patchledger.app.fabric.errors import CAError
+from patchledger.app.fabric.identity import Identity
+from patchledger.app.fabric.signing import EcdsaSigner
 
 
 def _b64(data: bytes) -> str:

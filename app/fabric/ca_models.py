@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.fabric.identity import Identity
-from app.fabric.signing import EcdsaSigner
+from patchledger.app.fabric.identity import Identity
+from patchledger.app.fabric.signing import EcdsaSigner
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,11 @@ import builtins
 from collections.abc import Iterator
 from typing import Any
 
-from app.fabric._client import GatewayClient
-from app.fabric._protos import ab_pb2, gateway_pb2
-from app.fabric.checkpoint import Checkpoint
-from app.fabric.event_stream import EventStream
-from app.fabric.event_types import ChaincodeEvent
+from patchledger.app.fabric._client import GatewayClient
+from patchledger.app.fabric._protos import ab_pb2, gateway_pb2
+from patchledger.app.fabric.checkpoint import Checkpoint
+from patchledger.app.fabric.event_stream import EventStream
+from patchledger.app.fabric.event_types import ChaincodeEvent
 
 
 def start_position(start_block: int | None, checkpoint: Checkpoint | None) -> tuple[Any, str]:

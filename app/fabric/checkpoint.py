@@ -22,10 +22,10 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from app.durable import write_atomic
-from app.fabric.blocks import ParsedTransaction
-from app.fabric.errors import CheckpointError
-from app.fabric.event_types import ChaincodeEvent
+from patchledger.app.durable import write_atomic
+from patchledger.app.fabric.blocks import ParsedTransaction
+from patchledger.app.fabric.errors import CheckpointError
+from patchledger.app.fabric.event_types import ChaincodeEvent
 
 
 class Checkpoint(Protocol):

@@ -31,16 +31,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.errors import UserError
-from app.fabric.blocks import ParsedBlock, ParsedTransaction
-from app.fabric.ca_models import Attribute, AttributeRequest, RegistrationRequest
-from app.fabric.checkpoint import FileCheckpointer, InMemoryCheckpointer
-from app.fabric.config import CAConfig, FabricConfig, IdentitySource, PeerConfig
-from app.fabric.errors import FabricError
-from app.fabric.event_types import ChaincodeEvent
-from app.fabric.ledger import LedgerVerifier
-from app.fabric.trust import TrustAnchors
-from app.fabric.wallet import Wallet
+from patchledger.app.errors import UserError
+from patchledger.app.fabric.blocks import ParsedBlock, ParsedTransaction
+from patchledger.app.fabric.ca_models import Attribute, AttributeRequest, RegistrationRequest
+from patchledger.app.fabric.checkpoint import FileCheckpointer, InMemoryCheckpointer
+from patchledger.app.fabric.config import CAConfig, FabricConfig, IdentitySource, PeerConfig
+from patchledger.app.fabric.errors import FabricError
+from patchledger.app.fabric.event_types import ChaincodeEvent
+from patchledger.app.fabric.ledger import LedgerVerifier
+from patchledger.app.fabric.trust import TrustAnchors
+from patchledger.app.fabric.wallet import Wallet
 
 
 def _env(name: str, default: str = "") -> str:

@@ -8,9 +8,9 @@ from typing import Any
 
 import grpc
 
-from app.fabric._client import GatewayClient, pick_timeout
-from app.fabric._protos import gateway_pb2, transaction_pb2
-from app.fabric.errors import CommitStatusError
+from patchledger.app.fabric._client import GatewayClient, pick_timeout
+from patchledger.app.fabric._protos import gateway_pb2, transaction_pb2
+from patchledger.app.fabric.errors import CommitStatusError
 
 
 def validation_code_name(code: int) -> str:

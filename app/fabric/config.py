@@ -11,14 +11,14 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from app.fabric._client import Timeouts
-from app.fabric.ca_client import CAClient
-from app.fabric.channel import create_channel
-from app.fabric.errors import FabricError, IdentityError
-from app.fabric.gateway import Gateway, connect
-from app.fabric.identity import Identity
-from app.fabric.signing import EcdsaSigner
-from app.fabric.wallet import Wallet
+from patchledger.app.fabric._client import Timeouts
+from patchledger.app.fabric.ca_client import CAClient
+from patchledger.app.fabric.channel import create_channel
+from patchledger.app.fabric.errors import FabricError, IdentityError
+from patchledger.app.fabric.gateway import Gateway, connect
+from patchledger.app.fabric.identity import Identity
+from patchledger.app.fabric.signing import EcdsaSigner
+from patchledger.app.fabric.wallet import Wallet
 
 
 @dataclass(frozen=True)

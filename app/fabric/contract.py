@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from app.fabric._client import GatewayClient
-from app.fabric._protos import gateway_pb2, proposal_pb2
-from app.fabric.commit import SubmittedTransaction
-from app.fabric.errors import CommitError
-from app.fabric.proposal import Proposal
-from app.fabric.transaction_context import Argument, TransactionContext, build_proposal_bytes
+from patchledger.app.fabric._client import GatewayClient
+from patchledger.app.fabric._protos import gateway_pb2, proposal_pb2
+from patchledger.app.fabric.commit import SubmittedTransaction
+from patchledger.app.fabric.errors import CommitError
+from patchledger.app.fabric.proposal import Proposal
+from patchledger.app.fabric.transaction_context import (
+    Argument,
+    TransactionContext,
+    build_proposal_bytes,
+)
 
 
 class Contract:

@@ -8,8 +8,8 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 
-from app.fabric._rpcstatus import rpc_error_code, rpc_error_details, rpc_error_message
-from app.fabric.errors import EventsError
+from patchledger.app.fabric._rpcstatus import rpc_error_code, rpc_error_details, rpc_error_message
+from patchledger.app.fabric.errors import EventsError
 
 T = TypeVar("T")
 

@@ -17,15 +17,15 @@ from typing import Any
 
 import grpc
 
-from app.fabric._client import GatewayClient, Timeouts
-from app.fabric._protos import gateway_pb2
-from app.fabric.commit import Commit
-from app.fabric.errors import BlockParseError
-from app.fabric.identity import Identity
-from app.fabric.network import Network
-from app.fabric.proposal import Proposal
-from app.fabric.signing import HashFn, Signer, sha256
-from app.fabric.transaction import Transaction
+from patchledger.app.fabric._client import GatewayClient, Timeouts
+from patchledger.app.fabric._protos import gateway_pb2
+from patchledger.app.fabric.commit import Commit
+from patchledger.app.fabric.errors import BlockParseError
+from patchledger.app.fabric.identity import Identity
+from patchledger.app.fabric.network import Network
+from patchledger.app.fabric.proposal import Proposal
+from patchledger.app.fabric.signing import HashFn, Signer, sha256
+from patchledger.app.fabric.transaction import Transaction
 
 
 class Gateway:

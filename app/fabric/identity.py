@@ -15,8 +15,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from app.fabric._protos import identities_pb2
-from app.fabric.errors import IdentityError
+from patchledger.app.fabric._protos import identities_pb2
+from patchledger.app.fabric.errors import IdentityError
 
 _ATTRS_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 

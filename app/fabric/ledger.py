@@ -21,12 +21,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from app.fabric._protos import common_pb2, transaction_pb2
-from app.fabric.blockhash import block_header_bytes, block_header_hash, data_hash
-from app.fabric.errors import IdentityError
-from app.fabric.identity import load_certificate, parse_serialized_identity
-from app.fabric.signing import verify_signature
-from app.fabric.trust import TrustAnchors
+from patchledger.app.fabric._protos import common_pb2, transaction_pb2
+from patchledger.app.fabric.blockhash import block_header_bytes, block_header_hash, data_hash
+from patchledger.app.fabric.errors import IdentityError
+from patchledger.app.fabric.identity import load_certificate, parse_serialized_identity
+from patchledger.app.fabric.signing import verify_signature
+from patchledger.app.fabric.trust import TrustAnchors
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from app.fabric._client import GatewayClient
-from app.fabric.block_events import BlockEventsRequest, transactions_after
-from app.fabric.blocks import ParsedBlock, ParsedTransaction
-from app.fabric.chaincode_events import ChaincodeEventsRequest
-from app.fabric.checkpoint import Checkpoint
-from app.fabric.contract import Contract
-from app.fabric.event_stream import EventStream
-from app.fabric.event_types import ChaincodeEvent
+from patchledger.app.fabric._client import GatewayClient
+from patchledger.app.fabric.block_events import BlockEventsRequest, transactions_after
+from patchledger.app.fabric.blocks import ParsedBlock, ParsedTransaction
+from patchledger.app.fabric.chaincode_events import ChaincodeEventsRequest
+from patchledger.app.fabric.checkpoint import Checkpoint
+from patchledger.app.fabric.contract import Contract
+from patchledger.app.fabric.event_stream import EventStream
+from patchledger.app.fabric.event_types import ChaincodeEvent
 
 
 def _resume_block(start_block: int | None, checkpoint: Checkpoint | None) -> int | None:

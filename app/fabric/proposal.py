@@ -7,10 +7,10 @@ from typing import Any
 
 import grpc
 
-from app.fabric._client import GatewayClient, pick_timeout
-from app.fabric._protos import common_pb2, gateway_pb2, proposal_pb2
-from app.fabric.errors import BlockParseError, EndorseError, GatewayError
-from app.fabric.transaction import Transaction
+from patchledger.app.fabric._client import GatewayClient, pick_timeout
+from patchledger.app.fabric._protos import common_pb2, gateway_pb2, proposal_pb2
+from patchledger.app.fabric.errors import BlockParseError, EndorseError, GatewayError
+from patchledger.app.fabric.transaction import Transaction
 
 
 class Proposal:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from cryptography.x509 import Certificate
 
-from app.fabric.errors import IdentityError, SigningError
+from patchledger.app.fabric.errors import IdentityError, SigningError
 
 #: A signer takes a digest and returns a DER signature over it.
 Signer = Callable[[bytes], bytes]

@@ -7,16 +7,16 @@ from typing import Any
 
 import grpc
 
-from app.fabric._client import GatewayClient, pick_timeout
-from app.fabric._protos import (
+from patchledger.app.fabric._client import GatewayClient, pick_timeout
+from patchledger.app.fabric._protos import (
     common_pb2,
     gateway_pb2,
     proposal_pb2,
     proposal_response_pb2,
     transaction_pb2,
 )
-from app.fabric.commit import SubmittedTransaction, new_commit_request
-from app.fabric.errors import BlockParseError, SubmitError
+from patchledger.app.fabric.commit import SubmittedTransaction, new_commit_request
+from patchledger.app.fabric.errors import BlockParseError, SubmitError
 
 
 def parse_prepared_envelope(envelope: Any) -> tuple[str, bytes]:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from app.fabric._protos import (
+from patchledger.app.fabric._protos import (
     chaincode_pb2,
     common_pb2,
     proposal_pb2,

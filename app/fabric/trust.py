@@ -9,8 +9,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from app.fabric.errors import IdentityError
-from app.fabric.identity import load_certificate
+from patchledger.app.fabric.errors import IdentityError
+from patchledger.app.fabric.identity import load_certificate
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,21 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from app.errors import UserError
-from app.feeds.errors import FeedError
-from app.feeds.export import to_jsonable, vulnerability_json, write_json_atomic
-from app.feeds.formats import FORMATS
-from app.feeds.http import FetchConfig, Fetcher
-from app.feeds.inventory import CRITICALITIES, Inventory, local_inventory, read_inventory
-from app.feeds.loader import DEFAULT_MAX_BYTES, ImportReport, Loader
-from app.feeds.matching import Matcher
-from app.feeds.merge import merge
-from app.feeds.priority import prioritize
+from patchledger.app.errors import UserError
+from patchledger.app.feeds.errors import FeedError
+from patchledger.app.feeds.export import to_jsonable, vulnerability_json, write_json_atomic
+from patchledger.app.feeds.formats import FORMATS
+from patchledger.app.feeds.http import FetchConfig, Fetcher
+from patchledger.app.feeds.inventory import (
+    CRITICALITIES,
+    Inventory,
+    local_inventory,
+    read_inventory,
+)
+from patchledger.app.feeds.loader import DEFAULT_MAX_BYTES, ImportReport, Loader
+from patchledger.app.feeds.matching import Matcher
+from patchledger.app.feeds.merge import merge
+from patchledger.app.feeds.priority import prioritize
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 
-from app.feeds.model import CpeMatch, CpeNode
+from patchledger.app.feeds.model import CpeMatch, CpeNode
 
 _FIELDS = (
     11  # part vendor product version update edition language sw_edition target_sw target_hw other

@@ -8,8 +8,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from app.durable import write_atomic
-from app.feeds.merge import Vulnerability
+from patchledger.app.durable import write_atomic
+from patchledger.app.feeds.merge import Vulnerability
 
 
 def to_jsonable(value: Any) -> Any:

@@ -14,10 +14,10 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from app.feeds.connectors import csaf, debian, kev, nvd, osv
-from app.feeds.connectors._fields import RecordError
-from app.feeds.errors import FeedFormatError
-from app.feeds.model import ParseError, ParseResult
+from patchledger.app.feeds.connectors import csaf, debian, kev, nvd, osv
+from patchledger.app.feeds.connectors._fields import RecordError
+from patchledger.app.feeds.errors import FeedFormatError
+from patchledger.app.feeds.model import ParseError, ParseResult
 
 #: format name -> (content test, parser). Order matters: the first test that passes wins.
 _JSON_FORMATS: dict[str, tuple[Callable[[Any], bool], Callable[[Any, str], ParseResult]]] = {

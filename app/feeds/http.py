@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.feeds.errors import FetchError
+from patchledger.app.feeds.errors import FetchError
 
 log = logging.getLogger(__name__)
 

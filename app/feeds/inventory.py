@@ -22,8 +22,8 @@ from typing import Any
 
 from packageurl import PackageURL
 
-from app.feeds.ecosystems import distro_release
-from app.feeds.errors import InventoryError
+from patchledger.app.feeds.ecosystems import distro_release
+from patchledger.app.feeds.errors import InventoryError
 
 DPKG_FORMAT = (
     "${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\t"

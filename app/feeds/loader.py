@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.feeds.errors import FeedError, FeedFormatError
-from app.feeds.formats import NotAFeed, decompress, parse_bytes
-from app.feeds.http import Fetcher, nvd_pages
-from app.feeds.model import Advisory, ParseError, ParseResult
+from patchledger.app.feeds.errors import FeedError, FeedFormatError
+from patchledger.app.feeds.formats import NotAFeed, decompress, parse_bytes
+from patchledger.app.feeds.http import Fetcher, nvd_pages
+from patchledger.app.feeds.model import Advisory, ParseError, ParseResult
 
 log = logging.getLogger(__name__)
 

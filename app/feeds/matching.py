@@ -20,12 +20,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from app.feeds.cpe import Cpe, node_matches, parse_cpe
-from app.feeds.ecosystems import VERSION_SCHEMES
-from app.feeds.inventory import InstalledPackage, Inventory
-from app.feeds.merge import Vulnerability
-from app.feeds.model import Advisory, AffectedPackage, CpeMatch, CpeNode
-from app.feeds.versions import UnsupportedVersion, compare, in_range, parse_version
+from patchledger.app.feeds.cpe import Cpe, node_matches, parse_cpe
+from patchledger.app.feeds.ecosystems import VERSION_SCHEMES
+from patchledger.app.feeds.inventory import InstalledPackage, Inventory
+from patchledger.app.feeds.merge import Vulnerability
+from patchledger.app.feeds.model import Advisory, AffectedPackage, CpeMatch, CpeNode
+from patchledger.app.feeds.versions import UnsupportedVersion, compare, in_range, parse_version
 
 _DISTRO_TYPES = ("deb", "rpm", "apk")
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from app.feeds.model import Advisory, CvssScore, KevInfo, Reference, SourceRecord
+from patchledger.app.feeds.model import Advisory, CvssScore, KevInfo, Reference, SourceRecord
 
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 

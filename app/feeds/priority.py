@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from app.feeds.merge import Vulnerability
+from patchledger.app.feeds.merge import Vulnerability
 
 CRITICALITY_POINTS: Mapping[str, int] = {"low": 0, "medium": 5, "high": 10, "critical": 20}
 

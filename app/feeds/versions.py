@@ -11,8 +11,8 @@ from functools import lru_cache
 
 from univers.versions import InvalidVersion, Version
 
-from app.feeds.ecosystems import VERSION_SCHEMES
-from app.feeds.model import RangeEvent
+from patchledger.app.feeds.ecosystems import VERSION_SCHEMES
+from patchledger.app.feeds.model import RangeEvent
 
 
 class UnsupportedVersion(ValueError):

@@ -19,7 +19,7 @@ Modules, one concept each:
 - ``ledger`` (the state interface), ``queries``, ``canonical``, ``fields``, ``errors``.
 """
 
-from .errors import (
+from patchledger.chaincode.lifecycle.errors import (
     AlreadyExistsError,
     AuthorizationError,
     DuplicateVoteError,
@@ -32,10 +32,16 @@ from .errors import (
     TransitionError,
     ValidationError,
 )
-from .identity import Caller, Role, caller_from_certificate
-from .ledger import Change, MemoryStore, StateStore, TxLedger, event_payload
-from .record import Key
-from .trust import OrgTrust
+from patchledger.chaincode.lifecycle.identity import Caller, Role, caller_from_certificate
+from patchledger.chaincode.lifecycle.ledger import (
+    Change,
+    MemoryStore,
+    StateStore,
+    TxLedger,
+    event_payload,
+)
+from patchledger.chaincode.lifecycle.record import Key
+from patchledger.chaincode.lifecycle.trust import OrgTrust
 
 __all__ = [
     "AlreadyExistsError",

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ValidationError
-from .fields import choice, identifier, text
-from .record import Key, Record
-from .statement import DECISIONS, SignedStatement
+from patchledger.chaincode.lifecycle.errors import ValidationError
+from patchledger.chaincode.lifecycle.fields import choice, identifier, text
+from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.statement import DECISIONS, SignedStatement
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .policy import Policy
+from patchledger.chaincode.lifecycle.policy import Policy
 
 
 @dataclass(frozen=True)

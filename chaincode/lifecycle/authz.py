@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .errors import AuthorizationError
-from .identity import Caller, Role
+from patchledger.chaincode.lifecycle.errors import AuthorizationError
+from patchledger.chaincode.lifecycle.identity import Caller, Role
 
 _ROLLOUT = frozenset({Role.OPERATOR})
 

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from .errors import ValidationError
+from patchledger.chaincode.lifecycle.errors import ValidationError
 
 JSONValue = Any
 

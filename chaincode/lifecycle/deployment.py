@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fields import identifier, integer, sha256_hex, text
-from .host import EMPTY_INVENTORY
-from .record import Key, Record
-from .statemachine import machine
+from patchledger.chaincode.lifecycle.fields import identifier, integer, sha256_hex, text
+from patchledger.chaincode.lifecycle.host import EMPTY_INVENTORY
+from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.statemachine import machine
 
 MACHINE = machine(
     "Deployment",

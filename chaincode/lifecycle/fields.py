@@ -14,8 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .canonical import SURROGATE_PROBLEM, has_surrogate
-from .errors import ValidationError
+from patchledger.chaincode.lifecycle.canonical import SURROGATE_PROBLEM, has_surrogate
+from patchledger.chaincode.lifecycle.errors import ValidationError
 
 _ID = re.compile(r"^[\x21-\x2e\x30-\x7e]{1,256}$")  # printable ASCII, no space, no "/"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
-from .errors import ExpiredError, ReplayError, ValidationError
-from .fields import choice, identifier, integer, sha256_hex, text
-from .record import Document
-from .signatures import decode_b64, encode_b64, verify
+from patchledger.chaincode.lifecycle.errors import ExpiredError, ReplayError, ValidationError
+from patchledger.chaincode.lifecycle.fields import choice, identifier, integer, sha256_hex, text
+from patchledger.chaincode.lifecycle.record import Document
+from patchledger.chaincode.lifecycle.signatures import decode_b64, encode_b64, verify
 
 MAX_CLOCK_SKEW = 300
 REPORTABLE = ("DISPATCHED", "APPLIED", "VERIFIED", "FAILED", "ROLLED_BACK")

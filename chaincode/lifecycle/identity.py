@@ -16,7 +16,7 @@ from enum import StrEnum
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from .errors import AuthorizationError, ValidationError
+from patchledger.chaincode.lifecycle.errors import AuthorizationError, ValidationError
 
 FABRIC_ATTRS_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from .canonical import canonical_json
-from .errors import NotFoundError
-from .identity import Caller
-from .record import Key, Record
+from patchledger.chaincode.lifecycle.canonical import canonical_json
+from patchledger.chaincode.lifecycle.errors import NotFoundError
+from patchledger.chaincode.lifecycle.identity import Caller
+from patchledger.chaincode.lifecycle.record import Key, Record
 
 R = TypeVar("R", bound=Record)
 

@@ -22,11 +22,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ValidationError
-from .fields import choice, id_tuple, identifier, integer, sha256_hex, text
-from .record import Key, Nested, Record
-from .severity import SEVERITIES
-from .statemachine import machine
+from patchledger.chaincode.lifecycle.errors import ValidationError
+from patchledger.chaincode.lifecycle.fields import (
+    choice,
+    id_tuple,
+    identifier,
+    integer,
+    sha256_hex,
+    text,
+)
+from patchledger.chaincode.lifecycle.record import Key, Nested, Record
+from patchledger.chaincode.lifecycle.severity import SEVERITIES
+from patchledger.chaincode.lifecycle.statemachine import machine
 
 MACHINE = machine(
     "Patch",

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import ValidationError
-from .fields import choice, id_tuple, identifier, int_mapping, integer
-from .record import Key, Record
-from .severity import SEVERITIES
+from patchledger.chaincode.lifecycle.errors import ValidationError
+from patchledger.chaincode.lifecycle.fields import (
+    choice,
+    id_tuple,
+    identifier,
+    int_mapping,
+    integer,
+)
+from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.severity import SEVERITIES
 
 DEFAULT_POLICY_ID = "default"
 REJECTION_RULES = ("any", "majority")

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .fields import id_tuple, identifier, integer
-from .policy import Policy
-from .record import Key, Record
-from .statemachine import machine
+from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer
+from patchledger.chaincode.lifecycle.policy import Policy
+from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.statemachine import machine
 
 MACHINE = machine(
     "PolicyChange",

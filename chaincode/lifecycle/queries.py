@@ -6,19 +6,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .approval import Approval
-from .deployment import Deployment
-from .errors import NotFoundError, ValidationError
-from .host import Host
-from .ledger import StateStore
-from .patch import Patch
-from .policy import Policy
-from .policy_change import PolicyChange
-from .record import Key, Record
-from .revocation import Revocation
-from .risk_acceptance import RiskAcceptance
-from .rollout import Rollout
-from .vulnerability import Vulnerability
+from patchledger.chaincode.lifecycle.approval import Approval
+from patchledger.chaincode.lifecycle.deployment import Deployment
+from patchledger.chaincode.lifecycle.errors import NotFoundError, ValidationError
+from patchledger.chaincode.lifecycle.host import Host
+from patchledger.chaincode.lifecycle.ledger import StateStore
+from patchledger.chaincode.lifecycle.patch import Patch
+from patchledger.chaincode.lifecycle.policy import Policy
+from patchledger.chaincode.lifecycle.policy_change import PolicyChange
+from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.revocation import Revocation
+from patchledger.chaincode.lifecycle.risk_acceptance import RiskAcceptance
+from patchledger.chaincode.lifecycle.rollout import Rollout
+from patchledger.chaincode.lifecycle.vulnerability import Vulnerability
 
 RECORD_TYPES: Mapping[str, type[Record]] = {
     cls.RECORD_TYPE: cls

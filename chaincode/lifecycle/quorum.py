@@ -7,8 +7,8 @@ policy's voting organizations may vote.
 
 from __future__ import annotations
 
-from .errors import DuplicateVoteError
-from .policy import Policy, check_voter
+from patchledger.chaincode.lifecycle.errors import DuplicateVoteError
+from patchledger.chaincode.lifecycle.policy import Policy, check_voter
 
 
 def add_vote(

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from .canonical import canonical_json, parse_object
-from .errors import ValidationError
-from .fields import identifier, integer
+from patchledger.chaincode.lifecycle.canonical import canonical_json, parse_object
+from patchledger.chaincode.lifecycle.errors import ValidationError
+from patchledger.chaincode.lifecycle.fields import identifier, integer
 
 SCHEMA_VERSION = 1
 _RESERVED = frozenset({"record_type", "extra"})

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fields import id_tuple, identifier, text
-from .record import Key, Record
-from .statemachine import machine
+from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, text
+from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.statemachine import machine
 
 MACHINE = machine(
     "Revocation",

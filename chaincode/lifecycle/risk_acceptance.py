@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fields import id_tuple, identifier, integer, text
-from .record import Key, Record
-from .statemachine import machine
+from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer, text
+from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.statemachine import machine
 
 MACHINE = machine(
     "RiskAcceptance",

@@ -22,10 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ValidationError
-from .fields import id_tuple, identifier, integer
-from .record import Key, Nested, Record
-from .statemachine import machine
+from patchledger.chaincode.lifecycle.errors import ValidationError
+from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer
+from patchledger.chaincode.lifecycle.record import Key, Nested, Record
+from patchledger.chaincode.lifecycle.statemachine import machine
 
 MACHINE = machine(
     "Rollout",

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from .errors import SignatureError
-from .identity import load_certificate
+from patchledger.chaincode.lifecycle.errors import SignatureError
+from patchledger.chaincode.lifecycle.identity import load_certificate
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 HALF_ORDER = P256_ORDER >> 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import TransitionError, ValidationError
+from patchledger.chaincode.lifecycle.errors import TransitionError, ValidationError
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
-from .errors import ExpiredError, SignatureError, ValidationError
-from .fields import choice, identifier, integer, sha256_hex, text
-from .record import Document
-from .signatures import decode_b64, encode_b64, verify
+from patchledger.chaincode.lifecycle.errors import ExpiredError, SignatureError, ValidationError
+from patchledger.chaincode.lifecycle.fields import choice, identifier, integer, sha256_hex, text
+from patchledger.chaincode.lifecycle.record import Document
+from patchledger.chaincode.lifecycle.signatures import decode_b64, encode_b64, verify
 
 DECISIONS = ("approve", "reject")
 

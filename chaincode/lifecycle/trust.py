@@ -22,7 +22,7 @@ from types import MappingProxyType
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from .errors import SignatureError, ValidationError
+from patchledger.chaincode.lifecycle.errors import SignatureError, ValidationError
 
 __all__ = ["OrgTrust"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chaincode.lifecycle import ValidationError
+from patchledger.chaincode.lifecycle import ValidationError
 
 __all__ = ["members"]
 

@@ -37,14 +37,14 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from chaincode.lifecycle.record import Key
-from chaincode.runtime import (
+from patchledger.chaincode.lifecycle.record import Key
+from patchledger.chaincode.runtime import (
     ChaincodeStub,
     ContractError,
     create_composite_key,
     split_composite_key,
 )
-from chaincode.runtime.endorsement import encode_policy, owner_and_majority
+from patchledger.chaincode.runtime.endorsement import encode_policy, owner_and_majority
 
 __all__ = [
     "STUB_CALL_TIMEOUT",

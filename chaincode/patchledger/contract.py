@@ -1,6 +1,6 @@
 """The patchledger contract: the lifecycle core's actions and queries as transaction functions.
 
-Served by ``python -m chaincode`` with
+Served by ``python -m patchledger.chaincode`` with
 ``CHAINCODE_CONTRACT=chaincode.patchledger.contract:from_environment`` (the network's main
 chaincode): :func:`from_environment` is a zero-argument factory that reads the channel
 organizations' root certificates from ``PATCHLEDGER_ORG_ROOTS_DIR`` (see
@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from chaincode.lifecycle import OrgTrust
-from chaincode.patchledger import health, reads, transactions
-from chaincode.patchledger.roots import trust_from_env
-from chaincode.runtime import Contract
-from chaincode.runtime.contract import TxFunc
+from patchledger.chaincode.lifecycle import OrgTrust
+from patchledger.chaincode.patchledger import health, reads, transactions
+from patchledger.chaincode.patchledger.roots import trust_from_env
+from patchledger.chaincode.runtime import Contract
+from patchledger.chaincode.runtime.contract import TxFunc
 
 __all__ = ["VERSION", "build_contract", "contract", "from_environment"]
 

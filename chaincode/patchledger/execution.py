@@ -30,7 +30,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from chaincode.lifecycle import (
+from patchledger.chaincode.lifecycle import (
     AlreadyExistsError,
     AuthorizationError,
     Caller,
@@ -47,9 +47,9 @@ from chaincode.lifecycle import (
     caller_from_certificate,
     event_payload,
 )
-from chaincode.patchledger.bridge import StubStore, run_in_worker
-from chaincode.runtime import ChaincodeStub, Context, ContractError, IdentityError
-from chaincode.runtime.contract import TxFunc
+from patchledger.chaincode.patchledger.bridge import StubStore, run_in_worker
+from patchledger.chaincode.runtime import ChaincodeStub, Context, ContractError, IdentityError
+from patchledger.chaincode.runtime.contract import TxFunc
 
 __all__ = [
     "CHANNEL_ORGS",

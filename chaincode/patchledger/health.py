@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chaincode.lifecycle import Change, event_payload
-from chaincode.lifecycle.canonical import canonical_json
-from chaincode.patchledger.execution import EVENT_NAME, tx_time
-from chaincode.runtime import Context, ContractError, create_composite_key
+from patchledger.chaincode.lifecycle import Change, event_payload
+from patchledger.chaincode.lifecycle.canonical import canonical_json
+from patchledger.chaincode.patchledger.execution import EVENT_NAME, tx_time
+from patchledger.chaincode.runtime import Context, ContractError, create_composite_key
 
 __all__ = ["EVALUATE", "MAX_NONCE", "PING_TYPE", "SUBMIT"]
 

@@ -17,15 +17,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chaincode.lifecycle import LifecycleError, TxLedger
-from chaincode.lifecycle.deployment import Deployment
-from chaincode.lifecycle.host import Host
-from chaincode.lifecycle.host_report import HostReport, SignedReport
-from chaincode.lifecycle.identity import Role
-from chaincode.lifecycle.ops.deployments import MAX_BATCH
-from chaincode.lifecycle.record import Key
-from chaincode.lifecycle.rollout import Rollout
-from chaincode.patchledger.bridge import StubStore
+from patchledger.chaincode.lifecycle import LifecycleError, TxLedger
+from patchledger.chaincode.lifecycle.deployment import Deployment
+from patchledger.chaincode.lifecycle.host import Host
+from patchledger.chaincode.lifecycle.host_report import HostReport, SignedReport
+from patchledger.chaincode.lifecycle.identity import Role
+from patchledger.chaincode.lifecycle.ops.deployments import MAX_BATCH
+from patchledger.chaincode.lifecycle.record import Key
+from patchledger.chaincode.lifecycle.rollout import Rollout
+from patchledger.chaincode.patchledger.bridge import StubStore
 
 __all__ = ["prefetch_reports"]
 

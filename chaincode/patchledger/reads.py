@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chaincode.lifecycle import LifecycleError, NotFoundError, ValidationError
-from chaincode.lifecycle.queries import approval_bundle, get_record, record_class
-from chaincode.lifecycle.record import Record
-from chaincode.patchledger.execution import read, refusal
-from chaincode.runtime import Context, KeyModification, create_composite_key
+from patchledger.chaincode.lifecycle import LifecycleError, NotFoundError, ValidationError
+from patchledger.chaincode.lifecycle.queries import approval_bundle, get_record, record_class
+from patchledger.chaincode.lifecycle.record import Record
+from patchledger.chaincode.patchledger.execution import read, refusal
+from patchledger.chaincode.runtime import Context, KeyModification, create_composite_key
 
 __all__ = ["EVALUATE", "MAX_PAGE_SIZE", "MAX_SCAN", "key_parts"]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from chaincode.lifecycle import LifecycleError, OrgTrust
-from chaincode.runtime import ConfigError
+from patchledger.chaincode.lifecycle import LifecycleError, OrgTrust
+from patchledger.chaincode.runtime import ConfigError
 
 __all__ = ["ORG_ROOTS_ENV", "load_org_roots", "trust_from_env"]
 

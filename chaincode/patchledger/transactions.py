@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from chaincode.lifecycle import OrgTrust, TxLedger
-from chaincode.lifecycle.ops import (
+from patchledger.chaincode.lifecycle import OrgTrust, TxLedger
+from patchledger.chaincode.lifecycle.ops import (
     approvals,
     deployments,
     governance,
@@ -26,11 +26,11 @@ from chaincode.lifecycle.ops import (
     rollouts,
     vulnerabilities,
 )
-from chaincode.patchledger.arguments import members
-from chaincode.patchledger.execution import Outcome, submit, with_channel_orgs
-from chaincode.patchledger.prefetch import prefetch_reports
-from chaincode.runtime import Context
-from chaincode.runtime.contract import TxFunc
+from patchledger.chaincode.patchledger.arguments import members
+from patchledger.chaincode.patchledger.execution import Outcome, submit, with_channel_orgs
+from patchledger.chaincode.patchledger.prefetch import prefetch_reports
+from patchledger.chaincode.runtime import Context
+from patchledger.chaincode.runtime.contract import TxFunc
 
 __all__ = ["SUBMIT", "enroll_host_function", "submit_functions"]
 

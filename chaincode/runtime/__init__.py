@@ -2,9 +2,9 @@
 layer, written on the official Fabric protobuf bindings (see docs/chaincode-runtime.md).
 """
 
-from chaincode.runtime.contract import METADATA_FUNCTION, Context, Contract
-from chaincode.runtime.endorsement import ROLE_MEMBER, ROLE_PEER, KeyEndorsementPolicy
-from chaincode.runtime.errors import (
+from patchledger.chaincode.runtime.contract import METADATA_FUNCTION, Context, Contract
+from patchledger.chaincode.runtime.endorsement import ROLE_MEMBER, ROLE_PEER, KeyEndorsementPolicy
+from patchledger.chaincode.runtime.errors import (
     ChaincodeRuntimeError,
     ConfigError,
     ContractError,
@@ -13,10 +13,10 @@ from chaincode.runtime.errors import (
     ProtocolError,
     StreamClosedError,
 )
-from chaincode.runtime.handler import Chaincode, MessageStream, PeerSession, Response
-from chaincode.runtime.identity import ClientIdentity
-from chaincode.runtime.server import ChaincodeServer, ServerConfig, TLSConfig, serve
-from chaincode.runtime.stub import (
+from patchledger.chaincode.runtime.handler import Chaincode, MessageStream, PeerSession, Response
+from patchledger.chaincode.runtime.identity import ClientIdentity
+from patchledger.chaincode.runtime.server import ChaincodeServer, ServerConfig, TLSConfig, serve
+from patchledger.chaincode.runtime.stub import (
     KV,
     ChaincodeStub,
     KeyModification,

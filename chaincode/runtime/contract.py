@@ -37,14 +37,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from chaincode.runtime.errors import STATUS_INTERNAL_ERROR, ContractError
-from chaincode.runtime.handler import Response
-from chaincode.runtime.identity import ClientIdentity
-from chaincode.runtime.stub import ChaincodeStub
+from patchledger.chaincode.runtime.errors import STATUS_INTERNAL_ERROR, ContractError
+from patchledger.chaincode.runtime.handler import Response
+from patchledger.chaincode.runtime.identity import ClientIdentity
+from patchledger.chaincode.runtime.stub import ChaincodeStub
 
 __all__ = ["METADATA_FUNCTION", "Context", "Contract", "TransactionInfo", "to_json_bytes"]
 
-log = logging.getLogger("chaincode.contract")
+log = logging.getLogger("patchledger.chaincode.contract")
 
 #: Name of the built-in metadata query (the name Fabric's official contract APIs use).
 METADATA_FUNCTION = "org.hyperledger.fabric:GetMetadata"

@@ -26,7 +26,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from chaincode.runtime._protos import DecodeError, ProtoMessage, msp_principal_pb2, policies_pb2
+from patchledger.chaincode.runtime._protos import (
+    DecodeError,
+    ProtoMessage,
+    msp_principal_pb2,
+    policies_pb2,
+)
 
 __all__ = [
     "ROLE_MEMBER",

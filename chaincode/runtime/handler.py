@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from chaincode.runtime._protos import (
+from patchledger.chaincode.runtime._protos import (
     ChaincodeMessage,
     DecodeError,
     Msg,
@@ -29,8 +29,8 @@ from chaincode.runtime._protos import (
     chaincode_pb2,
     proposal_response_pb2,
 )
-from chaincode.runtime.errors import PeerError, ProtocolError, StreamClosedError
-from chaincode.runtime.stub import ChaincodeStub, PeerFeatures
+from patchledger.chaincode.runtime.errors import PeerError, ProtocolError, StreamClosedError
+from patchledger.chaincode.runtime.stub import ChaincodeStub, PeerFeatures
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
@@ -40,7 +40,7 @@ __all__ = [
     "Response",
 ]
 
-log = logging.getLogger("chaincode.runtime")
+log = logging.getLogger("patchledger.chaincode.runtime")
 
 #: Seconds a stub request waits for the peer's answer. The peer gives up on a transaction
 #: after its chaincode.executetimeout (30 s by default) and then never answers.

@@ -14,8 +14,8 @@ from functools import cached_property
 from cryptography import x509
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from chaincode.runtime._protos import DecodeError, identities_pb2
-from chaincode.runtime.errors import IdentityError
+from patchledger.chaincode.runtime._protos import DecodeError, identities_pb2
+from patchledger.chaincode.runtime.errors import IdentityError
 
 __all__ = ["FABRIC_CA_ATTRS_OID", "ClientIdentity", "parse_fabric_ca_attributes"]
 

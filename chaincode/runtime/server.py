@@ -20,9 +20,9 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from chaincode.runtime._protos import ChaincodeMessage, chaincode_shim_pb2_grpc
-from chaincode.runtime.errors import ConfigError
-from chaincode.runtime.handler import Chaincode, PeerSession
+from patchledger.chaincode.runtime._protos import ChaincodeMessage, chaincode_shim_pb2_grpc
+from patchledger.chaincode.runtime.errors import ConfigError
+from patchledger.chaincode.runtime.handler import Chaincode, PeerSession
 
 __all__ = [
     "GRPC_OPTIONS",
@@ -34,7 +34,7 @@ __all__ = [
     "serve",
 ]
 
-log = logging.getLogger("chaincode.runtime.server")
+log = logging.getLogger("patchledger.chaincode.runtime.server")
 
 #: Message size limit in both directions (the peer's own limit is 100 MiB as well).
 MAX_MESSAGE_BYTES = 100 * 1024 * 1024
@@ -49,7 +49,7 @@ GRPC_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.max_ping_strikes", 0),
 )
 
-DEFAULT_CONTRACT = "chaincode.smoke:contract"
+DEFAULT_CONTRACT = "patchledger.chaincode.smoke:contract"
 _ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -74,7 +74,7 @@ class TLSConfig:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Everything ``python -m chaincode`` needs, normally read from the environment."""
+    """Everything ``python -m patchledger.chaincode`` needs, normally read from the environment."""
 
     chaincode_id: str
     address: str

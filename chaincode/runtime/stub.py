@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
-from chaincode.runtime._protos import (
+from patchledger.chaincode.runtime._protos import (
     DecodeError,
     Msg,
     ProtoMessage,
@@ -35,15 +35,15 @@ from chaincode.runtime._protos import (
     kv_query_result_pb2,
     proposal_pb2,
 )
-from chaincode.runtime.endorsement import (
+from patchledger.chaincode.runtime.endorsement import (
     ROLE_PEER,
     VALIDATION_PARAMETER,
     KeyEndorsementPolicy,
     Rule,
     decode_policy,
 )
-from chaincode.runtime.errors import IdentityError, ProtocolError
-from chaincode.runtime.identity import ClientIdentity
+from patchledger.chaincode.runtime.errors import IdentityError, ProtocolError
+from patchledger.chaincode.runtime.identity import ClientIdentity
 
 __all__ = [
     "KV",

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from chaincode.runtime._protos import (
+from patchledger.chaincode.runtime._protos import (
     ChaincodeMessage,
     Msg,
     ProtoMessage,
@@ -38,8 +38,8 @@ from chaincode.runtime._protos import (
     proposal_response_pb2,
     timestamp_pb2,
 )
-from chaincode.runtime.identity import FABRIC_CA_ATTRS_OID
-from chaincode.runtime.stub import PeerFeatures
+from patchledger.chaincode.runtime.identity import FABRIC_CA_ATTRS_OID
+from patchledger.chaincode.runtime.stub import PeerFeatures
 
 __all__ = [
     "FakePeer",

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.errors import UserError
-from app.fabric import Gateway
-from network.manager import Manager
-from network.testing import LocalNetwork, make_network_config, wait_until_endorsable
+from patchledger.app.errors import UserError
+from patchledger.app.fabric import Gateway
+from patchledger.network.manager import Manager
+from patchledger.network.testing import LocalNetwork, make_network_config, wait_until_endorsable
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -62,7 +62,8 @@ def testkit(fabric_network: LocalNetwork) -> str:
     per session."""
     fabric_network.manager.read_manifest()
     if TESTKIT not in fabric_network.manager.deployed:
-        fabric_network.manager.deploy(version="1.0", contract="chaincode.testkit:contract",
+        fabric_network.manager.deploy(version="1.0",
+                                      contract="patchledger.chaincode.testkit:contract",
                                       name=TESTKIT, slot=1)
     return TESTKIT
 

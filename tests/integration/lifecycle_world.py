@@ -24,7 +24,7 @@ from typing import Any
 import grpc
 import pytest
 
-from app.fabric import (
+from patchledger.app.fabric import (
     CommitError,
     EcdsaSigner,
     EndorseError,
@@ -34,12 +34,12 @@ from app.fabric import (
     connect,
     create_channel,
 )
-from app.feeds.formats import parse_bytes
-from app.feeds.model import Advisory
-from chaincode.lifecycle.signatures import encode_b64
-from chaincode.lifecycle.statement import ApprovalStatement
-from network.config import REPO_ROOT
-from network.testing import EnrolledUser, LocalNetwork
+from patchledger.app.feeds.formats import parse_bytes
+from patchledger.app.feeds.model import Advisory
+from patchledger.chaincode.lifecycle.signatures import encode_b64
+from patchledger.chaincode.lifecycle.statement import ApprovalStatement
+from patchledger.network.config import REPO_ROOT
+from patchledger.network.testing import EnrolledUser, LocalNetwork
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     DAY,

@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.config import AgentConfig
-from agent.errors import ArtifactMismatchError, QuorumNotMetError
-from agent.health import HealthResult
-from agent.runner import Assignment, Outcome, run_assignment
-from agent.verify import ArtifactFacts, verify_patch
-from chaincode.lifecycle.policy import Policy
-from chaincode.lifecycle.trust import OrgTrust
-from network.testing import LocalNetwork
+from patchledger.agent.config import AgentConfig
+from patchledger.agent.errors import ArtifactMismatchError, QuorumNotMetError
+from patchledger.agent.health import HealthResult
+from patchledger.agent.runner import Assignment, Outcome, run_assignment
+from patchledger.agent.verify import ArtifactFacts, verify_patch
+from patchledger.chaincode.lifecycle.policy import Policy
+from patchledger.chaincode.lifecycle.trust import OrgTrust
+from patchledger.network.testing import LocalNetwork
 from tests.integration.lifecycle_world import (
     approve,
     kev_entry,

@@ -1,7 +1,7 @@
 """The Python chaincode runtime against the real network (issue 4).
 
 The testkit contract (chaincode/testkit.py) is deployed once per session as an additional
-chaincode, ``testkit`` on server slot 1, served by ``python -m chaincode`` for every
+chaincode, ``testkit`` on server slot 1, served by ``python -m patchledger.chaincode`` for every
 organization. Clients are the organizations' admins through our Gateway client (app.fabric);
 the TLS checks dial the chaincode servers directly with grpc.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import grpc
 import pytest
 
-from app.fabric import (
+from patchledger.app.fabric import (
     Attribute,
     CAClient,
     CommitError,
@@ -35,12 +35,12 @@ from app.fabric import (
     Identity,
     RegistrationRequest,
 )
-from chaincode.runtime._protos import Msg
-from network import chaincode as cc
-from network import process
-from network.config import ChaincodeSettings
-from network.nodes import chaincode_command
-from network.testing import LocalNetwork
+from patchledger.chaincode.runtime._protos import Msg
+from patchledger.network import chaincode as cc
+from patchledger.network import process
+from patchledger.network.config import ChaincodeSettings
+from patchledger.network.nodes import chaincode_command
+from patchledger.network.testing import LocalNetwork
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +152,8 @@ def test_peer_holding_the_wrong_root_cannot_connect_to_the_chaincode(
     """
     net = fabric_network
     config, layout = net.config, net.layout
-    settings = ChaincodeSettings(_unique("tlsprobe"), "1.0", "chaincode.testkit:contract", slot=2)
+    settings = ChaincodeSettings(_unique("tlsprobe"), "1.0",
+                                 "patchledger.chaincode.testkit:contract", slot=2)
     cc.write_connection_files(config, settings)
     secops = net.org("secops")
     conn_file = layout.node_dir(secops.peer.name) / "ccaas" / f"{settings.label}.json"

@@ -25,7 +25,7 @@ import grpc
 import pytest
 from cryptography import x509
 
-from app.fabric import (
+from patchledger.app.fabric import (
     Attribute,
     AttributeRequest,
     CAClient,
@@ -43,12 +43,12 @@ from app.fabric import (
     TrustAnchors,
     verify_chain,
 )
-from app.fabric._protos import common_pb2, configtx_pb2, timestamp_pb2
-from app.fabric.blockhash import data_hash
-from app.fabric.ledger import LedgerVerifier
-from app.fabric.transaction_context import TransactionContext
-from network.config import REPO_ROOT
-from network.testing import LocalNetwork
+from patchledger.app.fabric._protos import common_pb2, configtx_pb2, timestamp_pb2
+from patchledger.app.fabric.blockhash import data_hash
+from patchledger.app.fabric.ledger import LedgerVerifier
+from patchledger.app.fabric.transaction_context import TransactionContext
+from patchledger.network.config import REPO_ROOT
+from patchledger.network.testing import LocalNetwork
 
 pytestmark = pytest.mark.integration
 

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import UserError
-from network import health, process
-from network.config import REPO_ROOT
-from network.manager import Manager
-from network.peercli import query
-from network.smoke import run_smoke
-from network.status import collect
-from network.testing import LocalNetwork, make_network_config
+from patchledger.app.errors import UserError
+from patchledger.network import health, process
+from patchledger.network.config import REPO_ROOT
+from patchledger.network.manager import Manager
+from patchledger.network.peercli import query
+from patchledger.network.smoke import run_smoke
+from patchledger.network.status import collect
+from patchledger.network.testing import LocalNetwork, make_network_config
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.fabric import CommitError, EndorseError, GatewayError
-from chaincode.lifecycle.host_report import HostReport
-from chaincode.lifecycle.statement import SignedStatement, verify_statement
-from network.testing import LocalNetwork
+from patchledger.app.fabric import CommitError, EndorseError, GatewayError
+from patchledger.chaincode.lifecycle.host_report import HostReport
+from patchledger.chaincode.lifecycle.statement import SignedStatement, verify_statement
+from patchledger.network.testing import LocalNetwork
 from tests.integration.lifecycle_world import (
     IDENTITIES,
     Client,

@@ -3,6 +3,6 @@ Gateway/Deliver gRPC server, and a builder of signed blocks. Never used in produ
 
 from __future__ import annotations
 
-from app.fabric.testing.pki import TestCA, TestIdentity
+from patchledger.app.fabric.testing.pki import TestCA, TestIdentity
 
 __all__ = ["TestCA", "TestIdentity"]

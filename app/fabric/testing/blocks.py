@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from app.fabric._protos import (
+from patchledger.app.fabric._protos import (
     chaincode_event_pb2,
     chaincode_pb2,
     common_pb2,
@@ -19,9 +19,9 @@ from app.fabric._protos import (
     proposal_response_pb2,
     transaction_pb2,
 )
-from app.fabric.blockhash import block_header_bytes, block_header_hash, data_hash
-from app.fabric.testing.pki import TestIdentity
-from app.fabric.transaction_context import (
+from patchledger.app.fabric.blockhash import block_header_bytes, block_header_hash, data_hash
+from patchledger.app.fabric.testing.pki import TestIdentity
+from patchledger.app.fabric.transaction_context import (
     TransactionContext,
     build_proposal_bytes,
     now_timestamp,

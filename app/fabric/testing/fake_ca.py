@@ -22,8 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from app.fabric.signing import verify_signature
-from app.fabric.testing.pki import TestCA
+from patchledger.app.fabric.signing import verify_signature
+from patchledger.app.fabric.testing.pki import TestCA
 
 
 @dataclass

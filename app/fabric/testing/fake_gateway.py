@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from app.fabric._protos import (
+from patchledger.app.fabric._protos import (
     ab_pb2,
     chaincode_event_pb2,
     chaincode_pb2,
@@ -27,14 +27,14 @@ from app.fabric._protos import (
     gateway_pb2_grpc,
     proposal_pb2,
 )
-from app.fabric._rpcstatus import STATUS_DETAILS_KEY, encode_status
-from app.fabric.blocks import parse_block
-from app.fabric.errors import ErrorDetail
-from app.fabric.identity import load_certificate, parse_serialized_identity
-from app.fabric.signing import verify_signature
-from app.fabric.testing.blocks import ChainBuilder, endorse_proposal
-from app.fabric.testing.pki import TestIdentity
-from app.fabric.transaction_context import compute_transaction_id
+from patchledger.app.fabric._rpcstatus import STATUS_DETAILS_KEY, encode_status
+from patchledger.app.fabric.blocks import parse_block
+from patchledger.app.fabric.errors import ErrorDetail
+from patchledger.app.fabric.identity import load_certificate, parse_serialized_identity
+from patchledger.app.fabric.signing import verify_signature
+from patchledger.app.fabric.testing.blocks import ChainBuilder, endorse_proposal
+from patchledger.app.fabric.testing.pki import TestIdentity
+from patchledger.app.fabric.transaction_context import compute_transaction_id
 
 #: The chaincode: ``(function, args, transient) -> (result, optional (event name, payload))``.
 Chaincode = Callable[[str, list[bytes], dict[str, bytes]], tuple[bytes, tuple[str, bytes] | None]]

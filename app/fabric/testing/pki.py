@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from app.fabric.identity import Identity
-from app.fabric.signing import EcdsaSigner
+from patchledger.app.fabric.identity import Identity
+from patchledger.app.fabric.signing import EcdsaSigner
 
 _ATTRS_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from app.feeds.model import Advisory, ParseError, ParseResult
+from patchledger.app.feeds.model import Advisory, ParseError, ParseResult
 
 
 class RecordError(ValueError):

@@ -17,7 +17,7 @@ from typing import Any
 
 from packageurl import PackageURL
 
-from app.feeds.connectors._fields import (
+from patchledger.app.feeds.connectors._fields import (
     RecordError,
     arr,
     obj,
@@ -26,8 +26,8 @@ from app.feeds.connectors._fields import (
     parse_datetime,
     req_str,
 )
-from app.feeds.ecosystems import distro_release
-from app.feeds.model import (
+from patchledger.app.feeds.ecosystems import distro_release
+from patchledger.app.feeds.model import (
     Advisory,
     AffectedPackage,
     CvssScore,

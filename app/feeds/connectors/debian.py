@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from app.feeds.connectors._fields import RecordError
-from app.feeds.model import (
+from patchledger.app.feeds.connectors._fields import RecordError
+from patchledger.app.feeds.model import (
     Advisory,
     AffectedPackage,
     PackageStatus,

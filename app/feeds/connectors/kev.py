@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.feeds.connectors._fields import (
+from patchledger.app.feeds.connectors._fields import (
     RecordError,
     arr,
     collect,
@@ -14,7 +14,14 @@ from app.feeds.connectors._fields import (
     parse_date,
     req_str,
 )
-from app.feeds.model import Advisory, KevInfo, ParseResult, Reference, SourceRecord, record_digest
+from patchledger.app.feeds.model import (
+    Advisory,
+    KevInfo,
+    ParseResult,
+    Reference,
+    SourceRecord,
+    record_digest,
+)
 
 SOURCE = "kev"
 

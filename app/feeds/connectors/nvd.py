@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from app.feeds.connectors._fields import (
+from patchledger.app.feeds.connectors._fields import (
     RecordError,
     arr,
     collect,
@@ -19,8 +19,8 @@ from app.feeds.connectors._fields import (
     parse_datetime,
     req_str,
 )
-from app.feeds.cpe import parse_cpe
-from app.feeds.model import (
+from patchledger.app.feeds.cpe import parse_cpe
+from patchledger.app.feeds.model import (
     Advisory,
     CpeMatch,
     CpeNode,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from app.feeds.connectors._fields import (
+from patchledger.app.feeds.connectors._fields import (
     RecordError,
     arr,
     collect,
@@ -21,9 +21,9 @@ from app.feeds.connectors._fields import (
     parse_datetime,
     req_str,
 )
-from app.feeds.cvss import base_score
-from app.feeds.ecosystems import osv_package
-from app.feeds.model import (
+from patchledger.app.feeds.cvss import base_score
+from patchledger.app.feeds.ecosystems import osv_package
+from patchledger.app.feeds.model import (
     Advisory,
     AffectedPackage,
     CvssScore,

@@ -14,14 +14,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..approval import Approval
-from ..approval_policy import Decision, evaluate
-from ..authz import authorize, require_org
-from ..errors import AuthorizationError, DuplicateVoteError, TransitionError, ValidationError
-from ..ledger import Change, TxLedger
-from ..patch import Patch
-from ..policy import DEFAULT_POLICY_ID, Policy, check_voter
-from ..statement import SignedStatement, verify_statement
+from patchledger.chaincode.lifecycle.approval import Approval
+from patchledger.chaincode.lifecycle.approval_policy import Decision, evaluate
+from patchledger.chaincode.lifecycle.authz import authorize, require_org
+from patchledger.chaincode.lifecycle.errors import (
+    AuthorizationError,
+    DuplicateVoteError,
+    TransitionError,
+    ValidationError,
+)
+from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
+from patchledger.chaincode.lifecycle.patch import Patch
+from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy, check_voter
+from patchledger.chaincode.lifecycle.statement import SignedStatement, verify_statement
 
 
 def approve_patch(tx: TxLedger, signed_statement: Mapping[str, Any]) -> list[Change]:

@@ -27,14 +27,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..authz import authorize, require_org
-from ..deployment import MACHINE, Deployment
-from ..errors import AuthorizationError, LifecycleError, PreconditionError, ValidationError
-from ..host import Host
-from ..host_report import SignedReport, verify_report
-from ..identity import Role
-from ..ledger import Change, TxLedger
-from ..rollout import Rollout
+from patchledger.chaincode.lifecycle.authz import authorize, require_org
+from patchledger.chaincode.lifecycle.deployment import MACHINE, Deployment
+from patchledger.chaincode.lifecycle.errors import (
+    AuthorizationError,
+    LifecycleError,
+    PreconditionError,
+    ValidationError,
+)
+from patchledger.chaincode.lifecycle.host import Host
+from patchledger.chaincode.lifecycle.host_report import SignedReport, verify_report
+from patchledger.chaincode.lifecycle.identity import Role
+from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
+from patchledger.chaincode.lifecycle.rollout import Rollout
 
 MAX_BATCH = 500
 

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..authz import authorize
-from ..errors import AlreadyExistsError, ExpiredError, PreconditionError, TransitionError
-from ..fields import id_tuple, identifier, integer, text
-from ..ledger import Change, TxLedger
-from ..patch import MACHINE as PATCH
-from ..patch import Patch
-from ..policy import DEFAULT_POLICY_ID, Policy, check_voter
-from ..quorum import add_vote, reached
-from ..revocation import Revocation
-from ..risk_acceptance import RiskAcceptance
-from ..vulnerability import MACHINE as VULN
-from ..vulnerability import Vulnerability
+from patchledger.chaincode.lifecycle.authz import authorize
+from patchledger.chaincode.lifecycle.errors import (
+    AlreadyExistsError,
+    ExpiredError,
+    PreconditionError,
+    TransitionError,
+)
+from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer, text
+from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
+from patchledger.chaincode.lifecycle.patch import MACHINE as PATCH
+from patchledger.chaincode.lifecycle.patch import Patch
+from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy, check_voter
+from patchledger.chaincode.lifecycle.quorum import add_vote, reached
+from patchledger.chaincode.lifecycle.revocation import Revocation
+from patchledger.chaincode.lifecycle.risk_acceptance import RiskAcceptance
+from patchledger.chaincode.lifecycle.vulnerability import MACHINE as VULN
+from patchledger.chaincode.lifecycle.vulnerability import Vulnerability
 
 
 def revoke_patch(tx: TxLedger, patch_id: str, reason: str) -> list[Change]:

@@ -14,14 +14,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..authz import authorize, require_org
-from ..errors import AlreadyExistsError, AuthorizationError, ValidationError
-from ..fields import id_tuple, sha256_hex
-from ..host import EMPTY_INVENTORY, MACHINE, Host
-from ..identity import Caller, Role, certificate_attributes, load_certificate
-from ..ledger import Change, TxLedger
-from ..signatures import public_key_of
-from ..trust import OrgTrust
+from patchledger.chaincode.lifecycle.authz import authorize, require_org
+from patchledger.chaincode.lifecycle.errors import (
+    AlreadyExistsError,
+    AuthorizationError,
+    ValidationError,
+)
+from patchledger.chaincode.lifecycle.fields import id_tuple, sha256_hex
+from patchledger.chaincode.lifecycle.host import EMPTY_INVENTORY, MACHINE, Host
+from patchledger.chaincode.lifecycle.identity import (
+    Caller,
+    Role,
+    certificate_attributes,
+    load_certificate,
+)
+from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
+from patchledger.chaincode.lifecycle.signatures import public_key_of
+from patchledger.chaincode.lifecycle.trust import OrgTrust
 
 
 def _check_host_certificate(

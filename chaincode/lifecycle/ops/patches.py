@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..authz import authorize
-from ..errors import AlreadyExistsError
-from ..fields import id_tuple, sha256_hex, text
-from ..ledger import Change, TxLedger
-from ..patch import MACHINE, Patch, TestEvidence, check_evidence
-from ..severity import highest
-from ..vulnerability import Vulnerability
+from patchledger.chaincode.lifecycle.authz import authorize
+from patchledger.chaincode.lifecycle.errors import AlreadyExistsError
+from patchledger.chaincode.lifecycle.fields import id_tuple, sha256_hex, text
+from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
+from patchledger.chaincode.lifecycle.patch import MACHINE, Patch, TestEvidence, check_evidence
+from patchledger.chaincode.lifecycle.severity import highest
+from patchledger.chaincode.lifecycle.vulnerability import Vulnerability
 
 
 def propose_patch(tx: TxLedger, data: Mapping[str, Any]) -> list[Change]:

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..authz import authorize
-from ..errors import AlreadyExistsError, TransitionError
-from ..fields import identifier
-from ..ledger import Change, TxLedger
-from ..policy import DEFAULT_POLICY_ID, Policy, check_voter
-from ..policy_change import MACHINE, PolicyChange
-from ..quorum import add_vote, reached
+from patchledger.chaincode.lifecycle.authz import authorize
+from patchledger.chaincode.lifecycle.errors import AlreadyExistsError, TransitionError
+from patchledger.chaincode.lifecycle.fields import identifier
+from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
+from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy, check_voter
+from patchledger.chaincode.lifecycle.policy_change import MACHINE, PolicyChange
+from patchledger.chaincode.lifecycle.quorum import add_vote, reached
 
 
 def bootstrap_policy(tx: TxLedger, data: Mapping[str, Any]) -> list[Change]:

@@ -13,16 +13,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..authz import authorize, require_org
-from ..deployment import SETTLED, Deployment
-from ..errors import AlreadyExistsError, PreconditionError, TransitionError, ValidationError
-from ..fields import id_tuple, identifier, integer
-from ..host import Host
-from ..ledger import Change, TxLedger
-from ..patch import DEPLOYABLE, Patch
-from ..policy import DEFAULT_POLICY_ID, Policy
-from ..rollout import MACHINE, Rollout, Wave
-from .patches import release
+from patchledger.chaincode.lifecycle.authz import authorize, require_org
+from patchledger.chaincode.lifecycle.deployment import SETTLED, Deployment
+from patchledger.chaincode.lifecycle.errors import (
+    AlreadyExistsError,
+    PreconditionError,
+    TransitionError,
+    ValidationError,
+)
+from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer
+from patchledger.chaincode.lifecycle.host import Host
+from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
+from patchledger.chaincode.lifecycle.ops.patches import release
+from patchledger.chaincode.lifecycle.patch import DEPLOYABLE, Patch
+from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy
+from patchledger.chaincode.lifecycle.rollout import MACHINE, Rollout, Wave
 
 
 def _resolve_wave(

@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..authz import authorize
-from ..errors import TransitionError
-from ..fields import choice
-from ..ledger import Change, TxLedger
-from ..vulnerability import MACHINE, Vulnerability, merge, same_content
+from patchledger.chaincode.lifecycle.authz import authorize
+from patchledger.chaincode.lifecycle.errors import TransitionError
+from patchledger.chaincode.lifecycle.fields import choice
+from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
+from patchledger.chaincode.lifecycle.vulnerability import (
+    MACHINE,
+    Vulnerability,
+    merge,
+    same_content,
+)
 
 ASSESSABLE = ("OPEN", "MITIGATED", "NOT_AFFECTED")
 

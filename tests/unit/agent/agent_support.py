@@ -9,8 +9,8 @@ import io
 import tarfile
 from typing import Any
 
-from chaincode.lifecycle.patch import Patch
-from chaincode.lifecycle.policy import Policy
+from patchledger.chaincode.lifecycle.patch import Patch
+from patchledger.chaincode.lifecycle.policy import Policy
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     DAY,

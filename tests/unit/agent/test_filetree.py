@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.backends import FileTreeBackend
-from agent.errors import ArtifactFormatError, BackendError, LockError, RollbackError
-from agent.health import CommandCheck
+from patchledger.agent.backends import FileTreeBackend
+from patchledger.agent.errors import ArtifactFormatError, BackendError, LockError, RollbackError
+from patchledger.agent.health import CommandCheck
 from tests.unit.agent.agent_support import make_tar
 
 OLD = {"a.txt": b"old a", "keep.txt": b"untouched"}

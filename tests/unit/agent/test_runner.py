@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from agent.backends import FileTreeBackend
-from agent.config import AgentConfig
-from agent.errors import ConfigError, LockError
-from agent.guard import Interrupted
-from agent.health import HealthResult
-from agent.runner import Assignment, Outcome, RunResult, run_assignment
-from chaincode.lifecycle.deployment import Deployment
-from chaincode.lifecycle.host import Host
-from chaincode.lifecycle.ledger import MemoryStore
-from chaincode.lifecycle.ops import (
+from patchledger.agent.backends import FileTreeBackend
+from patchledger.agent.config import AgentConfig
+from patchledger.agent.errors import ConfigError, LockError
+from patchledger.agent.guard import Interrupted
+from patchledger.agent.health import HealthResult
+from patchledger.agent.runner import Assignment, Outcome, RunResult, run_assignment
+from patchledger.chaincode.lifecycle.deployment import Deployment
+from patchledger.chaincode.lifecycle.host import Host
+from patchledger.chaincode.lifecycle.ledger import MemoryStore
+from patchledger.chaincode.lifecycle.ops import (
     approvals,
     deployments,
     patches,
@@ -30,9 +30,9 @@ from chaincode.lifecycle.ops import (
     rollouts,
     vulnerabilities,
 )
-from chaincode.lifecycle.ops import hosts as host_ops
-from chaincode.lifecycle.policy import Policy
-from chaincode.lifecycle.queries import approval_bundle, get_record
+from patchledger.chaincode.lifecycle.ops import hosts as host_ops
+from patchledger.chaincode.lifecycle.policy import Policy
+from patchledger.chaincode.lifecycle.queries import approval_bundle, get_record
 from tests.unit.agent.agent_support import make_tar, sha256
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from agent.errors import (
+from patchledger.agent.errors import (
     ArtifactMismatchError,
     BundleError,
     MalformedStatementError,
@@ -26,10 +26,10 @@ from agent.errors import (
     StatementSignatureError,
     StatementValidityError,
 )
-from agent.verify import ArtifactFacts, Verdict, verify_patch
-from chaincode.lifecycle.queries import approval_bundle
-from chaincode.lifecycle.signatures import P256_ORDER, decode_b64, encode_b64
-from chaincode.lifecycle.trust import OrgTrust
+from patchledger.agent.verify import ArtifactFacts, Verdict, verify_patch
+from patchledger.chaincode.lifecycle.queries import approval_bundle
+from patchledger.chaincode.lifecycle.signatures import P256_ORDER, decode_b64, encode_b64
+from patchledger.chaincode.lifecycle.trust import OrgTrust
 from tests.unit.agent.agent_support import (
     approver,
     bundle,

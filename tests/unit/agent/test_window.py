@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from agent.errors import ConfigError
-from agent.window import parse_window
+from patchledger.agent.errors import ConfigError
+from patchledger.agent.window import parse_window
 
 
 def at(text: str) -> int:

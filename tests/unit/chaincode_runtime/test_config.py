@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from chaincode.main import main
-from chaincode.runtime import ConfigError, ServerConfig
-from chaincode.runtime.server import load_chaincode
-from chaincode.runtime.testing import make_certificate
+from patchledger.chaincode.main import main
+from patchledger.chaincode.runtime import ConfigError, ServerConfig
+from patchledger.chaincode.runtime.server import load_chaincode
+from patchledger.chaincode.runtime.testing import make_certificate
 
 BASE = {"CHAINCODE_ID": "pl_1.0:abc", "CHAINCODE_SERVER_ADDRESS": "127.0.0.1:9999"}
 
@@ -25,7 +25,7 @@ def test_minimal_settings() -> None:
     assert cfg.address == "127.0.0.1:9999"
     assert cfg.tls is None
     assert cfg.log_level == "WARNING"
-    assert cfg.contract == "chaincode.smoke:contract"
+    assert cfg.contract == "patchledger.chaincode.smoke:contract"
 
 
 def _tls_files(tmp_path: Path) -> dict[str, str]:
@@ -86,15 +86,15 @@ def test_non_pem_and_bad_key(tmp_path: Path) -> None:
 
 
 def test_load_chaincode() -> None:
-    from chaincode import smoke
+    from patchledger.chaincode import smoke
 
-    assert load_chaincode("chaincode.smoke:contract") is smoke.contract
+    assert load_chaincode("patchledger.chaincode.smoke:contract") is smoke.contract
     with pytest.raises(ConfigError, match="cannot be loaded"):
-        load_chaincode("chaincode.nonexistent:contract")
+        load_chaincode("patchledger.chaincode.nonexistent:contract")
     with pytest.raises(ConfigError, match="cannot be loaded"):
-        load_chaincode("chaincode.smoke:nothing")
+        load_chaincode("patchledger.chaincode.smoke:nothing")
     with pytest.raises(ConfigError, match="no invoke"):
-        load_chaincode("chaincode.smoke:VERSION")
+        load_chaincode("patchledger.chaincode.smoke:VERSION")
 
 
 def test_main_exit_status_2_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
@@ -110,7 +110,7 @@ def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         **BASE, "CHAINCODE_SERVER_ADDRESS": "127.0.0.1:0", "CHAINCODE_LOG_LEVEL": "INFO",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chaincode"], env=env, cwd=Path(__file__).parents[3],
+        [sys.executable, "-m", "patchledger.chaincode"], env=env, cwd=Path(__file__).parents[3],
         stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -9,10 +9,16 @@ from typing import Any
 
 import pytest
 
-from chaincode import smoke
-from chaincode.runtime import METADATA_FUNCTION, Context, Contract, ContractError, PeerSession
-from chaincode.runtime.contract import to_json_bytes
-from chaincode.runtime.testing import FakePeer, parse_response
+from patchledger.chaincode import smoke
+from patchledger.chaincode.runtime import (
+    METADATA_FUNCTION,
+    Context,
+    Contract,
+    ContractError,
+    PeerSession,
+)
+from patchledger.chaincode.runtime.contract import to_json_bytes
+from patchledger.chaincode.runtime.testing import FakePeer, parse_response
 
 
 def call(contract: Any, *calls: tuple[str | bytes, ...], peer: FakePeer | None = None) -> list[Any]:

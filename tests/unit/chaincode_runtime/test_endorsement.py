@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from chaincode.runtime import KeyEndorsementPolicy
-from chaincode.runtime._protos import msp_principal_pb2, policies_pb2
-from chaincode.runtime.endorsement import (
+from patchledger.chaincode.runtime import KeyEndorsementPolicy
+from patchledger.chaincode.runtime._protos import msp_principal_pb2, policies_pb2
+from patchledger.chaincode.runtime.endorsement import (
     MAX_POLICY_DEPTH,
     ROLE_MEMBER,
     ROLE_PEER,
@@ -27,8 +27,8 @@ from chaincode.runtime.endorsement import (
     majority,
     owner_and_majority,
 )
-from chaincode.runtime.stub import ChaincodeStub
-from chaincode.runtime.testing import FakePeer
+from patchledger.chaincode.runtime.stub import ChaincodeStub
+from patchledger.chaincode.runtime.testing import FakePeer
 from tests.unit.chaincode_runtime.test_stub import run_tx
 
 SECOPS, ITOPS, COMPLIANCE = "SecOpsMSP", "ITOpsMSP", "ComplianceMSP"

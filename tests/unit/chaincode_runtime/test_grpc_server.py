@@ -9,16 +9,16 @@ from typing import Any
 import grpc
 import pytest
 
-from chaincode import smoke
-from chaincode.runtime import ChaincodeServer, TLSConfig
-from chaincode.runtime._protos import (
+from patchledger.chaincode import smoke
+from patchledger.chaincode.runtime import ChaincodeServer, TLSConfig
+from patchledger.chaincode.runtime._protos import (
     Msg,
     chaincode_pb2,
     chaincode_shim_pb2,
     chaincode_shim_pb2_grpc,
 )
-from chaincode.runtime.server import MAX_MESSAGE_BYTES
-from chaincode.runtime.testing import (
+from patchledger.chaincode.runtime.server import MAX_MESSAGE_BYTES
+from patchledger.chaincode.runtime.testing import (
     IssuedCertificate,
     make_certificate,
     make_signed_proposal,
@@ -184,7 +184,7 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_plaintext_serving_is_a_warning_naming_the_missing_variables(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="chaincode.runtime")
+    caplog.set_level(logging.WARNING, logger="patchledger.chaincode.runtime")
     _start_and_stop(None)
     (warning,) = _warnings(caplog)
     assert "WITHOUT TLS" in warning
@@ -196,7 +196,7 @@ def test_plaintext_serving_is_a_warning_naming_the_missing_variables(
 def test_tls_without_client_auth_is_a_warning_and_mutual_tls_is_quiet(
     pki: PKI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="chaincode.runtime")
+    caplog.set_level(logging.WARNING, logger="patchledger.chaincode.runtime")
     _start_and_stop(TLSConfig(pki.server.cert_pem, pki.server.key_pem))
     (warning,) = _warnings(caplog)
     assert "without client authentication" in warning

@@ -10,13 +10,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from chaincode.runtime import ClientIdentity, IdentityError
-from chaincode.runtime.identity import (
+from patchledger.chaincode.runtime import ClientIdentity, IdentityError
+from patchledger.chaincode.runtime.identity import (
     FABRIC_CA_ATTRS_OID,
     distinguished_name,
     parse_fabric_ca_attributes,
 )
-from chaincode.runtime.testing import make_certificate, make_creator
+from patchledger.chaincode.runtime.testing import make_certificate, make_creator
 
 
 def test_attributes_from_fabric_ca_extension() -> None:

@@ -9,10 +9,17 @@ from typing import Any, TypeVar
 
 import pytest
 
-from chaincode.runtime import Context, Contract, ContractError, PeerError, PeerSession, Response
-from chaincode.runtime._protos import Msg, chaincode_pb2
-from chaincode.runtime.stub import ChaincodeStub
-from chaincode.runtime.testing import FakePeer, parse_response
+from patchledger.chaincode.runtime import (
+    Context,
+    Contract,
+    ContractError,
+    PeerError,
+    PeerSession,
+    Response,
+)
+from patchledger.chaincode.runtime._protos import Msg, chaincode_pb2
+from patchledger.chaincode.runtime.stub import ChaincodeStub
+from patchledger.chaincode.runtime.testing import FakePeer, parse_response
 
 T = TypeVar("T")
 CC_ID = "testcc_1.0:abc"

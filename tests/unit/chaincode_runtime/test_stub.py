@@ -9,17 +9,27 @@ from typing import Any
 
 import pytest
 
-from chaincode.runtime import (
+from patchledger.chaincode.runtime import (
     KeyEndorsementPolicy,
     PeerSession,
     Response,
     create_composite_key,
     split_composite_key,
 )
-from chaincode.runtime._protos import Msg, chaincode_shim_pb2, msp_principal_pb2, policies_pb2
-from chaincode.runtime.endorsement import VALIDATION_PARAMETER
-from chaincode.runtime.stub import ChaincodeStub
-from chaincode.runtime.testing import FakePeer, make_certificate, make_creator, parse_response
+from patchledger.chaincode.runtime._protos import (
+    Msg,
+    chaincode_shim_pb2,
+    msp_principal_pb2,
+    policies_pb2,
+)
+from patchledger.chaincode.runtime.endorsement import VALIDATION_PARAMETER
+from patchledger.chaincode.runtime.stub import ChaincodeStub
+from patchledger.chaincode.runtime.testing import (
+    FakePeer,
+    make_certificate,
+    make_creator,
+    parse_response,
+)
 
 Body = Callable[[ChaincodeStub], Awaitable[Any]]
 

@@ -6,10 +6,15 @@ import asyncio
 import json
 from typing import Any
 
-from chaincode.runtime import PeerSession
-from chaincode.runtime._protos import Msg
-from chaincode.runtime.testing import FakePeer, make_certificate, make_creator, parse_response
-from chaincode.testkit import contract
+from patchledger.chaincode.runtime import PeerSession
+from patchledger.chaincode.runtime._protos import Msg
+from patchledger.chaincode.runtime.testing import (
+    FakePeer,
+    make_certificate,
+    make_creator,
+    parse_response,
+)
+from patchledger.chaincode.testkit import contract
 
 
 def run(peer: FakePeer, *calls: tuple[str, ...], creator: bytes = b"") -> list[Any]:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from chaincode.runtime import PeerError, PeerSession, Response
-from chaincode.runtime._protos import Msg, chaincode_pb2, chaincode_shim_pb2
-from chaincode.runtime.stub import ChaincodeStub, PeerFeatures
-from chaincode.runtime.testing import FakePeer, parse_response
+from patchledger.chaincode.runtime import PeerError, PeerSession, Response
+from patchledger.chaincode.runtime._protos import Msg, chaincode_pb2, chaincode_shim_pb2
+from patchledger.chaincode.runtime.stub import ChaincodeStub, PeerFeatures
+from patchledger.chaincode.runtime.testing import FakePeer, parse_response
 
 Body = Callable[[ChaincodeStub], Awaitable[Response | None]]
 WR = chaincode_shim_pb2.WriteRecord

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from app.fabric.channel import create_channel
-from app.fabric.gateway import Gateway, connect
-from app.fabric.testing import TestCA, TestIdentity
-from app.fabric.testing.fake_gateway import FakeGateway
+from patchledger.app.fabric.channel import create_channel
+from patchledger.app.fabric.gateway import Gateway, connect
+from patchledger.app.fabric.testing import TestCA, TestIdentity
+from patchledger.app.fabric.testing.fake_gateway import FakeGateway
 
 
 @pytest.fixture(scope="session")

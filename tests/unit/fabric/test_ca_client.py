@@ -9,12 +9,17 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from app.fabric.ca_client import CAClient, auth_token, make_csr
-from app.fabric.ca_models import Attribute, AttributeRequest, Enrollment, RegistrationRequest
-from app.fabric.errors import CAError
-from app.fabric.identity import Identity
-from app.fabric.signing import CURVE_ORDERS, EcdsaSigner, is_low_s, verify_signature
-from app.fabric.testing.fake_ca import FakeCA
+from patchledger.app.fabric.ca_client import CAClient, auth_token, make_csr
+from patchledger.app.fabric.ca_models import (
+    Attribute,
+    AttributeRequest,
+    Enrollment,
+    RegistrationRequest,
+)
+from patchledger.app.fabric.errors import CAError
+from patchledger.app.fabric.identity import Identity
+from patchledger.app.fabric.signing import CURVE_ORDERS, EcdsaSigner, is_low_s, verify_signature
+from patchledger.app.fabric.testing.fake_ca import FakeCA
 
 
 @pytest.fixture
@@ -136,7 +141,7 @@ def test_revoke_needs_a_target(client: CAClient, admin: Enrollment) -> None:
 
 
 def test_untrusted_tls_is_refused(fake_ca: FakeCA) -> None:
-    from app.fabric.testing import TestCA
+    from patchledger.app.fabric.testing import TestCA
 
     other = CAClient(fake_ca.url, tls_ca_certificate=TestCA("X").cert_pem)
     with pytest.raises(CAError, match="cannot reach the CA"):

@@ -9,12 +9,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from app.fabric._protos import common_pb2
-from app.fabric.channel import DEFAULT_OPTIONS, MAX_MESSAGE_BYTES, create_channel
-from app.fabric.errors import GatewayError
-from app.fabric.gateway import connect
-from app.fabric.testing import TestCA, TestIdentity
-from app.fabric.testing.fake_gateway import FakeGateway
+from patchledger.app.fabric._protos import common_pb2
+from patchledger.app.fabric.channel import DEFAULT_OPTIONS, MAX_MESSAGE_BYTES, create_channel
+from patchledger.app.fabric.errors import GatewayError
+from patchledger.app.fabric.gateway import connect
+from patchledger.app.fabric.testing import TestCA, TestIdentity
+from patchledger.app.fabric.testing.fake_gateway import FakeGateway
 
 
 def test_default_options() -> None:

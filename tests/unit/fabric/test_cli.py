@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
-from app.fabric.identity import Identity
-from app.fabric.testing import TestCA, TestIdentity
-from app.fabric.testing.fake_ca import FakeCA
-from app.fabric.testing.fake_gateway import FakeGateway
+from patchledger.app.cli import main
+from patchledger.app.fabric.identity import Identity
+from patchledger.app.fabric.testing import TestCA, TestIdentity
+from patchledger.app.fabric.testing.fake_ca import FakeCA
+from patchledger.app.fabric.testing.fake_gateway import FakeGateway
 
 
 @pytest.fixture
@@ -190,7 +190,7 @@ def test_identity_enroll_register_enroll(
     )
     out = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert out["attributes"] == {"role": "approver"}
-    from app.fabric.wallet import Wallet
+    from patchledger.app.fabric.wallet import Wallet
 
     identity, _ = Wallet(wallet, "wallet-pw").get("approver1")
     assert isinstance(identity, Identity)

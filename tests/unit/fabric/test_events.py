@@ -9,13 +9,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from app.fabric._protos import ab_pb2, common_pb2, gateway_pb2
-from app.fabric.checkpoint import FileCheckpointer, InMemoryCheckpointer
-from app.fabric.errors import CheckpointError, EventsError
-from app.fabric.gateway import Gateway
-from app.fabric.testing import TestIdentity
-from app.fabric.testing.blocks import signed_transaction
-from app.fabric.testing.fake_gateway import FakeGateway, ScriptedFailure
+from patchledger.app.fabric._protos import ab_pb2, common_pb2, gateway_pb2
+from patchledger.app.fabric.checkpoint import FileCheckpointer, InMemoryCheckpointer
+from patchledger.app.fabric.errors import CheckpointError, EventsError
+from patchledger.app.fabric.gateway import Gateway
+from patchledger.app.fabric.testing import TestIdentity
+from patchledger.app.fabric.testing.blocks import signed_transaction
+from patchledger.app.fabric.testing.fake_gateway import FakeGateway, ScriptedFailure
 
 
 def _submit(gateway: Gateway, *ids: str) -> list[str]:

@@ -7,19 +7,19 @@ import hashlib
 import grpc
 import pytest
 
-from app.fabric._protos import (
+from patchledger.app.fabric._protos import (
     chaincode_pb2,
     common_pb2,
     gateway_pb2,
     identities_pb2,
     proposal_pb2,
 )
-from app.fabric.errors import SigningError
-from app.fabric.gateway import Gateway, connect
-from app.fabric.signing import CURVE_ORDERS, is_low_s, verify_signature
-from app.fabric.testing import TestCA, TestIdentity
-from app.fabric.testing.fake_gateway import FakeGateway
-from app.fabric.transaction_context import TransactionContext, compute_transaction_id
+from patchledger.app.fabric.errors import SigningError
+from patchledger.app.fabric.gateway import Gateway, connect
+from patchledger.app.fabric.signing import CURVE_ORDERS, is_low_s, verify_signature
+from patchledger.app.fabric.testing import TestCA, TestIdentity
+from patchledger.app.fabric.testing.fake_gateway import FakeGateway
+from patchledger.app.fabric.transaction_context import TransactionContext, compute_transaction_id
 
 N = CURVE_ORDERS["secp256r1"]
 
@@ -159,7 +159,7 @@ def test_proposal_bytes_round_trip(gateway: Gateway) -> None:
 def test_wrong_signer_is_refused_by_peer(
     alice: TestIdentity, grpc_channel: grpc.Channel, secops_ca: TestCA
 ) -> None:
-    from app.fabric.errors import GatewayError
+    from patchledger.app.fabric.errors import GatewayError
 
     mallory = secops_ca.issue("mallory")
     with connect(alice.identity, mallory.signer, grpc_channel) as gateway:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from app.fabric._client import Timeouts
-from app.fabric._rpcstatus import decode_error_details, encode_status
-from app.fabric.errors import (
+from patchledger.app.fabric._client import Timeouts
+from patchledger.app.fabric._rpcstatus import decode_error_details, encode_status
+from patchledger.app.fabric.errors import (
     CommitError,
     CommitStatusError,
     EndorseError,
@@ -15,9 +15,9 @@ from app.fabric.errors import (
     GatewayError,
     SubmitError,
 )
-from app.fabric.gateway import Gateway, connect
-from app.fabric.testing import TestIdentity
-from app.fabric.testing.fake_gateway import FakeGateway, ScriptedFailure
+from patchledger.app.fabric.gateway import Gateway, connect
+from patchledger.app.fabric.testing import TestIdentity
+from patchledger.app.fabric.testing.fake_gateway import FakeGateway, ScriptedFailure
 
 PEER_DETAILS = (
     ErrorDetail("peer0.itops:9051", "ITOpsMSP", "chaincode response 500, patch P-1 is APPROVED"),

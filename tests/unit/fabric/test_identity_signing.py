@@ -13,17 +13,17 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from app.fabric._protos import identities_pb2
-from app.fabric.errors import IdentityError, SigningError
-from app.fabric.identity import Identity, parse_serialized_identity
-from app.fabric.signing import (
+from patchledger.app.fabric._protos import identities_pb2
+from patchledger.app.fabric.errors import IdentityError, SigningError
+from patchledger.app.fabric.identity import Identity, parse_serialized_identity
+from patchledger.app.fabric.signing import (
     CURVE_ORDERS,
     EcdsaSigner,
     is_low_s,
     to_low_s,
     verify_signature,
 )
-from app.fabric.testing import TestCA, TestIdentity
+from patchledger.app.fabric.testing import TestCA, TestIdentity
 
 N = CURVE_ORDERS["secp256r1"]
 

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from app.fabric._protos import common_pb2, transaction_pb2
-from app.fabric.blockhash import block_header_hash, header_bytes, header_hash
-from app.fabric.gateway import Gateway
-from app.fabric.ledger import LedgerVerifier, verify_chain
-from app.fabric.testing import TestCA, TestIdentity
-from app.fabric.testing.blocks import ChainBuilder, sign_block, signed_transaction
-from app.fabric.testing.fake_gateway import FakeGateway
-from app.fabric.trust import TrustAnchors
+from patchledger.app.fabric._protos import common_pb2, transaction_pb2
+from patchledger.app.fabric.blockhash import block_header_hash, header_bytes, header_hash
+from patchledger.app.fabric.gateway import Gateway
+from patchledger.app.fabric.ledger import LedgerVerifier, verify_chain
+from patchledger.app.fabric.testing import TestCA, TestIdentity
+from patchledger.app.fabric.testing.blocks import ChainBuilder, sign_block, signed_transaction
+from patchledger.app.fabric.testing.fake_gateway import FakeGateway
+from patchledger.app.fabric.trust import TrustAnchors
 
 
 def test_header_der_reference_vectors() -> None:

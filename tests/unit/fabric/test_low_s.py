@@ -9,11 +9,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from app.fabric.errors import SigningError
-from app.fabric.gateway import connect
-from app.fabric.signing import CURVE_ORDERS, Signer, is_low_s, verify_signature
-from app.fabric.testing import TestIdentity
-from app.fabric.testing.fake_gateway import FakeGateway
+from patchledger.app.fabric.errors import SigningError
+from patchledger.app.fabric.gateway import connect
+from patchledger.app.fabric.signing import CURVE_ORDERS, Signer, is_low_s, verify_signature
+from patchledger.app.fabric.testing import TestIdentity
+from patchledger.app.fabric.testing.fake_gateway import FakeGateway
 
 N = CURVE_ORDERS["secp256r1"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.fabric.errors import WalletError
-from app.fabric.testing import TestCA, TestIdentity
-from app.fabric.wallet import ScryptParams, Wallet
+from patchledger.app.fabric.errors import WalletError
+from patchledger.app.fabric.testing import TestCA, TestIdentity
+from patchledger.app.fabric.wallet import ScryptParams, Wallet
 
 FAST = ScryptParams(n=2**10, r=8, p=1)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from app.feeds.loader import ImportReport, Loader
-from app.feeds.matching import Matcher
-from app.feeds.merge import Vulnerability, merge
+from patchledger.app.feeds.loader import ImportReport, Loader
+from patchledger.app.feeds.matching import Matcher
+from patchledger.app.feeds.merge import Vulnerability, merge
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from app.feeds.errors import FeedFormatError
-from app.feeds.formats import parse_bytes
-from app.feeds.loader import Loader
+from patchledger.app.feeds.errors import FeedFormatError
+from patchledger.app.feeds.formats import parse_bytes
+from patchledger.app.feeds.loader import Loader
 
 
 def _kev(feeds_dir: Path) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from app.feeds.loader import ImportReport, Loader
-from app.feeds.model import ParseResult
+from patchledger.app.feeds.loader import ImportReport, Loader
+from patchledger.app.feeds.model import ParseResult
 
 
 def _one(path: Path) -> ParseResult:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from app.feeds.connectors import nvd
-from app.feeds.inventory import InstalledPackage, Inventory
-from app.feeds.matching import Matcher
-from app.feeds.merge import merge
-from app.feeds.model import Advisory, CpeMatch, CpeNode, SourceRecord
+from patchledger.app.feeds.connectors import nvd
+from patchledger.app.feeds.inventory import InstalledPackage, Inventory
+from patchledger.app.feeds.matching import Matcher
+from patchledger.app.feeds.merge import merge
+from patchledger.app.feeds.model import Advisory, CpeMatch, CpeNode, SourceRecord
 
 
 def _nvd_page(*criteria: str) -> dict[str, Any]:

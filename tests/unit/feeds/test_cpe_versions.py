@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from app.feeds.cpe import version_key
-from app.feeds.inventory import InstalledPackage, Inventory
-from app.feeds.matching import Matcher
-from app.feeds.merge import merge
-from app.feeds.model import Advisory, CpeMatch, CpeNode, SourceRecord
+from patchledger.app.feeds.cpe import version_key
+from patchledger.app.feeds.inventory import InstalledPackage, Inventory
+from patchledger.app.feeds.matching import Matcher
+from patchledger.app.feeds.merge import merge
+from patchledger.app.feeds.model import Advisory, CpeMatch, CpeNode, SourceRecord
 
 
 def test_trailing_zero_components_compare_equal() -> None:

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from app.feeds.errors import FetchError
-from app.feeds.http import FetchConfig, Fetcher, nvd_pages, retry_after
-from app.feeds.loader import Loader
+from patchledger.app.feeds.errors import FetchError
+from patchledger.app.feeds.http import FetchConfig, Fetcher, nvd_pages, retry_after
+from patchledger.app.feeds.loader import Loader
 
 _MTIME = email.utils.formatdate(1_700_000_000, usegmt=True)
 

@@ -9,13 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from app.feeds.cpe import parse_cpe
-from app.feeds.inventory import Distro, InstalledPackage, Inventory, local_inventory, parse_sbom
-from app.feeds.loader import ImportReport
-from app.feeds.matching import Matcher
-from app.feeds.merge import Vulnerability, merge
-from app.feeds.model import Advisory, CpeMatch, CpeNode, SourceRecord
-from app.feeds.versions import compare
+from patchledger.app.feeds.cpe import parse_cpe
+from patchledger.app.feeds.inventory import (
+    Distro,
+    InstalledPackage,
+    Inventory,
+    local_inventory,
+    parse_sbom,
+)
+from patchledger.app.feeds.loader import ImportReport
+from patchledger.app.feeds.matching import Matcher
+from patchledger.app.feeds.merge import Vulnerability, merge
+from patchledger.app.feeds.model import Advisory, CpeMatch, CpeNode, SourceRecord
+from patchledger.app.feeds.versions import compare
 
 
 def _fix_ladders(

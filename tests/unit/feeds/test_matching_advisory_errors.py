@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from app.feeds.inventory import InstalledPackage, Inventory
-from app.feeds.matching import Matcher
-from app.feeds.merge import merge
-from app.feeds.model import Advisory, AffectedPackage, RangeEvent, SourceRecord
+from patchledger.app.feeds.inventory import InstalledPackage, Inventory
+from patchledger.app.feeds.matching import Matcher
+from patchledger.app.feeds.merge import merge
+from patchledger.app.feeds.model import Advisory, AffectedPackage, RangeEvent, SourceRecord
 
 
 def _osv(adv_id: str, cve: str, affected: AffectedPackage) -> Advisory:
@@ -79,7 +79,7 @@ def test_only_an_unparsable_installed_version_is_no_data() -> None:
 def test_cli_match_shows_advisory_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from app.cli import main
+    from patchledger.app.cli import main
 
     def entry(osv_id: str, fixed: str) -> dict[str, Any]:
         return {

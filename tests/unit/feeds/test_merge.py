@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.feeds.loader import ImportReport
-from app.feeds.merge import Vulnerability, merge
+from patchledger.app.feeds.loader import ImportReport
+from patchledger.app.feeds.merge import Vulnerability, merge
 
 
 def test_kev_nvd_dsa_cve_merges_into_one_with_three_sources(

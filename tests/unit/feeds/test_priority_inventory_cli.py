@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
-from app.feeds.cvss import base_score
-from app.feeds.errors import InventoryError
-from app.feeds.inventory import parse_dpkg, parse_rpm, parse_sbom, read_inventory
-from app.feeds.loader import ImportReport
-from app.feeds.merge import Vulnerability
-from app.feeds.priority import prioritize
+from patchledger.app.cli import main
+from patchledger.app.feeds.cvss import base_score
+from patchledger.app.feeds.errors import InventoryError
+from patchledger.app.feeds.inventory import parse_dpkg, parse_rpm, parse_sbom, read_inventory
+from patchledger.app.feeds.loader import ImportReport
+from patchledger.app.feeds.merge import Vulnerability
+from patchledger.app.feeds.priority import prioritize
 
 
 def test_cvss_v3_computation_agrees_with_every_nvd_score(full_import: ImportReport) -> None:

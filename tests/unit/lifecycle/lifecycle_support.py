@@ -18,14 +18,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from chaincode.lifecycle.host_report import HostReport, SignedReport
-from chaincode.lifecycle.identity import FABRIC_ATTRS_OID, Caller, caller_from_certificate
-from chaincode.lifecycle.ledger import MemoryStore, TxLedger
-from chaincode.lifecycle.ops import approvals, patches, policies, vulnerabilities
-from chaincode.lifecycle.ops import hosts as host_ops
-from chaincode.lifecycle.signatures import sign
-from chaincode.lifecycle.statement import ApprovalStatement, SignedStatement
-from chaincode.lifecycle.trust import OrgTrust
+from patchledger.chaincode.lifecycle.host_report import HostReport, SignedReport
+from patchledger.chaincode.lifecycle.identity import (
+    FABRIC_ATTRS_OID,
+    Caller,
+    caller_from_certificate,
+)
+from patchledger.chaincode.lifecycle.ledger import MemoryStore, TxLedger
+from patchledger.chaincode.lifecycle.ops import approvals, patches, policies, vulnerabilities
+from patchledger.chaincode.lifecycle.ops import hosts as host_ops
+from patchledger.chaincode.lifecycle.signatures import sign
+from patchledger.chaincode.lifecycle.statement import ApprovalStatement, SignedStatement
+from patchledger.chaincode.lifecycle.trust import OrgTrust
 
 T = TypeVar("T")
 ORGS = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")

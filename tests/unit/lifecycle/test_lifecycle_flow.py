@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaincode.lifecycle import (
+from patchledger.chaincode.lifecycle import (
     AuthorizationError,
     DuplicateVoteError,
     MemoryStore,
@@ -13,14 +13,14 @@ from chaincode.lifecycle import (
     TransitionError,
     event_payload,
 )
-from chaincode.lifecycle.approval import Approval
-from chaincode.lifecycle.deployment import Deployment
-from chaincode.lifecycle.ledger import TxLedger
-from chaincode.lifecycle.ops import approvals, deployments, rollouts
-from chaincode.lifecycle.patch import Patch
-from chaincode.lifecycle.queries import approval_bundle, get_record
-from chaincode.lifecycle.record import Key
-from chaincode.lifecycle.rollout import Rollout
+from patchledger.chaincode.lifecycle.approval import Approval
+from patchledger.chaincode.lifecycle.deployment import Deployment
+from patchledger.chaincode.lifecycle.ledger import TxLedger
+from patchledger.chaincode.lifecycle.ops import approvals, deployments, rollouts
+from patchledger.chaincode.lifecycle.patch import Patch
+from patchledger.chaincode.lifecycle.queries import approval_bundle, get_record
+from patchledger.chaincode.lifecycle.record import Key
+from patchledger.chaincode.lifecycle.rollout import Rollout
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     DAY,

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chaincode.lifecycle import (
+from patchledger.chaincode.lifecycle import (
     AlreadyExistsError,
     AuthorizationError,
     Key,
@@ -18,8 +18,8 @@ from chaincode.lifecycle import (
     TransitionError,
     ValidationError,
 )
-from chaincode.lifecycle.ops import deployments, hosts, rollouts
-from chaincode.lifecycle.queries import get_record
+from patchledger.chaincode.lifecycle.ops import deployments, hosts, rollouts
+from patchledger.chaincode.lifecycle.queries import get_record
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     INVENTORY,

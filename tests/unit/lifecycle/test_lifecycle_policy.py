@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaincode.lifecycle import (
+from patchledger.chaincode.lifecycle import (
     AlreadyExistsError,
     AuthorizationError,
     DuplicateVoteError,
@@ -21,11 +21,11 @@ from chaincode.lifecycle import (
     TransitionError,
     ValidationError,
 )
-from chaincode.lifecycle.approval_policy import Decision, evaluate
-from chaincode.lifecycle.authz import PERMISSIONS
-from chaincode.lifecycle.ops import approvals, governance, policies, vulnerabilities
-from chaincode.lifecycle.policy import Policy
-from chaincode.lifecycle.queries import get_record
+from patchledger.chaincode.lifecycle.approval_policy import Decision, evaluate
+from patchledger.chaincode.lifecycle.authz import PERMISSIONS
+from patchledger.chaincode.lifecycle.ops import approvals, governance, policies, vulnerabilities
+from patchledger.chaincode.lifecycle.policy import Policy
+from patchledger.chaincode.lifecycle.queries import get_record
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     DAY,

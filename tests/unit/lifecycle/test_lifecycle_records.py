@@ -9,17 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaincode.lifecycle import TransitionError, ValidationError
-from chaincode.lifecycle.approval import Approval
-from chaincode.lifecycle.canonical import canonical_json, parse_object
-from chaincode.lifecycle.deployment import MACHINE as DEPLOYMENT
-from chaincode.lifecycle.patch import MACHINE as PATCH
-from chaincode.lifecycle.patch import Patch
-from chaincode.lifecycle.policy import Policy
-from chaincode.lifecycle.policy_change import PolicyChange
-from chaincode.lifecycle.queries import record_class
-from chaincode.lifecycle.rollout import Rollout
-from chaincode.lifecycle.vulnerability import Source, Vulnerability, merge, same_content
+from patchledger.chaincode.lifecycle import TransitionError, ValidationError
+from patchledger.chaincode.lifecycle.approval import Approval
+from patchledger.chaincode.lifecycle.canonical import canonical_json, parse_object
+from patchledger.chaincode.lifecycle.deployment import MACHINE as DEPLOYMENT
+from patchledger.chaincode.lifecycle.patch import MACHINE as PATCH
+from patchledger.chaincode.lifecycle.patch import Patch
+from patchledger.chaincode.lifecycle.policy import Policy
+from patchledger.chaincode.lifecycle.policy_change import PolicyChange
+from patchledger.chaincode.lifecycle.queries import record_class
+from patchledger.chaincode.lifecycle.rollout import Rollout
+from patchledger.chaincode.lifecycle.vulnerability import Source, Vulnerability, merge, same_content
 from tests.unit.lifecycle.lifecycle_support import ARTIFACT, patch_data, policy_data, vuln_data
 
 

@@ -16,20 +16,20 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaincode.lifecycle import (
+from patchledger.chaincode.lifecycle import (
     AuthorizationError,
     ExpiredError,
     ReplayError,
     SignatureError,
     ValidationError,
 )
-from chaincode.lifecycle.host_report import MAX_CLOCK_SKEW, SignedReport, verify_report
-from chaincode.lifecycle.identity import (
+from patchledger.chaincode.lifecycle.host_report import MAX_CLOCK_SKEW, SignedReport, verify_report
+from patchledger.chaincode.lifecycle.identity import (
     caller_from_certificate,
     certificate_attributes,
     load_certificate,
 )
-from chaincode.lifecycle.signatures import (
+from patchledger.chaincode.lifecycle.signatures import (
     HALF_ORDER,
     P256_ORDER,
     decode_b64,
@@ -37,7 +37,7 @@ from chaincode.lifecycle.signatures import (
     to_low_s,
     verify,
 )
-from chaincode.lifecycle.statement import SignedStatement, verify_statement
+from patchledger.chaincode.lifecycle.statement import SignedStatement, verify_statement
 from tests.unit.lifecycle.lifecycle_support import (
     ARTIFACT,
     NOW,

@@ -19,16 +19,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from chaincode.lifecycle import LifecycleError, MemoryStore, TxLedger
-from chaincode.lifecycle import deployment as deployment_mod
-from chaincode.lifecycle import host as host_mod
-from chaincode.lifecycle import patch as patch_mod
-from chaincode.lifecycle import policy_change as change_mod
-from chaincode.lifecycle import revocation as revocation_mod
-from chaincode.lifecycle import risk_acceptance as risk_mod
-from chaincode.lifecycle import rollout as rollout_mod
-from chaincode.lifecycle import vulnerability as vuln_mod
-from chaincode.lifecycle.ops import (
+from patchledger.chaincode.lifecycle import LifecycleError, MemoryStore, TxLedger
+from patchledger.chaincode.lifecycle import deployment as deployment_mod
+from patchledger.chaincode.lifecycle import host as host_mod
+from patchledger.chaincode.lifecycle import patch as patch_mod
+from patchledger.chaincode.lifecycle import policy_change as change_mod
+from patchledger.chaincode.lifecycle import revocation as revocation_mod
+from patchledger.chaincode.lifecycle import risk_acceptance as risk_mod
+from patchledger.chaincode.lifecycle import rollout as rollout_mod
+from patchledger.chaincode.lifecycle import vulnerability as vuln_mod
+from patchledger.chaincode.lifecycle.ops import (
     approvals,
     deployments,
     governance,
@@ -38,9 +38,9 @@ from chaincode.lifecycle.ops import (
     rollouts,
     vulnerabilities,
 )
-from chaincode.lifecycle.queries import RECORD_TYPES
-from chaincode.lifecycle.record import Key
-from chaincode.lifecycle.statemachine import StateMachine
+from patchledger.chaincode.lifecycle.queries import RECORD_TYPES
+from patchledger.chaincode.lifecycle.record import Key
+from patchledger.chaincode.lifecycle.statemachine import StateMachine
 from tests.unit.lifecycle.lifecycle_support import (
     DAY,
     ITOPS,

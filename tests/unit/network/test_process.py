@@ -8,8 +8,8 @@ import socket
 import sys
 from pathlib import Path
 
-from network import process
-from network.config import StateLayout
+from patchledger.network import process
+from patchledger.network.config import StateLayout
 
 
 def test_start_info_stop_round_trip(tmp_path: Path) -> None:

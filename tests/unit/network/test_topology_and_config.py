@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from network import chaincode, channel, health
-from network.config import ChaincodeSettings, NetworkConfig, config_from_env
-from network.topology import NodeKind, build_topology
+from patchledger.network import chaincode, channel, health
+from patchledger.network.config import ChaincodeSettings, NetworkConfig, config_from_env
+from patchledger.network.topology import NodeKind, build_topology
 
 FABRIC_DEFAULT_PORTS = {7050, 7051, 7052, 7053, 7054, 8443, 9443}
 

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from chaincode.lifecycle import OrgTrust
-from chaincode.patchledger.contract import build_contract
-from chaincode.runtime import Contract, PeerSession
-from chaincode.runtime.testing import FakePeer, make_creator, parse_response
+from patchledger.chaincode.lifecycle import OrgTrust
+from patchledger.chaincode.patchledger.contract import build_contract
+from patchledger.chaincode.runtime import Contract, PeerSession
+from patchledger.chaincode.runtime.testing import FakePeer, make_creator, parse_response
 from tests.unit.lifecycle.lifecycle_support import NOW, TRUST, Identity
 
 T = TypeVar("T")

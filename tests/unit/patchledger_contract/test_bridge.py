@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from chaincode.lifecycle.record import Key
-from chaincode.patchledger.bridge import (
+from patchledger.chaincode.lifecycle.record import Key
+from patchledger.chaincode.patchledger.bridge import (
     StubStore,
     composite_key,
     key_of,
     owner_policy,
     run_in_worker,
 )
-from chaincode.runtime import Context, Contract, ContractError, PeerSession
-from chaincode.runtime._protos import Msg
-from chaincode.runtime.endorsement import (
+from patchledger.chaincode.runtime import Context, Contract, ContractError, PeerSession
+from patchledger.chaincode.runtime._protos import Msg
+from patchledger.chaincode.runtime.endorsement import (
     ROLE_PEER,
     VALIDATION_PARAMETER,
     OutOf,
@@ -29,7 +29,7 @@ from chaincode.runtime.endorsement import (
     decode_policy,
     is_satisfied_by,
 )
-from chaincode.runtime.testing import FakePeer, parse_response
+from patchledger.chaincode.runtime.testing import FakePeer, parse_response
 
 probe = Contract("probe")
 seen: dict[str, Any] = {}

@@ -13,15 +13,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from chaincode.lifecycle.record import Key
-from chaincode.patchledger.bridge import composite_key
-from chaincode.runtime.endorsement import (
+from patchledger.chaincode.lifecycle.record import Key
+from patchledger.chaincode.patchledger.bridge import composite_key
+from patchledger.chaincode.runtime.endorsement import (
     ROLE_PEER,
     VALIDATION_PARAMETER,
     decode_policy,
     is_satisfied_by,
 )
-from chaincode.runtime.testing import FakePeer, make_creator
+from patchledger.chaincode.runtime.testing import FakePeer, make_creator
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     INVENTORY,

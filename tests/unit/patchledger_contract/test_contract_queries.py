@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chaincode.lifecycle import (
+from patchledger.chaincode.lifecycle import (
     AlreadyExistsError,
     AuthorizationError,
     DuplicateVoteError,
@@ -19,10 +19,10 @@ from chaincode.lifecycle import (
     TransitionError,
     ValidationError,
 )
-from chaincode.patchledger.contract import contract
-from chaincode.patchledger.execution import refusal
-from chaincode.patchledger.reads import key_parts
-from chaincode.runtime.testing import FakePeer, make_certificate, make_creator
+from patchledger.chaincode.patchledger.contract import contract
+from patchledger.chaincode.patchledger.execution import refusal
+from patchledger.chaincode.patchledger.reads import key_parts
+from patchledger.chaincode.runtime.testing import FakePeer, make_certificate, make_creator
 from tests.unit.lifecycle.lifecycle_support import NOW, SECOPS, policy_data, vuln_data, who
 from tests.unit.patchledger_contract.contract_support import Ledger, scenario
 

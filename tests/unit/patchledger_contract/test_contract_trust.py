@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chaincode.lifecycle import OrgTrust
-from chaincode.patchledger.contract import build_contract, contract, from_environment
-from chaincode.patchledger.roots import ORG_ROOTS_ENV, load_org_roots, trust_from_env
-from chaincode.runtime import ConfigError, Contract
-from chaincode.runtime.server import load_chaincode
+from patchledger.chaincode.lifecycle import OrgTrust
+from patchledger.chaincode.patchledger.contract import build_contract, contract, from_environment
+from patchledger.chaincode.patchledger.roots import ORG_ROOTS_ENV, load_org_roots, trust_from_env
+from patchledger.chaincode.runtime import ConfigError, Contract
+from patchledger.chaincode.runtime.server import load_chaincode
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     ITOPS,
@@ -110,7 +110,7 @@ def test_the_served_factory_reads_the_roots_directory(
     roots = write_roots(tmp_path / "org-roots", ORGS)
     (roots / "README").write_text("not a root")  # ignored: only <MSPID>.pem files count
     monkeypatch.setenv(ORG_ROOTS_ENV, str(roots))
-    served = load_chaincode("chaincode.patchledger.contract:from_environment")
+    served = load_chaincode("patchledger.chaincode.patchledger.contract:from_environment")
     assert isinstance(served, Contract) and "EnrollHost" in served.functions
     good, record = run_enrollments([host_cert("h9", org_ca(ITOPS))], served=served)
     assert good.ok and record.payload["owner_msp"] == ITOPS
@@ -127,7 +127,7 @@ def test_the_served_factory_refuses_to_start_without_valid_roots(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ORG_ROOTS_ENV, raising=False)
     with pytest.raises(ConfigError, match=f"{ORG_ROOTS_ENV} is not set"):
-        load_chaincode("chaincode.patchledger.contract:from_environment")
+        load_chaincode("patchledger.chaincode.patchledger.contract:from_environment")
     with pytest.raises(ConfigError, match=f"{ORG_ROOTS_ENV} is not set"):
         trust_from_env({ORG_ROOTS_ENV: "  "})
     with pytest.raises(ConfigError, match=f"{ORG_ROOTS_ENV}: cannot read .*missing"):

@@ -1,0 +1,42 @@
+"""The built distribution claims one top-level name, ``patchledger`` (issue: one namespace)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    """The wheel that ``pip install .`` would install, built from this checkout."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "-q", "-w", str(out), str(ROOT)],
+                   check=True, capture_output=True, timeout=300)
+    (built,) = out.glob("patchledger-*.whl")
+    return zipfile.ZipFile(built)
+
+
+def test_wheel_installs_only_the_patchledger_namespace(wheel: zipfile.ZipFile) -> None:
+    names = wheel.namelist()
+    top_level = {name.split("/", 1)[0] for name in names}
+    assert top_level == {"patchledger", "patchledger-0.1.0.dist-info"}
+    for area in ("app", "agent", "chaincode", "network"):
+        assert f"patchledger/{area}/__init__.py" in names
+    # package data travels with its package, and the builder scripts stay executable
+    assert "patchledger/network/consortium-policy.json" in names
+    info = wheel.getinfo("patchledger/network/builders/ccaas/bin/build")
+    assert (info.external_attr >> 16) & 0o111
+    # test support is not shipped
+    assert not [name for name in names if name.startswith("tests/")]
+
+
+def test_console_script_points_into_the_namespace(wheel: zipfile.ZipFile) -> None:
+    entry_points = wheel.read("patchledger-0.1.0.dist-info/entry_points.txt").decode()
+    assert "patchledger = patchledger.app.cli:main" in entry_points
