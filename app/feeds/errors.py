@@ -1,9 +1,13 @@
 """Errors of the threat-feed library.
 
-Two flat families, as in python-tuf: :class:`FeedFormatError` for bad input (a file or record
-that is malformed, truncated, mislabelled, of unknown format or too large) and
-:class:`FetchError` for transport problems. Both derive from :class:`FeedError`; every message
-names the file or URL and, where there is one, the record.
+Flat families, as in python-tuf: :class:`FeedFormatError` for bad input (a file or record that
+is malformed, truncated, mislabelled, of unknown format or too large), :class:`FetchError` for
+transport problems, :class:`InventoryError` for unreadable inventories and
+:class:`FeedUsageError` for a command that cannot do what it was asked. All derive from
+:class:`FeedError`, the one error root of :mod:`patchledger.app.feeds` (the library imports
+nothing else from ``patchledger.app``); every message names the file or URL and, where there is
+one, the record. The ``feeds`` command line (:mod:`patchledger.app.feeds.cli`) prints a
+:class:`FeedError` as one line and exits 2.
 """
 
 from __future__ import annotations
@@ -52,3 +56,8 @@ class InventoryError(FeedError):
         self.record = record
         where = origin if record is None else f"{origin}: {record}"
         super().__init__(f"{where}: {reason}")
+
+
+class FeedUsageError(FeedError):
+    """A ``feeds`` command cannot do what it was asked (nothing imported, no inventory given,
+    the output file cannot be written); the message says what to change."""
