@@ -8,7 +8,9 @@ or RPM inventory carries its distribution release (``debian``/``bookworm``,
 The query formats used by :func:`local_inventory` are :data:`DPKG_FORMAT` and
 :data:`RPM_FORMAT` (tab-separated, with the source package and, for rpm, the module stream).
 The parsers also accept plain two-column ``name version`` lines and, for rpm, bare
-``rpm -qa`` NEVRA lines.
+``rpm -qa`` NEVRA lines. rpm lines without an epoch (bare ``rpm -qa`` prints none) are kept
+with ``epoch_known=False``: the matcher answers "no data: epoch unknown" for fixes that carry
+an epoch rather than taking the missing epoch as 0.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ RPM_FORMAT = (
 )
 CRITICALITIES = ("low", "medium", "high", "critical")
 _RPM_ARCHES = ("x86_64", "noarch", "aarch64", "i686", "ppc64le", "s390x", "armv7hl", "src")
+_EPOCH_PREFIX = re.compile(r"^\d+:")
 _SRPM = re.compile(r"^(?P<name>.+)-[^-]+-[^-]+\.src\.rpm$")
 
 
@@ -48,7 +51,12 @@ class Distro:
 
 @dataclass(frozen=True, slots=True)
 class InstalledPackage:
-    """One installed package. ``source_*`` is the Debian source package or the source rpm."""
+    """One installed package. ``source_*`` is the Debian source package or the source rpm.
+
+    ``module`` is the rpm module stream (``postgresql:15``) from ``%{MODULARITYLABEL}``;
+    ``epoch_known`` is false for rpm lines that give no epoch (bare ``rpm -qa``), whose
+    version cannot be compared with a fix that has one.
+    """
 
     type: str
     name: str
@@ -59,6 +67,7 @@ class InstalledPackage:
     source_version: str | None = None
     module: str | None = None
     cpes: tuple[str, ...] = ()
+    epoch_known: bool = True
 
     @property
     def purl(self) -> str:
@@ -157,9 +166,10 @@ def parse_rpm(text: str, *, host: str, distro: str | None, origin: str = "rpm") 
 def _rpm_package(fields: list[str]) -> InstalledPackage:
     if len(fields) >= 2:
         name, evr = fields[0], fields[1]
-        evr = evr.removeprefix("0:") if evr.startswith("0:") else evr
         if "(none)" in evr or "-" not in evr:
             raise ValueError(f"{evr!r} is not an [epoch:]version-release")
+        epoch_known = _EPOCH_PREFIX.match(evr) is not None
+        evr = evr.removeprefix("0:")
         arch = fields[2] if len(fields) > 2 and fields[2] else None
         source = _SRPM.match(fields[3]) if len(fields) > 3 else None
         module = fields[4] if len(fields) > 4 and fields[4] not in ("", "(none)") else None
@@ -171,6 +181,7 @@ def _rpm_package(fields: list[str]) -> InstalledPackage:
             arch,
             source.group("name") if source else None,
             module=":".join(module.split(":")[:2]) if module else None,
+            epoch_known=epoch_known,
         )
     nevra = fields[0]
     base, dot, arch = nevra.rpartition(".")
@@ -180,7 +191,10 @@ def _rpm_package(fields: list[str]) -> InstalledPackage:
     name, _, version = name_version.rpartition("-")
     if not name or not version or not release:
         raise ValueError(f"{nevra!r} is not name-version-release.arch")
-    return InstalledPackage("rpm", name, f"{version}-{release}", None, arch)
+    # rpm -qa prints no epoch; %{NEVRA} prints one when the package has it
+    epoch_known = _EPOCH_PREFIX.match(version) is not None
+    evr = f"{version}-{release}".removeprefix("0:")
+    return InstalledPackage("rpm", name, evr, None, arch, epoch_known=epoch_known)
 
 
 def parse_sbom(doc: Any, *, host: str, origin: str) -> Inventory:
