@@ -49,13 +49,34 @@ class FetchError(FeedError):
 
 
 class InventoryError(FeedError):
-    """An inventory (package list or SBOM) cannot be read; names the file and the line/entry."""
+    """An inventory (package list or SBOM) cannot be read; names the file and the line/entry.
 
-    def __init__(self, origin: str, reason: str, record: str | None = None) -> None:
+    Attributes:
+        origin: the file (or command) the inventory came from.
+        record: the line or entry, when one is to blame.
+        problems: every entry that could not be read, when there are several (SBOMs).
+    """
+
+    def __init__(
+        self,
+        origin: str,
+        reason: str,
+        record: str | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
         self.origin = origin
         self.record = record
+        self.problems = problems
         where = origin if record is None else f"{origin}: {record}"
         super().__init__(f"{where}: {reason}")
+
+    @classmethod
+    def listing(cls, origin: str, what: str, problems: list[str]) -> InventoryError:
+        """One error naming each of ``problems`` (the first 20 in the message)."""
+        shown = "; ".join(problems[:20])
+        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+        count = f"{len(problems)} {what}{'s' if len(problems) > 1 else ''}"
+        return cls(origin, f"{count} cannot be read: {shown}{more}", problems=tuple(problems))
 
 
 class FeedUsageError(FeedError):

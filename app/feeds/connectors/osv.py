@@ -82,14 +82,15 @@ def parse(doc: Any, origin: str) -> ParseResult:
         records = [obj(doc, "document")]
     result = ParseResult(SOURCE, origin)
     items = ((label_of(raw, i, "id"), raw) for i, raw in enumerate(records))
-    return collect(result, items, lambda raw: _advisories(raw, origin))
+    return collect(result, items, lambda raw: _advisories(raw, origin, result))
 
 
-def _advisories(raw: Any, origin: str) -> list[Advisory]:
+def _advisories(raw: Any, origin: str, result: ParseResult) -> list[Advisory]:
     record = obj(raw, "record")
     osv_id = req_str(record, "id")
     req_str(record, "modified")
     if record.get("withdrawn"):
+        result.withdrawn.append(osv_id)
         return []
     aliases = [str(a) for a in arr(record.get("aliases"), "aliases")]
     aliases += [str(r) for r in arr(record.get("related"), "related") if _CVE.match(str(r))]

@@ -9,6 +9,7 @@ connection mid-body.
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -196,5 +197,5 @@ def test_tls_handshake_failure_is_a_fetch_error(server: _CuttingServer) -> None:
 
 def test_malformed_url_is_a_fetch_error() -> None:
     fetcher, _ = _fetcher(retries=0)
-    with pytest.raises(FetchError, match="http://127.0.0.1:notaport/x: cannot request"):
+    with pytest.raises(FetchError, match=re.escape("http://127.0.0.1:notaport/x: cannot request")):
         fetcher.get("http://127.0.0.1:notaport/x")
