@@ -38,10 +38,13 @@ def vulnerability_json(vuln: Vulnerability) -> dict[str, Any]:
     }
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
+def write_json_atomic(path: Path, payload: Any, *, mode: int = 0o600) -> None:
     """Write ``payload`` as JSON to ``path`` via a temporary file and a rename.
+
+    ``mode`` is the new file's permission bits (the CLI passes the umask's, see
+    :func:`patchledger.app.feeds.cli.run_import`).
 
     Raises:
         OSError: the directory is not writable (the target is left untouched).
     """
-    write_atomic(path, json.dumps(payload, sort_keys=True, separators=(",", ":")))
+    write_atomic(path, json.dumps(payload, sort_keys=True, separators=(",", ":")), mode)

@@ -39,7 +39,13 @@ from patchledger.app.feeds.ecosystems import VERSION_SCHEMES
 from patchledger.app.feeds.inventory import RPM_FORMAT, InstalledPackage, Inventory
 from patchledger.app.feeds.merge import Vulnerability
 from patchledger.app.feeds.model import Advisory, AffectedPackage, CpeMatch, CpeNode
-from patchledger.app.feeds.versions import UnsupportedVersion, compare, in_range, parse_version
+from patchledger.app.feeds.versions import (
+    SEMVER_TYPES,
+    UnsupportedVersion,
+    compare,
+    in_range,
+    parse_version,
+)
 
 _DISTRO_TYPES = ("deb", "rpm", "apk")
 #: the release tag of a package built from a module (RHEL ``module+el8``, AlmaLinux ``module_el9``)
@@ -383,7 +389,7 @@ def _judge(
             f"{label}: {affected.name} in {where} has no fix ({affected.note or 'unfixed'})",
         )
         return hit, []
-    matched = version in affected.versions or any(
+    matched = _listed(package.type, version, affected.versions) or any(
         in_range(package.type, version, r) for r in affected.ranges
     )
     if not matched:
@@ -431,6 +437,16 @@ def _applies(package: InstalledPackage, affected: AffectedPackage) -> Literal["y
     if not package.epoch_known and any(_has_epoch(v) for v in versions):
         return EPOCH_UNKNOWN
     return "yes"
+
+
+def _listed(ptype: str, version: str, versions: tuple[str, ...]) -> bool:
+    """Whether ``version`` is one of ``versions`` (SemVer build metadata ignored)."""
+    if version in versions:
+        return True
+    if ptype in SEMVER_TYPES and ("+" in version or any("+" in v for v in versions)):
+        bare = version.split("+", 1)[0]
+        return any(v.split("+", 1)[0] == bare for v in versions)
+    return False
 
 
 def _entry_versions(affected: AffectedPackage) -> list[str]:

@@ -133,7 +133,7 @@ def _advisory(
     if not aliases:
         raise RecordError("vulnerability has neither cve nor ids")
     affected, unnamed = _affected(vuln, products)
-    notes = ()
+    notes: tuple[str, ...] = ()
     if unnamed and not affected:
         notes = (_unnamed_note(unnamed, products),)
     return Advisory(
