@@ -156,17 +156,16 @@ def _advisory(
 
 
 def _unnamed_note(unnamed: list[str], products: dict[str, _Product]) -> str:
-    """Why a vulnerability cannot match anything: its products name no package."""
-    cpe_only = [pid for pid in unnamed if products[pid].cpe]
+    """Why a vulnerability cannot match anything: its products name no package (no purl)."""
+    cpe_only = sum(1 for pid in unnamed if products[pid].cpe)
     shown = ", ".join(repr(p) for p in unnamed[:5]) + (" ..." if len(unnamed) > 5 else "")
-    kind = (
-        "carry only a CPE (a product, not a package)"
-        if len(cpe_only) == len(unnamed)
-        else "carry no purl"
-        if not cpe_only
-        else "carry no purl (some only a CPE)"
-    )
-    return f"none of its {len(unnamed)} products {kind}, so no inventory can be judged: {shown}"
+    if cpe_only == 0:
+        kind = "carry neither a purl nor a CPE"
+    elif cpe_only == len(unnamed):
+        kind = "carry only a CPE (names a product, not a package)"
+    else:
+        kind = f"carry no purl ({cpe_only} only a CPE)"
+    return f"its {len(unnamed)} products {kind}, so no inventory can be judged: {shown}"
 
 
 def _products(tree: dict[str, Any]) -> dict[str, _Product]:
