@@ -1,4 +1,9 @@
-"""JSON views of the model and an atomic file write (nothing is ever half-written)."""
+"""JSON views of the model and an atomic file write (nothing is ever half-written).
+
+The write uses :func:`patchledger.app.durable.write_atomic`, the one import of this library from
+the rest of ``patchledger.app``, kept until the durable-write helper moves to a module both
+``app/fabric`` and ``app/feeds`` may use (issue 9, point 2).
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 This is the I/O edge of the library: it reads bytes (files or :class:`~app.feeds.http.Fetcher`),
 enforces the size limit before parsing, and collects per-file and per-record errors so that one
 bad file or record never stops the rest of a batch. Nothing is written anywhere: the caller
-decides what to do with the complete report (see :func:`app.feeds.store.write_json`).
+decides what to do with the complete report (the CLI writes it with
+:func:`patchledger.app.feeds.export.write_json_atomic`).
 """
 
 from __future__ import annotations

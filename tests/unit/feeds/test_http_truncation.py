@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from patchledger.app.feeds.errors import FetchError
 from patchledger.app.feeds.http import FetchConfig, Fetcher
 from patchledger.app.feeds.loader import Loader
+from tests.unit.feeds.http_support import serving
 
 _PORTS = range(22400, 23000)
 
@@ -50,7 +50,6 @@ class _CuttingServer:
                 server.handle(self)
 
         self.httpd = _bind(Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def base(self) -> str:
@@ -106,11 +105,8 @@ def _bind(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
 @pytest.fixture
 def server(feeds_dir: Path) -> Iterator[_CuttingServer]:
     srv = _CuttingServer(feeds_dir)
-    srv.thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
-    srv.thread.join()
+    with serving(srv.httpd):
+        yield srv
 
 
 _KEV = "/kev/known_exploited_vulnerabilities.json"
