@@ -9,14 +9,21 @@ connection mid-body.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 import socket
+import ssl
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from patchledger.app.feeds.errors import FetchError
 from patchledger.app.feeds.http import FetchConfig, Fetcher
@@ -189,6 +196,54 @@ def test_tls_handshake_failure_is_a_fetch_error(server: _CuttingServer) -> None:
         fetcher.get(url)
     assert info.value.url == url
     assert fetcher.cache == {}
+
+
+def _self_signed(cert_path: Path, key_path: Path) -> None:
+    """A P-256 certificate for 127.0.0.1 that signs itself (no trusted CA issued it)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def test_untrusted_tls_certificate_is_one_fetch_error_without_retries(
+    feeds_dir: Path, tmp_path: Path
+) -> None:
+    # a TLS server whose certificate no trusted CA issued (an interception proxy, say)
+    _self_signed(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    srv = _CuttingServer(feeds_dir)
+    srv.httpd.socket = context.wrap_socket(srv.httpd.socket, server_side=True)
+    url = f"https://127.0.0.1:{srv.httpd.server_address[1]}{_KEV}"
+    fetcher, sleeps = _fetcher(retries=3)
+    with serving(srv.httpd), pytest.raises(FetchError) as info:
+        fetcher.get(url)
+    assert str(info.value).startswith(f"{url}: TLS certificate not accepted:")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+    assert sleeps == []  # not a transient failure: no retry
+    assert srv.requests == [] and fetcher.cache == {}
 
 
 def test_malformed_url_is_a_fetch_error() -> None:
