@@ -51,13 +51,14 @@ _DISTRO_TYPES = ("deb", "rpm", "apk")
 #: the release tag of a package built from a module (RHEL ``module+el8``, AlmaLinux ``module_el9``)
 MODULE_TAG = re.compile(r"\.module[+_]el\d")
 _EPOCH = re.compile(r"^(\d+):")
+_RPM_QUERY = f"rpm -qa --qf '{RPM_FORMAT.strip()}'"
 EPOCH_UNKNOWN = (
     "epoch unknown: the inventory line gives none and a fix carries one; list packages with "
-    f"rpm -qa --qf '{RPM_FORMAT.strip()}'"
+    + _RPM_QUERY
 )
 STREAM_UNKNOWN_INVENTORY = (
     "module stream unknown: a modular package without its module label; list packages with "
-    "%{MODULARITYLABEL} (see RPM_FORMAT)"
+    + _RPM_QUERY
 )
 STREAM_UNKNOWN_ADVISORY = (
     "module stream unknown: a modular advisory that does not say which stream it fixes"
