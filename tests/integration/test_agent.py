@@ -28,7 +28,6 @@ from patchledger.agent.runner import Assignment, Outcome, run_assignment
 from patchledger.agent.verify import ArtifactFacts, verify_patch
 from patchledger.chaincode.lifecycle.policy import Policy
 from patchledger.chaincode.lifecycle.trust import OrgTrust
-from patchledger.network.testing import LocalNetwork
 from tests.integration.lifecycle_world import (
     approve,
     kev_entry,
@@ -36,6 +35,7 @@ from tests.integration.lifecycle_world import (
     open_world,
     vulnerability_of,
 )
+from tests.support.network import LocalNetwork
 from tests.unit.agent.agent_support import make_tar
 from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, ORGS, SECOPS
 

@@ -14,7 +14,7 @@ import pytest
 from patchledger.chaincode.main import main
 from patchledger.chaincode.runtime import ConfigError, ServerConfig
 from patchledger.chaincode.runtime.server import load_chaincode
-from patchledger.chaincode.runtime.testing import make_certificate
+from tests.support.chaincode_runtime import make_certificate
 
 BASE = {"CHAINCODE_ID": "pl_1.0:abc", "CHAINCODE_SERVER_ADDRESS": "127.0.0.1:9999"}
 

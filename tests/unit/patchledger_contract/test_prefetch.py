@@ -11,7 +11,7 @@ from patchledger.chaincode.lifecycle.record import Key
 from patchledger.chaincode.patchledger.bridge import StubStore, composite_key, run_in_worker
 from patchledger.chaincode.runtime import Context, Contract, PeerFeatures, PeerSession
 from patchledger.chaincode.runtime._protos import Msg, chaincode_shim_pb2
-from patchledger.chaincode.runtime.testing import FakePeer, parse_response
+from tests.support.chaincode_runtime import FakePeer, parse_response
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     ITOPS,
