@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 
 from patchledger.chaincode.lifecycle import OrgTrust
-from patchledger.chaincode.patchledger import health, reads, transactions
+from patchledger.chaincode.patchledger import attest, health, reads, transactions
 from patchledger.chaincode.patchledger.roots import trust_from_env
 from patchledger.chaincode.runtime import Contract
 from patchledger.chaincode.runtime.contract import TxFunc
@@ -32,7 +32,9 @@ def build_contract(trust: OrgTrust) -> Contract:
     """The patchledger contract, checking host certificates against ``trust``."""
     built = Contract("patchledger", version=VERSION, title="patchledger patch lifecycle")
     submit: tuple[TxFunc, ...] = (*transactions.submit_functions(trust), *health.SUBMIT)
-    evaluate: tuple[TxFunc, ...] = (*reads.EVALUATE, *health.EVALUATE)
+    evaluate: tuple[TxFunc, ...] = (
+        *reads.EVALUATE, *attest.evaluate_functions(trust), *health.EVALUATE
+    )
     for func in submit:
         built.transaction(func)
     for func in evaluate:
