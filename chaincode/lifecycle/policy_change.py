@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer
 from patchledger.chaincode.lifecycle.policy import Policy
 from patchledger.chaincode.lifecycle.record import Key, Record
-from patchledger.chaincode.lifecycle.statemachine import machine
+from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
     "PolicyChange",
@@ -34,6 +34,7 @@ class PolicyChange(Record):
     """A proposed replacement of a policy."""
 
     RECORD_TYPE = "PolicyChange"
+    MACHINE: ClassVar[StateMachine] = MACHINE
     proposal_id: str
     policy_id: str
     base_version: int

@@ -13,10 +13,11 @@ rollouts of a revoked patch can no longer advance.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, text
 from patchledger.chaincode.lifecycle.record import Key, Record
-from patchledger.chaincode.lifecycle.statemachine import machine
+from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
     "Revocation",
@@ -30,6 +31,7 @@ class Revocation(Record):
     """A (proposed or effective) revocation of one patch."""
 
     RECORD_TYPE = "Revocation"
+    MACHINE: ClassVar[StateMachine] = MACHINE
     patch_id: str
     reason: str
     proposed_by: str

@@ -19,10 +19,11 @@ justification, expiry): a vote with other terms is refused, never merged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer, text
 from patchledger.chaincode.lifecycle.record import Key, Record
-from patchledger.chaincode.lifecycle.statemachine import machine
+from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
     "RiskAcceptance",
@@ -36,6 +37,7 @@ class RiskAcceptance(Record):
     """An exception to remediating a vulnerability (empty ``host_ids``: the whole estate)."""
 
     RECORD_TYPE = "RiskAcceptance"
+    MACHINE: ClassVar[StateMachine] = MACHINE
     exception_id: str
     vuln_id: str
     justification: str

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from patchledger.chaincode.lifecycle import LifecycleError, OrgTrust
+from patchledger.chaincode.lifecycle import LifecycleError
 from patchledger.chaincode.lifecycle.attestation import attest_channel_roots, attest_deployment
-from patchledger.chaincode.patchledger.execution import read, refusal, tx_time
-from patchledger.chaincode.runtime import Context
-from patchledger.chaincode.runtime.contract import TxFunc
+from patchledger.chaincode.patchledger.execution import LedgerContext, read, refusal, tx_time
 
-__all__ = ["AttestDeployment", "evaluate_functions"]
+__all__ = ["EVALUATE", "AttestChannelRoots", "AttestDeployment"]
 
 
 async def AttestDeployment(
-    ctx: Context, host_id: str, rollout_id: str, nonce: str
+    ctx: LedgerContext, host_id: str, rollout_id: str, nonce: str
 ) -> dict[str, Any]:
     """The current ledger state of host ``host_id``'s deployment in rollout ``rollout_id``:
     patch, supersession, policy and quorum, approvals, rollout, host and deployment, with the
@@ -32,15 +30,15 @@ async def AttestDeployment(
     )
 
 
-def evaluate_functions(trust: OrgTrust) -> tuple[TxFunc, ...]:
-    """The attestation functions, ``AttestChannelRoots`` answering with ``trust``'s roots."""
+async def AttestChannelRoots(ctx: LedgerContext, nonce: str) -> dict[str, Any]:
+    """The organization root certificates this chaincode server was given (the contract's
+    trust), with their SHA-256 fingerprints and the caller's ``nonce`` (400 for a malformed
+    nonce)."""
+    try:
+        return attest_channel_roots(ctx.services.trust, nonce, now=tx_time(ctx.stub))
+    except LifecycleError as exc:
+        raise refusal(exc) from exc
 
-    async def AttestChannelRoots(ctx: Context, nonce: str) -> dict[str, Any]:
-        """The organization root certificates this chaincode server was given, with their
-        SHA-256 fingerprints and the caller's ``nonce`` (400 for a malformed nonce)."""
-        try:
-            return attest_channel_roots(trust, nonce, now=tx_time(ctx.stub))
-        except LifecycleError as exc:
-            raise refusal(exc) from exc
 
-    return (AttestDeployment, AttestChannelRoots)
+#: The attestation functions, registered read-only by :mod:`chaincode.patchledger.contract`.
+EVALUATE = (AttestDeployment, AttestChannelRoots)

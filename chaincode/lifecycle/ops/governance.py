@@ -15,7 +15,6 @@ from patchledger.chaincode.lifecycle.errors import (
     AlreadyExistsError,
     ExpiredError,
     PreconditionError,
-    TransitionError,
 )
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer, text
 from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
@@ -25,7 +24,6 @@ from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy, ch
 from patchledger.chaincode.lifecycle.quorum import add_vote, reached
 from patchledger.chaincode.lifecycle.revocation import Revocation
 from patchledger.chaincode.lifecycle.risk_acceptance import RiskAcceptance
-from patchledger.chaincode.lifecycle.vulnerability import MACHINE as VULN
 from patchledger.chaincode.lifecycle.vulnerability import Vulnerability
 
 
@@ -48,14 +46,12 @@ def revoke_patch(tx: TxLedger, patch_id: str, reason: str) -> list[Change]:
     check_voter(policy, tx.caller.msp_id)
     previous = tx.find(Revocation, patch_id)
     current = previous or Revocation(patch_id=patch_id, reason=reason, proposed_by=tx.caller.msp_id)
-    if current.status != "PROPOSED":
-        raise TransitionError("Revocation", patch_id, current.status, "EFFECTIVE")
     votes = add_vote(policy, current.approvals, tx.caller.msp_id, "Revocation", patch_id)
     current = current.evolve(approvals=votes)
     if reached(votes, policy.revocation_quorum):
         current = current.evolve(status="EFFECTIVE")
-        tx.save(patch.evolve(status="REVOKED"), patch)
-    tx.save(current, previous)
+        tx.save(patch.evolve(status="REVOKED"))
+    tx.save(current)
     return tx.changes
 
 
@@ -102,16 +98,14 @@ def grant_exception(
     current = previous or proposal
     if not current.same_terms(proposal):
         raise AlreadyExistsError("RiskAcceptance", f"{vuln_id}/{exception_id}")
-    if current.status != "PROPOSED":
-        raise TransitionError("RiskAcceptance", exception_id, current.status, "GRANTED")
+    current.MACHINE.check(str(current.key), current.status, "GRANTED")  # open for votes
     votes = add_vote(policy, current.approvals, tx.caller.msp_id, "RiskAcceptance", exception_id)
     current = current.evolve(approvals=votes)
     if reached(votes, policy.exception_quorum):
         current = current.evolve(status="GRANTED")
         if not current.host_ids and vuln.status != "RISK_ACCEPTED":
-            VULN.check(vuln_id, vuln.status, "RISK_ACCEPTED")
-            tx.save(vuln.evolve(status="RISK_ACCEPTED"), vuln)
-    tx.save(current, previous)
+            tx.save(vuln.evolve(status="RISK_ACCEPTED"))
+    tx.save(current)
     return tx.changes
 
 
@@ -126,8 +120,6 @@ def expire_exception(tx: TxLedger, vuln_id: str, exception_id: str) -> list[Chan
     """
     authorize(tx.caller, "expire_exception")
     previous = tx.load(RiskAcceptance, vuln_id, exception_id)
-    if previous.status == "EXPIRED":
-        raise TransitionError("RiskAcceptance", exception_id, "EXPIRED", "EXPIRED")
     if tx.now < previous.expires_at:
         raise PreconditionError(
             "RiskAcceptance",
@@ -135,7 +127,7 @@ def expire_exception(tx: TxLedger, vuln_id: str, exception_id: str) -> list[Chan
             previous.status,
             f"expires at {previous.expires_at}, not before",
         )
-    tx.save(previous.evolve(status="EXPIRED"), previous)
+    tx.save(previous.evolve(status="EXPIRED"))
     if previous.status == "GRANTED" and not previous.host_ids:
         _reopen_if_uncovered(tx, vuln_id)
     return tx.changes
@@ -150,4 +142,4 @@ def _reopen_if_uncovered(tx: TxLedger, vuln_id: str) -> None:
         for e in tx.scan(RiskAcceptance, vuln_id)
     )
     if not covered:
-        tx.save(vuln.evolve(status="OPEN"), vuln)
+        tx.save(vuln.evolve(status="OPEN"))
