@@ -367,9 +367,8 @@ def _check_deployment_state(state: Mapping[str, Any], host_id: str, rollout_id: 
                             patch_id: str) -> None:
     rollout = _member(state, "rollout")
     host = _member(state, "host")
-    deployment = _member(state, "deployment")
     where = f"rollout {rollout_id!r}"
-    if rollout.get("patch_id") != patch_id or deployment.get("patch_id") != patch_id:
+    if rollout.get("patch_id") != patch_id:
         raise DeploymentStateError(
             f"{where} deploys patch {rollout.get('patch_id')!r}, not {patch_id!r}"
         )
@@ -385,6 +384,10 @@ def _check_deployment_state(state: Mapping[str, Any], host_id: str, rollout_id: 
         raise DeploymentStateError(
             f"host {host_id!r} is not in the current wave ({current}) of {where}"
         )
+    deployment = _member(state, "deployment")
+    if deployment.get("patch_id") != patch_id or deployment.get("host_id") != host_id:
+        raise DeploymentStateError(f"the attested deployment is not host {host_id!r}'s of"
+                                   f" patch {patch_id!r}")
     if host.get("status") != "ENROLLED" or host.get("host_id") != host_id:
         raise DeploymentStateError(f"host {host_id!r} is {host.get('status')} on the ledger")
     if deployment.get("status") in SETTLED:
@@ -442,7 +445,8 @@ def verify_deployment(
     patch = _member(state, "patch")
     quorum = state.get("quorum")
     severity = patch.get("severity")
-    if not isinstance(severity, str) or quorum != policy.quorum.get(severity):
+    if (not isinstance(severity, str) or not isinstance(quorum, int)
+            or quorum != policy.quorum.get(severity)):
         raise BundleError(f"the attested quorum {quorum!r} is not the policy's for severity"
                           f" {severity!r}")
     require_endorsers(endorsed, max(quorum, min_endorsers),

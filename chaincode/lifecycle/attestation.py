@@ -17,8 +17,9 @@ and docs/security.md). The answer is this module's :func:`attest_deployment`: on
 - ``policy``: the policy record in force, and ``quorum``: its quorum for the patch's severity;
 - ``approvals``: every stored signed statement on the patch with its signer's certificate (the
   approval bundle's list, so the agent verifies the signatures itself);
-- ``rollout``, ``host`` and ``deployment``: the records, and ``in_current_wave``: whether the
-  host is in the rollout's current wave.
+- ``rollout``, ``host`` and ``deployment``: the records (``deployment`` is ``null`` while the
+  host's wave has not started), and ``in_current_wave``: whether the host is in the rollout's
+  current wave.
 
 States are reported, not judged: a REVOKED patch or a HALTED rollout is attested as such, and the
 agent refuses it with the reason. Only malformed arguments and missing records are refused here.
@@ -127,8 +128,8 @@ def attest_deployment(
 
     Raises:
         ValidationError: a malformed host id, rollout id or nonce (naming it).
-        NotFoundError: no such host, rollout, or deployment of the host in the rollout; the
-            rollout's patch or the policy is missing.
+        NotFoundError: no such host or rollout, or the host is in none of the rollout's waves;
+            the rollout's patch or the policy is missing.
     """
     identifier("host_id", host_id)
     identifier("rollout_id", rollout_id)
@@ -136,10 +137,9 @@ def attest_deployment(
     host = _load(store, Host, host_id)
     rollout = _load(store, Rollout, rollout_id)
     raw = store.get(Key("Deployment", (rollout_id, host_id)))
-    if raw is None:
-        raise NotFoundError("Deployment", f"{rollout_id}/{host_id} (host {host_id!r} is not"
-                            f" part of rollout {rollout_id!r})")
-    deployment = Deployment.from_json(raw)
+    if raw is None and not any(host_id in w.hosts for w in rollout.waves):
+        raise NotFoundError("Deployment", f"{rollout_id}/{host_id}")
+    deployment = Deployment.from_json(raw).to_dict() if raw is not None else None
     bundle = approval_bundle(store, rollout.patch_id)
     patch = Patch.from_dict(bundle["patch"])
     policy = _load(store, Policy, DEFAULT_POLICY_ID)
@@ -159,7 +159,7 @@ def attest_deployment(
         "approvals": bundle["approvals"],
         "rollout": rollout.to_dict(),
         "host": host.to_dict(),
-        "deployment": deployment.to_dict(),
+        "deployment": deployment,
         "in_current_wave": in_wave,
     }
 
