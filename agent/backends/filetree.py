@@ -38,13 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from patchledger.agent.backends._tree import (
-    fsync_dir,
-    manifest,
-    read_artifact,
-    write_durably,
-    write_files,
-)
+from patchledger.agent.backends._tree import manifest, read_artifact, write_files
+from patchledger.agent.durable import fsync_dir, write_json_durably
 from patchledger.agent.errors import BackendError, RollbackError
 from patchledger.agent.lock import LockFile
 from patchledger.chaincode.lifecycle.canonical import canonical_json
@@ -229,7 +224,7 @@ class FileTreeBackend:
 
     def _mark(self, op: str, step: str, label: str) -> None:
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        write_durably(self.checkpoint_path, {"op": op, "step": step, "label": label})
+        write_json_durably(self.checkpoint_path, {"op": op, "step": step, "label": label})
 
     def _clear(self) -> None:
         self.checkpoint_path.unlink(missing_ok=True)
