@@ -28,7 +28,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from patchledger.agent.backends.filetree import ApplyPlan, FileTreeBackend, Recovery
+from patchledger.agent.backends.base import ApplyPlan, InstallerBackend, Recovery
+from patchledger.agent.backends.filetree import FileTreeBackend
 from patchledger.agent.config import AgentConfig
 from patchledger.agent.errors import BackendError, VerificationError
 from patchledger.agent.guard import ErrorHandler
@@ -126,7 +127,7 @@ def _verify(
     )
 
 
-def _checked(health: HealthCheck, backend: FileTreeBackend) -> HealthResult:
+def _checked(health: HealthCheck, backend: InstallerBackend) -> HealthResult:
     try:
         return health(backend.target)
     except Exception as exc:  # a failing check is an unhealthy host, not a crash
@@ -134,11 +135,13 @@ def _checked(health: HealthCheck, backend: FileTreeBackend) -> HealthResult:
 
 
 def _apply(
-    backend: FileTreeBackend, job: Assignment, health: HealthCheck | None
+    backend: InstallerBackend, job: Assignment, health: HealthCheck | None
 ) -> tuple[Outcome, str, ApplyPlan | None]:
     try:
-        with ErrorHandler(backend.recovery_routine):
-            plan = backend.apply(job.artifact, job.patch_id)
+        with ErrorHandler(backend.recover):
+            plan = backend.stage(job.artifact, job.patch_id)
+            backend.apply()
+            backend.verify()
             if health is None:
                 backend.commit()
                 return Outcome.APPLIED, "applied; no health check configured", plan
@@ -178,7 +181,7 @@ def run_assignment(
     *,
     roots: OrgTrust,
     host_key: ec.EllipticCurvePrivateKey,
-    backend: FileTreeBackend | None = None,
+    backend: InstallerBackend | None = None,
     health: HealthCheck | None = None,
     clock: Callable[[], int] = _wall_clock,
 ) -> RunResult:
@@ -189,7 +192,8 @@ def run_assignment(
         job: the assignment and what was fetched for it.
         roots: the organization roots pinned at enrollment.
         host_key: the host's enrollment key (signs the reports).
-        backend: the installer backend (default: a file tree at ``config.target``).
+        backend: the installer backend, any :class:`~agent.backends.base.InstallerBackend`
+            (default: a file tree at ``config.target``).
         health: the health check (default: ``config.health_command`` when set, else none).
         clock: seconds since the epoch, UTC.
 
@@ -208,7 +212,7 @@ def run_assignment(
     if config.dry_run:
         return _dry_run(config, job, roots, backend, clock())
     with backend.lock():
-        recovery = backend.recovery_routine()
+        recovery = backend.recover()
         now = clock()
         try:
             verdict = _verify(config, job, roots, now)
@@ -227,7 +231,7 @@ def run_assignment(
 
 
 def _dry_run(
-    config: AgentConfig, job: Assignment, roots: OrgTrust, backend: FileTreeBackend, now: int
+    config: AgentConfig, job: Assignment, roots: OrgTrust, backend: InstallerBackend, now: int
 ) -> RunResult:
     try:
         verdict = _verify(config, job, roots, now)
