@@ -198,13 +198,5 @@ class ArtifactFormatError(BackendError):
     """The artifact is not a tar.gz of regular files and directories inside the target."""
 
 
-class HealthCheckError(BackendError):
-    """The health check failed after applying."""
-
-
 class RollbackError(BackendError):
     """No kept copy to roll back to, or the rollback itself failed."""
-
-
-class WindowClosedError(AgentError):
-    """The host's maintenance window is closed now."""

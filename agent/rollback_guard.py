@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from patchledger.agent.backends._tree import write_durably
+from patchledger.agent.durable import write_json_durably
 from patchledger.agent.errors import ConfigError, RollbackRefusedError
 
 __all__ = ["InstalledState", "RollbackGuard"]
@@ -110,6 +110,6 @@ class RollbackGuard:
                                  "installed_at": now}
         retired.discard(patch_id)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_durably(self.path, {"version": _VERSION, "targets": installed,
-                                  "retired": sorted(retired)})
+        write_json_durably(self.path, {"version": _VERSION, "targets": installed,
+                                       "retired": sorted(retired)})
         return InstalledState(installed, frozenset(retired))

@@ -40,7 +40,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from patchledger.agent.attestation import DeploymentAttestation, verify_deployment
-from patchledger.agent.backends.filetree import ApplyPlan, FileTreeBackend, Recovery
+from patchledger.agent.backends.base import ApplyPlan, InstallerBackend, Recovery
+from patchledger.agent.backends.filetree import FileTreeBackend
 from patchledger.agent.config import AgentConfig
 from patchledger.agent.errors import BackendError, ConfigError, VerificationError
 from patchledger.agent.guard import ErrorHandler
@@ -188,7 +189,7 @@ def _record(config: AgentConfig, job: Assignment, attested: DeploymentAttestatio
             rollout_id=job.rollout_id, now=now)
 
 
-def _checked(health: HealthCheck, backend: FileTreeBackend) -> HealthResult:
+def _checked(health: HealthCheck, backend: InstallerBackend) -> HealthResult:
     try:
         return health(backend.target)
     except Exception as exc:  # a failing check is an unhealthy host, not a crash
@@ -196,11 +197,13 @@ def _checked(health: HealthCheck, backend: FileTreeBackend) -> HealthResult:
 
 
 def _apply(
-    backend: FileTreeBackend, job: Assignment, health: HealthCheck | None
+    backend: InstallerBackend, job: Assignment, health: HealthCheck | None
 ) -> tuple[Outcome, str, ApplyPlan | None]:
     try:
-        with ErrorHandler(backend.recovery_routine):
-            plan = backend.apply(job.artifact, job.patch_id)
+        with ErrorHandler(backend.recover):
+            plan = backend.stage(job.artifact, job.patch_id)
+            backend.apply()
+            backend.verify()
             if health is None:
                 backend.commit()
                 return Outcome.APPLIED, "applied; no health check configured", plan
@@ -241,7 +244,7 @@ def run_assignment(
     roots: OrgTrust,
     host_key: ec.EllipticCurvePrivateKey,
     attestor: Attestor,
-    backend: FileTreeBackend | None = None,
+    backend: InstallerBackend | None = None,
     health: HealthCheck | None = None,
     clock: Callable[[], int] = _wall_clock,
     nonces: Callable[[], str] = _new_nonce,
@@ -254,7 +257,8 @@ def run_assignment(
         roots: the organization roots pinned at enrollment.
         host_key: the host's enrollment key (signs the reports).
         attestor: relays ``AttestDeployment`` to the peers; returns the endorsed bundle.
-        backend: the installer backend (default: a file tree at ``config.target``).
+        backend: the installer backend, any :class:`~agent.backends.base.InstallerBackend`
+            (default: a file tree at ``config.target``).
         health: the health check (default: ``config.health_command`` when set, else none).
         clock: seconds since the epoch, UTC.
         nonces: the source of fresh nonces (256 random bits, hex, by default).
@@ -277,7 +281,7 @@ def run_assignment(
     if config.dry_run:
         return _dry_run(config, job, roots, ledger, backend, clock())
     with backend.lock():
-        recovery = backend.recovery_routine()
+        recovery = backend.recover()
         now = clock()
         try:
             attested = _verify(config, job, roots, ledger, now)
@@ -302,7 +306,7 @@ def _dry_run(
     job: Assignment,
     roots: OrgTrust,
     ledger: _Ledger,
-    backend: FileTreeBackend,
+    backend: InstallerBackend,
     now: int,
 ) -> RunResult:
     try:

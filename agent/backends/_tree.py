@@ -1,5 +1,4 @@
-"""File-tree helpers of the file-tree backend: reading an artifact safely, manifests, durable
-writes.
+"""File-tree helpers of the file-tree backend: reading an artifact safely, manifests.
 
 An artifact is a gzip-compressed tar of regular files and directories with relative paths.
 Anything else (absolute paths, ``..``, links, devices, FIFOs) is refused before a byte is
@@ -10,16 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from patchledger.agent.errors import ArtifactFormatError
 
-__all__ = ["ArtifactFile", "manifest", "read_artifact", "write_durably", "write_files"]
+__all__ = ["ArtifactFile", "manifest", "read_artifact", "write_files"]
 
 
 @dataclass(frozen=True)
@@ -92,23 +89,3 @@ def manifest(root: Path) -> dict[str, str]:
         elif path.is_file():
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (renames in it) to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durably(path: Path, document: dict[str, Any]) -> None:
-    """Write JSON to ``path`` atomically (temporary file, fsync, rename, fsync directory)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        json.dump(document, out, sort_keys=True)
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(path)
-    fsync_dir(path.parent)

@@ -18,7 +18,7 @@ from patchledger.chaincode.lifecycle.fields import identifier
 from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
 from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy, check_voter
 from patchledger.chaincode.lifecycle.policy_change import MACHINE, PolicyChange
-from patchledger.chaincode.lifecycle.quorum import add_vote, reached
+from patchledger.chaincode.lifecycle.quorum import cast_vote
 
 
 def bootstrap_policy(tx: TxLedger, data: Mapping[str, Any]) -> list[Change]:
@@ -62,9 +62,8 @@ def propose_policy(tx: TxLedger, proposal_id: str, data: Mapping[str, Any]) -> l
         base_version=current.version,
         proposed=proposed.to_dict(),
         proposed_by=tx.caller.msp_id,
-        approvals=(tx.caller.msp_id,),
     )
-    _settle(tx, change, current, None)
+    _settle(tx, cast_vote(current, change, tx.caller.msp_id, current.change_quorum), current)
     return tx.changes
 
 
@@ -87,16 +86,11 @@ def approve_policy(tx: TxLedger, proposal_id: str) -> list[Change]:
     if current.version != change.base_version:
         tx.save(change.evolve(status="STALE"))
         return tx.changes
-    votes = add_vote(current, change.approvals, tx.caller.msp_id, "PolicyChange", proposal_id)
-    _settle(tx, change.evolve(approvals=votes), current, change)
+    _settle(tx, cast_vote(current, change, tx.caller.msp_id, current.change_quorum), current)
     return tx.changes
 
 
-def _settle(
-    tx: TxLedger, change: PolicyChange, current: Policy, previous: PolicyChange | None
-) -> None:
-    if reached(change.approvals, current.change_quorum):
-        adopted = change.policy().evolve(version=current.version + 1)
-        tx.save(adopted)
-        change = change.evolve(status="ADOPTED")
+def _settle(tx: TxLedger, change: PolicyChange, current: Policy) -> None:
+    if change.decided:
+        tx.save(change.policy().evolve(version=current.version + 1))
     tx.save(change)

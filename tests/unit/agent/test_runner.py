@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from patchledger.agent.backends import FileTreeBackend
+from patchledger.agent.backends import FileTreeBackend, InstallerBackend
 from patchledger.agent.config import AgentConfig
 from patchledger.agent.errors import ConfigError, LockError
 from patchledger.agent.guard import Interrupted
@@ -163,7 +163,7 @@ def test_a_concurrent_run_is_refused(config: AgentConfig) -> None:
 
 def test_an_interrupted_run_is_recovered_before_the_next_one(config: AgentConfig) -> None:
     store = ledger()
-    FileTreeBackend(config.target).apply(ARTIFACT, "P-1")  # the agent died before the check
+    FileTreeBackend(config.target).install(ARTIFACT, "P-1")  # the agent died before the check
     result = go(config, store)
     assert result.recovery is not None
     assert (result.recovery.action, result.recovery.interrupted) == (
@@ -228,3 +228,56 @@ def test_a_bad_configuration_is_refused(tmp_path: Path) -> None:
         AgentConfig(host_id="h1", target=tmp_path, state_dir=tmp_path, min_quorum=0)
     with pytest.raises(ConfigError, match="maintenance window"):
         AgentConfig(host_id="h1", target=tmp_path, state_dir=tmp_path, maintenance_window="soon")
+
+
+class RecordingBackend(FileTreeBackend):
+    """A second InstallerBackend: the file tree, recording the protocol calls the runner
+    makes and, when asked, corrupting the target between apply and verify."""
+
+    def __init__(self, target: Path, *, corrupt: bool = False) -> None:
+        super().__init__(target)
+        self.calls: list[str] = []
+        self.corrupt = corrupt
+
+    def recover(self) -> Any:
+        self.calls.append("recover")
+        return super().recover()
+
+    def stage(self, artifact: bytes, label: str) -> Any:
+        self.calls.append("stage")
+        return super().stage(artifact, label)
+
+    def apply(self) -> None:
+        self.calls.append("apply")
+        super().apply()
+        if self.corrupt:
+            (self.target / "VERSION").write_bytes(b"something else\n")
+
+    def verify(self) -> None:
+        self.calls.append("verify")
+        super().verify()
+
+    def commit(self) -> None:
+        self.calls.append("commit")
+        super().commit()
+
+
+def test_the_runner_drives_any_installer_backend_through_the_protocol(
+    config: AgentConfig,
+) -> None:
+    backend: InstallerBackend = RecordingBackend(config.target)
+    result = go(config, ledger(), backend=backend)
+    assert result.outcome is Outcome.VERIFIED
+    assert isinstance(backend, RecordingBackend)
+    assert backend.calls == ["recover", "stage", "apply", "verify", "commit"]
+
+
+def test_a_target_that_does_not_hold_the_staged_files_after_apply_is_reverted(
+    config: AgentConfig,
+) -> None:
+    backend = RecordingBackend(config.target, corrupt=True)
+    result = go(config, ledger(), backend=backend)
+    assert result.outcome is Outcome.FAILED
+    assert "does not hold the applied artifact: VERSION" in result.detail
+    assert tree(config.target) == OLD  # the change was reverted
+    assert "commit" not in backend.calls
