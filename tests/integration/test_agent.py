@@ -24,7 +24,6 @@ from patchledger.agent.errors import ArtifactMismatchError, QuorumNotMetError
 from patchledger.agent.verify import ArtifactFacts, verify_patch
 from patchledger.chaincode.lifecycle.policy import Policy
 from patchledger.chaincode.lifecycle.trust import OrgTrust
-from patchledger.network.testing import LocalNetwork
 from tests.integration.lifecycle_world import (
     approve,
     kev_entry,
@@ -32,6 +31,7 @@ from tests.integration.lifecycle_world import (
     open_world,
     vulnerability_of,
 )
+from tests.support.network import LocalNetwork
 from tests.unit.agent.agent_support import make_tar
 from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, ORGS, SECOPS
 

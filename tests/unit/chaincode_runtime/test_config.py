@@ -14,7 +14,7 @@ import pytest
 from patchledger.chaincode.main import main
 from patchledger.chaincode.runtime import ConfigError, ServerConfig
 from patchledger.chaincode.runtime.server import load_chaincode
-from patchledger.chaincode.runtime.testing import make_certificate
+from tests.support.chaincode_runtime import make_certificate
 
 SMOKE = "patchledger.chaincode.smoke:contract"
 BASE = {

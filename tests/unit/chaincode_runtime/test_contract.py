@@ -18,7 +18,7 @@ from patchledger.chaincode.runtime import (
     PeerSession,
 )
 from patchledger.chaincode.runtime.contract import to_json_bytes
-from patchledger.chaincode.runtime.testing import FakePeer, parse_response
+from tests.support.chaincode_runtime import FakePeer, parse_response
 
 
 def call(contract: Any, *calls: tuple[str | bytes, ...], peer: FakePeer | None = None) -> list[Any]:

@@ -30,7 +30,7 @@ from patchledger.chaincode.runtime.endorsement import (
     decode_policy,
     is_satisfied_by,
 )
-from patchledger.chaincode.runtime.testing import FakePeer, parse_response
+from tests.support.chaincode_runtime import FakePeer, parse_response
 
 probe = Contract("probe")
 seen: dict[str, Any] = {}

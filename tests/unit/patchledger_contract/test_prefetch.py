@@ -16,7 +16,7 @@ from patchledger.chaincode.patchledger.bridge import (
 )
 from patchledger.chaincode.runtime import Context, Contract, PeerFeatures, PeerSession
 from patchledger.chaincode.runtime._protos import Msg, chaincode_shim_pb2
-from patchledger.chaincode.runtime.testing import FakePeer, parse_response
+from tests.support.chaincode_runtime import FakePeer, parse_response
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     ITOPS,
