@@ -41,7 +41,6 @@ from patchledger.app.fabric._protos import proposal_pb2, proposal_response_pb2
 from patchledger.app.fabric.attest import attest_channel_roots, attest_deployment
 from patchledger.chaincode.lifecycle.attestation import roots_fingerprint
 from patchledger.chaincode.lifecycle.trust import OrgTrust
-from patchledger.network.testing import LocalNetwork
 from tests.integration.lifecycle_world import (
     World,
     approve,
@@ -50,6 +49,7 @@ from tests.integration.lifecycle_world import (
     open_world,
     vulnerability_of,
 )
+from tests.support.network import LocalNetwork
 from tests.unit.agent.agent_support import make_tar, sha256
 from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, ITOPS, ORGS, SECOPS
 

@@ -16,7 +16,7 @@ from patchledger.chaincode.patchledger.contract import build_contract, contract,
 from patchledger.chaincode.patchledger.roots import ORG_ROOTS_ENV, load_org_roots, trust_from_env
 from patchledger.chaincode.runtime import ConfigError, Contract, PeerSession
 from patchledger.chaincode.runtime.server import load_chaincode
-from patchledger.chaincode.runtime.testing import FakePeer
+from tests.support.chaincode_runtime import FakePeer
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     ITOPS,
