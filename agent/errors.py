@@ -198,5 +198,25 @@ class ArtifactFormatError(BackendError):
     """The artifact is not a tar.gz of regular files and directories inside the target."""
 
 
+class TargetLinkError(BackendError):
+    """An artifact file's path crosses a symbolic link in the target tree: writing it would
+    leave the target root, so the artifact is refused (nothing is written through the link).
+
+    Attributes:
+        target: the target directory.
+        link: the link's path relative to the target.
+        path: the artifact file that would have been written through it.
+    """
+
+    def __init__(self, target: str, link: str, path: str) -> None:
+        self.target = target
+        self.link = link
+        self.path = path
+        super().__init__(
+            f"{target} holds a symbolic link at {link!r}: artifact file {path!r} would be"
+            " written through it, outside the target (refused)"
+        )
+
+
 class RollbackError(BackendError):
     """No kept copy to roll back to, or the rollback itself failed."""

@@ -39,7 +39,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from patchledger.agent.backends._tree import manifest, read_artifact, write_files
+from patchledger.agent.backends._tree import (
+    DEFAULT_LIMITS,
+    ArtifactFile,
+    ArtifactLimits,
+    check_paths,
+    manifest,
+    read_artifact,
+    write_files,
+)
 from patchledger.agent.backends.base import ApplyPlan, Recovery
 from patchledger.agent.durable import fsync_dir, write_json_durably
 from patchledger.agent.errors import BackendError, RollbackError
@@ -52,11 +60,19 @@ __all__ = ["ApplyPlan", "FileTreeBackend", "Recovery"]
 class FileTreeBackend:
     """Apply, commit, roll back and recover one target directory (module docstring)."""
 
-    def __init__(self, target: Path, *, on_step: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        target: Path,
+        *,
+        limits: ArtifactLimits = DEFAULT_LIMITS,
+        on_step: Callable[[str], None] | None = None,
+    ) -> None:
         """Args:
         target: the directory the artifacts are applied to.
+        limits: caps on an artifact's members and unpacked size.
         on_step: called with a step name between the changes (a seam for crash tests).
         """
+        self.limits = limits
         self._target = target
         base = target.parent
         self.staging = base / f".{target.name}.staging"
@@ -83,9 +99,14 @@ class FileTreeBackend:
         """The changes applying ``artifact`` would make: the dry run; reads only.
 
         Raises:
-            ArtifactFormatError: the artifact is not a safe tar.gz of files.
+            ArtifactFormatError: the artifact is not a safe tar.gz of files, is over the
+                caps, or a file would replace a directory or need a file to be a directory.
+            TargetLinkError: a file's path crosses a symbolic link in the target.
         """
-        files = read_artifact(artifact)
+        return self._plan(read_artifact(artifact, self.limits))
+
+    def _plan(self, files: tuple[ArtifactFile, ...]) -> ApplyPlan:
+        check_paths(self.target, files)
         current = manifest(self.target)
         added, replaced, unchanged = [], [], []
         for f in sorted(files, key=lambda f: f.path):
@@ -134,12 +155,14 @@ class FileTreeBackend:
         Raises:
             BackendError: an unfinished change is pending (run :meth:`recover`).
             ArtifactFormatError: the artifact is not a safe tar.gz of files (nothing changed).
+            TargetLinkError: a file's path crosses a symbolic link in the target (nothing
+                changed).
             OSError: the file system failed (the checkpoint says where; recover).
         """
         if self.checkpoint() is not None:
             raise BackendError(f"an unfinished change is pending on {self.target}: recover first")
-        plan = self.plan(artifact)
-        files = read_artifact(artifact)
+        files = read_artifact(artifact, self.limits)
+        plan = self._plan(files)
         self._mark("apply", "stage", label)
         self.target.mkdir(parents=True, exist_ok=True)
         _remove(self.staging)

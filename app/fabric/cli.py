@@ -34,7 +34,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from patchledger.app.fabric.blocks import ParsedBlock, ParsedTransaction
 from patchledger.app.fabric.ca_models import Attribute, AttributeRequest, RegistrationRequest
@@ -42,6 +42,7 @@ from patchledger.app.fabric.checkpoint import FileCheckpointer, InMemoryCheckpoi
 from patchledger.app.fabric.config import CAConfig, FabricConfig, IdentitySource, PeerConfig
 from patchledger.app.fabric.contract import Contract
 from patchledger.app.fabric.errors import CommitError, FabricError, UsageError
+from patchledger.app.fabric.event_stream import EventStream
 from patchledger.app.fabric.event_types import ChaincodeEvent
 from patchledger.app.fabric.ledger import LedgerVerifier
 from patchledger.app.fabric.network import Network
@@ -51,6 +52,8 @@ from patchledger.app.fabric.wallet import Wallet
 
 #: Exit status of a command that failed with a :class:`FabricError`.
 EXIT_ERROR = 2
+
+_Item = TypeVar("_Item")
 
 
 def _env(name: str, default: str = "") -> str:
@@ -337,42 +340,52 @@ def _tx_json(tx: ParsedTransaction) -> dict[str, Any]:
     }
 
 
+def _tx_line(tx: ParsedTransaction) -> str:
+    return (
+        f"block {tx.block_number} tx {tx.index} {tx.transaction_id or '-'} {tx.header_type} "
+        f"{tx.creator_msp_id} {tx.validation_code_name} {tx.chaincode_name} {tx.function}"
+    )
+
+
+def _event_line(event: ChaincodeEvent) -> str:
+    return (
+        f"block {event.block_number} "
+        f"{event.transaction_id} {event.event_name} {_decode(event.payload)}"
+    )
+
+
+def _follow(
+    args: argparse.Namespace,
+    stream: EventStream[_Item],
+    as_json: Callable[[_Item], dict[str, Any]],
+    as_text: Callable[[_Item], str],
+    checkpoint: Callable[[_Item], None],
+) -> None:
+    """Print each item of ``stream`` and checkpoint it after printing; stop after
+    ``--count`` items (never when it is 0)."""
+    with stream:
+        for count, item in enumerate(stream, start=1):
+            _emit(args, as_json(item), as_text(item))
+            checkpoint(item)
+            if args.count and count >= args.count:
+                break
+
+
 def _cmd_events(args: argparse.Namespace) -> int:
     checkpointer = FileCheckpointer(args.checkpoint) if args.checkpoint else InMemoryCheckpointer()
-    count = 0
     with _network(args) as (config, network):
         if args.blocks:
-            with network.get_transaction_events(
+            transactions = network.get_transaction_events(
                 start_block=args.start_block, checkpoint=checkpointer
-            ) as stream:
-                for tx in stream:
-                    data = _tx_json(tx)
-                    _emit(
-                        args,
-                        data,
-                        f"block {tx.block_number} tx {tx.index} "
-                        f"{tx.transaction_id or '-'} {tx.header_type} {tx.creator_msp_id} "
-                        f"{tx.validation_code_name} {tx.chaincode_name} {tx.function}",
-                    )
-                    checkpointer.checkpoint_parsed_transaction(tx)
-                    count += 1
-                    if args.count and count >= args.count:
-                        break
+            )
+            _follow(args, transactions, _tx_json, _tx_line,
+                    checkpointer.checkpoint_parsed_transaction)
         else:
-            with network.get_chaincode_events(
+            events = network.get_chaincode_events(
                 config.chaincode, start_block=args.start_block, checkpoint=checkpointer
-            ) as stream:
-                for event in stream:
-                    _emit(
-                        args,
-                        _event_json(event),
-                        f"block {event.block_number} "
-                        f"{event.transaction_id} {event.event_name} {_decode(event.payload)}",
-                    )
-                    checkpointer.checkpoint_chaincode_event(event)
-                    count += 1
-                    if args.count and count >= args.count:
-                        break
+            )
+            _follow(args, events, _event_json, _event_line,
+                    checkpointer.checkpoint_chaincode_event)
         sys.stdout.flush()
     return 0
 

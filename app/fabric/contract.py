@@ -21,8 +21,9 @@ class Contract:
     """Evaluate and submit transactions of one chaincode.
 
     Every call builds a fresh proposal, hence a fresh transaction id. What a proposal carries
-    is one :class:`ProposalOptions`; each method takes it as its second argument, or the
-    argument list there and the other options as keywords (``transient_data``,
+    is one :class:`ProposalOptions`: :meth:`new_proposal`, :meth:`evaluate`,
+    :meth:`submit_async` and :meth:`submit` take it as their second argument, or the argument
+    list there and the other options as keywords (``transient_data``,
     ``endorsing_organizations``). Per-call ``timeout`` arguments override the gateway's
     per-phase defaults.
     """

@@ -281,3 +281,20 @@ def test_a_target_that_does_not_hold_the_staged_files_after_apply_is_reverted(
     assert "does not hold the applied artifact: VERSION" in result.detail
     assert tree(config.target) == OLD  # the change was reverted
     assert "commit" not in backend.calls
+
+
+def test_a_link_in_the_target_fails_the_run_and_the_dry_run_says_so(
+    config: AgentConfig, tmp_path: Path
+) -> None:
+    """The target holds ``bin -> <outside>`` and the artifact writes ``bin/tool``: the dry run
+    reports the refusal (not a plain "added"), and the real run writes nothing outside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (config.target / "bin").symlink_to(outside, target_is_directory=True)
+    planned = go(replace(config, dry_run=True), assignment(ledger()))
+    assert planned.outcome is Outcome.FAILED
+    assert "would fail" in planned.detail and "symbolic link at 'bin'" in planned.detail
+    result = go(config, assignment(ledger()))
+    assert result.outcome is Outcome.FAILED
+    assert list(outside.iterdir()) == []
+    assert tree(config.target) == OLD

@@ -36,6 +36,7 @@ VIOLATIONS = [
     ("lifecycle-is-pure", "chaincode/lifecycle/probe.py", "import grpc"),
     ("libraries-below-the-app", "app/fabric/probe.py",
      "from patchledger.app.errors import UserError"),
+    ("libraries-below-the-app", "app/fabric/probe.py", "from patchledger.app import errors"),
     ("libraries-below-the-app", "app/fabric/probe.py", "from flask import Flask"),
     ("libraries-below-the-app", "app/feeds/connectors/probe.py", "import sqlalchemy"),
     ("libraries-below-the-app", "app/fabric/probe.py", "from patchledger.network import cli"),
