@@ -291,10 +291,10 @@ def test_a_link_in_the_target_fails_the_run_and_the_dry_run_says_so(
     outside = tmp_path / "outside"
     outside.mkdir()
     (config.target / "bin").symlink_to(outside, target_is_directory=True)
-    planned = go(replace(config, dry_run=True), assignment(ledger()))
+    planned = go(replace(config, dry_run=True), ledger())
     assert planned.outcome is Outcome.FAILED
     assert "would fail" in planned.detail and "symbolic link at 'bin'" in planned.detail
-    result = go(config, assignment(ledger()))
+    result = go(config, ledger())
     assert result.outcome is Outcome.FAILED
     assert list(outside.iterdir()) == []
     assert tree(config.target) == OLD
