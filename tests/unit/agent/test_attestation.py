@@ -539,3 +539,21 @@ def test_verify_endorsed_names_the_question() -> None:
     bad = {**honest(store), "endorsements": [endorsement(OWN, b"something else")]}
     with pytest.raises(EndorsementError, match="does not verify"):
         verify_endorsed(bad, q, roots=TRUST, now=NOW)
+
+
+def test_a_statement_that_never_reached_the_ledger_cannot_be_slipped_in() -> None:
+    # A genuine ITOps approver's statement, signed but never submitted: the app adds it to
+    # reach a quorum the ledger does not have; only its own peer signs that answer.
+    from tests.unit.lifecycle.lifecycle_support import statement
+
+    store = ledger(ARTIFACT)
+    extra = {"statement": statement(who(ITOPS, "approver"), "P-1", artifact=sha256(ARTIFACT)),
+             "signer_cert_pem": who(ITOPS, "approver").cert_pem.decode("ascii")}
+
+    def slip(a: dict[str, Any]) -> None:
+        a["approvals"] = [a["approvals"][0], extra]
+
+    with pytest.raises(EndorsementQuorumError):
+        check(forged(store, slip))
+    with pytest.raises(EndorsementError, match="does not verify"):
+        check(with_honest_signatures(store, slip))
