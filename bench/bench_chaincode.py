@@ -153,7 +153,8 @@ def main() -> int:
     for _ in range(args.runs):
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINCODE_")}
-        env.update(CHAINCODE_ID="bench_1.0:0", CHAINCODE_SERVER_ADDRESS=f"127.0.0.1:{port}")
+        env.update(CHAINCODE_ID="bench_1.0:0", CHAINCODE_SERVER_ADDRESS=f"127.0.0.1:{port}",
+                   CHAINCODE_CONTRACT="patchledger.chaincode.smoke:contract")
         proc = subprocess.Popen([sys.executable, "-m", "patchledger.chaincode"], cwd=ROOT, env=env)
         try:
             runs.append(asyncio.run(_bench(port, proc.pid, levels, args.seconds)))
