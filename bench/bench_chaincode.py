@@ -28,7 +28,11 @@ import grpc
 
 from patchledger.chaincode.runtime._protos import Msg, chaincode_pb2, chaincode_shim_pb2_grpc
 from patchledger.chaincode.runtime.server import MAX_MESSAGE_BYTES
-from patchledger.chaincode.runtime.testing import make_signed_proposal
+
+# Run as a file (bench/<name>.py) the repository root is not on sys.path; the test support this
+# bench uses lives in tests/support/ (it is not shipped in the wheel).
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from tests.support.chaincode_runtime import make_signed_proposal
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -149,7 +153,8 @@ def main() -> int:
     for _ in range(args.runs):
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINCODE_")}
-        env.update(CHAINCODE_ID="bench_1.0:0", CHAINCODE_SERVER_ADDRESS=f"127.0.0.1:{port}")
+        env.update(CHAINCODE_ID="bench_1.0:0", CHAINCODE_SERVER_ADDRESS=f"127.0.0.1:{port}",
+                   CHAINCODE_CONTRACT="patchledger.chaincode.smoke:contract")
         proc = subprocess.Popen([sys.executable, "-m", "patchledger.chaincode"], cwd=ROOT, env=env)
         try:
             runs.append(asyncio.run(_bench(port, proc.pid, levels, args.seconds)))

@@ -48,7 +48,11 @@ from patchledger.app.fabric import (
 )
 from patchledger.network.config import ChaincodeSettings, config_from_env
 from patchledger.network.manager import Manager
-from patchledger.network.testing import LocalNetwork
+
+# Run as a file (bench/<name>.py) the repository root is not on sys.path; the test support this
+# bench uses lives in tests/support/ (it is not shipped in the wheel).
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from tests.support.network import LocalNetwork
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_DIR = ROOT / "bench" / "node-gateway-client"

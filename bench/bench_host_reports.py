@@ -55,7 +55,11 @@ from patchledger.chaincode.lifecycle.signatures import encode_b64, sign
 from patchledger.chaincode.lifecycle.statement import ApprovalStatement
 from patchledger.network.config import config_from_env
 from patchledger.network.manager import Manager
-from patchledger.network.testing import LocalNetwork
+
+# Run as a file (bench/<name>.py) the repository root is not on sys.path; the test support this
+# bench uses lives in tests/support/ (it is not shipped in the wheel).
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from tests.support.network import LocalNetwork
 
 OUTCOMES = ("DISPATCHED", "APPLIED", "VERIFIED", "ROLLED_BACK")
 INVENTORY = hashlib.sha256(b"bench inventory").hexdigest()

@@ -76,7 +76,7 @@ install_venv() {
 link_typecheck_tree() {
     local tree="$ROOT/.venv/typecheck/patchledger" area
     mkdir -p "$tree"
-    for area in app agent chaincode network; do
+    for area in app agent chaincode network common; do
         ln -sfn "../../../$area" "$tree/$area"
     done
 }
