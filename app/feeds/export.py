@@ -1,8 +1,7 @@
 """JSON views of the model and an atomic file write (nothing is ever half-written).
 
-The write uses :func:`patchledger.app.durable.write_atomic`, the one import of this library from
-the rest of ``patchledger.app``, kept until the durable-write helper moves to a module both
-``app/fabric`` and ``app/feeds`` may use (issue 9, point 2).
+The write uses :func:`patchledger.common.durable.write_atomic`, the one durable write that the
+libraries below the app share.
 """
 
 from __future__ import annotations
@@ -13,8 +12,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from patchledger.app.durable import write_atomic
 from patchledger.app.feeds.merge import Vulnerability
+from patchledger.common.durable import write_atomic
 
 
 def to_jsonable(value: Any) -> Any:
