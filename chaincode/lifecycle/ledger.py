@@ -138,9 +138,10 @@ class TxLedger:
         """The record of type ``cls`` at ``parts``, or ``None``.
 
         Raises:
-            ValidationError: the stored value is not a valid record of that type.
+            ValidationError: a part is not an identifier (naming the key field), or the
+                stored value is not a valid record of that type.
         """
-        key = Key(cls.RECORD_TYPE, parts)
+        key = cls.key_for(*parts)
         raw = self._raw(key)
         found = None if raw is None else cls.from_json(raw)
         if cls.MACHINE is not None:
@@ -151,6 +152,7 @@ class TxLedger:
         """The record of type ``cls`` at ``parts``.
 
         Raises:
+            ValidationError: as :meth:`find`.
             NotFoundError: there is none.
         """
         found = self.find(cls, *parts)
@@ -159,7 +161,13 @@ class TxLedger:
         return found
 
     def scan(self, cls: type[R], *prefix: str) -> list[R]:
-        """All records of type ``cls`` whose key starts with ``prefix`` (own writes included)."""
+        """All records of type ``cls`` whose key starts with ``prefix`` (own writes included).
+
+        Raises:
+            ValidationError: a prefix part is not an identifier, or a stored value is not a
+                valid record of that type.
+        """
+        prefix = cls.key_for(*prefix).parts
         keys: dict[Key, bytes] = dict(self.store.scan(cls.RECORD_TYPE, prefix))
         n = len(prefix)
         for key, value in self.writes.items():

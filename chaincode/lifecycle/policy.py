@@ -23,7 +23,7 @@ from patchledger.chaincode.lifecycle.fields import (
     int_mapping,
     integer,
 )
-from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.record import Record
 from patchledger.chaincode.lifecycle.severity import SEVERITIES
 
 DEFAULT_POLICY_ID = "default"
@@ -49,6 +49,7 @@ class Policy(Record):
     """
 
     RECORD_TYPE = "Policy"
+    KEY_FIELDS = ("policy_id",)
     policy_id: str
     version: int
     organizations: tuple[str, ...]
@@ -82,11 +83,6 @@ class Policy(Record):
         integer("failure_threshold_pct", self.failure_threshold_pct, maximum=100)
         integer("soak_seconds", self.soak_seconds)
         int_mapping("remediation_days", self.remediation_days, SEVERITIES, minimum=1)
-
-    @property
-    def key(self) -> Key:
-        """``("Policy", policy_id)``."""
-        return Key(self.RECORD_TYPE, (self.policy_id,))
 
 
 def check_voter(policy: Policy, organization: str) -> None:

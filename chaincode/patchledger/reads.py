@@ -21,8 +21,9 @@ from typing import Any
 from patchledger.chaincode.lifecycle import LifecycleError, NotFoundError, ValidationError
 from patchledger.chaincode.lifecycle.queries import approval_bundle, get_record, record_class
 from patchledger.chaincode.lifecycle.record import Record
+from patchledger.chaincode.patchledger.bridge import composite_key
 from patchledger.chaincode.patchledger.execution import LedgerContext, read, refusal
-from patchledger.chaincode.runtime import KeyModification, create_composite_key
+from patchledger.chaincode.runtime import KeyModification
 
 __all__ = ["EVALUATE", "MAX_PAGE_SIZE", "MAX_SCAN", "key_parts"]
 
@@ -112,7 +113,7 @@ async def GetHistory(ctx: LedgerContext, record_type: str, record_id: str) -> li
     existed."""
     try:
         cls = record_class(record_type)
-        key = create_composite_key(record_type, key_parts(record_type, record_id))
+        key = composite_key(cls.key_for(*key_parts(record_type, record_id)))
     except LifecycleError as exc:
         raise refusal(exc) from exc
     entries: list[dict[str, Any]] = []

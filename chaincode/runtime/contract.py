@@ -117,6 +117,8 @@ class Parameter:
             value = json.loads(text)
         except ValueError as exc:
             raise ContractError(f"argument {self.name!r} is not valid JSON") from exc
+        except RecursionError as exc:  # nested deeper than the parser's stack allows
+            raise ContractError(f"argument {self.name!r} nests too deeply") from exc
         allowed = _JSON_CHECK.get(typing.get_origin(self.annotation) or self.annotation)
         wrong_bool = self.annotation in (int, float) and isinstance(value, bool)
         if allowed is not None and (not isinstance(value, allowed) or wrong_bool):
