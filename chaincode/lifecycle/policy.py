@@ -8,7 +8,11 @@ deadlines. A policy has no state machine: it is created once (bootstrap, at chai
 initialization, endorsed by the channel's MAJORITY) and afterwards replaced only by an adopted
 :class:`~chaincode.lifecycle.policy_change.PolicyChange`, each time with ``version + 1``.
 
-Every quorum must be between 1 and the number of voting organizations.
+Every quorum must be between 1 and the number of voting organizations, and at least
+:data:`QUORUM_FLOOR` (2) distinct organizations whenever the policy names two or more (so no
+single organization decides anything alone); an organization may be named once, compared
+without case (``secopsmsp`` next to ``SecOpsMSP`` is refused). Bootstrap and policy changes
+also check the policy against the channel's organizations (:func:`check_against_channel`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from patchledger.chaincode.lifecycle.severity import SEVERITIES
 
 DEFAULT_POLICY_ID = "default"
 REJECTION_RULES = ("any", "majority")
+#: The smallest quorum of any decision once two or more organizations take part.
+QUORUM_FLOOR = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +49,8 @@ class Policy(Record):
         change_quorum / revocation_quorum / exception_quorum: organizations needed to adopt a
             policy change, revoke a patch, grant a risk acceptance.
         max_statement_validity: longest lifetime of an approval statement, seconds.
+        max_exception_lifetime: longest time from granting a risk acceptance to its expiry,
+            seconds.
         failure_threshold_pct: default share of a wave's hosts allowed to fail.
         soak_seconds: default time a wave must run before the next one starts.
         remediation_days: per severity class, days allowed to remediate.
@@ -59,6 +67,7 @@ class Policy(Record):
     revocation_quorum: int
     exception_quorum: int
     max_statement_validity: int = 30 * 24 * 3600
+    max_exception_lifetime: int = 90 * 24 * 3600
     failure_threshold_pct: int = 10
     soak_seconds: int = 3600
     remediation_days: dict[str, int]
@@ -72,17 +81,50 @@ class Policy(Record):
         identifier("policy_id", self.policy_id)
         integer("version", self.version, minimum=1)
         orgs = id_tuple("organizations", self.organizations, non_empty=True)
+        folded: dict[str, str] = {}
+        for org in orgs:
+            if org.casefold() in folded:
+                raise ValidationError(
+                    "organizations", f"names {folded[org.casefold()]} twice (as {org})"
+                )
+            folded[org.casefold()] = org
         count = len(orgs)
+        floor = QUORUM_FLOOR if count >= QUORUM_FLOOR else 1
         quorum = int_mapping("quorum", self.quorum, SEVERITIES, minimum=1)
         for severity, needed in quorum.items():
-            integer(f"quorum.{severity}", needed, minimum=1, maximum=count)
+            integer(f"quorum.{severity}", needed, minimum=floor, maximum=count)
         choice("rejection", self.rejection, REJECTION_RULES)
         for name in ("change_quorum", "revocation_quorum", "exception_quorum"):
-            integer(name, getattr(self, name), minimum=1, maximum=count)
+            integer(name, getattr(self, name), minimum=floor, maximum=count)
         integer("max_statement_validity", self.max_statement_validity, minimum=60)
+        integer("max_exception_lifetime", self.max_exception_lifetime, minimum=60)
         integer("failure_threshold_pct", self.failure_threshold_pct, maximum=100)
         integer("soak_seconds", self.soak_seconds)
         int_mapping("remediation_days", self.remediation_days, SEVERITIES, minimum=1)
+
+
+def check_against_channel(policy: Policy, channel_orgs: tuple[str, ...]) -> None:
+    """Refuse a policy that lets fewer organizations decide than the channel holds: with two
+    or more channel organizations, the policy must name at least two (so the quorum floor
+    applies), and only channel organizations. An empty ``channel_orgs`` (not known) checks
+    nothing more than :meth:`Policy.validate`.
+
+    Raises:
+        ValidationError: naming ``organizations``.
+    """
+    if not channel_orgs:
+        return
+    strangers = sorted(set(policy.organizations) - set(channel_orgs))
+    if strangers:
+        raise ValidationError(
+            "organizations", f"{', '.join(strangers)} is not an organization of the channel"
+        )
+    if len(channel_orgs) >= QUORUM_FLOOR and len(policy.organizations) < QUORUM_FLOOR:
+        raise ValidationError(
+            "organizations",
+            f"must name at least {QUORUM_FLOOR} of the channel's {len(channel_orgs)}"
+            " organizations (no organization decides alone)",
+        )
 
 
 def check_voter(policy: Policy, organization: str) -> None:

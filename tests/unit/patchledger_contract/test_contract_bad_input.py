@@ -12,7 +12,9 @@ from patchledger.chaincode.lifecycle.record import MAX_EXTRA_BYTES
 from tests.unit.lifecycle.lifecycle_support import (
     ITOPS,
     SECOPS,
+    host_identity,
     patch_data,
+    report,
     vuln_data,
     who,
 )
@@ -150,3 +152,23 @@ def test_small_unknown_members_are_still_kept() -> None:
         return await ledger.ok(who(SECOPS, "auditor"), "GetRecord", "Patch", "P-2")
 
     assert scenario(body)["note"] == {"added_by": "v2", "tags": ["a", "b"]}
+
+
+def test_a_4400_digit_sequence_number_refuses_its_report_not_the_batch() -> None:
+    """Python cannot parse a 4,400-digit integer; it used to fail the whole argument (400),
+    losing the valid reports of the batch. Now that report alone is refused, naming
+    ``sequence``, and the batch transaction succeeds."""
+    host = host_identity(ITOPS, "h1")
+    huge, plain = report(host, 1, "APPLIED"), report(host, 2, "APPLIED")
+    huge["report"]["sequence"] = 424242
+    text = json.dumps([huge, plain]).replace("424242", "9" * 4400, 1)
+
+    async def body(ledger: Ledger) -> Reply:
+        await seed_tested_patch(ledger)
+        return await ledger.call(who(ITOPS, "operator"), "ReportDeployments", text)
+
+    reply = scenario(body)
+    assert reply.ok, (reply.status, reply.message)
+    first, second = reply.payload["results"]
+    assert first["error"].startswith("invalid field 'sequence': must be between 1 and")
+    assert second["error_type"] == "NotFoundError"  # judged on its own (no such host here)
