@@ -1,6 +1,7 @@
 """BootstrapPolicy, ProposePolicy and ApprovePolicy: policy changes only by quorum.
 
-The first policy is created by :func:`bootstrap_policy`, which refuses once a policy exists;
+The first policy is created by :func:`bootstrap_policy`, which refuses once any policy exists
+(initialization happens once, and only for the default policy id);
 the contract calls it from its initialization transaction, which the chaincode definition's
 MAJORITY endorsement policy already makes a multi-organization decision. Every later change is a
 :class:`~chaincode.lifecycle.policy_change.PolicyChange` adopted when ``change_quorum``
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from patchledger.chaincode.lifecycle.authz import authorize
-from patchledger.chaincode.lifecycle.errors import AlreadyExistsError
+from patchledger.chaincode.lifecycle.errors import AlreadyExistsError, ValidationError
 from patchledger.chaincode.lifecycle.fields import identifier
 from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
 from patchledger.chaincode.lifecycle.policy import (
@@ -39,13 +40,16 @@ def bootstrap_policy(
         AuthorizationError: the caller is not an admin.
         ValidationError: malformed policy, a quorum under the floor, an organization named
             twice, or a policy that lets fewer organizations decide than the channel holds.
-        AlreadyExistsError: a policy with this id exists.
+        AlreadyExistsError: a policy exists already (whatever its id).
     """
     authorize(tx.caller, "bootstrap_policy")
-    policy = Policy.from_dict({"policy_id": DEFAULT_POLICY_ID, **data, "version": 1})
+    if data.get("policy_id", DEFAULT_POLICY_ID) != DEFAULT_POLICY_ID:
+        raise ValidationError("policy_id", f"the ledger is initialized with {DEFAULT_POLICY_ID!r}")
+    policy = Policy.from_dict({**data, "policy_id": DEFAULT_POLICY_ID, "version": 1})
     check_against_channel(policy, tuple(channel_orgs))
-    if tx.find(Policy, policy.policy_id) is not None:
-        raise AlreadyExistsError("Policy", policy.policy_id)
+    existing = tx.scan(Policy)
+    if existing:
+        raise AlreadyExistsError("Policy", existing[0].policy_id)
     tx.save(policy)
     return tx.changes
 

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from patchledger.chaincode.lifecycle import (
+    AlreadyExistsError,
     Key,
     MemoryStore,
     PreconditionError,
@@ -22,7 +23,13 @@ from patchledger.chaincode.lifecycle import (
 )
 from patchledger.chaincode.lifecycle.host_report import MAX_REPORT_AGE, MAX_SEQUENCE
 from patchledger.chaincode.lifecycle.identity import caller_from_certificate
-from patchledger.chaincode.lifecycle.ops import deployments, governance, hosts, rollouts
+from patchledger.chaincode.lifecycle.ops import (
+    deployments,
+    governance,
+    hosts,
+    policies,
+    rollouts,
+)
 from patchledger.chaincode.lifecycle.patch import Patch
 from patchledger.chaincode.lifecycle.policy import Policy
 from patchledger.chaincode.lifecycle.queries import get_record
@@ -39,6 +46,7 @@ from tests.unit.lifecycle.lifecycle_support import (
     host_identity,
     make_certificate,
     org_ca,
+    policy_data,
     report,
     run,
     who,
@@ -178,3 +186,16 @@ def test_a_report_under_an_expired_host_certificate_is_refused() -> None:
     batch = deployments.report_deployments(tx, [report(host, 1, "APPLIED")])
     assert batch.results[0].error_type == "ExpiredError"
     assert "host certificate is not valid at transaction time" in batch.results[0].error
+
+
+def test_initialization_happens_once_and_only_for_the_default_policy() -> None:
+    """Any one admin could call InitLedger again with another policy_id (a second policy
+    naming only itself); now the ledger is initialized once."""
+    store = approved_store(())
+    admin = who(ITOPS, "admin")
+    alone = policy_data(policy_id="mine")
+    with pytest.raises(ValidationError, match="'policy_id': the ledger is initialized with"):
+        run(store, admin, policies.bootstrap_policy, alone)
+    with pytest.raises(AlreadyExistsError, match="Policy 'default' already exists"):
+        run(store, admin, policies.bootstrap_policy, policy_data())
+    assert [k.parts for k in store.data if k.record_type == "Policy"] == [("default",)]
