@@ -382,3 +382,39 @@ def test_a_host_certificate_not_issued_by_the_owner_orgs_ca_is_refused(world: Wo
         op.submit("EnrollHost", {"host_id": c1, "cert_pem": compliance_cert})
     assert f"SignatureError: the certificate of host {c1!r} (ITOpsMSP) was not issued by a " \
         "valid root certificate of ITOpsMSP" in refused(excinfo2)
+
+
+def test_a_revocation_during_a_rollout_halts_it_and_orders_the_rollback(
+        world: World, vuln_id: str) -> None:
+    """On the real network: revoking a patch whose ITOps rollout runs writes ITOps' rollout
+    (key-level policy: ITOps' peer AND a majority) in the revocation's transaction; the hosts
+    can then only report their rollback."""
+    w = world
+    patch_id, rollout_id = f"PV-{w.run}", f"RV-{w.run}"
+    digest = make_tested_patch(w, patch_id, vuln_id)
+    approve(w, patch_id, digest, "secops-approver", "compliance-approver")
+    op = w["itops-operator"]
+    h3 = enroll_host(w, op, "h3", ["revoke"])
+    op.submit("CreateRollout", {"rollout_id": rollout_id, "patch_id": patch_id,
+                                "waves": [{"hosts": [h3]}]})
+    op.submit("AdvanceRollout", rollout_id)
+    host = w["host-h3"]
+    seq = op.evaluate("GetRecord", "Host", h3)["last_report_sequence"]  # h3 reported before
+    assert host.submit("ReportDeployments", [
+        signed_report(host, h3, rollout_id, patch_id, "APPLIED", seq + 1)])["accepted"] == 1
+    w["secops-approver"].submit("RevokePatch", patch_id, "backdoored build")
+    result = w["compliance-approver"].submit("RevokePatch", patch_id, "agree")
+    reasons = [(c["record_type"], c["to"], c.get("reason", "")) for c in result["changes"]]
+    assert reasons == [
+        ("Patch", "REVOKED", ""),
+        ("Rollout", "HALTED", f"patch {patch_id} revoked"),
+        ("Rollout", "ROLLED_BACK", f"patch {patch_id} revoked"),
+        ("Revocation", "EFFECTIVE", ""),
+    ]
+    assert op.evaluate("GetRecord", "Rollout", rollout_id)["status"] == "ROLLED_BACK"
+    late = host.submit("ReportDeployments", [
+        signed_report(host, h3, rollout_id, patch_id, "VERIFIED", seq + 2),
+        signed_report(host, h3, rollout_id, patch_id, "ROLLED_BACK", seq + 3),
+    ])
+    assert [r["accepted"] for r in late["results"]] == [False, True]
+    assert op.evaluate("GetRecord", "Deployment", f"{rollout_id}/{h3}")["status"] == "ROLLED_BACK"
