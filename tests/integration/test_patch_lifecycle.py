@@ -245,19 +245,26 @@ def test_a_rollout_of_a_patch_that_is_not_approved_is_refused(
         "patches roll out" in refused(excinfo)
 
 
-@pytest.fixture(scope="module")
-def running(world: World, vuln_id: str) -> tuple[str, str, str, str]:
-    """An approved patch rolling out to ITOps hosts a1 and a2: (patch, rollout, a1, a2)."""
-    w = world
-    patch_id, rollout_id = f"PR-{w.run}", f"RR-{w.run}"
+def start_rollout(
+    w: World, vuln_id: str, name: str, shorts: tuple[str, ...], group: str
+) -> tuple[str, str, list[str]]:
+    """Patch ``P<name>`` approved by SecOps and Compliance, rolling out (wave 0 started) as
+    ``R<name>`` to the ITOps hosts ``shorts``: (patch, rollout, host ids)."""
+    patch_id, rollout_id = f"P{name}-{w.run}", f"R{name}-{w.run}"
     digest = make_tested_patch(w, patch_id, vuln_id)
     approve(w, patch_id, digest, "secops-approver", "compliance-approver")
     op = w["itops-operator"]
-    a1 = enroll_host(w, op, "a1", ["attack"])
-    a2 = enroll_host(w, op, "a2", ["attack"])
+    hosts = [enroll_host(w, op, short, [group]) for short in shorts]
     op.submit("CreateRollout", {"rollout_id": rollout_id, "patch_id": patch_id,
-                                "waves": [{"hosts": [a1, a2]}]})
+                                "waves": [{"hosts": hosts}]})
     op.submit("AdvanceRollout", rollout_id)
+    return patch_id, rollout_id, hosts
+
+
+@pytest.fixture(scope="module")
+def running(world: World, vuln_id: str) -> tuple[str, str, str, str]:
+    """An approved patch rolling out to ITOps hosts a1 and a2: (patch, rollout, a1, a2)."""
+    patch_id, rollout_id, (a1, a2) = start_rollout(world, vuln_id, "R", ("a1", "a2"), "attack")
     return patch_id, rollout_id, a1, a2
 
 
@@ -389,15 +396,8 @@ def test_a_revocation_during_a_rollout_halts_it_and_orders_the_rollback(
     """On the real network: revoking a patch whose ITOps rollout runs writes ITOps' rollout
     (key-level policy: ITOps' peer AND a majority) in the revocation's transaction; the hosts
     can then only report their rollback."""
-    w = world
-    patch_id, rollout_id = f"PV-{w.run}", f"RV-{w.run}"
-    digest = make_tested_patch(w, patch_id, vuln_id)
-    approve(w, patch_id, digest, "secops-approver", "compliance-approver")
-    op = w["itops-operator"]
-    h3 = enroll_host(w, op, "h3", ["revoke"])
-    op.submit("CreateRollout", {"rollout_id": rollout_id, "patch_id": patch_id,
-                                "waves": [{"hosts": [h3]}]})
-    op.submit("AdvanceRollout", rollout_id)
+    w, op = world, world["itops-operator"]
+    patch_id, rollout_id, (h3,) = start_rollout(w, vuln_id, "V", ("h3",), "revoke")
     host = w["host-h3"]
     seq = op.evaluate("GetRecord", "Host", h3)["last_report_sequence"]  # h3 reported before
     assert host.submit("ReportDeployments", [
