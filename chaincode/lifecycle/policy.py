@@ -8,11 +8,14 @@ deadlines. A policy has no state machine: it is created once (bootstrap, at chai
 initialization, endorsed by the channel's MAJORITY) and afterwards replaced only by an adopted
 :class:`~chaincode.lifecycle.policy_change.PolicyChange`, each time with ``version + 1``.
 
-Every quorum must be between 1 and the number of voting organizations, and at least
-:data:`QUORUM_FLOOR` (2) distinct organizations whenever the policy names two or more (so no
-single organization decides anything alone); an organization may be named once, compared
-without case (``secopsmsp`` next to ``SecOpsMSP`` is refused). Bootstrap and policy changes
-also check the policy against the channel's organizations (:func:`check_against_channel`).
+Every quorum must be between 1 and the number of voting organizations (:meth:`Policy.validate`,
+also when reading). A policy that is written (bootstrap, a proposed change) must also pass
+:func:`check_new_policy`: every quorum at least :data:`QUORUM_FLOOR` (2) distinct
+organizations whenever the policy names two or more (so no single organization decides
+anything alone), each organization named once compared without case (``secopsmsp`` next to
+``SecOpsMSP`` is refused), and, when the channel's organizations are known, at least two of
+them and no other. These rules apply when a policy is written, not when one is read, so a
+ledger holding a policy written before them keeps working and can adopt a compliant one.
 """
 
 from __future__ import annotations
@@ -81,37 +84,51 @@ class Policy(Record):
         identifier("policy_id", self.policy_id)
         integer("version", self.version, minimum=1)
         orgs = id_tuple("organizations", self.organizations, non_empty=True)
-        folded: dict[str, str] = {}
-        for org in orgs:
-            if org.casefold() in folded:
-                raise ValidationError(
-                    "organizations", f"names {folded[org.casefold()]} twice (as {org})"
-                )
-            folded[org.casefold()] = org
         count = len(orgs)
-        floor = QUORUM_FLOOR if count >= QUORUM_FLOOR else 1
         quorum = int_mapping("quorum", self.quorum, SEVERITIES, minimum=1)
         for severity, needed in quorum.items():
-            integer(f"quorum.{severity}", needed, minimum=floor, maximum=count)
+            integer(f"quorum.{severity}", needed, minimum=1, maximum=count)
         choice("rejection", self.rejection, REJECTION_RULES)
         for name in ("change_quorum", "revocation_quorum", "exception_quorum"):
-            integer(name, getattr(self, name), minimum=floor, maximum=count)
+            integer(name, getattr(self, name), minimum=1, maximum=count)
         integer("max_statement_validity", self.max_statement_validity, minimum=60)
         integer("max_exception_lifetime", self.max_exception_lifetime, minimum=60)
         integer("failure_threshold_pct", self.failure_threshold_pct, maximum=100)
         integer("soak_seconds", self.soak_seconds)
         int_mapping("remediation_days", self.remediation_days, SEVERITIES, minimum=1)
 
+    @property
+    def quorums(self) -> dict[str, int]:
+        """Every quorum of the policy by field name (``quorum.<severity>`` and the three
+        governance quorums)."""
+        out = {f"quorum.{severity}": needed for severity, needed in sorted(self.quorum.items())}
+        for name in ("change_quorum", "revocation_quorum", "exception_quorum"):
+            out[name] = getattr(self, name)
+        return out
 
-def check_against_channel(policy: Policy, channel_orgs: tuple[str, ...]) -> None:
-    """Refuse a policy that lets fewer organizations decide than the channel holds: with two
-    or more channel organizations, the policy must name at least two (so the quorum floor
-    applies), and only channel organizations. An empty ``channel_orgs`` (not known) checks
-    nothing more than :meth:`Policy.validate`.
+
+def check_new_policy(policy: Policy, channel_orgs: tuple[str, ...] = ()) -> None:
+    """The rules a policy must pass to be written (module docstring).
+
+    Args:
+        channel_orgs: the channel's organizations, when known (empty: not checked).
 
     Raises:
-        ValidationError: naming ``organizations``.
+        ValidationError: an organization named twice (case-insensitively), a quorum under
+            the floor, or a policy naming other or fewer organizations than the channel
+            allows, naming the field.
     """
+    folded: dict[str, str] = {}
+    for org in policy.organizations:
+        if org.casefold() in folded:
+            raise ValidationError(
+                "organizations", f"names {folded[org.casefold()]} twice (as {org})"
+            )
+        folded[org.casefold()] = org
+    count = len(policy.organizations)
+    if count >= QUORUM_FLOOR:
+        for name, needed in policy.quorums.items():
+            integer(name, needed, minimum=QUORUM_FLOOR, maximum=count)
     if not channel_orgs:
         return
     strangers = sorted(set(policy.organizations) - set(channel_orgs))

@@ -20,7 +20,7 @@ from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
 from patchledger.chaincode.lifecycle.policy import (
     DEFAULT_POLICY_ID,
     Policy,
-    check_against_channel,
+    check_new_policy,
     check_voter,
 )
 from patchledger.chaincode.lifecycle.policy_change import MACHINE, PolicyChange
@@ -34,7 +34,7 @@ def bootstrap_policy(
 
     Args:
         channel_orgs: the channel's organizations, when known: the policy must name at least
-            two of them and no other (see :func:`~..policy.check_against_channel`).
+            two of them and no other (see :func:`~..policy.check_new_policy`).
 
     Raises:
         AuthorizationError: the caller is not an admin.
@@ -46,7 +46,7 @@ def bootstrap_policy(
     if data.get("policy_id", DEFAULT_POLICY_ID) != DEFAULT_POLICY_ID:
         raise ValidationError("policy_id", f"the ledger is initialized with {DEFAULT_POLICY_ID!r}")
     policy = Policy.from_dict({**data, "policy_id": DEFAULT_POLICY_ID, "version": 1})
-    check_against_channel(policy, tuple(channel_orgs))
+    check_new_policy(policy, tuple(channel_orgs))
     existing = tx.scan(Policy)
     if existing:
         raise AlreadyExistsError("Policy", existing[0].policy_id)
@@ -78,7 +78,7 @@ def propose_policy(
     current = tx.load(Policy, str(data.get("policy_id", DEFAULT_POLICY_ID)))
     check_voter(current, tx.caller.msp_id)
     proposed = Policy.from_dict({**data, "policy_id": current.policy_id, "version": 1})
-    check_against_channel(proposed, tuple(channel_orgs))
+    check_new_policy(proposed, tuple(channel_orgs))
     if tx.find(PolicyChange, proposal_id) is not None:
         raise AlreadyExistsError("PolicyChange", proposal_id)
     change = PolicyChange(

@@ -25,7 +25,6 @@ from patchledger.agent.config import AgentConfig
 from patchledger.agent.errors import (
     AttestationBindingError,
     AttestationFormatError,
-    BundleError,
     DeploymentStateError,
     EndorsementError,
     EndorsementQuorumError,
@@ -172,10 +171,8 @@ def test_a_lower_severity_and_quorum_served_is_refused() -> None:
         a["policy"]["quorum"]["low"] = 1
         a["approvals"] = a["approvals"][:1]
 
-    # a policy of three organizations cannot hold a quorum of 1 (the ledger's floor is 2), so
-    # the served policy is not even a policy; the agent's own floor of 2 distinct
-    # organizations' peers stands behind that (test_the_agents_floor_holds_...)
-    with pytest.raises(BundleError, match=r"'quorum\.low': must be between 2 and 3"):
+    # quorum 1 claimed, but the agent's floor is 2 distinct organizations' peers
+    with pytest.raises(EndorsementQuorumError, match="2 needed"):
         check(forged(store, low))
 
 

@@ -27,7 +27,6 @@ from patchledger.agent.errors import (
     StatementValidityError,
 )
 from patchledger.agent.verify import ArtifactFacts, Verdict, verify_patch
-from patchledger.chaincode.lifecycle.errors import ValidationError
 from patchledger.chaincode.lifecycle.queries import approval_bundle
 from patchledger.chaincode.lifecycle.signatures import P256_ORDER, decode_b64, encode_b64
 from patchledger.chaincode.lifecycle.trust import OrgTrust
@@ -317,23 +316,18 @@ def test_an_expired_rejection_does_not_count() -> None:
 
 
 def test_the_agents_floor_holds_when_the_record_claims_a_low_quorum() -> None:
-    """Policies of two or more organizations cannot claim a quorum of 1 any more; a served
-    one-organization policy can, and the agent's own floor still asks for 2."""
-    with pytest.raises(ValidationError, match=r"quorum\.low"):
-        make_policy(quorum={"critical": 2, "high": 2, "medium": 2, "low": 1})
-    alone = make_policy(organizations=[SECOPS], quorum=dict.fromkeys(
-        ("critical", "high", "medium", "low"), 1), change_quorum=1, revocation_quorum=1,
-        exception_quorum=1)
+    # a served policy written before the ledger's floors (low: 1) still parses
+    old = make_policy(quorum={"critical": 2, "high": 2, "medium": 2, "low": 1})
     low = patch_record(BYTES, severity="low")
     b = bundle(low, entry(approver(SECOPS), low))
     with pytest.raises(QuorumNotMetError, match="2 needed"):
-        check(b, policy=alone)
-    assert check(b, policy=alone, min_quorum=1).approving == (SECOPS,)
+        check(b, policy=old)
+    assert check(b, policy=old, min_quorum=1).approving == (SECOPS,)
 
 
 def test_approvals_of_non_voting_organizations_do_not_count() -> None:
     policy = make_policy(organizations=[SECOPS, COMPLIANCE], quorum={
-        "critical": 2, "high": 2, "medium": 2, "low": 2}, change_quorum=2,
+        "critical": 2, "high": 2, "medium": 2, "low": 1}, change_quorum=2,
         revocation_quorum=2, exception_quorum=2)
     b = bundle(PATCH, entry(approver(SECOPS), PATCH), entry(approver(ITOPS), PATCH))
     with pytest.raises(QuorumNotMetError, match=r"\(SecOpsMSP\), 2 needed"):

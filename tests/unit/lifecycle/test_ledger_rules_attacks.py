@@ -31,7 +31,7 @@ from patchledger.chaincode.lifecycle.ops import (
     rollouts,
 )
 from patchledger.chaincode.lifecycle.patch import Patch
-from patchledger.chaincode.lifecycle.policy import Policy
+from patchledger.chaincode.lifecycle.policy import Policy, check_new_policy
 from patchledger.chaincode.lifecycle.queries import get_record
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
@@ -125,7 +125,8 @@ def test_the_shipped_consortium_policy_has_no_quorum_of_one() -> None:
     quorums = [*data["quorum"].values(), data["change_quorum"], data["revocation_quorum"],
                data["exception_quorum"]]
     assert min(quorums) >= 2
-    Policy.from_dict({**data, "policy_id": "default", "version": 1})  # valid under the floors
+    shipped = Policy.from_dict({**data, "policy_id": "default", "version": 1})
+    check_new_policy(shipped, ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP"))
 
 
 def test_an_exception_beyond_the_policys_lifetime_or_for_unknown_hosts_is_refused() -> None:
@@ -199,3 +200,17 @@ def test_initialization_happens_once_and_only_for_the_default_policy() -> None:
     with pytest.raises(AlreadyExistsError, match="Policy 'default' already exists"):
         run(store, admin, policies.bootstrap_policy, policy_data())
     assert [k.parts for k in store.data if k.record_type == "Policy"] == [("default",)]
+
+
+def test_a_ledger_holding_a_policy_written_before_the_floors_keeps_working() -> None:
+    """The floors apply when a policy is written: a stored quorum-1 policy (written by an
+    older version) is still read, so the consortium can adopt a compliant one, which the
+    floors then protect."""
+    store = approved_store(())
+    old = Policy.from_dict({**policy_data(change_quorum=2), "policy_id": "default", "version": 1,
+                            "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 1}})
+    store.data[Key("Policy", ("default",))] = old.to_json()
+    run(store, who(SECOPS, "admin"), policies.propose_policy, "C-1", policy_data())
+    run(store, who(ITOPS, "admin"), policies.approve_policy, "C-1")
+    adopted = get_record(store, "Policy", "default").to_dict()
+    assert (adopted["version"], adopted["quorum"]["low"]) == (2, 2)

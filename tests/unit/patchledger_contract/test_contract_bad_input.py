@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from patchledger.chaincode.lifecycle.record import MAX_EXTRA_BYTES
+from patchledger.chaincode.lifecycle.record import MAX_EXTRA_BYTES, Key
+from patchledger.chaincode.patchledger.bridge import composite_key
+from tests.support.chaincode_runtime import FakePeer
 from tests.unit.lifecycle.lifecycle_support import (
     ITOPS,
     SECOPS,
@@ -172,3 +174,33 @@ def test_a_4400_digit_sequence_number_refuses_its_report_not_the_batch() -> None
     first, second = reply.payload["results"]
     assert first["error"].startswith("invalid field 'sequence': must be between 1 and")
     assert second["error_type"] == "NotFoundError"  # judged on its own (no such host here)
+
+
+def test_a_legacy_record_breaking_a_later_rule_does_not_break_the_queries() -> None:
+    """A Patch stored by an older version with ``targets`` as a string (which the rules now
+    refuse) is listed as unreadable and shown in its history, while the other records are
+    served: no stored value can fail ListRecords or GetHistory for everyone."""
+    peer = FakePeer(batch_size=3)
+    legacy = {**patch_data("P-0"), "targets": "pkg:deb/debian/xz-utils", "record_type": "Patch",
+              "severity": "critical", "proposed_by": SECOPS, "status": "PROPOSED"}
+    key = composite_key(Key("Patch", ("P-0",)))
+    peer._write("legacy-tx", key, json.dumps(legacy).encode(), False)
+
+    async def body(ledger: Ledger) -> list[Reply]:
+        await seed_tested_patch(ledger)
+        auditor = who(SECOPS, "auditor")
+        return [
+            await ledger.call(auditor, "ListRecords", "Patch", "", 10, ""),
+            await ledger.call(auditor, "ListRecords", "Patch", "TESTED", 10, ""),
+            await ledger.call(auditor, "GetHistory", "Patch", "P-0"),
+        ]
+
+    everything, tested, history = scenario(body, peer)
+    assert everything.ok and tested.ok and history.ok
+    unreadable, good = everything.payload["records"]
+    assert unreadable["record_id"] == "P-0"
+    assert "invalid field 'targets': must be a list" in unreadable["unreadable"]
+    assert good["patch_id"] == "P-1"
+    assert [r["patch_id"] for r in tested.payload["records"]] == ["P-1"]
+    (entry,) = history.payload
+    assert entry["record"] is None and "targets" in entry["unreadable"]
