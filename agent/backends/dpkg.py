@@ -61,6 +61,7 @@ from patchledger.agent.backends._tree import fsync_dir, write_durably
 from patchledger.agent.errors import ArtifactFormatError, BackendError, RollbackError
 from patchledger.agent.health import HealthResult
 from patchledger.agent.lock import LockFile
+from patchledger.agent.storage import write_bytes_durably
 
 __all__ = ["DebFile", "DpkgBackend", "DpkgPlan", "PackageChange", "Recovery", "ScriptMode",
            "split_artifact"]
@@ -339,13 +340,7 @@ class DpkgBackend:
         self.archive.mkdir(parents=True, exist_ok=True)
         path = self.archive / f"{deb.sha256}.deb"
         if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != deb.sha256:
-            tmp = path.with_suffix(".part")
-            with tmp.open("wb") as handle:
-                handle.write(deb.data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            tmp.replace(path)
-            fsync_dir(self.archive)
+            write_bytes_durably(path, deb.data)
         index = self._index()
         key = self._key(deb.package, deb.version, deb.architecture)
         if index.get(key) != deb.sha256:

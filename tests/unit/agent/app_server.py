@@ -116,9 +116,15 @@ class AppState:
     reports: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     nonces: set[str] = field(default_factory=set)
     requests: list[tuple[str, str, dict[str, str], str]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def bundle_roots(self) -> dict[str, list[str]]:
+        roots = {MSP: [self.pki.org_ca.cert_pem.decode()]}
+        roots.update({m: [pem.decode()] for m, pem in self.pki.other_roots.items()})
+        return roots
 
     @property
     def etag(self) -> str:
@@ -170,7 +176,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length) or b"null")
+        raw = self.rfile.read(length)
+        self.app.bodies.append(raw)
+        return json.loads(raw or b"null")
 
     def _protocol_checks(self, *, needs_cert: bool) -> str | None:
         """Nonce, time and client certificate; returns the host id, or None after an error
@@ -217,6 +225,11 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.startswith(f"{PREFIX}/artifacts/"):
             self._artifact()
+            return
+        if self.path == f"{PREFIX}/enrollment-bundle":
+            if self._protocol_checks(needs_cert=False) is not None:
+                self._send(200, {"msp_id": MSP, "roots": self.app.bundle_roots(),
+                                 "attestation": None})
             return
         host = self._protocol_checks(needs_cert=True)
         if host is None or self._api_fault():
@@ -287,13 +300,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         cert = issue_host_certificate(self.app.pki.org_ca, csr, host_id)
         self.app.enrolled[host_id] = cert
-        roots = {MSP: [self.app.pki.org_ca.cert_pem.decode()]}
-        roots.update({m: [pem.decode()] for m, pem in self.app.pki.other_roots.items()})
-        self._send(200, {
-            "host_id": host_id, "msp_id": MSP, "certificate_pem": cert.decode(),
-            "roots": roots, "tls_ca_pem": self.app.pki.tls_ca.cert_pem.decode(),
-            "poll_interval": self.app.poll_interval,
-        })
+        self._send(200, {"host_id": host_id, "msp_id": MSP, "certificate_pem": cert.decode(),
+                         "poll_interval": self.app.poll_interval})
 
     def _artifact(self) -> None:
         host = self._protocol_checks(needs_cert=True)
