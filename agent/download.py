@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from patchledger.agent.backends._tree import fsync_dir
+from patchledger.agent.durable import fsync_dir
 from patchledger.agent.errors import ArtifactMismatchError
 from patchledger.agent.transport import Transport, TransportError
 

@@ -49,9 +49,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from patchledger.agent.backends._tree import fsync_dir, write_durably
+from patchledger.agent.durable import fsync_dir, write_durably, write_json_durably
 from patchledger.agent.errors import AgentError
-from patchledger.agent.storage import write_bytes_durably
 from patchledger.agent.transport import ProtocolError, Transport, TransportError
 from patchledger.chaincode.lifecycle.errors import ValidationError
 from patchledger.chaincode.lifecycle.identity import certificate_attributes
@@ -164,7 +163,7 @@ def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    write_bytes_durably(path, pem, mode=0o600, exclusive=True)
+    write_durably(path, pem, mode=0o600)
     return key
 
 
@@ -355,14 +354,15 @@ def enroll(
 
 def _store(state_dir: Path, cert: x509.Certificate, roots: OrgTrust, tls_ca_pem: bytes,
            record: dict[str, Any]) -> None:
-    write_bytes_durably(state_dir / CERT_FILE, cert.public_bytes(serialization.Encoding.PEM))
-    write_bytes_durably(state_dir / TLS_CA_FILE, tls_ca_pem)
-    write_durably(state_dir / ROOTS_FILE, {
+    write_durably(state_dir / CERT_FILE, cert.public_bytes(serialization.Encoding.PEM),
+                  mode=0o644)
+    write_durably(state_dir / TLS_CA_FILE, tls_ca_pem, mode=0o644)
+    write_json_durably(state_dir / ROOTS_FILE, {
         msp: [c.public_bytes(serialization.Encoding.PEM).decode() for c in certs]
         for msp, certs in roots.roots.items()
     })
     fsync_dir(state_dir)
-    write_durably(state_dir / RECORD_FILE, record)  # last: its presence means enrolled
+    write_json_durably(state_dir / RECORD_FILE, record)  # last: its presence means enrolled
 
 
 def load_enrollment(state_dir: Path) -> Enrolled:

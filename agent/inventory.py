@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from patchledger.agent.backends._tree import write_durably
+from patchledger.agent.durable import write_json_durably
 from patchledger.agent.errors import AgentError, ConfigError
 
 __all__ = [
@@ -248,5 +248,5 @@ class InventoryState:
             OSError: the state directory cannot be written.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_durably(self.path, {"sha256": snapshot.sha256, "format": snapshot.format,
+        write_json_durably(self.path, {"sha256": snapshot.sha256, "format": snapshot.format,
                                   "reported_at": at})

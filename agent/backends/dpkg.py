@@ -57,11 +57,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from patchledger.agent.backends._tree import fsync_dir, write_durably
+from patchledger.agent.durable import fsync_dir, write_durably, write_json_durably
 from patchledger.agent.errors import ArtifactFormatError, BackendError, RollbackError
 from patchledger.agent.health import HealthResult
 from patchledger.agent.lock import LockFile
-from patchledger.agent.storage import write_bytes_durably
 
 __all__ = ["DebFile", "DpkgBackend", "DpkgPlan", "PackageChange", "Recovery", "ScriptMode",
            "split_artifact"]
@@ -340,12 +339,12 @@ class DpkgBackend:
         self.archive.mkdir(parents=True, exist_ok=True)
         path = self.archive / f"{deb.sha256}.deb"
         if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != deb.sha256:
-            write_bytes_durably(path, deb.data)
+            write_durably(path, deb.data, mode=0o644)
         index = self._index()
         key = self._key(deb.package, deb.version, deb.architecture)
         if index.get(key) != deb.sha256:
             index[key] = deb.sha256
-            write_durably(self._index_path(), index)
+            write_json_durably(self._index_path(), index)
         return path
 
     def kept_deb(self, package: str, version: str, arch: str) -> Path | None:
@@ -611,7 +610,7 @@ class DpkgBackend:
     def _mark(self, op: str, step: str, label: str, plan: DpkgPlan, *,
               new_debs: Sequence[str] = ()) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        write_durably(self.checkpoint_path, {
+        write_json_durably(self.checkpoint_path, {
             "op": op, "step": step, "label": label, "target": plan.target,
             "changes": [asdict(c) for c in plan.changes], "new_debs": list(new_debs),
         })
