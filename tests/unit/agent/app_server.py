@@ -55,12 +55,15 @@ class Pki:
         return files
 
 
-def make_pki() -> Pki:
+def make_pki(other_roots: dict[str, bytes] | None = None) -> Pki:
+    """Fresh CAs; ``other_roots`` are the other organizations' roots the bundle serves
+    (default: fresh ones)."""
     tls_ca = make_certificate("tls-ca.itops", is_ca=True)
     server = make_certificate("app.itops", issuer=tls_ca, sans=["127.0.0.1", "localhost"])
     org_ca = make_certificate("ca.itops", is_ca=True)
-    others = {m: make_certificate(f"ca.{m}", is_ca=True).cert_pem
-              for m in ("SecOpsMSP", "ComplianceMSP")}
+    others = other_roots if other_roots is not None else {
+        m: make_certificate(f"ca.{m}", is_ca=True).cert_pem for m in ("SecOpsMSP", "ComplianceMSP")
+    }
     return Pki(tls_ca, server, org_ca, others)
 
 
@@ -98,6 +101,7 @@ class Faults:
     garbage: int = 0  # API answers that are not JSON
     outage: int = 0  # API answers 503 with Retry-After
     no_nonce_echo: bool = False
+    reports_down: bool = False  # POST /reports answers 503
 
 
 @dataclass
@@ -268,6 +272,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self.path != f"{PREFIX}/reports":
             self._send(404, {"error": "not found"})
+            return
+        if self.app.faults.reports_down:
+            self._send(503, {"error": "unavailable"})
             return
         acknowledged = []
         for item in self._body()["reports"]:
