@@ -45,7 +45,7 @@ from patchledger.agent.durable import write_json_durably
 from patchledger.agent.enroll import Enrolled
 from patchledger.agent.errors import AgentError, BackendError, VerificationError
 from patchledger.agent.guard import Interrupted
-from patchledger.agent.inventory import InventoryError, InventoryState, collect
+from patchledger.agent.inventory import InventoryError, InventoryState, Snapshot, collect
 from patchledger.agent.lock import LockFile
 from patchledger.agent.outbox import Outbox
 from patchledger.agent.runner import Assignment, Outcome, RunResult, run_assignment
@@ -208,7 +208,7 @@ class Agent:
         except (InventoryError, AgentError):
             return ""
 
-    def _snapshot(self) -> Any:
+    def _snapshot(self) -> Snapshot:
         return collect(self.settings.inventory_source, root=self.settings.inventory_root,
                        sbom=self.settings.inventory_sbom)
 
@@ -344,11 +344,13 @@ class Agent:
         try:
             key, job = self._job(entry)
         except VerificationError as exc:  # the store served other bytes than the ledger's
-            return self._skip(key_hint, "artifact refused", exc)
+            self._skip(key_hint, "artifact refused", exc)
+            return None
         except DownloadError as exc:
             if exc.retryable:
                 raise
-            return self._skip(key_hint, "artifact not downloaded", exc)
+            self._skip(key_hint, "artifact not downloaded", exc)
+            return None
         result = self._run_one(job)
         level = logging.INFO if result.outcome in (Outcome.VERIFIED, Outcome.APPLIED,
                                                    Outcome.PLANNED, Outcome.DEFERRED) \

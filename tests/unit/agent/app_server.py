@@ -79,7 +79,7 @@ def issue_host_certificate(org_ca: IssuedCertificate, csr: x509.CertificateSigni
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host_id)]))
         .issuer_name(issuer.subject)
-        .public_key(csr.public_key())  # type: ignore[arg-type]
+        .public_key(csr.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=365))
@@ -153,7 +153,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.server.state
 
     def _peer_host(self) -> str | None:
-        cert = self.connection.getpeercert()  # type: ignore[attr-defined]
+        cert = self.connection.getpeercert()
         if not cert:
             return None
         for rdn in cert.get("subject", ()):
