@@ -128,8 +128,7 @@ class _DpkgForRunner:
         return self.backend.lock()
 
     def recovery_routine(self) -> Recovery:
-        done = self.backend.recover()
-        return Recovery(done.action, done.interrupted)
+        return self.backend.recover()
 
     def plan(self, artifact: bytes) -> ApplyPlan:
         changes = self.backend.plan(artifact).changes

@@ -57,6 +57,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from patchledger.agent.backends.filetree import Recovery
 from patchledger.agent.durable import fsync_dir, write_durably, write_json_durably
 from patchledger.agent.errors import ArtifactFormatError, BackendError, RollbackError
 from patchledger.agent.health import HealthResult
@@ -124,19 +125,6 @@ class DpkgPlan:
     def undoable(self) -> bool:
         """Every change has a rollback source."""
         return all(change.undoable for change in self.changes)
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """What :meth:`DpkgBackend.recover` did.
-
-    Attributes:
-        action: ``none``, ``discarded-staging`` or ``restored-previous``.
-        interrupted: the checkpoint found (``op/step label``), ``""`` when there was none.
-    """
-
-    action: str
-    interrupted: str = ""
 
 
 def split_artifact(artifact: bytes) -> tuple[bytes, ...]:

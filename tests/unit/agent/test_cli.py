@@ -101,3 +101,24 @@ def test_run_in_the_foreground_stops_on_sigterm(enrolled, tmp_path: Path) -> Non
     assert code == 0, err
     assert "signal SIGTERM: stopping after the current step" in err
     assert "host cli-1: agent running against" in err
+
+
+BLOCKER = """
+import importlib.abc, sys
+BLOCKED = ("flask", "apiflask", "sqlalchemy", "grpc", "waitress", "patchledger.app")
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+            raise ImportError(f"the agent must not need {name}")
+sys.meta_path.insert(0, Block())
+import patchledger.agent.cli, patchledger.agent.daemon, patchledger.agent.enroll
+import patchledger.agent.backends.dpkg, patchledger.agent.inventory, patchledger.agent.download
+sys.exit(patchledger.agent.cli.main(["--help"]))
+"""
+
+
+def test_the_agent_runs_without_the_org_app_flask_or_grpc() -> None:
+    done = subprocess.run([sys.executable, "-c", BLOCKER], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "{enroll,run,once,status}" in done.stdout
