@@ -36,14 +36,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
+from patchledger.agent.backends.base import InstallerBackend
 from patchledger.agent.backends.dpkg import DpkgBackend
-from patchledger.agent.backends.filetree import ApplyPlan, FileTreeBackend, Recovery
+from patchledger.agent.backends.filetree import FileTreeBackend
 from patchledger.agent.download import Downloader, DownloadError
 from patchledger.agent.durable import write_json_durably
 from patchledger.agent.enroll import Enrolled
-from patchledger.agent.errors import AgentError, BackendError, VerificationError
+from patchledger.agent.errors import AgentError, VerificationError
 from patchledger.agent.guard import Interrupted
 from patchledger.agent.inventory import InventoryError, InventoryState, Snapshot, collect
 from patchledger.agent.lock import LockFile
@@ -113,51 +114,6 @@ class CycleReport:
     reports_sent: int
 
 
-class _DpkgForRunner:
-    """The dpkg backend with the file-tree backend's surface, which ``run_assignment`` takes
-    until the installer-backend Protocol (branch ``chain``) lands: ``apply`` = stage +
-    dpkg install + verify (an unverified install raises, and the runner's ErrorHandler then
-    rolls back through ``recovery_routine``)."""
-
-    def __init__(self, backend: DpkgBackend, inventory: Callable[[], str]) -> None:
-        self.backend = backend
-        self.target = backend.root
-        self._inventory = inventory
-
-    def lock(self) -> LockFile:
-        return self.backend.lock()
-
-    def recovery_routine(self) -> Recovery:
-        return self.backend.recover()
-
-    def plan(self, artifact: bytes) -> ApplyPlan:
-        changes = self.backend.plan(artifact).changes
-        return ApplyPlan(
-            str(self.backend.root),
-            tuple(f"{c.package} {c.version}" for c in changes if c.action == "install"),
-            tuple(f"{c.package} {c.previous_version} -> {c.version}" for c in changes
-                  if c.action in ("upgrade", "downgrade")),
-            tuple(f"{c.package} {c.version}" for c in changes if c.action == "reinstall"),
-        )
-
-    def apply(self, artifact: bytes, label: str) -> ApplyPlan:
-        plan = self.plan(artifact)
-        self.backend.install(artifact, label)
-        verdict = self.backend.verify()
-        if not verdict.healthy:
-            raise BackendError(f"installed but not verified: {verdict.detail}")
-        return plan
-
-    def commit(self) -> None:
-        self.backend.commit()
-
-    def rollback(self) -> None:
-        self.backend.rollback()
-
-    def inventory_digest(self) -> str:
-        return self._inventory()
-
-
 def _text(entry: Mapping[str, Any], key: str, where: str) -> str:
     value = entry.get(key)
     if not isinstance(value, str) or not value:
@@ -190,22 +146,14 @@ class Agent:
         self.state = DaemonState.load(self.state_path)
         self._random = random_unit
         self._clock = clock
-        self.backend: FileTreeBackend = self._backend()
+        self.backend: InstallerBackend = self._backend()
 
-    def _backend(self) -> FileTreeBackend:
+    def _backend(self) -> InstallerBackend:
         if self.settings.backend == "dpkg":
-            dpkg = DpkgBackend(self.settings.target, self.settings.state_dir / "dpkg",
+            return DpkgBackend(self.settings.target, self.settings.state_dir / "dpkg",
                                scripts="chrootless" if self.settings.dpkg_scripts == "chrootless"
                                else "chroot")
-            # the runner is typed for the file-tree backend until chain's Protocol lands
-            return cast(FileTreeBackend, _DpkgForRunner(dpkg, self._inventory_digest))
         return FileTreeBackend(self.settings.target)
-
-    def _inventory_digest(self) -> str:
-        try:
-            return self._snapshot().sha256
-        except (InventoryError, AgentError):
-            return ""
 
     def _snapshot(self) -> Snapshot:
         return collect(self.settings.inventory_source, root=self.settings.inventory_root,

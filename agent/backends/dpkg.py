@@ -57,13 +57,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from patchledger.agent.backends.filetree import Recovery
+from patchledger.agent.backends.base import ApplyPlan, Recovery
 from patchledger.agent.durable import fsync_dir, write_durably, write_json_durably
 from patchledger.agent.errors import ArtifactFormatError, BackendError, RollbackError
-from patchledger.agent.health import HealthResult
+from patchledger.agent.inventory import InventoryError, dpkg_snapshot
 from patchledger.agent.lock import LockFile
 
-__all__ = ["DebFile", "DpkgBackend", "DpkgPlan", "PackageChange", "Recovery", "ScriptMode",
+__all__ = ["DebFile", "DpkgBackend", "DpkgPlan", "PackageChange", "ScriptMode",
            "split_artifact"]
 
 ScriptMode = Literal["chroot", "chrootless"]
@@ -361,15 +361,24 @@ class DpkgBackend:
         """The lock against concurrent runs (entering raises ``LockError`` when held)."""
         return LockFile(self.lock_path)
 
-    def plan(self, artifact: bytes) -> DpkgPlan:
-        """The changes installing ``artifact`` would make, and how each would be undone: the
-        dry run; changes nothing.
+    def packages(self, artifact: bytes) -> DpkgPlan:
+        """The package changes installing ``artifact`` would make, and how each would be
+        undone; changes nothing.
 
         Raises:
             ArtifactFormatError: the artifact is not a .deb or a tar of .deb files.
             BackendError: dpkg cannot be run.
         """
         return self._plan(self.read_debs(artifact))
+
+    def plan(self, artifact: bytes) -> ApplyPlan:
+        """The dry run in the interface's terms: new packages are ``added``, upgrades and
+        downgrades ``replaced`` (``name old -> new``), reinstalls ``unchanged``.
+
+        Raises:
+            ArtifactFormatError, BackendError: as :meth:`packages`.
+        """
+        return _summary(self.packages(artifact))
 
     def _plan(self, debs: Sequence[DebFile]) -> DpkgPlan:
         changes = []
@@ -389,16 +398,16 @@ class DpkgBackend:
         return DpkgPlan(str(self.root), tuple(changes))
 
     def inventory_digest(self) -> str:
-        """SHA-256 of the root's sorted ``status package version arch`` lines."""
-        argv = [f"{self._dpkg}-query", f"--admindir={self.admindir}", "-W",
-                "-f=${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n"]
+        """The root's inventory digest, the one :mod:`agent.inventory` reports
+        (``UpdateInventoryDigest``), so reports and inventory agree.
+
+        Raises:
+            BackendError: the root has no dpkg database or dpkg-query failed.
+        """
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=self._timeout,
-                                  check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise BackendError(f"dpkg-query in {self.root}: {exc}") from exc
-        lines = sorted(line.replace(" \t", "\t") for line in done.stdout.splitlines() if line)
-        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+            return dpkg_snapshot(self.root).sha256
+        except InventoryError as exc:
+            raise BackendError(f"inventory of {self.root}: {exc}") from exc
 
     def checkpoint(self) -> dict[str, Any] | None:
         """The pending checkpoint, ``None`` when no change is unfinished.
@@ -427,7 +436,7 @@ class DpkgBackend:
             (self.admindir / sub).mkdir(parents=True, exist_ok=True)
         (self.admindir / "status").touch()
 
-    def stage(self, artifact: bytes, label: str) -> DpkgPlan:
+    def stage(self, artifact: bytes, label: str) -> ApplyPlan:
         """Read the packages, keep them, record the previous versions: checkpoint
         ``apply/stage`` then ``apply/staged``. Installs nothing.
 
@@ -452,9 +461,9 @@ class DpkgBackend:
         new_paths = [str(self.keep(deb)) for deb in debs]
         self._on_step("staged")
         self._mark("apply", "staged", label, plan, new_debs=new_paths)
-        return plan
+        return _summary(plan)
 
-    def apply(self) -> DpkgPlan:
+    def apply(self) -> None:
         """Install the staged packages (``dpkg --install``); checkpoint ``apply/apply``
         before, ``apply/applied`` after.
 
@@ -471,19 +480,30 @@ class DpkgBackend:
         self._on_step("installed")
         self._mark("apply", "applied", str(point.get("label", "")), plan,
                    new_debs=point["new_debs"])
+
+    def install(self, artifact: bytes, label: str) -> ApplyPlan:
+        """:meth:`stage`, :meth:`apply` and :meth:`verify` in one call.
+
+        Raises:
+            as the three steps.
+        """
+        plan = self.stage(artifact, label)
+        self.apply()
+        self.verify()
         return plan
 
-    def install(self, artifact: bytes, label: str) -> DpkgPlan:
-        """:meth:`stage` then :meth:`apply` (the runner's ``apply(artifact, label)``)."""
-        self.stage(artifact, label)
-        return self.apply()
+    def pending(self) -> DpkgPlan | None:
+        """The package changes of the unfinished change, ``None`` when there is none."""
+        point = self.checkpoint()
+        return self._plan_of(point) if point else None
 
-    def verify(self) -> HealthResult:
+    def verify(self) -> None:
         """Check the applied change: each package is ``ii`` at its new version and
         ``dpkg --verify`` finds its files as packaged. Changes nothing.
 
         Raises:
-            BackendError: no applied change is pending.
+            BackendError: no applied change is pending, or the check failed (the message
+                lists each problem).
         """
         point = self._expect(("applied",), "verify")
         problems = []
@@ -505,12 +525,10 @@ class DpkgBackend:
                 listed = "; ".join(line.strip() for line in out.splitlines()[:5])
                 problems.append(f"dpkg --verify {change.package}: {listed}")
         if problems:
-            return HealthResult(False, "; ".join(problems))
-        names = ", ".join(f"{c.package} {c.version}" for c in self._plan_of(point).changes)
-        return HealthResult(True, f"installed and verified: {names}")
+            raise BackendError(f"verification in {self.root} failed: {'; '.join(problems)}")
 
     def commit(self) -> None:
-        """Make the applied change final (the kept ``.deb`` files stay).
+        """Make the applied (and verified) change final (the kept ``.deb`` files stay).
 
         Raises:
             BackendError: no applied change is pending.
@@ -555,9 +573,6 @@ class DpkgBackend:
             return Recovery("discarded-staging", interrupted)
         self.rollback()
         return Recovery("restored-previous", interrupted)
-
-    #: The file-tree backend's name for :meth:`recover` (the runner calls it so).
-    recovery_routine = recover
 
     # ------------------------------------------------------------------ internals
 
@@ -607,3 +622,14 @@ class DpkgBackend:
         self.checkpoint_path.unlink(missing_ok=True)
         fsync_dir(self.state_dir)
 
+
+
+def _summary(plan: DpkgPlan) -> ApplyPlan:
+    changes = plan.changes
+    return ApplyPlan(
+        plan.target,
+        tuple(f"{c.package} {c.version}" for c in changes if c.action == "install"),
+        tuple(f"{c.package} {c.previous_version} -> {c.version}" for c in changes
+              if c.action in ("upgrade", "downgrade")),
+        tuple(f"{c.package} {c.version}" for c in changes if c.action == "reinstall"),
+    )

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from patchledger.agent.backends.dpkg import DpkgBackend
 from patchledger.agent.daemon import EXIT_INTERRUPTED, Agent
 from patchledger.agent.enroll import Enrolled, enroll, fingerprint
 from patchledger.agent.errors import LockError
@@ -281,6 +282,24 @@ def test_the_dpkg_backend_through_the_daemon(world: World) -> None:
     assert "plhello" in inventories[-1]["content"]  # sent again after the change
     (stored,) = world.server.state.reports.values()
     assert stored["report"]["inventory_sha256"] == inventories[-1]["sha256"]
+
+
+def test_a_failed_health_check_rolls_the_dpkg_upgrade_back(world: World) -> None:
+    out = world.tmp / "debs"
+    out.mkdir()
+    root = world.tmp / "root"
+    old = DpkgBackend(root, world.tmp / "state" / "dpkg", scripts="chrootless")
+    old.install(build_deb(out, "1.0"), "P-0")
+    old.commit()
+    world.publish(build_deb(out, "1.1"))
+    check = (sys.executable, "-c", "import sys; sys.exit(4)")
+    agent = world.agent(backend="dpkg", target=root, dpkg_scripts="chrootless",
+                        inventory_source="dpkg", inventory_root=root, health_command=check)
+    ((_, result),) = agent.cycle().results
+    assert result.outcome == Outcome.ROLLED_BACK, result.detail
+    assert (root / "usr/share/plhello/version").read_text() == "hello 1.0\n"
+    outcomes = [r["report"]["outcome"] for r in world.server.state.reports.values()]
+    assert outcomes == ["FAILED", "ROLLED_BACK"]
 
 
 def test_status_is_for_a_person(world: World) -> None:

@@ -47,8 +47,7 @@ def payload(b: DpkgBackend) -> str:
 
 
 def installed(b: DpkgBackend, first: bytes) -> DpkgBackend:
-    b.install(first, "P-0")
-    assert b.verify().healthy
+    b.install(first, "P-0")  # stage, apply, verify
     b.commit()
     return b
 
@@ -56,20 +55,23 @@ def installed(b: DpkgBackend, first: bytes) -> DpkgBackend:
 def test_install_upgrade_verify_commit(tmp_path: Path, debs: dict[str, bytes]) -> None:
     b = backend_for(tmp_path)
     plan = b.install(debs["1.0"], "P-0")
-    assert [(c.package, c.action, c.previous_version) for c in plan.changes] == [
+    assert (plan.added, plan.replaced) == (("plhello 1.0",), ())
+    pending = b.pending()
+    assert pending is not None
+    assert [(c.package, c.action, c.previous_version) for c in pending.changes] == [
         ("plhello", "install", "")]
-    result = b.verify()
-    assert result.healthy, result.detail
+    b.verify()
     b.commit()
+    assert b.pending() is None
     assert b.checkpoint() is None
     assert b.installed_version("plhello") == "1.0"
     before = b.inventory_digest()
 
     plan = b.install(debs["1.1"], "P-1")
-    (change,) = plan.changes
+    assert plan.replaced == ("plhello 1.0 -> 1.1",)
+    (change,) = b.pending().changes  # type: ignore[union-attr]
     assert (change.action, change.previous_version) == ("upgrade", "1.0")
     assert Path(change.previous_deb).read_bytes() == debs["1.0"]  # the kept previous .deb
-    assert b.verify().healthy
     b.commit()
     assert payload(b) == "hello 1.1\n"
     assert b.inventory_digest() != before
@@ -95,11 +97,11 @@ def test_a_failing_postinst_is_rolled_back_to_the_kept_version(
 
 def test_a_failed_verify_rolls_back_an_upgrade(tmp_path: Path, debs: dict[str, bytes]) -> None:
     b = installed(backend_for(tmp_path), debs["1.0"])
-    b.install(debs["1.1"], "P-1")
+    b.stage(debs["1.1"], "P-1")
+    b.apply()
     (b.root / "usr/share/plhello/version").write_text("tampered\n")
-    result = b.verify()
-    assert not result.healthy
-    assert "dpkg --verify plhello" in result.detail
+    with pytest.raises(BackendError, match=r"dpkg --verify plhello: \?\?5\?+ +/usr/share"):
+        b.verify()
     b.rollback()
     assert payload(b) == "hello 1.0\n"
 
@@ -118,8 +120,7 @@ def test_no_kept_previous_deb_refuses_before_any_change(
     b = installed(backend_for(tmp_path), debs["1.0"])
     for kept in (b.archive).glob("*.deb"):
         kept.unlink()
-    plan = b.plan(debs["1.1"])
-    assert not plan.undoable
+    assert not b.packages(debs["1.1"]).undoable
     with pytest.raises(RollbackError, match=r"no kept \.deb of the installed plhello 1\.0"):
         b.stage(debs["1.1"], "P-1")
     assert b.checkpoint() is None
@@ -136,7 +137,7 @@ def test_apts_cache_in_the_root_is_a_rollback_source(
     cache.mkdir(parents=True)
     (cache / "plhello_1.0_all.deb").write_bytes(debs["1.0"])
     (cache / "plhello_0.9_all.deb").write_bytes(debs["1.1"])  # a lying file name is not used
-    (change,) = b.plan(debs["1.1"]).changes
+    (change,) = b.packages(debs["1.1"]).changes
     assert change.previous_deb == str(cache / "plhello_1.0_all.deb")
 
 
@@ -226,9 +227,9 @@ def test_a_concurrent_run_is_refused(tmp_path: Path) -> None:
 
 def test_a_dry_run_changes_nothing(tmp_path: Path, debs: dict[str, bytes]) -> None:
     b = backend_for(tmp_path)
-    plan = b.plan(debs["1.0"])
-    assert [(c.package, c.version, c.action) for c in plan.changes] == [
+    assert [(c.package, c.version, c.action) for c in b.packages(debs["1.0"]).changes] == [
         ("plhello", "1.0", "install")]
+    assert b.plan(debs["1.0"]).added == ("plhello 1.0",)
     assert not (tmp_path / "root").exists()
     assert not (tmp_path / "state").exists()
 
@@ -252,8 +253,7 @@ def test_a_tar_of_debs_installs_each(tmp_path: Path, debs: dict[str, bytes]) -> 
     other = build_deb(tmp_path / "debs", "2.0", package="plworld", source=None)
     b = backend_for(tmp_path)
     plan = b.install(tar_of({"plhello.deb": debs["1.0"], "plworld.deb": other}), "P-0")
-    assert sorted(c.package for c in plan.changes) == ["plhello", "plworld"]
-    assert b.verify().healthy
+    assert sorted(plan.added) == ["plhello 1.0", "plworld 2.0"]
     b.rollback()
     assert b.installed_version("plworld") == b.installed_version("plhello") == ""
 
