@@ -273,8 +273,10 @@ class Agent:
                               host_key=self.identity.key, backend=self.backend,
                               clock=lambda: int(self._clock()))
 
-    def process(self, entry: Any) -> tuple[str, RunResult] | None:
-        """Download and run one assignment unless it is settled; queue its reports.
+    def process(self, entry: Any,
+                stop: threading.Event | None = None) -> tuple[str, RunResult] | None:
+        """Download and run one assignment unless it is settled; queue its reports. When
+        ``stop`` is set by the time the download is done, nothing is applied.
 
         A wrong artifact (digest or size) or one the store will not serve (over the cap, 404)
         is logged and skipped for this cycle; nothing is applied.
@@ -297,6 +299,9 @@ class Agent:
             if exc.retryable:
                 raise
             self._skip(key_hint, "artifact not downloaded", exc)
+            return None
+        if stop is not None and stop.is_set():
+            log.info("%s: stopping before the change (the download is kept)", self._where(key))
             return None
         result = self._run_one(job)
         level = logging.INFO if result.outcome in (Outcome.VERIFIED, Outcome.APPLIED,
@@ -333,7 +338,7 @@ class Agent:
         for entry in self.state.desired.get("assignments", []):
             if stop.is_set():
                 break
-            done = self.process(entry)
+            done = self.process(entry, stop)
             self.state.save(self.state_path)
             if done:
                 results.append(done)

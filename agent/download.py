@@ -10,7 +10,8 @@ checked against its SHA-256 before anyone may read it.
 
 Resuming: with a ``.part`` of ``n`` bytes the request carries ``Range: bytes=n-``. A ``206``
 whose ``Content-Range`` starts at ``n`` is appended; a ``200`` (the server ignores ranges)
-or a ``206`` for another offset restarts from zero; ``416`` means the part already holds the
+restarts from zero with its body; a ``206`` for another offset drops the part (the next
+attempt asks for everything); ``416`` means the part already holds the
 whole resource (it is checked). A connection cut in the middle of a body keeps what arrived
 and the next attempt continues from there (``attempts`` per call, immediately; the caller's
 backoff spaces the calls).
@@ -146,8 +147,12 @@ class Downloader:
                 response.read(4096)
                 raise DownloadError(where, f"HTTP {status}", status=status,
                                     retryable=status in (408, 429) or status >= 500)
+            if status == 206 and start != have:
+                part.unlink(missing_ok=True)  # another range than asked: the next try is whole
+                raise DownloadError(where, f"206 for bytes from {start}, asked from {have};"
+                                    " starting over", status=206)
             if start != have:
-                have = 0  # the server sent the whole body or another range: start over
+                have = 0  # the server sent the whole body: start over
             if total is not None and total > cap:
                 part.unlink(missing_ok=True)
                 raise DownloadError(where, f"artifact is {total} bytes, over the cap of {cap}",

@@ -98,6 +98,7 @@ class Faults:
     cut_after: int | None = None  # bytes of an artifact body sent before the cut
     cuts: int = 0  # how many artifact responses are cut
     ignore_range: bool = False
+    range_shift: int = 0  # a 206 that starts this many bytes before the asked offset
     garbage: int = 0  # API answers that are not JSON
     outage: int = 0  # API answers 503 with Retry-After
     no_nonce_echo: bool = False
@@ -323,7 +324,7 @@ class Handler(BaseHTTPRequestHandler):
         start = 0
         match = _RANGE.match(self.headers.get("Range", ""))
         if match and not faults.ignore_range:
-            start = int(match.group(1))
+            start = max(0, int(match.group(1)) - faults.range_shift)
             if start >= len(data):
                 self._send(416, {"error": "range"},
                            headers={"Content-Range": f"bytes */{len(data)}"})

@@ -312,3 +312,21 @@ def test_status_is_for_a_person(world: World) -> None:
     assert status["running"] == ""
     assert status["pinned_organizations"] == ["ComplianceMSP", "ITOpsMSP", "SecOpsMSP"]
     assert os.path.exists(agent.state_path)
+
+
+def test_a_stop_during_the_download_applies_nothing(world: World) -> None:
+    world.publish(ARTIFACT)
+    agent = world.agent()
+    stop = threading.Event()
+    fetch = agent.downloader.fetch
+
+    def fetch_then_sigterm(*args: Any, **kwargs: Any):
+        got = fetch(*args, **kwargs)
+        stop.set()  # what the CLI's SIGTERM handler does
+        return got
+
+    agent.downloader.fetch = fetch_then_sigterm  # type: ignore[method-assign]
+    assert agent.cycle(stop).results == ()
+    assert (world.tmp / "srv/app/VERSION").read_bytes() == b"1.0\n"
+    assert agent.state.settled == {}
+    assert agent.downloader.path_of(sha256(ARTIFACT)).exists()  # kept for the next run

@@ -83,6 +83,15 @@ def test_a_server_ignoring_ranges_restarts_from_zero(server, tmp_path: Path) -> 
     assert got.path.read_bytes() == DATA
 
 
+def test_a_206_for_another_offset_is_not_appended(server, tmp_path: Path) -> None:
+    srv, _ = server
+    srv.state.faults.cut_after, srv.state.faults.cuts = 100_000, 1
+    srv.state.faults.range_shift = 10
+    got = downloader(server, tmp_path).fetch(SHA, len(DATA))
+    assert got.path.read_bytes() == DATA
+    assert ranges(srv) == ["", "bytes=100000-", ""]  # dropped the part, then asked for all
+
+
 def test_over_the_cap_is_refused_before_the_body(server, tmp_path: Path) -> None:
     d = downloader(server, tmp_path, max_bytes=1000)
     with pytest.raises(DownloadError, match="over the cap of 1000") as failure:
