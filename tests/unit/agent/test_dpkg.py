@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -289,3 +290,42 @@ def test_nothing_to_verify_or_commit_without_an_apply(tmp_path: Path) -> None:
         b.commit()
     with pytest.raises(RollbackError, match="no change pending"):
         b.rollback()
+
+
+CHROOT_POSTINST = """#!/bin/sh
+echo "postinst $* root=[$DPKG_ROOT]" >> /var/log/plhello.log
+"""
+
+
+def minimal_system(root: Path) -> None:
+    """A root dpkg can chroot into: dash as /bin/sh with its libraries, /var/log."""
+    dash = Path("/usr/bin/dash")
+    if os.geteuid() != 0 or not dash.exists():
+        pytest.skip("chroot mode needs root privileges and /usr/bin/dash")
+    libs = subprocess.run(["ldd", str(dash)], capture_output=True, text=True, check=True).stdout
+    for lib in (word for word in libs.split() if word.startswith("/")):
+        dest = root / lib.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lib, dest)  # with its mode: the loader must be executable
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    shutil.copy(dash, root / "bin/sh")
+    (root / "var/log").mkdir(parents=True, exist_ok=True)
+
+
+def test_chroot_mode_runs_maintainer_scripts_inside_the_root(tmp_path: Path) -> None:
+    needs_dpkg()
+    minimal_system(tmp_path / "root")
+    out = tmp_path / "debs"
+    out.mkdir()
+    old = build_deb(out, "1.0", postinst=CHROOT_POSTINST)
+    new = build_deb(out, "1.1", postinst=CHROOT_POSTINST)
+    bad = build_deb(out, "1.2", postinst=FAILING_POSTINST)
+    b = DpkgBackend(tmp_path / "root", tmp_path / "state")  # scripts="chroot", the default
+    installed(b, old)
+    installed(b, new)
+    log = (b.root / "var/log/plhello.log").read_text().splitlines()
+    assert log == ["postinst configure  root=[]", "postinst configure 1.0 root=[]"]
+    with pytest.raises(BackendError, match="configuration failed"):
+        b.install(bad, "P-2")
+    b.rollback()
+    assert (b.installed_version("plhello"), payload(b)) == ("1.1", "hello 1.1\n")

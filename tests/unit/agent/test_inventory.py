@@ -120,7 +120,8 @@ def test_real_rpm_when_installed(tmp_path: Path) -> None:
     if shutil.which("rpm") is None:
         pytest.skip("rpm is not installed on this machine")
     snap = rpm_snapshot(Path("/"))
-    feeds.parse_rpm(str(snap.content), host="me", distro=snap.release or None)
+    parsed = feeds.parse_rpm(str(snap.content), host="me", distro=snap.release or None)
+    assert len(parsed.packages) == len(str(snap.content).splitlines())
 
 
 CYCLONEDX = {
