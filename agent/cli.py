@@ -3,6 +3,7 @@ that reads the environment, the configuration file and the command line, install
 handlers and configures logging).
 
     patchledger-agent [--config FILE] enroll --server URL --token T --host-id H --ca-file F
+                                             [--roots-fingerprint HEX]
                                              [--fingerprint [MSP=]sha256:HEX ...]
     patchledger-agent [--config FILE] run [--dry-run]     foreground daemon (systemd)
     patchledger-agent [--config FILE] once [--dry-run]    one cycle, exit 0 ok / 1 failed
@@ -27,7 +28,13 @@ from pathlib import Path
 from types import FrameType
 
 from patchledger.agent.daemon import Agent
-from patchledger.agent.enroll import EnrollmentError, enroll, load_enrollment, parse_fingerprints
+from patchledger.agent.enroll import (
+    EnrollmentError,
+    attested_roots,
+    enroll,
+    load_enrollment,
+    parse_fingerprints,
+)
 from patchledger.agent.errors import AgentError, ConfigError, LockError
 from patchledger.agent.settings import DaemonSettings, load_settings
 from patchledger.agent.transport import Transport, TransportError, client_context
@@ -51,8 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--host-id", required=True, help="this host's id on the ledger")
     e.add_argument("--ca-file", required=True, type=Path,
                    help="the app's TLS CA certificate (handed out with the token)")
+    e.add_argument("--roots-fingerprint",
+                   help="the channel roots fingerprint (roots_fingerprint of every"
+                        " organization's roots, from the channel configuration): pin the roots"
+                        " the peers attest")
     e.add_argument("--fingerprint", action="append", default=[],
-                   help="[MSP=]sha256:HEX of an organization root (repeatable; no MSP= is the"
+                   help="[MSP=]sha256:HEX of one organization root (repeatable; no MSP= is the"
                         " host's own organization)")
     for name, text in (("run", "run in the foreground until stopped"),
                        ("once", "run one poll cycle")):
@@ -80,11 +91,16 @@ def _agent(settings: DaemonSettings) -> Agent:
 def _enroll(args: argparse.Namespace) -> int:
     settings = _settings(args)
     transport = Transport(args.server, client_context(args.ca_file))
+    now = int(time.time())
+    verifier = attested_roots(
+        fingerprint=args.roots_fingerprint, channel=settings.channel,
+        chaincode=settings.chaincode, now=now, min_endorsers=settings.min_endorsers,
+    ) if args.roots_fingerprint else None
     try:
         done = enroll(transport, host_id=args.host_id, token=args.token,
                       state_dir=settings.state_dir,
                       fingerprints=parse_fingerprints(args.fingerprint),
-                      tls_ca_pem=args.ca_file.read_bytes(), now=int(time.time()))
+                      tls_ca_pem=args.ca_file.read_bytes(), verifier=verifier, now=now)
     except (EnrollmentError, TransportError) as exc:
         return _fail(f"enrollment of host {args.host_id} with {args.server} failed: {exc}", 1)
     print(f"enrolled {done.host_id} ({done.msp_id}); pinned roots of"

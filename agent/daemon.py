@@ -22,7 +22,8 @@ Signals: SIGTERM/SIGINT set the stop flag (the loop ends after the current step,
 cut short); during a change the runner's ErrorHandler turns the signal into ``Interrupted``
 after reverting the change, and the daemon stops with the state saved (exit 143).
 
-Dry run: verify and plan each assignment, log the plan, send nothing but GETs.
+Dry run: verify and plan each assignment, log the plan; only reads are sent (GETs and the
+read-only attestation request), no inventory and no reports.
 """
 
 from __future__ import annotations
@@ -53,8 +54,6 @@ from patchledger.agent.runner import Assignment, Outcome, RunResult, run_assignm
 from patchledger.agent.schedule import ScheduleState, after_failure, after_success
 from patchledger.agent.settings import DaemonSettings
 from patchledger.agent.transport import ProtocolError, Transport, TransportError
-from patchledger.chaincode.lifecycle.errors import LifecycleError
-from patchledger.chaincode.lifecycle.policy import Policy
 
 __all__ = ["EXIT_INTERRUPTED", "Agent", "CycleReport", "DaemonState"]
 
@@ -250,28 +249,37 @@ class Agent:
         rollout_id, patch_id = _text(entry, "rollout_id", where), _text(entry, "patch_id", where)
         artifact = entry.get("artifact")
         if not isinstance(artifact, dict) or not isinstance(artifact.get("sha256"), str) or \
-                not isinstance(artifact.get("size"), int):
+                not isinstance(artifact.get("size"), int) or isinstance(artifact["size"], bool):
             raise ProtocolError(where, f"assignment {rollout_id}/{patch_id}: 'artifact' must be"
                                 " {sha256, size}")
-        if not isinstance(entry.get("bundle"), dict) or not isinstance(entry.get("policy"),
-                                                                      dict):
-            raise ProtocolError(where, f"assignment {rollout_id}/{patch_id}: 'bundle' and"
-                                " 'policy' must be objects")
-        try:
-            policy = Policy.from_dict(entry["policy"])
-        except (LifecycleError, KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(where, f"assignment {rollout_id}/{patch_id}: bad policy:"
-                                f" {exc}") from exc
         fetched = self.downloader.fetch(artifact["sha256"], artifact["size"], label=patch_id)
-        return f"{rollout_id}/{patch_id}", Assignment(
-            rollout_id, patch_id, entry["bundle"], policy, fetched.path.read_bytes())
+        return f"{rollout_id}/{patch_id}", Assignment(rollout_id, patch_id,
+                                                      fetched.path.read_bytes())
+
+    def attest(self, host_id: str, rollout_id: str, nonce: str) -> Mapping[str, Any]:
+        """The runner's attestor: ``POST /attestations/deployment`` relays
+        ``AttestDeployment(host_id, rollout_id, nonce)`` to the peers; the endorsed bundle is
+        verified by the runner, not here.
+
+        Raises:
+            TransportError, ProtocolError: no JSON object from the app; it propagates out of
+                the runner before any change, and the cycle backs off.
+        """
+        if host_id != self.identity.host_id:
+            raise ProtocolError(self._where(), f"attestation asked for host {host_id!r}")
+        path = f"{API}/attestations/deployment"
+        where = self.transport.endpoint("POST", path)
+        doc = self.transport.request("POST", path, document={
+            "rollout_id": rollout_id, "nonce": nonce}).json(where)
+        if not isinstance(doc, dict):
+            raise ProtocolError(where, "the attestation must be a JSON object")
+        return doc
 
     def _run_one(self, job: Assignment) -> RunResult:
-        """The seam to the runner (its signature changes when the attestation branch
-        lands: then ``attestor=`` relays ``POST /attestations/deployment``)."""
+        """The seam to the runner."""
         return run_assignment(self.config, job, roots=self.identity.roots,
-                              host_key=self.identity.key, backend=self.backend,
-                              clock=lambda: int(self._clock()))
+                              host_key=self.identity.key, attestor=self.attest,
+                              backend=self.backend, clock=lambda: int(self._clock()))
 
     def process(self, entry: Any,
                 stop: threading.Event | None = None) -> tuple[str, RunResult] | None:

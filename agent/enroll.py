@@ -3,14 +3,17 @@ leaves it, a certificate from its organization's CA and the organizations' roots
 
 Order (docs/agent.md, "Enrollment")::
 
-    1. GET  /api/agent/v1/enrollment-bundle      the organization's MSP id, the roots of every
-                                                 organization (and, when the app has one, an
-                                                 attestation of them)
-    2. verify the roots                          BEFORE the token is spent: each organization's
-                                                 root must match a fingerprint given out of
-                                                 band (``--fingerprint [MSP=]sha256:<hex>``)
-                                                 or be accepted by the attested-roots verifier
-                                                 (the ``attest`` seam, :data:`RootsVerifier`)
+    1. GET  /api/agent/v1/enrollment-bundle      ?nonce=<fresh 64 hex>: the organization's MSP
+                                                 id, the roots of every organization, and the
+                                                 endorsed AttestChannelRoots(nonce) bundle
+    2. verify the roots                          BEFORE the token is spent: the attested roots
+                                                 whose fingerprint is the administrator's
+                                                 (``--roots-fingerprint``, checked by
+                                                 :func:`agent.attestation.verify_channel_roots`
+                                                 through :func:`attested_roots`), and/or each
+                                                 organization's root matching a fingerprint
+                                                 given out of band
+                                                 (``--fingerprint [MSP=]sha256:<hex>``)
     3. generate the key (P-256) here, mode 0600  (reused when an earlier attempt failed after
                                                  this step)
     4. POST /api/agent/v1/enroll                 {token, host_id, csr_pem}; the key stays here
@@ -26,9 +29,10 @@ the organization's TLS root, handed out with the token): the token never goes to
 unauthenticated server. Nothing is pinned on the app's word alone: a root with neither a
 matching fingerprint nor an attestation refuses the enrollment, naming the organizations.
 
-A fingerprint is ``sha256:`` and the hex SHA-256 of the root certificate's DER encoding
-(``openssl x509 -in root.pem -outform DER | sha256sum``); one without ``MSP=`` is for the
-host's own organization.
+A per-root fingerprint is ``sha256:`` and the hex SHA-256 of the root certificate's DER
+encoding (``openssl x509 -in root.pem -outform DER | sha256sum``); one without ``MSP=`` is for
+the host's own organization. The channel roots fingerprint is
+:func:`chaincode.lifecycle.attestation.roots_fingerprint` of all organizations' roots.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +54,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from patchledger.agent.attestation import DEFAULT_MIN_ENDORSERS, verify_channel_roots
 from patchledger.agent.durable import fsync_dir, write_durably, write_json_durably
-from patchledger.agent.errors import AgentError
+from patchledger.agent.errors import AgentError, AttestationError
 from patchledger.agent.transport import ProtocolError, Transport, TransportError
 from patchledger.chaincode.lifecycle.errors import ValidationError
 from patchledger.chaincode.lifecycle.identity import certificate_attributes
@@ -61,6 +67,7 @@ __all__ = [
     "Enrolled",
     "EnrollmentError",
     "RootsVerifier",
+    "attested_roots",
     "build_csr",
     "enroll",
     "fingerprint",
@@ -91,18 +98,19 @@ class Bundle:
     Attributes:
         msp_id: the host's organization.
         roots: MSP id -> root certificates.
+        nonce: the nonce the agent sent (the attestation must carry it).
         raw: the decoded JSON (for the attested-roots verifier: its ``attestation``).
     """
 
     msp_id: str
     roots: Mapping[str, tuple[x509.Certificate, ...]]
+    nonce: str
     raw: Mapping[str, Any]
 
 
-#: The attested-roots seam (branch ``attest``): given the bundle and the organizations whose
-#: roots no fingerprint confirmed, return the MSP ids whose roots it verified (by an
-#: attestation endorsed by peers of distinct organizations), or raise EnrollmentError.
-RootsVerifier = Callable[[Bundle, Sequence[str]], Sequence[str]]
+#: Verifies the roots attested by peers: given the bundle, the roots to pin (all organizations
+#: the attestation covers), or raise EnrollmentError. :func:`attested_roots` makes one.
+RootsVerifier = Callable[[Bundle], OrgTrust]
 
 
 @dataclass(frozen=True)
@@ -191,14 +199,14 @@ def _load_roots(doc: Any, where: str) -> dict[str, tuple[x509.Certificate, ...]]
     return roots
 
 
-def fetch_bundle(transport: Transport) -> Bundle:
-    """``GET /api/agent/v1/enrollment-bundle``.
+def fetch_bundle(transport: Transport, nonce: str) -> Bundle:
+    """``GET /api/agent/v1/enrollment-bundle?nonce=<nonce>``.
 
     Raises:
         TransportError: the app is unreachable or refused.
         ProtocolError: the answer is malformed.
     """
-    path = "/api/agent/v1/enrollment-bundle"
+    path = f"/api/agent/v1/enrollment-bundle?nonce={nonce}"
     where = transport.endpoint("GET", path)
     doc = transport.request("GET", path).json(where)
     if not isinstance(doc, dict) or not isinstance(doc.get("msp_id"), str):
@@ -206,44 +214,82 @@ def fetch_bundle(transport: Transport) -> Bundle:
     roots = _load_roots(doc.get("roots"), where)
     if doc["msp_id"] not in roots:
         raise ProtocolError(where, f"the bundle has no root of the host's own {doc['msp_id']}")
-    return Bundle(doc["msp_id"], roots, doc)
+    return Bundle(doc["msp_id"], roots, nonce, doc)
+
+
+def attested_roots(*, fingerprint: str, channel: str, chaincode: str, now: int,
+                   min_endorsers: int = DEFAULT_MIN_ENDORSERS) -> RootsVerifier:
+    """A :data:`RootsVerifier` checking the bundle's ``attestation`` (an endorsed
+    ``AttestChannelRoots(nonce)``) with :func:`agent.attestation.verify_channel_roots` against
+    the administrator's channel roots ``fingerprint``.
+
+    Raises (from the verifier):
+        EnrollmentError: no attestation, or it does not verify (naming why).
+    """
+    def verify(bundle: Bundle) -> OrgTrust:
+        attestation = bundle.raw.get("attestation")
+        if not isinstance(attestation, Mapping):
+            raise EnrollmentError("the app served no attestation of the channel roots, and"
+                                  " --roots-fingerprint needs one")
+        try:
+            return verify_channel_roots(attestation, channel=channel, chaincode=chaincode,
+                                        nonce=bundle.nonce, fingerprint=fingerprint.removeprefix(
+                                            "sha256:"), now=now, min_endorsers=min_endorsers)
+        except AttestationError as exc:
+            raise EnrollmentError(f"the channel roots attestation does not verify: {exc}") \
+                from exc
+    return verify
+
+
+def _ders(certs: Sequence[x509.Certificate]) -> set[bytes]:
+    return {c.public_bytes(serialization.Encoding.DER) for c in certs}
 
 
 def verify_roots(bundle: Bundle, fingerprints: Mapping[str, str],
                  verifier: RootsVerifier | None) -> OrgTrust:
-    """The roots to pin: those confirmed by a fingerprint or by the verifier (module
-    docstring).
+    """The roots to pin: the attested ones (``verifier``), and served roots confirmed by a
+    per-root fingerprint (module docstring).
 
     Raises:
-        EnrollmentError: a fingerprint matches none of its organization's roots, a
-            fingerprint names an organization the bundle lacks, or organizations remain
-            unconfirmed.
+        EnrollmentError: a fingerprint matches none of its organization's roots or names an
+            organization the bundle lacks; the app served other roots than the attested ones;
+            served organizations remain unconfirmed; the host's own organization is not among
+            the pinned ones.
     """
+    pinned: dict[str, tuple[x509.Certificate, ...]] = {}
+    if verifier is not None:
+        attested = verifier(bundle)
+        for msp, certs in bundle.roots.items():
+            if msp in attested.roots and _ders(certs) != _ders(attested.roots[msp]):
+                raise EnrollmentError(
+                    f"the app serves other roots of {msp} than the peers attest: refusing to"
+                    " enroll (a forged bundle)"
+                )
+        pinned.update(attested.roots)
     wanted = {(bundle.msp_id if msp == "" else msp): fp for msp, fp in fingerprints.items()}
-    confirmed: list[str] = []
     for msp, fp in sorted(wanted.items()):
-        certs = bundle.roots.get(msp)
-        if not certs:
+        offered = bundle.roots.get(msp)
+        if not offered:
             raise EnrollmentError(f"a fingerprint was given for {msp}, the bundle has no root"
                                   " of it")
-        served = [fingerprint(c) for c in certs]
+        served = [fingerprint(c) for c in offered]
         if fp not in served:
             raise EnrollmentError(
                 f"{msp}'s root served by the app has fingerprint {', '.join(served)}, not the"
                 f" {fp} given: refusing to enroll (a wrong server or a forged bundle)"
             )
-        confirmed.append(msp)
-    rest = sorted(set(bundle.roots) - set(confirmed))
-    if rest and verifier is not None:
-        confirmed.extend(m for m in verifier(bundle, rest) if m in bundle.roots)
-    missing = sorted(set(bundle.roots) - set(confirmed))
+        pinned.setdefault(msp, offered)
+    missing = sorted(set(bundle.roots) - set(pinned))
     if missing:
         raise EnrollmentError(
             f"the roots of {', '.join(missing)} are confirmed neither by a fingerprint"
-            " (--fingerprint MSP=sha256:...) nor by an attestation: refusing to pin them on"
-            " the app's word alone"
+            " (--fingerprint MSP=sha256:...) nor by the attested channel roots"
+            " (--roots-fingerprint): refusing to pin them on the app's word alone"
         )
-    return OrgTrust({msp: bundle.roots[msp] for msp in sorted(confirmed)})
+    if bundle.msp_id not in pinned:
+        raise EnrollmentError(f"the host's own organization {bundle.msp_id} is not among the"
+                              " attested roots")
+    return OrgTrust({msp: pinned[msp] for msp in sorted(pinned)})
 
 
 def check_certificate(pem: str, *, key: ec.EllipticCurvePrivateKey, host_id: str,
@@ -307,7 +353,8 @@ def enroll(
         state_dir: where the identity is stored.
         fingerprints: :func:`parse_fingerprints`' result.
         tls_ca_pem: the app's TLS CA (stored for later runs).
-        verifier: the attested-roots verifier, when available.
+        verifier: the attested-roots verifier (:func:`attested_roots`), when the administrator
+            gave the channel roots fingerprint.
         now: seconds since the epoch.
 
     Raises:
@@ -322,7 +369,7 @@ def enroll(
     if (state_dir / RECORD_FILE).exists():
         raise EnrollmentError(f"{state_dir} already holds an enrollment"
                               f" ({state_dir / RECORD_FILE}); remove it to enroll again")
-    bundle = fetch_bundle(transport)
+    bundle = fetch_bundle(transport, secrets.token_hex(32))
     roots = verify_roots(bundle, fingerprints, verifier)
     key = load_or_create_key(state_dir / KEY_FILE)
     path = "/api/agent/v1/enroll"

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from patchledger.agent.attestation import DEFAULT_MIN_ENDORSERS
 from patchledger.agent.config import AgentConfig
 from patchledger.agent.download import DEFAULT_MAX_BYTES
 from patchledger.agent.errors import ConfigError
@@ -61,6 +62,9 @@ class DaemonSettings:
     inventory_sbom: Path | None = None
     maintenance_window: str = "always"
     min_quorum: int = DEFAULT_MIN_QUORUM
+    channel: str = "patchledger"
+    chaincode: str = "patchledger"
+    min_endorsers: int = DEFAULT_MIN_ENDORSERS
     dry_run: bool = False
     health_command: tuple[str, ...] = ()
     health_timeout: float = 60.0
@@ -111,7 +115,8 @@ class DaemonSettings:
             host_id=host_id, target=self.target, state_dir=self.state_dir,
             maintenance_window=self.maintenance_window, min_quorum=self.min_quorum,
             dry_run=self.dry_run, health_command=self.health_command,
-            health_timeout=self.health_timeout,
+            health_timeout=self.health_timeout, channel=self.channel, chaincode=self.chaincode,
+            min_endorsers=self.min_endorsers,
         )
 
 

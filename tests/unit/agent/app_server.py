@@ -4,7 +4,9 @@ enrollment tokens that issue a certificate from a CSR, poll / desired state with
 inventory, reports, and the content-addressed artifact store with ``Range`` and faults (a
 connection cut mid-body, ranges ignored, garbage answers, an outage).
 
-It is the protocol's reference for the tests, not the org app: state is in memory.
+It is the protocol's reference for the tests, not the org app: state is in memory; the
+attestations it relays come from a callable the test gives (the lifecycle core's answer
+endorsed as Fabric peers endorse, ``attestation_support``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from patchledger.chaincode.lifecycle.identity import FABRIC_ATTRS_OID
-from patchledger.chaincode.runtime.testing import IssuedCertificate, make_certificate
+from tests.support.chaincode_runtime import IssuedCertificate, make_certificate
 
 PREFIX = "/api/agent/v1"
 MSP = "ITOpsMSP"
@@ -55,12 +57,13 @@ class Pki:
         return files
 
 
-def make_pki(other_roots: dict[str, bytes] | None = None) -> Pki:
-    """Fresh CAs; ``other_roots`` are the other organizations' roots the bundle serves
-    (default: fresh ones)."""
+def make_pki(other_roots: dict[str, bytes] | None = None,
+             org_ca: IssuedCertificate | None = None) -> Pki:
+    """Fresh CAs; ``org_ca`` issues host certificates (default: a fresh one), ``other_roots``
+    are the other organizations' roots the bundle serves (default: fresh ones)."""
     tls_ca = make_certificate("tls-ca.itops", is_ca=True)
     server = make_certificate("app.itops", issuer=tls_ca, sans=["127.0.0.1", "localhost"])
-    org_ca = make_certificate("ca.itops", is_ca=True)
+    org_ca = org_ca or make_certificate("ca.itops", is_ca=True)
     others = other_roots if other_roots is not None else {
         m: make_certificate(f"ca.{m}", is_ca=True).cert_pem for m in ("SecOpsMSP", "ComplianceMSP")
     }
@@ -124,6 +127,10 @@ class AppState:
     bodies: list[bytes] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     faults: Faults = field(default_factory=Faults)
+    #: AttestDeployment(host_id, rollout_id, nonce) -> endorsed bundle (the ledger's peers)
+    attest_deployment: Callable[[str, str, str], dict[str, Any]] | None = None
+    #: AttestChannelRoots(nonce) -> endorsed bundle, served in the enrollment bundle
+    attest_roots: Callable[[str], dict[str, Any]] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def bundle_roots(self) -> dict[str, list[str]]:
@@ -231,10 +238,16 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith(f"{PREFIX}/artifacts/"):
             self._artifact()
             return
-        if self.path == f"{PREFIX}/enrollment-bundle":
-            if self._protocol_checks(needs_cert=False) is not None:
-                self._send(200, {"msp_id": MSP, "roots": self.app.bundle_roots(),
-                                 "attestation": None})
+        if self.path.startswith(f"{PREFIX}/enrollment-bundle?nonce="):
+            nonce = self.path.rsplit("=", 1)[-1]
+            if self._protocol_checks(needs_cert=False) is None:
+                return
+            if not re.fullmatch(r"[0-9a-f]{64}", nonce):
+                self._send(400, {"error": "nonce", "message": "nonce must be 64 hex digits"})
+                return
+            attestation = self.app.attest_roots(nonce) if self.app.attest_roots else None
+            self._send(200, {"msp_id": MSP, "roots": self.app.bundle_roots(),
+                             "attestation": attestation})
             return
         host = self._protocol_checks(needs_cert=True)
         if host is None or self._api_fault():
@@ -270,6 +283,13 @@ class Handler(BaseHTTPRequestHandler):
             return
         host = self._protocol_checks(needs_cert=True)
         if host is None or self._api_fault():
+            return
+        if self.path == f"{PREFIX}/attestations/deployment":
+            doc = self._body()
+            if self.app.attest_deployment is None:
+                self._send(503, {"error": "unavailable", "message": "no peers"})
+                return
+            self._send(200, self.app.attest_deployment(host, doc["rollout_id"], doc["nonce"]))
             return
         if self.path != f"{PREFIX}/reports":
             self._send(404, {"error": "not found"})
@@ -399,3 +419,34 @@ def host_files(server: AppServer, tmp: Path, host_id: str) -> tuple[Path, Path]:
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_file, key_file
+
+
+def ledger_pki() -> Pki:
+    """The PKI of the lifecycle tests' organizations (``lifecycle_support``): host
+    certificates issued by ITOps' test CA, the bundle serving the three organizations' roots,
+    so attestations endorsed by their test peers verify."""
+    from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, ITOPS, SECOPS, org_ca
+
+    itops = org_ca(ITOPS)
+    issuer = IssuedCertificate(itops.cert_pem, itops.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return make_pki({m: org_ca(m).cert_pem for m in (SECOPS, COMPLIANCE)}, issuer)
+
+
+def roots_attestation(nonce: str) -> dict[str, Any]:
+    """An honest ``AttestChannelRoots(nonce)`` bundle endorsed by the three organizations'
+    test peers, over the lifecycle tests' roots."""
+    from patchledger.chaincode.lifecycle.attestation import attest_channel_roots
+    from patchledger.chaincode.lifecycle.canonical import canonical_json
+    from tests.unit.agent.attestation_support import (
+        ALL_PEERS,
+        bundle,
+        proposal,
+        response_payload,
+    )
+    from tests.unit.lifecycle.lifecycle_support import NOW, TRUST
+
+    prop = proposal("AttestChannelRoots", [nonce])
+    answer = canonical_json(attest_channel_roots(TRUST, nonce, now=NOW))
+    return bundle(prop, response_payload(prop, answer), ALL_PEERS)

@@ -18,30 +18,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
 
 from patchledger.agent.backends.dpkg import DpkgBackend
 from patchledger.agent.daemon import EXIT_INTERRUPTED, Agent
-from patchledger.agent.enroll import Enrolled, enroll, fingerprint
+from patchledger.agent.enroll import Enrolled, attested_roots, enroll
 from patchledger.agent.errors import LockError
 from patchledger.agent.lock import LockFile
 from patchledger.agent.runner import Outcome
 from patchledger.agent.settings import DaemonSettings
 from patchledger.agent.transport import NONCE_HEADER, ProtocolError, Transport, client_context
+from patchledger.chaincode.lifecycle.attestation import roots_fingerprint
 from patchledger.chaincode.lifecycle.errors import ReplayError
 from patchledger.chaincode.lifecycle.host_report import SignedReport, verify_report
-from tests.unit.agent.agent_support import (
-    approver,
-    bundle,
-    entry,
-    make_policy,
-    make_tar,
-    patch_record,
-    sha256,
-)
-from tests.unit.agent.app_server import AppServer, make_pki, running
+from tests.unit.agent.agent_support import make_tar, sha256
+from tests.unit.agent.app_server import AppServer, ledger_pki, roots_attestation, running
+from tests.unit.agent.attestation_support import CHAINCODE, CHANNEL, App, ledger, peer
 from tests.unit.agent.debs import build_deb
-from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, NOW, SECOPS, org_ca
+from tests.unit.lifecycle.lifecycle_support import ITOPS, NOW, TRUST
 
 ARTIFACT = make_tar({"VERSION": b"2.0\n", "bin/tool": b"#!/bin/sh\necho 2.0\n"})
 CYCLONEDX = {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": [
@@ -49,14 +42,8 @@ CYCLONEDX = {"bomFormat": "CycloneDX", "specVersion": "1.5", "components": [
 
 
 def assignment(artifact: bytes, *, rollout: str = "R-1", patch: str = "P-1") -> dict[str, Any]:
-    record = patch_record(artifact, patch_id=patch)
-    return {
-        "rollout_id": rollout, "patch_id": patch,
-        "artifact": {"sha256": sha256(artifact), "size": len(artifact)},
-        "bundle": bundle(record, entry(approver(SECOPS), record),
-                         entry(approver(COMPLIANCE), record)),
-        "policy": make_policy().to_dict(),
-    }
+    return {"rollout_id": rollout, "patch_id": patch,
+            "artifact": {"sha256": sha256(artifact), "size": len(artifact)}}
 
 
 @dataclass
@@ -79,9 +66,12 @@ class World:
                      random_unit=lambda: 0.5, clock=lambda: NOW)
 
     def publish(self, *artifacts: bytes) -> None:
+        """The first artifact is patch P-1 of rollout R-1 on the ledger, approved by SecOps
+        and Compliance, h1 in its first wave; the app relays the peers' attestations."""
         self.server.state.desired = {"assignments": [assignment(a) for a in artifacts]}
         for a in artifacts:
             self.server.state.artifacts[sha256(a)] = a
+        self.server.state.attest_deployment = App(ledger(artifacts[0]))
 
     def calls(self) -> list[str]:
         return [f"{m} {p.rsplit('/', 1)[-1]}" for m, p, _, _ in self.server.state.requests]
@@ -89,13 +79,13 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    roots = {m: org_ca(m).cert_pem for m in (SECOPS, COMPLIANCE)}
-    with running(tmp_path, make_pki(roots)) as (srv, ca):
+    with running(tmp_path, ledger_pki()) as (srv, ca):
         srv.state.tokens["tok"] = time.time() + 600
-        fps = {"": fingerprint(x509.load_pem_x509_certificate(srv.state.pki.org_ca.cert_pem))}
-        fps.update({m: fingerprint(org_ca(m).cert) for m in (SECOPS, COMPLIANCE)})
+        srv.state.attest_roots = roots_attestation
+        verifier = attested_roots(fingerprint=roots_fingerprint(TRUST), channel=CHANNEL,
+                                  chaincode=CHAINCODE, now=int(time.time()))
         identity = enroll(Transport(srv.url, client_context(ca)), host_id="h1", token="tok",
-                          state_dir=tmp_path / "state", fingerprints=fps,
+                          state_dir=tmp_path / "state", fingerprints={}, verifier=verifier,
                           tls_ca_pem=ca.read_bytes(), now=int(time.time()))
         (tmp_path / "sbom.json").write_text(json.dumps(CYCLONEDX))
         target = tmp_path / "srv" / "app"
@@ -114,7 +104,7 @@ def test_a_cycle_reports_inventory_applies_and_reports(world: World) -> None:
     assert (key, result.outcome) == ("R-1/P-1", Outcome.APPLIED)
     assert (world.tmp / "srv/app/VERSION").read_bytes() == b"2.0\n"
     assert world.calls() == ["GET poll", "PUT inventory", "GET desired-state",
-                             f"GET {sha256(ARTIFACT)}", "POST reports"]
+                             f"GET {sha256(ARTIFACT)}", "POST deployment", "POST reports"]
     (stored,) = world.server.state.reports.values()
     signed = SignedReport.from_dict(stored)
     assert (signed.report.host_id, signed.report.outcome) == ("h1", "APPLIED")
@@ -153,7 +143,7 @@ def test_every_request_has_a_fresh_nonce_and_a_replay_is_refused(world: World) -
     world.publish(ARTIFACT)
     world.agent().cycle()
     nonces = [h[NONCE_HEADER] for _, _, h, _ in world.server.state.requests]
-    assert len(nonces) == len(set(nonces)) == 5
+    assert len(nonces) == len(set(nonces)) == 6
     transport = world.agent().transport
     with transport.open("GET", "/api/agent/v1/poll", nonce=nonces[0]) as (response, _):
         assert response.status == 409
@@ -229,13 +219,15 @@ def test_a_wrong_artifact_is_skipped_and_nothing_is_applied(world: World, caplog
     assert "host h1 deployment R-1/P-1: artifact refused, nothing applied" in caplog.text
 
 
-def test_dry_run_changes_and_sends_nothing(world: World) -> None:
+def test_dry_run_changes_nothing_and_only_reads(world: World) -> None:
     world.publish(ARTIFACT)
     agent = world.agent(dry_run=True)
     ((_, result),) = agent.cycle().results
     assert result.outcome == Outcome.PLANNED
     assert (world.tmp / "srv/app/VERSION").read_bytes() == b"1.0\n"
-    assert all(m == "GET" for m, _, _, _ in world.server.state.requests)
+    sent = {(m, p.rsplit("/", 1)[-1]) for m, p, _, _ in world.server.state.requests}
+    assert {m for m, _ in sent} <= {"GET", "POST"}
+    assert {p for m, p in sent if m == "POST"} == {"deployment"}  # the read-only attestation
     assert agent.state.settled == {}
 
 
@@ -330,3 +322,24 @@ def test_a_stop_during_the_download_applies_nothing(world: World) -> None:
     assert (world.tmp / "srv/app/VERSION").read_bytes() == b"1.0\n"
     assert agent.state.settled == {}
     assert agent.downloader.path_of(sha256(ARTIFACT)).exists()  # kept for the next run
+
+
+def test_an_app_attesting_with_its_own_peer_alone_gets_nothing_applied(world: World) -> None:
+    world.publish(ARTIFACT)
+    world.server.state.attest_deployment = App(ledger(ARTIFACT), endorsers=[peer(ITOPS)])
+    ((_, result),) = world.agent().cycle().results
+    assert result.outcome == Outcome.REFUSED
+    assert "distinct organization" in result.detail
+    assert (world.tmp / "srv/app/VERSION").read_bytes() == b"1.0\n"
+    (stored,) = world.server.state.reports.values()
+    assert stored["report"]["outcome"] == "FAILED"
+
+
+def test_no_attestation_from_the_app_fails_the_cycle_before_any_change(world: World) -> None:
+    world.publish(ARTIFACT)
+    world.server.state.attest_deployment = None  # 503: the peers are unreachable
+    agent = world.agent()
+    assert agent.run(threading.Event(), once=True) == 1
+    assert "attestations/deployment: HTTP 503" in agent.state.last_error
+    assert (world.tmp / "srv/app/VERSION").read_bytes() == b"1.0\n"
+    assert agent.state.settled == {}

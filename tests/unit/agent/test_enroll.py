@@ -6,7 +6,7 @@ certificate for another key, host or role, or from another CA is refused."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from patchledger.agent.enroll import (
-    Bundle,
     EnrollmentError,
+    RootsVerifier,
+    attested_roots,
     build_csr,
     enroll,
     fingerprint,
@@ -24,8 +25,11 @@ from patchledger.agent.enroll import (
     parse_fingerprints,
 )
 from patchledger.agent.transport import Transport, client_context
+from patchledger.chaincode.lifecycle.attestation import roots_fingerprint
 from tests.unit.agent import app_server
 from tests.unit.agent.app_server import MSP, AppServer, running
+from tests.unit.agent.attestation_support import CHAINCODE, CHANNEL
+from tests.unit.lifecycle.lifecycle_support import ORGS, SECOPS, TRUST
 
 
 @pytest.fixture
@@ -104,18 +108,48 @@ def test_roots_without_fingerprint_or_attestation_are_not_pinned(server, tmp_pat
     assert "tok-1" not in server[0].state.used_tokens
 
 
-def test_the_attested_roots_seam_confirms_the_rest(server, tmp_path: Path) -> None:
-    seen: list[Sequence[str]] = []
+@pytest.fixture
+def attested(tmp_path: Path) -> Iterator[tuple[AppServer, Path]]:
+    with running(tmp_path, app_server.ledger_pki()) as (srv, ca):
+        srv.state.tokens["tok-1"] = time.time() + 600
+        srv.state.attest_roots = app_server.roots_attestation
+        yield srv, ca
 
-    def attested(bundle: Bundle, unconfirmed: Sequence[str]) -> Sequence[str]:
-        seen.append(unconfirmed)
-        assert "attestation" in bundle.raw
-        return unconfirmed
 
-    enrolled = do_enroll(server, tmp_path / "a", verifier=attested,
-                         fingerprints=fingerprints_of(server[0], own_only=True))
-    assert seen == [["ComplianceMSP", "SecOpsMSP"]]
-    assert len(enrolled.roots.organizations) == 3
+def admins_verifier(fp: str = "") -> RootsVerifier:
+    return attested_roots(fingerprint=fp or roots_fingerprint(TRUST), channel=CHANNEL,
+                          chaincode=CHAINCODE, now=int(time.time()))
+
+
+def test_the_attested_roots_are_pinned_with_the_admins_fingerprint(attested, tmp_path) -> None:
+    enrolled = do_enroll(attested, tmp_path / "a", fingerprints={},
+                         verifier=admins_verifier())
+    assert enrolled.roots.organizations == tuple(sorted(ORGS))
+    assert all(enrolled.roots.roots[m] == TRUST.roots[m] for m in ORGS)
+    assert load_enrollment(tmp_path / "a").roots.organizations == tuple(sorted(ORGS))
+
+
+def test_roots_substituted_by_the_app_are_refused(attested, tmp_path: Path) -> None:
+    srv, _ = attested
+    srv.state.pki.other_roots[SECOPS] = app_server.make_pki().org_ca.cert_pem
+    with pytest.raises(EnrollmentError, match="other roots of SecOpsMSP than the peers attest"):
+        do_enroll(attested, tmp_path / "a", fingerprints={}, verifier=admins_verifier())
+    assert "tok-1" not in srv.state.used_tokens
+
+
+def test_another_fingerprint_or_a_replayed_attestation_is_refused(attested, tmp_path) -> None:
+    srv, _ = attested
+    with pytest.raises(EnrollmentError, match="does not verify: the attested roots have"):
+        do_enroll(attested, tmp_path / "a", fingerprints={},
+                  verifier=admins_verifier("0" * 64))
+    old = app_server.roots_attestation("b" * 64)
+    srv.state.attest_roots = lambda nonce: old  # a genuine bundle, for another nonce
+    with pytest.raises(EnrollmentError, match="does not verify"):
+        do_enroll(attested, tmp_path / "b", fingerprints={}, verifier=admins_verifier())
+    srv.state.attest_roots = None
+    with pytest.raises(EnrollmentError, match="served no attestation"):
+        do_enroll(attested, tmp_path / "c", fingerprints={}, verifier=admins_verifier())
+    assert "tok-1" not in srv.state.used_tokens
 
 
 def test_a_certificate_from_another_ca_is_refused(server, tmp_path: Path, monkeypatch) -> None:
