@@ -298,6 +298,10 @@ class Agent:
             entry, dict) else "?"
         if key_hint in self.state.settled:
             return None
+        queued = self.outbox.deployments()
+        if key_hint in queued:  # queued, then a crash before the state was saved
+            self.state.settled[key_hint] = queued[key_hint]
+            return None
         try:
             key, job = self._job(entry)
         except VerificationError as exc:  # the store served other bytes than the ledger's

@@ -57,6 +57,18 @@ class Outbox:
                 continue
         return out
 
+    def deployments(self) -> dict[str, str]:
+        """``rollout_id/patch_id`` -> the last queued outcome, for every queued report: a
+        deployment with a queued report is settled even if the daemon's state file was not
+        written after queueing (a crash)."""
+        found: dict[str, str] = {}
+        for item in self.pending():
+            report = item.get("report") if isinstance(item, dict) else None
+            if isinstance(report, dict):
+                key = f"{report.get('rollout_id')}/{report.get('patch_id')}"
+                found[key] = str(report.get("outcome"))
+        return found
+
     def acknowledge(self, sequences: Iterable[int]) -> int:
         """Drop the acknowledged reports; returns how many were dropped."""
         dropped = 0
