@@ -2,7 +2,7 @@
 that reads the environment, the configuration file and the command line, installs signal
 handlers and configures logging).
 
-    patchledger-agent [--config FILE] enroll --server URL --token T --host-id H --ca-file F
+    patchledger-agent [--config FILE] enroll --server URL --token T --ca-file F [--host-id H]
                                              [--roots-fingerprint HEX]
                                              [--fingerprint [MSP=]sha256:HEX ...]
     patchledger-agent [--config FILE] run [--dry-run]     foreground daemon (systemd)
@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -55,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("enroll", help="enroll this host with a one-time token")
     e.add_argument("--server", required=True, help="the organization app, https://host:port")
     e.add_argument("--token", required=True, help="the one-time enrollment token")
-    e.add_argument("--host-id", required=True, help="this host's id on the ledger")
+    e.add_argument("--host-id", default=socket.gethostname().split(".")[0],
+                   help="this host's id on the ledger (default: the short host name)")
     e.add_argument("--ca-file", required=True, type=Path,
                    help="the app's TLS CA certificate (handed out with the token)")
     e.add_argument("--roots-fingerprint",
