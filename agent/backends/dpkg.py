@@ -20,9 +20,10 @@ tampered file, a locally edited conffile or a lost maintainer script becomes "th
 version". The backend keeps instead the exact ``.deb`` files it installed, content-addressed
 (``<state>/debs/<sha256>.deb`` with an index by package, version and architecture), and also
 accepts apt's cache in the root (``var/cache/apt/archives``) when the fields of the file found
-there match. A package with no installed version rolls back by ``dpkg --purge``. When a
-package's installed version has neither, :meth:`DpkgBackend.stage` refuses before anything
-changes (``RollbackError``): the backend never makes a change it could not undo.
+there match (staging copies it into the archive: apt may clean its cache). A package with no
+installed version rolls back by ``dpkg --purge``. When a package's installed version has
+neither, :meth:`DpkgBackend.stage` refuses before anything changes (``RollbackError``): the
+backend never makes a change it could not undo.
 
 Steps (each announced by a durable checkpoint, ``<state>/dpkg-checkpoint.json``, written
 *before* it; the checkpoint records every package's previous version and its kept ``.deb``)::
@@ -53,7 +54,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -457,11 +458,27 @@ class DpkgBackend:
                 f"no kept .deb of the installed {', '.join(missing)} in {self.archive} or apt's"
                 f" cache of {self.root}: a rollback would be impossible, refusing to change it"
             )
+        plan = self._adopt_previous(plan)
         self._mark("apply", "stage", label, plan)
         new_paths = [str(self.keep(deb)) for deb in debs]
         self._on_step("staged")
         self._mark("apply", "staged", label, plan, new_debs=new_paths)
         return _summary(plan)
+
+    def _adopt_previous(self, plan: DpkgPlan) -> DpkgPlan:
+        """Copy previous versions found outside the archive (apt's cache, which apt may clean
+        at any time) into it, so the rollback source cannot vanish."""
+        changes = []
+        for change in plan.changes:
+            path = Path(change.previous_deb) if change.previous_deb else None
+            if path is not None and path.parent != self.archive:
+                data = path.read_bytes()
+                package, version, arch = self._fields(path)
+                kept = self.keep(DebFile(package, version, arch,
+                                         hashlib.sha256(data).hexdigest(), data))
+                change = replace(change, previous_deb=str(kept))
+            changes.append(change)
+        return DpkgPlan(plan.target, tuple(changes))
 
     def apply(self) -> None:
         """Install the staged packages (``dpkg --install``); checkpoint ``apply/apply``

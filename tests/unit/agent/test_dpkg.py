@@ -140,6 +140,12 @@ def test_apts_cache_in_the_root_is_a_rollback_source(
     (cache / "plhello_0.9_all.deb").write_bytes(debs["1.1"])  # a lying file name is not used
     (change,) = b.packages(debs["1.1"]).changes
     assert change.previous_deb == str(cache / "plhello_1.0_all.deb")
+    b.stage(debs["1.1"], "P-1")
+    b.apply()
+    for cached in cache.iterdir():  # apt-get clean, while the change is pending
+        cached.unlink()
+    b.rollback()  # from the copy the stage took into the archive
+    assert (b.installed_version("plhello"), payload(b)) == ("1.0", "hello 1.0\n")
 
 
 @pytest.mark.parametrize("step", ["staged", "installing", "installed"])
