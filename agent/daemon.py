@@ -4,14 +4,14 @@
 
 One cycle, under the agent's lock (``<state>/agent.lock``: one run at a time)::
 
-    GET  /api/agent/v1/poll               cheap: {etag, poll_interval, inventory_wanted}
-    PUT  /api/agent/v1/inventory          on the first cycle, when it changed, or when asked
-    GET  /api/agent/v1/desired-state      only when the poll's ETag differs from ours
+    GET  /api/v1/agent/poll               cheap: {etag, poll_interval, inventory_wanted}
+    PUT  /api/v1/agent/inventory          on the first cycle, when it changed, or when asked
+    GET  /api/v1/agent/desired-state      only when the poll's ETag differs from ours
                                           (If-None-Match: ours; 304 keeps what we have)
     for each assignment not yet settled:  download (resumable), run_assignment (verify,
                                           window, apply, health, rollback), queue the
                                           signed reports on disk
-    POST /api/agent/v1/reports            every queued report until acknowledged
+    POST /api/v1/agent/reports            every queued report until acknowledged
 
 State on disk (``<state>/daemon.json``, written durably): the ETag and desired state last
 received, the server's interval, the settled assignments and the last cycle's outcome. A
@@ -59,7 +59,7 @@ __all__ = ["EXIT_INTERRUPTED", "Agent", "CycleReport", "DaemonState"]
 
 log = logging.getLogger("patchledger.agent")
 
-API = "/api/agent/v1"
+API = "/api/v1/agent"
 EXIT_INTERRUPTED = 143
 _SETTLED = {Outcome.VERIFIED, Outcome.APPLIED, Outcome.ROLLED_BACK, Outcome.FAILED,
             Outcome.REFUSED}

@@ -1,7 +1,7 @@
 """Download an artifact from the app's content-addressed store: resumable, capped, and
 checked against its SHA-256 before anyone may read it.
 
-``GET /api/agent/v1/artifacts/<sha256>`` (docs/agent.md). Files, in the download directory:
+``GET /api/v1/agent/artifacts/<sha256>`` (docs/agent.md). Files, in the download directory:
 
 - ``<sha256>.part``: bytes received so far. Never read as an artifact.
 - ``<sha256>``: only ever created by renaming a ``.part`` whose SHA-256 **and** size were
@@ -128,7 +128,7 @@ class Downloader:
     def _attempt(self, sha256: str, part: Path, cap: int) -> None:
         """One request; returns once the part holds the whole resource (as far as the
         server's lengths tell; the digest decides)."""
-        path = f"/api/agent/v1/artifacts/{sha256}"
+        path = f"/api/v1/agent/artifacts/{sha256}"
         where = self.transport.endpoint("GET", path)
         have = part.stat().st_size if part.exists() else 0
         if have > cap:

@@ -3,7 +3,7 @@ leaves it, a certificate from its organization's CA and the organizations' roots
 
 Order (docs/agent.md, "Enrollment")::
 
-    1. GET  /api/agent/v1/enrollment-bundle      ?nonce=<fresh 64 hex>: the organization's MSP
+    1. GET  /api/v1/agent/enrollment-bundle      ?nonce=<fresh 64 hex>: the organization's MSP
                                                  id, the roots of every organization, and the
                                                  endorsed AttestChannelRoots(nonce) bundle
     2. verify the roots                          BEFORE the token is spent: the attested roots
@@ -16,7 +16,7 @@ Order (docs/agent.md, "Enrollment")::
                                                  (``--fingerprint [MSP=]sha256:<hex>``)
     3. generate the key (P-256) here, mode 0600  (reused when an earlier attempt failed after
                                                  this step)
-    4. POST /api/agent/v1/enroll                 {token, host_id, csr_pem}; the key stays here
+    4. POST /api/v1/agent/enroll                 {token, host_id, csr_pem}; the key stays here
     5. check the certificate                     our public key, CN = host id, Fabric CA
                                                  attributes role=host and host_id, directly
                                                  issued by the verified root of our
@@ -200,13 +200,13 @@ def _load_roots(doc: Any, where: str) -> dict[str, tuple[x509.Certificate, ...]]
 
 
 def fetch_bundle(transport: Transport, nonce: str) -> Bundle:
-    """``GET /api/agent/v1/enrollment-bundle?nonce=<nonce>``.
+    """``GET /api/v1/agent/enrollment-bundle?nonce=<nonce>``.
 
     Raises:
         TransportError: the app is unreachable or refused.
         ProtocolError: the answer is malformed.
     """
-    path = f"/api/agent/v1/enrollment-bundle?nonce={nonce}"
+    path = f"/api/v1/agent/enrollment-bundle?nonce={nonce}"
     where = transport.endpoint("GET", path)
     doc = transport.request("GET", path).json(where)
     if not isinstance(doc, dict) or not isinstance(doc.get("msp_id"), str):
@@ -372,7 +372,7 @@ def enroll(
     bundle = fetch_bundle(transport, secrets.token_hex(32))
     roots = verify_roots(bundle, fingerprints, verifier)
     key = load_or_create_key(state_dir / KEY_FILE)
-    path = "/api/agent/v1/enroll"
+    path = "/api/v1/agent/enroll"
     where = transport.endpoint("POST", path)
     try:
         answer = transport.request("POST", path, document={

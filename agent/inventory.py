@@ -88,7 +88,7 @@ class Snapshot:
     sha256: str
 
     def to_payload(self) -> dict[str, Any]:
-        """The JSON body of ``PUT /api/agent/v1/inventory`` (docs/agent.md)."""
+        """The JSON body of ``PUT /api/v1/agent/inventory`` (docs/agent.md)."""
         return {"format": self.format, "release": self.release, "content": self.content,
                 "sha256": self.sha256}
 

@@ -227,5 +227,8 @@ def _summary(answer: Response) -> str:
     except (ValueError, UnicodeDecodeError):
         return answer.body[:200].decode("utf-8", errors="replace") or "(empty)"
     if isinstance(doc, dict) and "error" in doc:
-        return str(doc.get("message") or doc["error"])[:300]
+        error = doc["error"]
+        if isinstance(error, dict):  # the org app's {"error": {"code", "message"}}
+            return str(error.get("message") or error)[:300]
+        return str(doc.get("message") or error)[:300]
     return str(doc)[:200]

@@ -33,7 +33,7 @@ from cryptography.x509.oid import NameOID
 from patchledger.chaincode.lifecycle.identity import FABRIC_ATTRS_OID
 from tests.support.chaincode_runtime import IssuedCertificate, make_certificate
 
-PREFIX = "/api/agent/v1"
+PREFIX = "/api/v1/agent"
 MSP = "ITOpsMSP"
 
 

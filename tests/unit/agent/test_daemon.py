@@ -145,7 +145,7 @@ def test_every_request_has_a_fresh_nonce_and_a_replay_is_refused(world: World) -
     nonces = [h[NONCE_HEADER] for _, _, h, _ in world.server.state.requests]
     assert len(nonces) == len(set(nonces)) == 6
     transport = world.agent().transport
-    with transport.open("GET", "/api/agent/v1/poll", nonce=nonces[0]) as (response, _):
+    with transport.open("GET", "/api/v1/agent/poll", nonce=nonces[0]) as (response, _):
         assert response.status == 409
     assert f"replayed nonce {nonces[0]}" in world.server.state.log
 

@@ -166,3 +166,13 @@ def test_a_server_that_is_down_is_a_retryable_error(tmp_path: Path) -> None:
     with pytest.raises(TransportError, match="no answer") as failure:
         d.fetch(SHA)
     assert failure.value.retryable
+
+
+def test_error_messages_of_either_error_shape_reach_the_log() -> None:
+    from patchledger.agent.transport import Response, _summary
+
+    flat = Response(403, {}, b'{"error": "token", "message": "token already used"}')
+    nested = Response(401, {}, b'{"error": {"code": 401, "message": "token was used"}}')
+    assert _summary(flat) == "token already used"
+    assert _summary(nested) == "token was used"
+    assert _summary(Response(502, {}, b"<html>bad gateway</html>")) == "<html>bad gateway</html>"

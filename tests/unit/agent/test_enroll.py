@@ -71,7 +71,7 @@ def test_enrollment_stores_a_local_key_a_checked_certificate_and_pinned_roots(
     assert load_enrollment(state).certificate == enrolled.certificate
     # the stored identity works for mutual TLS at once
     context = client_context(state / "tls-ca.pem", enrolled.cert_file, enrolled.key_file)
-    answer = Transport(srv.url, context).request("GET", "/api/agent/v1/poll")
+    answer = Transport(srv.url, context).request("GET", "/api/v1/agent/poll")
     assert answer.status == 200
     assert srv.state.requests[-1][3] == "web-01"
 
