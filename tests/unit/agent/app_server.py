@@ -34,6 +34,7 @@ from patchledger.chaincode.lifecycle.identity import FABRIC_ATTRS_OID
 from tests.support.chaincode_runtime import IssuedCertificate, make_certificate
 
 PREFIX = "/api/v1/agent"
+TEST_EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 MSP = "ITOpsMSP"
 
 
@@ -84,7 +85,7 @@ def issue_host_certificate(org_ca: IssuedCertificate, csr: x509.CertificateSigni
         .issuer_name(issuer.subject)
         .public_key(csr.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_before(TEST_EPOCH)  # valid at the lifecycle tests' clock (NOW, 2025) too
         .not_valid_after(now + dt.timedelta(days=365))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.UnrecognizedExtension(FABRIC_ATTRS_OID,
