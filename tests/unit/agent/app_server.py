@@ -14,7 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
+import socket
 import ssl
 import threading
 import time
@@ -368,11 +370,28 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+#: Test servers listen on 127.0.0.1 in [base, base + 400); the base is
+#: $PATCHLEDGER_AGENT_TEST_PORT_BASE (default 22500), so parallel sessions can be kept apart.
+PORT_SPAN = 400
+
+
+def _free_port() -> int:
+    base = int(os.environ.get("PATCHLEDGER_AGENT_TEST_PORT_BASE", "22500"))
+    for port in range(base, base + PORT_SPAN):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port on 127.0.0.1 in [{base}, {base + PORT_SPAN})")
+
+
 class AppServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, state: AppState, context: ssl.SSLContext) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__(("127.0.0.1", _free_port()), Handler)
         self.state = state
         self.socket = context.wrap_socket(self.socket, server_side=True)
 
