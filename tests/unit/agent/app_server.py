@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from patchledger.chaincode.lifecycle.identity import FABRIC_ATTRS_OID
+from patchledger.chaincode.lifecycle.identity import FABRIC_ATTRS_OID, certificate_attributes
 from tests.support.chaincode_runtime import IssuedCertificate, make_certificate
 
 PREFIX = "/api/v1/agent"
@@ -134,6 +134,8 @@ class AppState:
     attest_deployment: Callable[[str, str, str], dict[str, Any]] | None = None
     #: AttestChannelRoots(nonce) -> endorsed bundle, served in the enrollment bundle
     attest_roots: Callable[[str], dict[str, Any]] | None = None
+    #: relays a batch of reports to the ledger (ReportDeployments) before acknowledging
+    relay_reports: Callable[[list[dict[str, Any]]], Any] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def bundle_roots(self) -> dict[str, list[str]]:
@@ -164,14 +166,17 @@ class Handler(BaseHTTPRequestHandler):
         return self.server.state
 
     def _peer_host(self) -> str | None:
-        cert = self.connection.getpeercert()
-        if not cert:
+        """The host id of the client certificate: its Fabric CA ``host_id`` attribute (the
+        CN of a CA-issued certificate is the enrollment id, which may differ)."""
+        der = self.connection.getpeercert(binary_form=True)
+        if not der:
             return None
-        for rdn in cert.get("subject", ()):
-            for key, value in rdn:
-                if key == "commonName":
-                    return str(value)
-        return None
+        cert = x509.load_der_x509_certificate(der)
+        host_id = certificate_attributes(cert).get("host_id")
+        if host_id:
+            return host_id
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return str(names[0].value) if names else None
 
     def _send(self, status: int, doc: Any = None, *, headers: dict[str, str] | None = None,
               raw: bytes | None = None) -> None:
@@ -292,7 +297,13 @@ class Handler(BaseHTTPRequestHandler):
             if self.app.attest_deployment is None:
                 self._send(503, {"error": "unavailable", "message": "no peers"})
                 return
-            self._send(200, self.app.attest_deployment(host, doc["rollout_id"], doc["nonce"]))
+            try:
+                answer = self.app.attest_deployment(host, doc["rollout_id"], doc["nonce"])
+            except Exception as exc:  # the peers refused or failed: the agent must see why
+                self.app.log.append(f"attestation failed: {exc}")
+                self._send(502, {"error": "peers", "message": str(exc)[:500]})
+                return
+            self._send(200, answer)
             return
         if self.path != f"{PREFIX}/reports":
             self._send(404, {"error": "not found"})
@@ -301,7 +312,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(503, {"error": "unavailable"})
             return
         acknowledged = []
-        for item in self._body()["reports"]:
+        batch = self._body()["reports"]
+        if self.app.relay_reports is not None:
+            self.app.relay_reports(batch)
+        for item in batch:
             report = item["report"]
             if report["host_id"] != host:
                 self._send(403, {"error": "forbidden", "message": "report for another host"})
