@@ -74,6 +74,7 @@ __all__ = [
     "load_enrollment",
     "load_or_create_key",
     "parse_fingerprints",
+    "store_enrollment",
 ]
 
 log = logging.getLogger("patchledger.agent.enroll")
@@ -389,7 +390,7 @@ def enroll(
                               f" said {bundle.msp_id!r}")
     cert = check_certificate(answer["certificate_pem"], key=key, host_id=host_id,
                              msp_id=bundle.msp_id, roots=roots, now=now)
-    _store(state_dir, cert, roots, tls_ca_pem, {
+    store_enrollment(state_dir, cert, roots, tls_ca_pem, {
         "host_id": host_id, "msp_id": bundle.msp_id, "server": transport.base_url,
         "enrolled_at": now, "certificate_fingerprint": fingerprint(cert),
         "poll_interval": answer.get("poll_interval"),
@@ -399,8 +400,16 @@ def enroll(
     return load_enrollment(state_dir)
 
 
-def _store(state_dir: Path, cert: x509.Certificate, roots: OrgTrust, tls_ca_pem: bytes,
-           record: dict[str, Any]) -> None:
+def store_enrollment(state_dir: Path, cert: x509.Certificate, roots: OrgTrust,
+                     tls_ca_pem: bytes, record: dict[str, Any]) -> None:
+    """Write an enrollment: the certificate, the TLS CA, the pinned roots, and last the record
+    (``host_id``, ``msp_id``, ``server``, ...) whose presence means enrolled. The host key is
+    already in ``state_dir`` (:func:`load_or_create_key`). Used by :func:`enroll`, and by
+    whoever obtained the identity another way (a test with a CA-issued one).
+
+    Raises:
+        OSError: the state directory cannot be written.
+    """
     write_durably(state_dir / CERT_FILE, cert.public_bytes(serialization.Encoding.PEM),
                   mode=0o644)
     write_durably(state_dir / TLS_CA_FILE, tls_ca_pem, mode=0o644)

@@ -23,11 +23,11 @@ from cryptography import x509
 from patchledger.agent.backends.dpkg import DpkgBackend
 from patchledger.agent.daemon import Agent
 from patchledger.agent.enroll import (
-    _store,
     attested_roots,
     fetch_bundle,
     fingerprint,
     load_enrollment,
+    store_enrollment,
     verify_roots,
 )
 from patchledger.agent.settings import DaemonSettings
@@ -140,7 +140,7 @@ def test_the_daemon_applies_an_attested_deb_and_the_ledger_records_verified(
         (state / "host.key").write_bytes((user.msp_dir / "keystore" / "priv_sk").read_bytes())
         (state / "host.key").chmod(0o600)
         cert = x509.load_pem_x509_certificate(user.cert_pem)
-        _store(state, cert, roots, ca.read_bytes(), {
+        store_enrollment(state, cert, roots, ca.read_bytes(), {
             "host_id": d.host_id, "msp_id": ITOPS, "server": srv.url,
             "enrolled_at": int(time.time()), "certificate_fingerprint": fingerprint(cert)})
 
