@@ -28,6 +28,8 @@ _COMMAND_MODULES = (
     "patchledger.app.feeds.cli",
     "patchledger.app.web.cli",
     "patchledger.app.web.client_cli",
+    "patchledger.app.dispatch.cli",
+    "patchledger.app.fleet.cli",
 )
 
 
