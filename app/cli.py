@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "patchledger.app.web.client_cli",
     "patchledger.app.dispatch.cli",
     "patchledger.app.fleet.cli",
+    "patchledger.app.demo.cli",
 )
 
 
