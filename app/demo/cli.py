@@ -102,10 +102,6 @@ def run_up(settings: DemoSettings, progress: Callable[[str], None], *, fresh: bo
             scenario.make_users(ctx, org)
 
     _step(progress, "users", users)
-    dispatcher = processes.dispatcher_process(settings)
-    _step(progress, "dispatcher", lambda: processes.ensure_running(
-        settings, dispatcher, progress,
-        ready=lambda: processes.log_has(settings, dispatcher.name, "dispatching for")))
     fleet = processes.fleet_process(settings, [scenario.failing_host(settings)])
     _step(progress, f"simulated fleet ({settings.hosts} ITOps hosts)",
           lambda: processes.ensure_running(
@@ -115,10 +111,23 @@ def run_up(settings: DemoSettings, progress: Callable[[str], None], *, fresh: bo
                        ("feeds: KEV matched against the fleet", scenario.import_feeds),
                        ("patch proposed", scenario.propose_patch),
                        ("test evidence", scenario.attach_evidence),
-                       ("approvals by two organizations", scenario.approve_patch),
-                       ("rollout planned", scenario.create_rollout),
-                       ("canary, then waves", scenario.watch_rollout)):
+                       ("approvals by two organizations", scenario.approve_patch)):
         _step(progress, name, lambda func=func: func(ctx))  # type: ignore[misc]
+    dispatcher = processes.dispatcher_process(settings)
+
+    def rollout() -> None:
+        # the rollout is created before the dispatcher runs: a running dispatcher creates a
+        # planned rollout it does not find on the ledger itself, and the two submissions race
+        if not scenario.rollout_planned(ctx):
+            processes.stop(settings, dispatcher, progress)
+        scenario.create_rollout(ctx)
+        processes.ensure_running(
+            settings, dispatcher, progress,
+            ready=lambda: processes.log_has(settings, dispatcher.name, "dispatching for"))
+
+    _step(progress, "rollout planned; ITOps' dispatcher", rollout)
+    _step(progress, "canary, then waves", lambda: scenario.watch_rollout(
+        ctx, alive=lambda: processes.check_alive(settings, [dispatcher, fleet])))
     outcome: scenario.Outcome = _step(progress, "outcome on the ledger",
                                       lambda: scenario.read_outcome(ctx))
     counts: dict[str, int] = {}

@@ -116,6 +116,28 @@ def ensure_all_running(settings: DemoSettings, procs: Sequence[DemoProcess], pro
         progress(f"{proc.name} started (pid {pid}, log {log})")
 
 
+def stop(settings: DemoSettings, proc: DemoProcess, progress: Progress) -> None:
+    """Stop ``proc`` if its pid file names a running process (by that pid)."""
+    if process.stop(settings.layout, proc.name):
+        progress(f"stopped {proc.name}")
+
+
+def check_alive(settings: DemoSettings, procs: Sequence[DemoProcess]) -> None:
+    """Raise if one of ``procs`` is not running.
+
+    Raises:
+        UserError: naming the process and the end of its log.
+    """
+    for proc in procs:
+        if process.info(settings.layout, proc.name).state is not process.ProcState.RUNNING:
+            log = settings.layout.log_file(proc.name)
+            try:
+                tail = log.read_text(errors="replace").strip().splitlines()[-1][:400]
+            except (OSError, IndexError):
+                tail = ""
+            raise UserError(f"{proc.name} is not running (see {log}): {tail}")
+
+
 def _base_env() -> dict[str, str]:
     import os
 

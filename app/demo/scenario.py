@@ -420,6 +420,13 @@ def _approval_org(item: dict[str, Any]) -> str:
     return str(inner.get("msp_id") or record.get("msp_id") or "")
 
 
+def rollout_planned(ctx: Context) -> bool:
+    """Whether the dispatcher's state holds the demo rollout's plan."""
+    with ctx.ledger() as ledger:
+        dispatcher = Dispatcher(ledger, ctx.settings.dispatch_dir, ORGANIZATIONS[FLEET_ORG])
+        return ROLLOUT_ID in dispatcher.plans()
+
+
 def create_rollout(ctx: Context) -> None:
     """Step 6: ITOps' dispatcher plans the rollout (canary, then waves) and creates it."""
     _, request, expected = fleet_plan(ctx.settings)
@@ -439,11 +446,12 @@ def create_rollout(ctx: Context) -> None:
 SETTLED = ("VERIFIED", "ROLLED_BACK", "FAILED", "SKIPPED")
 
 
-def watch_rollout(ctx: Context) -> dict[str, Any]:
+def watch_rollout(ctx: Context, alive: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Step 7: wait for the rollout to end, showing each wave's progress; the final record.
+    ``alive`` raises when a process the rollout needs has stopped.
 
     Raises:
-        UserError: it halted or was rolled back, or did not end in time.
+        UserError: it halted or was rolled back, did not end in time, or ``alive`` raised.
     """
     last = ""
     deadline = time.monotonic() + ctx.settings.timeout
@@ -464,6 +472,7 @@ def watch_rollout(ctx: Context) -> dict[str, Any]:
             if rollout["status"] in ("HALTED", "ROLLED_BACK", "CANCELLED"):
                 raise UserError(f"rollout {ROLLOUT_ID} ended {rollout['status']}: "
                                 f"{rollout.get('reason', '')}")
+            alive()
             if time.monotonic() > deadline:
                 raise UserError(f"rollout {ROLLOUT_ID} still {rollout['status']} after "
                                 f"{ctx.settings.timeout:.0f} s ({line}); see the logs of "
