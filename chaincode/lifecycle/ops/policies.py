@@ -60,18 +60,19 @@ def bootstrap_policy(
         SignatureError: a forged consent, one over another digest or channel, or one whose
             certificate no root of its organization issued.
         ExpiredError: an expired consent.
-        AlreadyExistsError: a policy exists already (whatever its id).
+        AlreadyExistsError: a policy exists already (whatever its id); checked after the
+            consents, so a call with bad consents is refused for them in any state.
     """
     authorize(tx.caller, "bootstrap_policy")
     policy = initial_policy(data)
     check_new_policy(policy, tuple(channel_orgs))
-    existing = tx.scan(Policy)
-    if existing:
-        raise AlreadyExistsError("Policy", existing[0].policy_id)
     verify_consents(
         consents, policy, channel_id=channel_id, channel_orgs=channel_orgs, trust=trust,
         now=tx.now,
     )
+    existing = tx.scan(Policy)
+    if existing:
+        raise AlreadyExistsError("Policy", existing[0].policy_id)
     tx.save(policy)
     return tx.changes
 
