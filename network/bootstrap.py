@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
+from patchledger.app.fabric import EcdsaSigner, IdentityError
 from patchledger.chaincode.lifecycle import LifecycleError
 from patchledger.chaincode.lifecycle.consent import new_consent
 from patchledger.network.config import NetworkConfig, StateLayout
@@ -31,17 +28,6 @@ __all__ = ["CONSENT_VALIDITY", "admin_consent", "init_ledger"]
 CONSENT_VALIDITY = 3600
 
 
-def _admin_key(msp_dir: Path) -> ec.EllipticCurvePrivateKey:
-    keys = sorted(p for p in (msp_dir / "keystore").glob("*_sk") if p.is_file())
-    if len(keys) != 1:
-        raise NetworkError(f"{msp_dir / 'keystore'}: expected exactly one *_sk key, found "
-                           f"{len(keys)}")
-    key = serialization.load_pem_private_key(keys[0].read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise NetworkError(f"{keys[0]}: not an ECDSA private key")
-    return key
-
-
 def admin_consent(config: NetworkConfig, org: Org, policy: dict[str, Any],
                   expires_at: int) -> dict[str, Any]:
     """``org``'s admin's signed consent to the first policy ``policy`` on this channel.
@@ -53,10 +39,10 @@ def admin_consent(config: NetworkConfig, org: Org, policy: dict[str, Any],
     msp_dir = StateLayout(config.state_dir).user_dir(org.name, "admin") / "msp"
     try:
         cert_pem = (msp_dir / "signcerts" / "cert.pem").read_bytes()
-        key = _admin_key(msp_dir)
+        key = EcdsaSigner.from_msp_dir(msp_dir).private_key
         return new_consent(policy, key=key, cert_pem=cert_pem, msp_id=org.msp_id,
                            channel_id=config.topology.channel, expires_at=expires_at)
-    except (OSError, ValueError, LifecycleError) as exc:
+    except (OSError, IdentityError, LifecycleError) as exc:
         raise NetworkError(f"{org.name} ({org.msp_id}): cannot sign the admin's consent to the "
                            f"first policy: {exc}") from exc
 
