@@ -66,7 +66,7 @@ from patchledger.chaincode.lifecycle.host_report import HostReport
 from patchledger.chaincode.lifecycle.identity import FABRIC_ATTRS_OID
 from patchledger.chaincode.lifecycle.signatures import encode_b64, sign
 from patchledger.chaincode.lifecycle.statement import ApprovalStatement
-from patchledger.network.bootstrap import CONSENT_VALIDITY, admin_consent
+from patchledger.network.bootstrap import every_admins_consent
 from patchledger.network.config import config_from_env
 from patchledger.network.manager import Manager
 
@@ -183,9 +183,7 @@ def submit(session: Session, function: str, *args: Any) -> Any:
 
 
 def wait_for_discovery(net: LocalNetwork, session: Session) -> None:
-    expires_at = int(time.time()) + CONSENT_VALIDITY
-    consents = [admin_consent(net.config, org, POLICY, expires_at)
-                for org in net.config.topology.peer_orgs]
+    consents = every_admins_consent(net.config, POLICY)
     deadline = time.monotonic() + 60
     while True:
         try:

@@ -22,7 +22,7 @@ from patchledger.network.errors import NetworkError
 from patchledger.network.peercli import invoke
 from patchledger.network.topology import Org
 
-__all__ = ["CONSENT_VALIDITY", "admin_consent", "init_ledger"]
+__all__ = ["CONSENT_VALIDITY", "admin_consent", "every_admins_consent", "init_ledger"]
 
 #: How long the consents collected at creation stay valid (they are used at once).
 CONSENT_VALIDITY = 3600
@@ -47,6 +47,17 @@ def admin_consent(config: NetworkConfig, org: Org, policy: dict[str, Any],
                            f"first policy: {exc}") from exc
 
 
+def every_admins_consent(config: NetworkConfig, policy: dict[str, Any]) -> list[dict[str, Any]]:
+    """The consent of every peer organization's admin to ``policy``, valid
+    :data:`CONSENT_VALIDITY` seconds from now: ``InitLedger``'s ``consents`` argument.
+
+    Raises:
+        NetworkError: a consent cannot be signed (see :func:`admin_consent`).
+    """
+    expires_at = int(time.time()) + CONSENT_VALIDITY
+    return [admin_consent(config, org, policy, expires_at) for org in config.topology.peer_orgs]
+
+
 def init_ledger(config: NetworkConfig, policy: dict[str, Any]) -> None:
     """Submit ``InitLedger(policy, consents)`` with the consent of every peer organization's
     admin, endorsed by the first two organizations (the chaincode's MAJORITY of three).
@@ -55,6 +66,5 @@ def init_ledger(config: NetworkConfig, policy: dict[str, Any]) -> None:
         NetworkError: a consent cannot be signed, or the peer CLI reported a failure.
     """
     orgs = config.topology.peer_orgs
-    expires_at = int(time.time()) + CONSENT_VALIDITY
-    consents = [admin_consent(config, org, policy, expires_at) for org in orgs]
+    consents = every_admins_consent(config, policy)
     invoke(config, (orgs[0], orgs[1]), "InitLedger", [json.dumps(policy), json.dumps(consents)])
