@@ -47,6 +47,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +130,8 @@ class Decision:
 
 @dataclass
 class StepReport:
-    """What one step did."""
+    """What one step did; ``progress`` counts each driven rollout's deployments by status
+    as the step read them from the ledger."""
 
     decisions: list[Decision] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
@@ -137,6 +139,7 @@ class StepReport:
     accepted: int = 0
     replayed: int = 0
     refused: int = 0
+    progress: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -242,13 +245,16 @@ class Dispatcher:
 
     def run(self, stop: threading.Event, on_step: Callable[[StepReport], None] | None = None
             ) -> None:
-        """Step until ``stop`` is set; a peer that cannot be reached is retried with
-        back-off (logged), never a crash."""
+        """Step until ``stop`` is set; a failed step (a peer that cannot be reached, a
+        transaction whose retries ran out, an unreadable plan) is logged and retried with
+        back-off, never a crash."""
         delay = self.settings.interval
         while not stop.is_set():
             try:
                 report = self.step()
-            except (GatewayError, OSError) as exc:
+            except (GatewayError, OSError, UserError) as exc:
+                # a peer unreachable, retries used up, an unreadable state file: logged and
+                # retried with back-off, the process keeps its place (nothing half-done)
                 log.warning("dispatcher step failed, retrying in %.1fs: %s", delay, exc)
                 stop.wait(delay)
                 delay = min(delay * 2, 10.0)
@@ -273,6 +279,8 @@ class Dispatcher:
         if plans:
             seen = self.board.seen()
             deployments = self._deployments(plans)
+            report.progress = {rid: Counter(d.get("status", "") for d in deps.values())
+                               for rid, deps in deployments.items()}
             for rollout_id, plan in plans.items():
                 orders.update(self._drive(plan, deployments.get(rollout_id, {}), seen, report))
         self.board.publish_orders(orders)
