@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "patchledger.app.fabric.cli",
     "patchledger.app.feeds.cli",
     "patchledger.app.web.cli",
+    "patchledger.app.web.client_cli",
     "patchledger.app.reports.cli",
 )
 

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 import grpc
@@ -45,12 +46,12 @@ from patchledger.app.fabric import (
     connect,
     create_channel,
 )
-from patchledger.app.readmodel.projector import peer_height
 from patchledger.app.web.config import AppConfig
 from patchledger.app.web.metrics import Metrics
 from patchledger.chaincode.lifecycle.signatures import encode_b64
 from patchledger.chaincode.lifecycle.statement import ApprovalStatement
 
+_ledger_pb2: Any = import_module("fabric_protos.common.ledger_pb2")
 _REFUSAL = re.compile(r"chaincode response (\d{3}), (.*)", re.DOTALL)
 _UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                 grpc.StatusCode.CANCELLED}
@@ -252,11 +253,14 @@ class Ledger:
         Raises:
             LedgerError: the peer is down or refused (503/502).
         """
-        network = self.network()
+        contract = self.network().get_contract("qscc")
         try:
-            return peer_height(network, self._config.channel)
+            raw = contract.evaluate_transaction("GetChainInfo", self._config.channel)
         except FabricError as exc:
             raise map_gateway_error(exc, "GetChainInfo", self.endpoint) from exc
+        # app.readmodel.projector.peer_height parses common_pb2.BlockchainInfo, which lives
+        # in common/ledger.proto: parsed here until it is fixed there
+        return int(_ledger_pb2.BlockchainInfo.FromString(raw).height)
 
     def raw_blocks(self, start: int, stop: int) -> Iterator[Any]:
         """The peer's ``common.Block`` messages ``start`` to ``stop`` (inclusive), for ledger
@@ -293,6 +297,29 @@ class Ledger:
         self._wallet.put(enrollment_id, enrollment.identity(self._config.msp_id),
                          enrollment.signer)
         return enrollment_id
+
+    def register_host(self, host_id: str) -> tuple[str, str]:
+        """Register a host identity (``role=host``, ``host_id``) for one enrollment; return
+        its enrollment id and one-time secret, with which the agent enrolls at the CA itself
+        (its private key never leaves the host).
+
+        Raises:
+            LedgerError: the CA refused (502) or is down, or none is configured (503).
+        """
+        if self._config.ca is None:
+            raise LedgerError(503, f"no CA is configured for {self._config.organization}'s "
+                              "app: hosts cannot be registered")
+        enrollment_id = f"host.{host_id}.{secrets.token_hex(3)}"
+        registrar, registrar_signer = self._registrar()
+        try:
+            secret = self._config.ca.client().register(
+                registrar, registrar_signer, RegistrationRequest(
+                    enrollment_id, max_enrollments=1,
+                    attributes=[Attribute("role", "host", ecert=True),
+                                Attribute("host_id", host_id, ecert=True)]))
+        except FabricError as exc:
+            raise map_gateway_error(exc, "register", self._config.ca.url) from exc
+        return enrollment_id, secret
 
     def sign_statement(self, actor: Actor, patch_id: str, artifact_sha256: str, decision: str,
                        comment: str, expires_at: int) -> dict[str, Any]:
