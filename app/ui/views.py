@@ -17,6 +17,7 @@ Contracts:
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from datetime import UTC, datetime
@@ -52,6 +53,7 @@ from patchledger.app.web.ledger import LedgerError
 from patchledger.app.web.rbac import PUBLIC, allowed, requires
 
 _HERE = Path(__file__).resolve().parent
+log = logging.getLogger("patchledger.app.ui")
 ui = Blueprint("ui", __name__, url_prefix="/ui", root_path=str(_HERE),
                template_folder="templates")
 
@@ -261,6 +263,9 @@ def _lag() -> Any:
     try:
         height: int | None = st.ledger.height()
     except LedgerError:
+        height = None
+    except Exception:  # the dashboard never fails for the lag: shown as unknown, logged
+        log.exception("the peer height could not be read for the dashboard")
         height = None
     return lag(st.engine, height)
 
