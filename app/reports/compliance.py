@@ -24,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 MET, MISSED, OPEN = "met", "missed", "open"
 CLOSED_STATES = frozenset({"MITIGATED", "NOT_AFFECTED"})
@@ -132,7 +133,7 @@ class Report:
     exposure: list[dict[str, object]] = field(default_factory=list)
     open_exceptions: list[dict[str, str]] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:
         """The report as plain data (the canonical form that is hashed)."""
         f = self.facts
         return {

@@ -146,7 +146,7 @@ def test_a_later_date_sees_the_later_history(engine: Engine) -> None:
         later = compute(load_facts(conn, parse_as_of("2026-11-30"))).as_dict()
     # E reopened (no longer remediated, due passed: missed), B's h3 verified 11-06 (met),
     # F recorded 11-10, due 11-20, open: missed
-    items = {i["vuln_id"]: i["outcome"] for i in later["kev"]["items"]}  # type: ignore[index]
+    items = {i["vuln_id"]: i["outcome"] for i in later["kev"]["items"]}
     assert items == {"CVE-A": "missed", "CVE-B": "met", "CVE-E": "missed", "CVE-F": "missed"}
 
 
