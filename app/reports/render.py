@@ -21,7 +21,9 @@ from patchledger.app.errors import UserError
 from patchledger.app.reports.compliance import Report
 
 _HERE = Path(__file__).resolve().parent
-_ENV = Environment(loader=FileSystemLoader(_HERE / "templates"),
+#: The reports' templates and stylesheet.
+TEMPLATES = _HERE / "templates"
+_ENV = Environment(loader=FileSystemLoader(TEMPLATES),
                    autoescape=select_autoescape(["html"]))
 FORMATS = ("html", "csv", "pdf", "json")
 MEDIA_TYPES = {"html": "text/html", "csv": "text/csv", "pdf": "application/pdf",
@@ -59,7 +61,7 @@ def html(report: Report, *, stylesheet_href: str = "") -> str:
     """The report as an HTML document (inline ``<style>`` unless ``stylesheet_href`` is given,
     as the web UI does under its CSP)."""
     doc = report.as_dict()
-    css = "" if stylesheet_href else (_HERE / "templates" / "report.css").read_text()
+    css = "" if stylesheet_href else (TEMPLATES / "report.css").read_text()
     kev: dict[str, Any] = doc["kev"]
     return _ENV.get_template("kev.html").render(
         r=doc, sha256=digest(report), css=css, stylesheet_href=stylesheet_href,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mimetypes
 import re
 import time
 from datetime import UTC, datetime
@@ -34,12 +35,13 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_from_directory,
     session,
     url_for,
 )
 from flask_wtf.csrf import validate_csrf
 from sqlalchemy import desc, select
+from werkzeug.exceptions import NotFound
+from werkzeug.security import safe_join
 
 from patchledger.app.ingest.tables import feed_imports, inventories
 from patchledger.app.readmodel import queries
@@ -106,9 +108,11 @@ def bridge_form_csrf() -> None:
 
 @ui.after_request
 def _html_errors(response: Response) -> Response:
-    """JSON errors of the app's hook or handlers become pages; a 401 on GET redirects to the
-    login page; every response gets the CSP and hardening headers."""
-    if response.status_code >= 400 and response.mimetype == "application/json":
+    """JSON errors of the app's hook or handlers become pages for browsers (clients accepting
+    text/html without an API token; others keep the JSON error); a browser's 401 on GET
+    redirects to the login page; every response gets the CSP and hardening headers."""
+    browser = request.accept_mimetypes.accept_html and "Authorization" not in request.headers
+    if response.status_code >= 400 and response.mimetype == "application/json" and browser:
         body = response.get_json(silent=True) or {}
         error = body.get("error") or {}
         message = str(error.get("message") or response.status)
@@ -208,11 +212,27 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True)
 
 
+def _asset(directory: Path, filename: str) -> Response:
+    """A file below ``directory`` read whole (small assets; no open file handle outlives the
+    request), cached a day.
+
+    Raises:
+        NotFound: outside ``directory`` or missing (404).
+    """
+    found = safe_join(str(directory), filename)
+    if found is None or not Path(found).is_file():
+        raise NotFound(f"no asset {filename!r}")
+    kind = mimetypes.guess_type(found)[0] or "application/octet-stream"
+    response = Response(Path(found).read_bytes(), mimetype=kind)
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
 @ui.get("/static/<path:filename>")
 @requires(PUBLIC)
 def static(filename: str) -> Response:
     """The UI's own and vendored assets (cached a day)."""
-    return send_from_directory(_HERE / "static", filename, max_age=86400)
+    return _asset(_HERE / "static", filename)
 
 
 # ---------------------------------------------------------------------------- login
@@ -654,8 +674,7 @@ def reports() -> Response | str:
         with state().engine.connect() as conn:
             report = compute(load_facts(conn, moment))
         if fmt == "html":
-            body = render.html(report, stylesheet_href=url_for("ui.static",
-                                                               filename="report.css"))
+            body = render.html(report, stylesheet_href=url_for("ui.report_css"))
             return Response(body, mimetype="text/html")
         data = render.render(report, fmt)
     except UserError as exc:
@@ -665,3 +684,12 @@ def reports() -> Response | str:
         f'attachment; filename="kev-report-{as_of}.{fmt}"'
     response.headers["X-Report-SHA256"] = render.digest(report)
     return response
+
+
+@ui.get("/reports/report.css")
+@requires(PUBLIC)
+def report_css() -> Response:
+    """The reports' stylesheet (app/reports/templates/report.css), linked under the CSP."""
+    from patchledger.app.reports import render
+
+    return _asset(render.TEMPLATES, "report.css")

@@ -36,8 +36,16 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
+def browser(client: FlaskClient) -> FlaskClient:
+    """``client`` sending a browser's Accept header (HTML error pages, login redirects)."""
+    client.environ_base["HTTP_ACCEPT"] = "text/html,application/xhtml+xml,*/*;q=0.8"
+    return client
+
+
 def log_in(client: FlaskClient, account: Account) -> FlaskClient:
-    """Log ``account`` in through the login form (with a TOTP code when it has one)."""
+    """Log ``account`` in through the login form (with a TOTP code when it has one), as a
+    browser."""
+    browser(client)
     page = client.get("/ui/login")
     assert page.status_code == 200
     form = {"csrf_token": csrf_of(page.text), "username": account.username,

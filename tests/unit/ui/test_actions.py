@@ -17,7 +17,7 @@ from patchledger.app.ui.views import NAV
 from patchledger.app.web.factory import state
 from patchledger.app.web.rbac import allowed
 from patchledger.chaincode.lifecycle.statement import SignedStatement
-from tests.unit.ui.conftest import csrf_of, log_in
+from tests.unit.ui.conftest import browser, csrf_of, log_in
 from tests.unit.webapp import test_ledger_flow as flow
 from tests.unit.webapp.conftest import Account, add_user, totp_code
 
@@ -143,7 +143,7 @@ def test_pages_and_actions_refused_to_other_roles(populated: APIFlask,
 
 def test_login_with_wrong_totp_and_lockout_message(app: APIFlask) -> None:
     approver = add_user(app, "amir", "approver")
-    client = app.test_client()
+    client = browser(app.test_client())
     page = client.get("/ui/login")
     response = client.post("/ui/login", data={"csrf_token": csrf_of(page.text),
                                               "username": "amir",

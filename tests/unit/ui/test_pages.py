@@ -9,7 +9,7 @@ from apiflask import APIFlask
 from flask.testing import FlaskClient
 
 from patchledger.app.ui.views import CSP
-from tests.unit.ui.conftest import log_in
+from tests.unit.ui.conftest import browser, log_in
 from tests.unit.webapp.conftest import Account
 
 PAGES = ["/ui/", "/ui/vulnerabilities", "/ui/vulnerabilities/CVE-2026-00000",
@@ -54,7 +54,7 @@ def test_vulnerability_detail_explains_priority(populated: APIFlask,
 
 
 def test_unauthenticated_page_redirects_to_login(populated: APIFlask) -> None:
-    client = populated.test_client()
+    client = browser(populated.test_client())
     response = client.get("/ui/patches")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/ui/login?next=/ui/patches")
@@ -76,3 +76,12 @@ def test_static_assets_are_vendored(client: FlaskClient) -> None:
             assert response.status_code == 200 and len(response.data) > 1000, name
     with client.get("/ui/static/../views.py") as response:
         assert response.status_code == 404
+
+
+def test_api_clients_keep_json_errors(populated: APIFlask,
+                                      accounts: dict[str, Account]) -> None:
+    client = populated.test_client()
+    assert client.get("/ui/patches").status_code == 401  # no Accept: text/html, no redirect
+    refused = client.get("/ui/users", headers=accounts["auditor"].headers)
+    assert refused.status_code == 403 and refused.json is not None
+    assert "users.manage" in refused.json["error"]["message"]
