@@ -46,7 +46,7 @@ from werkzeug.security import safe_join
 from patchledger.app.ingest.tables import feed_imports, inventories
 from patchledger.app.readmodel import queries
 from patchledger.app.readmodel.projector import lag
-from patchledger.app.ui import data
+from patchledger.app.ui import data, wizard
 from patchledger.app.web import auth
 from patchledger.app.web.api import reads, routes
 from patchledger.app.web.db import ApiToken, Role, User
@@ -74,6 +74,7 @@ NAV = (
     ("ui.patches", "Patches", "records.read"),
     ("ui.hosts", "Hosts", "records.read"),
     ("ui.rollouts", "Rollouts", "records.read"),
+    ("ui.rollout_wizard", "Plan a rollout", "rollout.manage"),
     ("ui.policy", "Policy", "records.read"),
     ("ui.audit", "Audit", "audit.read"),
     ("ui.reports", "Reports", "audit.read"),
@@ -520,6 +521,76 @@ def rollout(rollout_id: str) -> str:
         if can("rollout.manage") else []
     return page("rollout.html", row=row, progress=progress, actions=actions,
                 history=_history("Rollout", rollout_id))
+
+
+def _own_hosts() -> list[wizard.HostInfo]:
+    """Every ENROLLED host of this organization (all pages of the read model)."""
+    out: list[wizard.HostInfo] = []
+    cursor: str | None = None
+    with state().engine.connect() as conn:
+        while True:
+            found = queries.list_records(conn, "Host", filters={
+                "owner_msp": state().config.msp_id, "state": "ENROLLED"},
+                limit=queries.MAX_LIMIT, cursor=cursor)
+            out += [wizard.HostInfo(r.record_id, tuple(r.record.get("groups") or ()),
+                                    str(r.record.get("maintenance_window") or ""))
+                    for r in found.items]
+            if found.next_cursor is None:
+                return out
+            cursor = found.next_cursor
+
+
+def _wizard_number(name: str, default: int, high: int) -> int:
+    raw = request.form.get(name, "").strip() or str(default)
+    if not raw.isdigit() or int(raw) > high:
+        raise PageError(f"{name} must be a whole number from 0 to {high}", status=400,
+                        field=name)
+    return int(raw)
+
+
+@ui.route("/rollouts/new", methods=["GET", "POST"])
+@requires("rollout.manage")
+def rollout_wizard() -> str:
+    """Plan a rollout: patch, waves from groups or percentages, canary, failure threshold,
+    soak; a preview of which hosts go in which wave and when; then ``CreateRollout`` with
+    exactly the previewed hosts."""
+    with state().engine.connect() as conn:
+        deployable = queries.list_records(conn, "Patch", filters={
+            "state": ["APPROVED", "RELEASED"]}, limit=queries.MAX_LIMIT).items
+    form = request.form
+    hosts = _own_hosts()
+    values = {"rollout_id": form.get("rollout_id", ""), "patch_id": form.get("patch_id", ""),
+              "mode": form.get("mode", "groups"), "groups": form.get("groups", ""),
+              "percentages": form.get("percentages", "10,30,60"),
+              "canary": form.get("canary", "0"), "failure_threshold_pct":
+              form.get("failure_threshold_pct", "10"), "soak_seconds":
+              form.get("soak_seconds", "3600")}
+    group_names = sorted({g for h in hosts for g in h.groups})
+    if request.method == "GET":
+        return page("wizard.html", patches=deployable, values=values, waves=None,
+                    host_count=len(hosts), group_names=group_names)
+    if values["patch_id"] not in {p.record_id for p in deployable}:
+        raise PageError(f"patch {values['patch_id']!r} is not APPROVED or RELEASED in the "
+                        "read model", status=400, field="patch_id")
+    rollout_id = routes._record_id(values["rollout_id"], "rollout_id")
+    soak = _wizard_number("soak_seconds", 3600, 30 * 86400)
+    threshold = _wizard_number("failure_threshold_pct", 10, 100)
+    try:
+        waves = wizard.plan(hosts, mode=values["mode"], groups_text=values["groups"],
+                            percentages=values["percentages"],
+                            canary=_wizard_number("canary", 0, len(hosts)),
+                            soak_seconds=soak)
+    except wizard.PlanError as exc:
+        raise PageError(str(exc), status=400, field=exc.field) from exc
+    if form.get("step") != "create":
+        windows = {h.host_id: h.maintenance_window for h in hosts}
+        return page("wizard.html", patches=deployable, values=values, waves=waves,
+                    host_count=len(hosts), group_names=group_names, windows=windows)
+    document = wizard.rollout_document(rollout_id, values["patch_id"], waves,
+                                       failure_threshold_pct=threshold, soak_seconds=soak)
+    result = routes._submit("CreateRollout", document)
+    return page("done.html", title=f"Rollout {rollout_id} planned", result=result,
+                back=url_for("ui.rollout", rollout_id=rollout_id))
 
 
 @ui.post("/rollouts/<rollout_id>/action")

@@ -76,12 +76,13 @@ def test_approver_flow_in_chromium(served: str, browser: Any, ledger_app: APIFla
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     _login(page, served, approver)
     page.wait_for_selector("#chart-open")
-    page.wait_for_function("document.querySelector('#chart-open').dataset.drawn === '1'")
+    page.wait_for_selector("#chart-open[data-drawn='1']")
     shot(page, "dashboard")
     assert page.locator("#waiting").get_by_role("link", name="p-1").count() == 1
 
     page.get_by_role("link", name="Vulnerabilities").click()
-    page.get_by_label("Severity").select_option("critical")
+    page.wait_for_url("**/ui/vulnerabilities")
+    page.get_by_label("Severity", exact=True).select_option("critical")
     page.get_by_role("button", name="Apply").click()
     page.wait_for_url("**severity=critical**")
     rows = page.locator("#vuln-table tbody tr")
@@ -139,7 +140,7 @@ def test_auditor_is_refused_in_chromium(served: str, browser: Any,
     shot(page, "refused")
     page.goto(f"{served}/ui/audit")
     page.get_by_role("button", name="Verify the ledger").click()
-    page.wait_for_function("document.getElementById('verify-result').dataset.ok !== undefined")
+    page.wait_for_selector("#verify-result[data-ok]")
     # this app has no trust anchors configured: the API's 503 is shown, named
     assert "Verification unavailable (503)" in page.locator("#verify-result").inner_text()
     shot(page, "audit")

@@ -122,8 +122,7 @@ def test_two_approvers_in_their_own_apps_then_compliance_sees_approved(
         shot(page, "network-compliance-dashboard")
         page.goto(f"{bases['compliance']}/ui/audit")
         page.get_by_role("button", name="Verify the ledger").click()
-        page.wait_for_function(
-            "document.getElementById('verify-result').dataset.ok !== undefined")
+        page.wait_for_selector("#verify-result[data-ok]")
         result = page.locator("#verify-result").inner_text()
         assert result.startswith("Ledger verified"), result
         shot(page, "network-compliance-verified")
