@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from patchledger.app.db import open_engine
+from patchledger.app.errors import UserError
 from patchledger.app.reports import render
 from patchledger.app.reports.compliance import Report, compute
 from patchledger.app.reports.source import load_facts, parse_as_of
@@ -48,6 +49,30 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_evidence(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from patchledger.app.reports.evidence import load_bundle, verify_bundle
+
+    try:
+        text = Path(args.bundle).read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read the evidence bundle {args.bundle}: {exc}") from exc
+    result = verify_bundle(load_bundle(text))
+    if args.json:
+        print(json.dumps(dataclasses.asdict(result), indent=2, sort_keys=True))
+    else:
+        for msp, prints in sorted(result.trust_fingerprints.items()):
+            print(f"trust root {msp}: sha256 {', '.join(prints)}")
+        print(f"blocks checked: {result.blocks_checked}, last block hash "
+              f"{result.last_block_hash}; record versions checked: {result.versions_checked}")
+        for problem in result.problems:
+            print(f"PROBLEM: {problem}")
+        print("evidence verified" if result.ok else "evidence NOT verified")
+    return 0 if result.ok else 1
+
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``report``."""
     report = subparsers.add_parser("report", help="compliance reports from the read model")
@@ -65,3 +90,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     kev.add_argument("--no-network", action="store_true", default=True,
                      help=argparse.SUPPRESS)
     kev.set_defaults(func=_run)
+    verify = kinds.add_parser("verify-evidence", help="verify an evidence bundle offline "
+                              "(blocks against its trust roots, records against the blocks)")
+    verify.add_argument("bundle", help="the bundle file (exported from the audit explorer)")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.set_defaults(func=_verify_evidence)

@@ -764,3 +764,45 @@ def report_css() -> Response:
     from patchledger.app.reports import render
 
     return _asset(render.TEMPLATES, "report.css")
+
+
+@ui.post("/audit/evidence")
+@requires("audit.read")
+def evidence() -> Response:
+    """An evidence bundle of a record (a patch with its approvals) for offline verification
+    (``patchledger report verify-evidence``)."""
+    from patchledger.app.fabric import FabricError, TrustAnchors
+    from patchledger.app.reports import evidence as ev
+
+    record_type = request.form.get("record_type", "")
+    record_id = request.form.get("record_id", "")
+    if record_type not in queries.record_types():
+        raise PageError(f"record_type must be one of {', '.join(queries.record_types())}",
+                        status=400, field="record_type")
+    st = state()
+    config = st.config
+    if not config.trust_msp_dirs or not config.orderer_msp_ids:
+        raise LedgerError(503, f"{config.organization}'s app has no trust anchors configured "
+                          "(trust, orderer_msp): evidence cannot be exported")
+    try:
+        anchors = TrustAnchors.from_msp_dirs(dict(config.trust_msp_dirs),
+                                             config.orderer_msp_ids)
+    except FabricError as exc:
+        raise LedgerError(503, f"the trust anchors cannot be loaded: {exc}") from exc
+    records = [(record_type, record_id)]
+    try:
+        with st.engine.connect() as conn:
+            if record_type == "Patch":
+                records += [("Approval", a.record_id) for a in queries.list_records(
+                    conn, "Approval", filters={"patch_id": record_id},
+                    limit=queries.MAX_LIMIT).items]
+            bundle = ev.build_bundle(conn, records, st.ledger.raw_blocks, anchors,
+                                     organization=config.organization,
+                                     channel=config.channel, chaincode=config.chaincode)
+    except ev.EvidenceError as exc:
+        raise PageError(str(exc), status=404, field="record_id") from exc
+    body = json.dumps(bundle, sort_keys=True, indent=1)
+    response = Response(body, mimetype="application/json")
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{record_type}-{record_id}")
+    response.headers["Content-Disposition"] = f'attachment; filename="evidence-{safe}.json"'
+    return response

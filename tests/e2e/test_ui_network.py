@@ -3,7 +3,8 @@ approvers each log in with password and TOTP to their own organization's app (se
 waitress, feeding its read model from its own peer), review the statement and approve the
 same patch re-entering the TOTP code, and see their transaction id once their block is
 projected; Compliance's auditor then sees the patch APPROVED in Compliance's own app and
-verifies the ledger there. Screenshots in tmp/test-artifacts/.
+verifies the ledger there, then exports the patch's evidence bundle, which the CLI verifies
+offline (and a forged or cut bundle fails). Screenshots in tmp/test-artifacts/.
 
 The apps, their users and the patch up to TESTED come from the API lifecycle test's fixture
 (tests/integration/test_app_lifecycle.py); ports are PATCHLEDGER_TEST_PORT_BASE + 801..803.
@@ -11,16 +12,20 @@ The apps, their users and the patch up to TESTED come from the API lifecycle tes
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import secrets
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
 
+from patchledger.app.cli import main
+from patchledger.app.reports.evidence import load_bundle, verify_bundle
 from patchledger.app.web import auth
 from patchledger.app.web.factory import state
 from tests.e2e.conftest import serve, shot
@@ -88,14 +93,15 @@ def _approve(browser: Any, base: str, org: str, username: str, secret: str,
         totp.at(time.time() + 30))
     page.get_by_role("button", name="Sign and submit").click()
     page.wait_for_selector("#tx-id")
-    tx_id = page.locator("#tx-id").inner_text()
+    tx_id: str = page.locator("#tx-id").inner_text()
     shot(page, f"network-{org}-signed")
     context.close()
     return tx_id
 
 
 def test_two_approvers_in_their_own_apps_then_compliance_sees_approved(
-        apps: dict[str, lifecycle.OrgApp], browser: Any) -> None:
+        apps: dict[str, lifecycle.OrgApp], browser: Any, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     run = secrets.token_hex(3)
     patch_id = _tested_patch(apps)
     secrets_of = {org: _user(apps[org], f"web-approver-{run}", "approver")
@@ -126,4 +132,21 @@ def test_two_approvers_in_their_own_apps_then_compliance_sees_approved(
         result = page.locator("#verify-result").inner_text()
         assert result.startswith("Ledger verified"), result
         shot(page, "network-compliance-verified")
+
+        # evidence export, verified offline by the CLI; tampering is found
+        page.goto(f"{bases['compliance']}/ui/audit?record_type=Patch&record_id={patch_id}")
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Export evidence bundle").click()
+        bundle = tmp_path / "evidence.json"
+        download.value.save_as(str(bundle))
         context.close()
+    assert main(["report", "verify-evidence", str(bundle)]) == 0
+    out = capsys.readouterr().out
+    assert "evidence verified" in out and "record versions checked: 5" in out, out
+    doc = load_bundle(bundle.read_bytes())
+    forged = copy.deepcopy(doc)
+    forged["records"][0]["versions"][-1]["record"]["title"] = "something else"
+    assert any("content differs" in p for p in verify_bundle(forged).problems)
+    cut = copy.deepcopy(doc)
+    del cut["blocks"][1]
+    assert not verify_bundle(cut).ok

@@ -165,3 +165,18 @@ def test_admin_creates_user_with_totp_qr(app: APIFlask, accounts: dict[str, Acco
     bad = client.post("/ui/users", data={"csrf_token": csrf_of(page.text),
                                          "username": "Bad Name", "role": "approver"})
     assert bad.status_code == 400 and "must match" in bad.text
+
+
+def test_export_needs_trust_anchors(populated: APIFlask,
+                                   accounts: dict[str, Account]) -> None:
+    client = log_in(populated.test_client(), accounts["auditor"])
+    page = client.get("/ui/audit?record_type=Patch&record_id=p-0001")
+    assert "Export evidence bundle" in page.text
+    csrf = csrf_of(page.text)
+    response = client.post("/ui/audit/evidence", data={"csrf_token": csrf,
+                                                       "record_type": "Patch",
+                                                       "record_id": "p-0001"})
+    assert response.status_code == 503 and "no trust anchors configured" in response.text
+    feed = log_in(populated.test_client(), accounts["feed"])
+    feed_csrf = csrf_of(feed.get("/ui/account").text)
+    assert feed.post("/ui/audit/evidence", data={"csrf_token": feed_csrf}).status_code == 403
