@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,7 +24,8 @@ from patchledger.app.reports.compliance import (
     VulnFacts,
 )
 
-_TYPES = ("Vulnerability", "Patch", "Host", "Deployment", "RiskAcceptance", "Policy")
+#: Record types read whole; hosts are read only for the hosts a deployment names.
+_TYPES = ("Vulnerability", "Patch", "Deployment", "RiskAcceptance", "Policy")
 
 
 def parse_as_of(text: str) -> datetime:
@@ -48,15 +50,20 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def history_as_of(conn: Connection, as_of: datetime
+def history_as_of(conn: Connection, as_of: datetime, types: Sequence[str] = _TYPES,
+                  ids: Sequence[str] | None = None
                   ) -> dict[tuple[str, str], list[tuple[datetime, str, dict[str, Any] | None]]]:
-    """Per (record type, record id): its versions (time, state, document) written up to
-    ``as_of``, oldest first."""
+    """Per (record type, record id) of ``types`` (and of ``ids`` when given): its versions
+    (time, state, document) written up to ``as_of``, oldest first."""
     v = record_versions.c
-    rows = conn.execute(
-        select(v.record_type, v.record_id, v.tx_time, v.state, v.json, v.is_delete)
-        .where(v.record_type.in_(_TYPES), v.tx_time <= _iso(as_of))
-        .order_by(v.block_number, v.tx_index, v.write_index)).all()
+    query = (select(v.record_type, v.record_id, v.tx_time, v.state, v.json, v.is_delete)
+             .where(v.record_type.in_(types), v.tx_time <= _iso(as_of))
+             .order_by(v.block_number, v.tx_index, v.write_index))
+    if ids is not None:
+        rows = [r for start in range(0, len(ids), 500)
+                for r in conn.execute(query.where(v.record_id.in_(ids[start:start + 500])))]
+    else:
+        rows = list(conn.execute(query))
     out: dict[tuple[str, str], list[tuple[datetime, str, dict[str, Any] | None]]] = \
         defaultdict(list)
     for record_type, record_id, tx_time, state, text, is_delete in rows:
@@ -118,6 +125,10 @@ def load_facts(conn: Connection, as_of: datetime) -> Facts:
             earlier = verified.get(key)
             verified[key] = first if earlier is None else (
                 min(earlier, first) if first else earlier)
+    host_ids = sorted({h for _, h in verified})
+    for (_, host_id), versions in history_as_of(conn, as_of, ("Host",), host_ids).items():
+        if versions[-1][2] is not None:
+            latest["Host"][host_id] = versions[-1][2]
     exposures = []
     for (vid, host_id), moment in sorted(verified.items()):
         host = latest["Host"].get(host_id, {})

@@ -3,7 +3,8 @@ downloaded one) driven by Playwright, against the org app served by waitress on 
 with the fake peer and CA of app.fabric.testing (real gRPC, the approver's own CA-enrolled
 key) and a synthesized read model. An approver logs in with TOTP, looks at the dashboard,
 the vulnerabilities and a patch, approves it re-entering the TOTP code after seeing what is
-signed; an auditor is refused the approval and the users page. Screenshots go to
+signed; an operator plans a rollout in the wizard (the submitted waves are the preview's);
+an auditor is refused the approval and the users page. Screenshots go to
 tmp/test-artifacts/ (not committed).
 
 Not here (docs/ui.md): the three-organization flow on the real Fabric network.
@@ -144,4 +145,38 @@ def test_auditor_is_refused_in_chromium(served: str, browser: Any,
     # this app has no trust anchors configured: the API's 503 is shown, named
     assert "Verification unavailable (503)" in page.locator("#verify-result").inner_text()
     shot(page, "audit")
+    context.close()
+
+
+def test_operator_plans_a_rollout_in_the_wizard(served: str, browser: Any,
+                                                ledger_app: APIFlask,
+                                                chaincode: flow.Chaincode) -> None:
+    operator = add_user(ledger_app, "olga", "operator")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    _login(page, served, operator)
+    page.get_by_role("link", name="Plan a rollout").click()
+    page.wait_for_url("**/ui/rollouts/new")
+    page.get_by_label("Rollout id").fill("ro-browser")
+    page.get_by_label("Patch (APPROVED or RELEASED)").select_option("p-0000")
+    page.get_by_label("host groups").check()
+    page.get_by_label("Groups, one line per wave (comma-separated)").fill("web\ndb,batch")
+    page.get_by_label("Canary hosts (a first wave of their own; 0 for none)").fill("2")
+    page.get_by_label("Soak between waves (seconds)").fill("1800")
+    page.get_by_role("button", name="Preview the waves").click()
+    page.wait_for_selector("#preview")
+    rows = page.locator("#preview tbody tr")
+    assert rows.count() == 3
+    assert "3600 s after the start" in rows.nth(2).inner_text()
+    shot(page, "wizard-preview")
+    # estate(): hosts of SecOps are every third host; groups cycle web, db, batch, edge
+    preview_hosts = [rows.nth(i).locator("td").nth(2).inner_text() for i in range(3)]
+    page.get_by_role("button", name="Create this rollout").click()
+    page.wait_for_selector("text=Rollout ro-browser planned")
+    function, (argument,) = chaincode.calls[-1]
+    document = json.loads(argument)
+    assert function == "CreateRollout" and document["rollout_id"] == "ro-browser"
+    assert [str(len(w["hosts"])) for w in document["waves"]] == preview_hosts
+    assert document["soak_seconds"] == 1800
     context.close()
