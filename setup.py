@@ -1,7 +1,8 @@
-"""Package layout: the four top-level folders are installed under one ``patchledger`` namespace.
+"""Package layout: the top-level folders are installed under one ``patchledger`` namespace.
 
 ``app/`` becomes ``patchledger.app``, ``agent/`` ``patchledger.agent``, ``chaincode/``
-``patchledger.chaincode`` and ``network/`` ``patchledger.network``, so the distribution claims no
+``patchledger.chaincode``, ``network/`` ``patchledger.network`` and ``common/`` (the helpers
+below every area) ``patchledger.common``, so the distribution claims no
 generic top-level module name (docs/architecture.md, "One namespace"). setuptools' declarative
 configuration cannot map folders and discover their sub-packages at once; this file does only
 that, everything else is in pyproject.toml.
@@ -9,7 +10,7 @@ that, everything else is in pyproject.toml.
 
 from setuptools import find_namespace_packages, setup
 
-AREAS = ("app", "agent", "chaincode", "network")
+AREAS = ("app", "agent", "chaincode", "network", "common")
 
 
 def _packages() -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from patchledger.agent.attestation import DEFAULT_MIN_ENDORSERS
 from patchledger.agent.errors import ConfigError
 from patchledger.agent.verify import DEFAULT_MIN_QUORUM
 from patchledger.agent.window import Window, parse_window
@@ -28,6 +29,10 @@ class AgentConfig:
         health_command: argv of the health check command run in the target (empty: the
             caller passes a health check callable, or none).
         health_timeout: seconds before the health check counts as failed.
+        channel: the ledger's channel (attestations must be for it).
+        chaincode: the ledger's chaincode name (attestations must be its answers).
+        min_endorsers: the pinned floor on distinct organizations whose peers must endorse an
+            attestation (see :mod:`agent.attestation`); never below 1.
     """
 
     host_id: str
@@ -38,21 +43,31 @@ class AgentConfig:
     dry_run: bool = False
     health_command: tuple[str, ...] = ()
     health_timeout: float = 60.0
+    channel: str = "patchledger"
+    chaincode: str = "patchledger"
+    min_endorsers: int = DEFAULT_MIN_ENDORSERS
     window: Window = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate; parse the window once.
 
         Raises:
-            ConfigError: empty host id, min_quorum below 1, malformed window.
+            ConfigError: empty host id, min_quorum or min_endorsers below 1, malformed window.
         """
         if not self.host_id:
             raise ConfigError("host_id must not be empty")
         if self.min_quorum < 1:
             raise ConfigError(f"min_quorum must be at least 1, not {self.min_quorum}")
+        if self.min_endorsers < 1:
+            raise ConfigError(f"min_endorsers must be at least 1, not {self.min_endorsers}")
         object.__setattr__(self, "window", parse_window(self.maintenance_window))
 
     @property
     def sequence_file(self) -> Path:
         """The report sequence counter."""
         return self.state_dir / "report-sequence.json"
+
+    @property
+    def installed_file(self) -> Path:
+        """The anti-rollback state (see :mod:`agent.rollback_guard`)."""
+        return self.state_dir / "installed.json"

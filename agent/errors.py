@@ -127,6 +127,54 @@ class PatchRejectedError(VerificationError):
     """A live rejection (under the policy's rejection rule) refuses the patch."""
 
 
+class AttestationError(VerificationError):
+    """The attestation of ledger state does not prove what the agent must act on (see
+    :mod:`agent.attestation`); nothing is applied."""
+
+
+class AttestationFormatError(AttestationError):
+    """The attestation bundle or a part of it (proposal, response, endorsement) is malformed."""
+
+
+class AttestationBindingError(AttestationError):
+    """The attestation is not the answer to this agent's question: another nonce (a replay),
+    function, host, rollout, channel or chaincode, or a response whose proposal hash does not
+    bind the proposal."""
+
+
+class EndorsementError(AttestationError):
+    """An endorsement is not a genuine peer's: its signature does not verify, its certificate
+    does not chain to a pinned root of its organization, or it is not a peer's."""
+
+
+class EndorsementQuorumError(AttestationError):
+    """Fewer distinct organizations' peers endorsed the attestation than needed.
+
+    Attributes:
+        endorsing: the distinct organizations whose peers' endorsements counted.
+        needed: the number required (the attested quorum, raised to the agent's floor).
+    """
+
+    def __init__(self, what: str, endorsing: tuple[str, ...], needed: int, note: str) -> None:
+        self.endorsing = endorsing
+        self.needed = needed
+        orgs = ", ".join(endorsing) or "none"
+        super().__init__(
+            f"{what}: endorsed by peers of {len(endorsing)} distinct organization(s) ({orgs}),"
+            f" {needed} needed{note}"
+        )
+
+
+class DeploymentStateError(AttestationError):
+    """The attested deployment does not allow applying now: the rollout is not RUNNING, the
+    host is not in its current wave, the deployment is settled, or the patch is superseded."""
+
+
+class RollbackRefusedError(VerificationError):
+    """Anti-rollback: the patch was superseded by, or replaced with, a patch this host installed
+    (see :mod:`agent.rollback_guard`)."""
+
+
 # ---------------------------------------------------------------------------- applying
 
 
@@ -150,13 +198,25 @@ class ArtifactFormatError(BackendError):
     """The artifact is not a tar.gz of regular files and directories inside the target."""
 
 
-class HealthCheckError(BackendError):
-    """The health check failed after applying."""
+class TargetLinkError(BackendError):
+    """An artifact file's path crosses a symbolic link in the target tree: writing it would
+    leave the target root, so the artifact is refused (nothing is written through the link).
+
+    Attributes:
+        target: the target directory.
+        link: the link's path relative to the target.
+        path: the artifact file that would have been written through it.
+    """
+
+    def __init__(self, target: str, link: str, path: str) -> None:
+        self.target = target
+        self.link = link
+        self.path = path
+        super().__init__(
+            f"{target} holds a symbolic link at {link!r}: artifact file {path!r} would be"
+            " written through it, outside the target (refused)"
+        )
 
 
 class RollbackError(BackendError):
     """No kept copy to roll back to, or the rollback itself failed."""
-
-
-class WindowClosedError(AgentError):
-    """The host's maintenance window is closed now."""

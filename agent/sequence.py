@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from patchledger.agent.backends._tree import write_durably
+from patchledger.agent.durable import write_json_durably
 from patchledger.agent.errors import ConfigError
 
 __all__ = ["SequenceFile"]
@@ -43,5 +43,5 @@ class SequenceFile:
         """
         first = self.last() + 1
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_durably(self.path, {"last": first + count - 1})
+        write_json_durably(self.path, {"last": first + count - 1})
         return tuple(range(first, first + count))

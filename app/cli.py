@@ -2,8 +2,12 @@
 
 Each area contributes a sub-command through a module-level ``add_parser(subparsers)`` function
 that registers its parser and sets ``func`` (a callable taking the parsed ``argparse.Namespace``
-and returning an exit status). Errors that a user can act on are raised as
-:class:`app.errors.UserError` and printed as one line, with exit status 2.
+and returning an exit status). Errors that a user can act on are printed as one line, with exit
+status 2: the app's own areas raise :class:`patchledger.app.errors.UserError`, caught here; the
+libraries below the app, which may not import app modules, map their own error roots in their
+sub-commands (:class:`~patchledger.network.errors.NetworkError` in
+:mod:`patchledger.network.cli`, :class:`~patchledger.app.fabric.errors.FabricError` in
+:mod:`patchledger.app.fabric.cli`).
 """
 
 from __future__ import annotations

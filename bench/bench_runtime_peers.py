@@ -1,5 +1,5 @@
 """Chaincode runtimes through real peers: ours against the official Node runtime (run on
-purpose, never by the test suite).
+purpose; the test suite runs only its ``--smoke`` mode).
 
 Creates a local network (3 peer organizations, 3 Raft orderers, MAJORITY endorsement) in a
 state directory under /tmp on its own port base, and serves the same Put/Get function twice:
@@ -19,10 +19,17 @@ and the CPU of the three chaincode-server processes per transaction (utime+stime
 /proc/<pid>/stat; each transaction is executed by two endorsing peers, hence by two servers).
 The two runtimes alternate at every level of every run; the table gives the median of the
 runs. The network is stopped and its state removed at the end (``--keep`` keeps it, stopped).
+The default port base, 18000, lies below Linux's ephemeral port range and apart from the other
+benches'.
+
+``--smoke`` runs the smallest scale (one run at 1 and 8 in flight, 5 and 24 transactions, no
+warm-up) with both runtimes: it shows that the bench still works end to end, in well under a
+minute with the network start. When node or npm is not on PATH, the Node reference's rows say
+why it was skipped.
 
     .venv/bin/python bench/bench_runtime_peers.py [--runs 3] [--levels 1,8,32,64,256]
-        [--scale 1.0] [--state-dir /tmp/patchledger-bench-peers] [--port-base 47000]
-        [--batch-timeout 500ms] [--no-reference] [--keep]
+        [--scale 1.0] [--state-dir /tmp/patchledger-bench-peers] [--port-base 18000]
+        [--batch-timeout 500ms] [--no-reference] [--keep] [--smoke]
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import argparse
 import itertools
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -73,6 +81,11 @@ VALUE = "v" * 64
 PY_CC = ChaincodeSettings("benchpy", "1.0", "patchledger.chaincode.smoke:contract", slot=4)
 NODE_CC = ChaincodeSettings("benchnode", "1.0", "reference-chaincode-node (fabric-contract-api)",
                             slot=5)
+PY_RUNTIME, NODE_RUNTIME = "python (ours)", "node (fabric-shim 2.5.8)"
+#: Default port base: below Linux's ephemeral port range (32768-60999), which a connection in
+#: TIME-WAIT can hold, and apart from the other benches' (docs/benchmarks.md, "Ports").
+PORT_BASE = 18000
+NO_NODE = "node/npm not found on PATH"
 
 
 def _log(line: str) -> None:
@@ -272,7 +285,9 @@ def _median(samples: list[Sample], attr: Callable[[Sample], float]) -> float:
 
 
 def report(samples: list[Sample], runtimes: Sequence[str], levels: Sequence[int],
-           runs: int) -> str:
+           runs: int, skipped: Sequence[str] = (), reason: str = "") -> str:
+    """The table (markdown): a row per level and runtime, and a ``skipped (reason)`` row per
+    level for each runtime of ``skipped``."""
     lines = [f"median of {runs} run(s); CPU = the three chaincode-server processes, per "
              "committed transaction",
              "",
@@ -289,10 +304,15 @@ def report(samples: list[Sample], runtimes: Sequence[str], levels: Sequence[int]
                 f"{_median(group, lambda s: s.p99_ms):.0f} | "
                 f"{_median(group, lambda s: s.cpu_ms_per_tx):.2f} | "
                 f"{sum(s.errors for s in group)} |")
+        lines += [f"| {level} | {runtime} | skipped ({reason}) | | | | |" for runtime in skipped]
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- main
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the network's reset
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -302,14 +322,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply the transactions per level")
     parser.add_argument("--state-dir", type=Path, default=Path("/tmp/patchledger-bench-peers"))
-    parser.add_argument("--port-base", type=int, default=47000)
+    parser.add_argument("--port-base", type=int, default=PORT_BASE)
     parser.add_argument("--batch-timeout", default="500ms",
                         help="the orderers' BatchTimeout (issue 4's reference figures: 500ms)")
     parser.add_argument("--no-reference", action="store_true",
                         help="measure our runtime only")
     parser.add_argument("--keep", action="store_true",
                         help="keep the network's state (stopped) at the end")
+    parser.add_argument("--smoke", action="store_true",
+                        help="smallest scale: shows the bench still works")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.runs, args.levels, args.scale = 1, "1,8", 0.2
+    skipped: list[str] = []
+    if not args.no_reference and not (shutil.which("node") and shutil.which("npm")):
+        _log(f"Node reference not run: {NO_NODE}")
+        skipped, args.no_reference = [NODE_RUNTIME], True
     levels = [int(x) for x in args.levels.split(",") if x]
 
     env = dict(os.environ, PATCHLEDGER_STATE_DIR=str(args.state_dir),
@@ -320,7 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     reference_servers: list[Node] = []
     clients = Clients(config)
     samples: list[Sample] = []
-    runtimes = ["python (ours)"] + ([] if args.no_reference else ["node (fabric-shim 2.5.8)"])
+    runtimes = [PY_RUNTIME] + ([] if args.no_reference else [NODE_RUNTIME])
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.state_dir.exists() and any(args.state_dir.iterdir()):
             _log(f"removing the previous bench network in {args.state_dir}")
@@ -343,8 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             node_contracts = clients.contracts(NODE_CC.name)
             wait_until_usable(node_contracts)
             by_runtime[runtimes[1]] = (node_contracts, server_pids(config, NODE_CC))
-        for runtime, (contracts, pids) in by_runtime.items():  # warm both up alike
-            run_level(runtime, contracts, 8, 64, pids, f"warm-{runtime[:4]}")
+        if not args.smoke:
+            for runtime, (contracts, pids) in by_runtime.items():  # warm both up alike
+                run_level(runtime, contracts, 8, 64, pids, f"warm-{runtime[:4]}")
         for run in range(1, args.runs + 1):
             for level in levels:
                 count = max(level, round(COUNTS.get(level, 4 * level) * args.scale))
@@ -362,13 +392,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             process.stop(manager.layout, node.name)
         if args.keep:
             manager.down()
-        else:
+        elif args.state_dir.exists():
             manager.reset()
             shutil.rmtree(args.state_dir, ignore_errors=True)
     print(f"Put through the peers: {len(config.topology.peer_orgs)} peer organizations, "
           f"{len(config.topology.orderers)} Raft orderers, MAJORITY endorsement, BatchTimeout "
           f"{config.batch_timeout}, {os.cpu_count()} CPUs")
-    print(report(samples, runtimes, levels, args.runs))
+    print(report(samples, runtimes, levels, args.runs, skipped, NO_NODE))
     return 1 if any(s.errors for s in samples) else 0
 
 

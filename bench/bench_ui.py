@@ -20,10 +20,14 @@ from pathlib import Path
 
 import pyotp
 
-from patchledger.app.ui.synth import estate
 from patchledger.app.web import auth
 from patchledger.app.web.config import AppConfig, SecurityConfig
 from patchledger.app.web.factory import create_app, state
+
+# Run as a file (bench/<name>.py) the repository root is not on sys.path; the synthesized read
+# model this bench uses lives in tests/support/ (it is not shipped in the wheel).
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from tests.support.ui import estate
 
 PASSWORD = "bench password 1"
 

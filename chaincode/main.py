@@ -9,8 +9,9 @@ Settings come from the environment, read only here:
 * ``CHAINCODE_TLS_CLIENT_CA_FILE``: PEM; when set, clients must present a certificate it
   issued (mutual TLS; TLS without it logs a WARNING).
 * ``CHAINCODE_LOG_LEVEL``: default ``WARNING``.
-* ``CHAINCODE_CONTRACT``: ``module:attribute`` naming the contract (or a zero-argument
-  factory of one), default ``patchledger.chaincode.smoke:contract``.
+* ``CHAINCODE_CONTRACT`` (required): ``module:attribute`` naming the contract (or a
+  zero-argument factory of one); there is no default (serving some contract silently, such
+  as the smoke one whose ``Put`` writes any key, would be worse than not starting).
 
 Invalid settings print one error line and exit with status 2.
 """

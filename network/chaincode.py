@@ -20,8 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from patchledger.app.durable import write_atomic
+from patchledger.common.durable import write_atomic
 from patchledger.network.config import ChaincodeSettings, NetworkConfig, StateLayout
+from patchledger.network.errors import NetworkError
 from patchledger.network.nodes import org_roots_dir
 from patchledger.network.peercli import PeerCommandError, run_peer
 from patchledger.network.topology import Node, NodeKind, Org
@@ -30,7 +31,7 @@ from patchledger.network.topology import Node, NodeKind, Org
 MAX_EXTRA_SLOTS = 6
 
 
-class ChaincodeError(RuntimeError):
+class ChaincodeError(NetworkError):
     """A lifecycle step failed; the message names the organization, the step and the reason."""
 
 

@@ -24,13 +24,14 @@ from typing import Any
 import yaml
 
 from patchledger.network.config import NetworkConfig, StateLayout
+from patchledger.network.errors import NetworkError
 from patchledger.network.peercli import PeerCommandError, run_peer
 from patchledger.network.topology import Org, Topology
 
 PROFILE = "PatchLedgerChannel"
 
 
-class ChannelError(RuntimeError):
+class ChannelError(NetworkError):
     """Creating or joining the channel failed; the message names the node and the reason."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from patchledger.network.config import NetworkConfig, StateLayout
+from patchledger.network.errors import NetworkError
 from patchledger.network.topology import Node, NodeKind, Org
 
 NODE_OUS = """NodeOUs:
@@ -50,7 +51,7 @@ ADMIN_ATTRS = (
 )
 
 
-class EnrollmentError(RuntimeError):
+class EnrollmentError(NetworkError):
     """A fabric-ca-client call failed; the message names the CA, the identity and the reason."""
 
 

@@ -30,14 +30,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from patchledger.app.durable import write_atomic
-from patchledger.app.errors import UserError
+from patchledger.common.durable import write_atomic
 from patchledger.network import chaincode as cc
 from patchledger.network import channel, health, process
 from patchledger.network.config import ChaincodeSettings, NetworkConfig, StateLayout
-from patchledger.network.identities import CaClient, EnrollmentError, issue_org_identities
+from patchledger.network.errors import NetworkError
+from patchledger.network.identities import CaClient, issue_org_identities
 from patchledger.network.nodes import ca_command, chaincode_command, orderer_command, peer_command
-from patchledger.network.peercli import PeerCommandError, invoke
+from patchledger.network.peercli import invoke
 from patchledger.network.topology import Node, NodeKind
 
 MANIFEST_VERSION = 1
@@ -45,8 +45,6 @@ REQUIRED_BINARIES = ("peer", "orderer", "configtxgen", "osnadmin", "fabric-ca-se
                      "fabric-ca-client")
 
 Progress = Callable[[str], None]
-_STEP_ERRORS = (channel.ChannelError, cc.ChaincodeError, EnrollmentError, process.ProcessError,
-                PeerCommandError)
 
 
 def _quiet(_: str) -> None:
@@ -86,7 +84,7 @@ class Manager:
         ``config.chaincode`` to the main one (slot 0).
 
         Raises:
-            UserError: the manifest exists but is unreadable.
+            NetworkError: the manifest exists but is unreadable.
         """
         path = self.layout.manifest
         if not path.exists():
@@ -102,8 +100,8 @@ class Manager:
                 deployed[settings.name] = DeployedChaincode(settings, str(pkg_id))
             main = next(d.settings for d in deployed.values() if d.settings.slot == 0)
         except (ValueError, OSError, TypeError, KeyError, StopIteration) as exc:
-            raise UserError(f"state directory {self.config.state_dir} has a corrupt manifest "
-                            f"({path.name}: {exc!r}); run `patchledger network reset`") from exc
+            raise NetworkError(f"state directory {self.config.state_dir} has a corrupt manifest "
+                               f"({path.name}: {exc!r}); run `patchledger network reset`") from exc
         self.deployed = deployed
         self.config = replace(self.config, chaincode=main)
         return data
@@ -117,7 +115,7 @@ class Manager:
         """Hold the state directory's lock.
 
         Raises:
-            UserError: another patchledger command holds it.
+            NetworkError: another patchledger command holds it.
         """
         # Private: it holds the CAs' bootstrap secrets (secrets.json and each CA's config).
         self.config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -128,8 +126,8 @@ class Manager:
             except BlockingIOError:
                 fh.seek(0)
                 holder = fh.read().strip() or "unknown"
-                raise UserError(f"another `patchledger network` command (pid {holder}) is "
-                                f"working on {self.config.state_dir}; wait for it") from None
+                raise NetworkError(f"another `patchledger network` command (pid {holder}) is "
+                                   f"working on {self.config.state_dir}; wait for it") from None
             fh.seek(0)
             fh.truncate()
             fh.write(str(os.getpid()))
@@ -143,8 +141,8 @@ class Manager:
     def _check_binaries(self) -> None:
         missing = [b for b in REQUIRED_BINARIES if not os.access(self.config.binary(b), os.X_OK)]
         if missing:
-            raise UserError(f"Fabric binaries missing in {self.config.bin_dir}: "
-                            f"{', '.join(missing)}; run scripts/install.sh")
+            raise NetworkError(f"Fabric binaries missing in {self.config.bin_dir}: "
+                               f"{', '.join(missing)}; run scripts/install.sh")
 
     # ------------------------------------------------------------------ up
 
@@ -152,14 +150,14 @@ class Manager:
         """Create, restart or confirm the network; returns a one-line summary.
 
         Raises:
-            UserError: misuse (ports in use, binaries missing, corrupt state, concurrent run)
+            NetworkError: misuse (ports in use, binaries missing, corrupt state, concurrent run)
                 or a failed start (after stopping what was started).
         """
         self._check_binaries()
         with self.locked():
             manifest = self.read_manifest()
             if manifest is None and not self._is_empty():
-                raise UserError(
+                raise NetworkError(
                     f"state directory {self.config.state_dir} is incomplete (a network creation "
                     "was interrupted, or files were removed); run `patchledger network reset`")
             if manifest is not None and self._all_running():
@@ -175,12 +173,9 @@ class Manager:
                 self.progress("start failed: stopping the processes started so far")
                 for name in reversed(started):
                     process.stop(self.layout, name)
-                if isinstance(exc, (*_STEP_ERRORS, UserError)) and manifest is None \
-                        and not self._is_empty():
-                    raise UserError(f"{exc}; the network was not created: run `patchledger "
-                                    "network reset` before retrying") from exc
-                if isinstance(exc, _STEP_ERRORS):
-                    raise UserError(str(exc)) from exc
+                if isinstance(exc, NetworkError) and manifest is None and not self._is_empty():
+                    raise NetworkError(f"{exc}; the network was not created: run `patchledger "
+                                       "network reset` before retrying") from exc
                 raise
 
     def process_nodes(self) -> list[Node]:
@@ -200,9 +195,9 @@ class Manager:
             for label, port in (("listen", node.port), ("operations", node.ops_port),
                                 ("admin", node.admin_port), ("chaincode", node.chaincode_port)):
                 if port and process.port_in_use(node.host, port):
-                    raise UserError(f"port {port} on {node.host} ({node.name} {label}) is "
-                                    "already in use; stop what uses it or set "
-                                    "PATCHLEDGER_PORT_BASE")
+                    raise NetworkError(f"port {port} on {node.host} ({node.name} {label}) is "
+                                       "already in use; stop what uses it or set "
+                                       "PATCHLEDGER_PORT_BASE")
 
     def _start_node(self, node: Node, started: list[str], secrets: dict[str, str],
                     chaincode: DeployedChaincode | None = None) -> None:
@@ -231,8 +226,8 @@ class Manager:
                 self._wait_healthy(node, 30)
         except process.ProcessError as exc:
             tail = self._log_tail(node.name)
-            raise UserError(f"{exc}{': ' + tail if tail else ''} "
-                            f"(log: {self.layout.log_file(node.name)})") from exc
+            raise process.ProcessError(f"{exc}{': ' + tail if tail else ''} "
+                                       f"(log: {self.layout.log_file(node.name)})") from exc
 
     def _wait_healthy(self, node: Node, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -310,9 +305,9 @@ class Manager:
         try:
             policy = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise UserError(f"consortium policy {path} cannot be read: {exc}") from exc
+            raise NetworkError(f"consortium policy {path} cannot be read: {exc}") from exc
         if not isinstance(policy, dict):
-            raise UserError(f"consortium policy {path} must be a JSON object")
+            raise NetworkError(f"consortium policy {path} must be a JSON object")
         return policy
 
     def _servers(self, settings: ChaincodeSettings) -> list[Node]:
@@ -347,9 +342,9 @@ class Manager:
         try:
             data: dict[str, str] = json.loads(self.layout.secrets.read_text())
         except (OSError, ValueError) as exc:
-            raise UserError(f"state directory {self.config.state_dir}: cannot read "
-                            f"{self.layout.secrets.name} ({exc}); run `patchledger network "
-                            "reset`") from exc
+            raise NetworkError(f"state directory {self.config.state_dir}: cannot read "
+                               f"{self.layout.secrets.name} ({exc}); run `patchledger network "
+                               "reset`") from exc
         return data
 
     def _write_manifest(self) -> None:
@@ -388,7 +383,7 @@ class Manager:
         organizations' peers through this membership).
 
         Raises:
-            UserError: membership is incomplete after ``timeout`` seconds.
+            NetworkError: membership is incomplete after ``timeout`` seconds.
         """
         want = len(self.config.topology.peers) - 1
         deadline = time.monotonic() + timeout
@@ -398,15 +393,15 @@ class Manager:
             if all(v >= want for v in known.values()):
                 return
             time.sleep(0.25)
-        raise UserError(f"gossip membership incomplete after {timeout:.0f} s (peers known: "
-                        f"{known}, expected {want} each); see the peer logs in "
-                        f"{self.layout.root / 'logs'}")
+        raise NetworkError(f"gossip membership incomplete after {timeout:.0f} s (peers known: "
+                           f"{known}, expected {want} each); see the peer logs in "
+                           f"{self.layout.root / 'logs'}")
 
     def wait_for_leader(self, timeout: float) -> str:
         """Wait until the channel has a Raft leader; return its name.
 
         Raises:
-            UserError: no leader within ``timeout`` seconds.
+            NetworkError: no leader within ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -414,8 +409,8 @@ class Manager:
             if name:
                 return name
             time.sleep(0.2)
-        raise UserError(f"no Raft leader on channel {self.config.topology.channel} after "
-                        f"{timeout:.0f} s; see the orderer logs in {self.layout.root / 'logs'}")
+        raise NetworkError(f"no Raft leader on channel {self.config.topology.channel} after "
+                           f"{timeout:.0f} s; see the orderer logs in {self.layout.root / 'logs'}")
 
     # ------------------------------------------------------------------ down, reset, deploy
 
@@ -425,7 +420,7 @@ class Manager:
             return self._stop_all()
 
     def _stop_all(self) -> list[str]:
-        with contextlib.suppress(UserError):  # a corrupt manifest must not prevent stopping
+        with contextlib.suppress(NetworkError):  # a corrupt manifest must not prevent stopping
             self.read_manifest()
         names = [n.name for n in reversed(self.process_nodes())]
         # Also every other pid file: a server started by a deploy that died before it
@@ -454,30 +449,27 @@ class Manager:
         committed sequence.
 
         Raises:
-            UserError: the network is not running, the version is already committed, or a new
+            NetworkError: the network is not running, the version is already committed, or a new
                 chaincode has no contract or a slot in use.
         """
         with self.locked():
             manifest = self.read_manifest()
             if manifest is None or not self._all_running():
-                raise UserError("the network is not running; run `patchledger network up`")
+                raise NetworkError("the network is not running; run `patchledger network up`")
             name = name or self.config.chaincode.name
             current = self.deployed.get(name)
-            try:
-                committed = cc.committed(self.config, name)
-            except PeerCommandError as exc:
-                raise UserError(str(exc)) from exc
+            committed = cc.committed(self.config, name)
             if committed is not None and committed.version == version:
-                raise UserError(f"chaincode {name} is already at version {version} "
-                                f"(sequence {committed.sequence})")
+                raise NetworkError(f"chaincode {name} is already at version {version} "
+                                   f"(sequence {committed.sequence})")
             if current is not None:
                 settings = replace(current.settings, version=version,
                                    contract=contract or current.settings.contract)
             else:
                 used = {d.settings.slot for d in self.deployed.values()}
                 if contract is None or slot is None or slot in used:
-                    raise UserError(f"new chaincode {name} needs --contract and a free --slot "
-                                    f"(slots in use: {sorted(used)})")
+                    raise NetworkError(f"new chaincode {name} needs --contract and a free --slot "
+                                       f"(slots in use: {sorted(used)})")
                 settings = ChaincodeSettings(name, version, contract, slot)
             _check_settings(settings)  # before anything is stopped
             sequence = (committed.sequence if committed else 0) + 1
@@ -492,10 +484,10 @@ class Manager:
                     process.stop(self.layout, node_name)
                 if current is not None:  # the committed definition is unchanged: serve it
                     self._start_group(self._servers(current.settings), [], secrets, current)
-                if isinstance(exc, _STEP_ERRORS):
-                    raise UserError(f"{exc} (chaincode {name} left at version "
-                                    f"{current.settings.version if current else 'none'})"
-                                    ) from exc
+                if isinstance(exc, NetworkError):
+                    raise NetworkError(f"{exc} (chaincode {name} left at version "
+                                       f"{current.settings.version if current else 'none'})"
+                                       ) from exc
                 raise
             if settings.slot == 0:
                 self.config = replace(self.config, chaincode=settings)
@@ -510,20 +502,20 @@ def _check_settings(settings: ChaincodeSettings) -> None:
     """Refuse chaincode settings the peer or the chaincode server would reject later.
 
     Raises:
-        UserError: an invalid name or version, a slot out of range, or a contract module that
+        NetworkError: an invalid name or version, a slot out of range, or a contract module that
             cannot be found.
     """
     if not _LABEL.match(settings.label):
-        raise UserError(f"chaincode label {settings.label!r} (name_version) must match "
-                        f"{_LABEL.pattern}")
+        raise NetworkError(f"chaincode label {settings.label!r} (name_version) must match "
+                           f"{_LABEL.pattern}")
     if not 0 <= settings.slot <= cc.MAX_EXTRA_SLOTS:
-        raise UserError(f"slot {settings.slot} is not between 1 and {cc.MAX_EXTRA_SLOTS}")
+        raise NetworkError(f"slot {settings.slot} is not between 1 and {cc.MAX_EXTRA_SLOTS}")
     module, sep, attribute = settings.contract.partition(":")
     if not sep or not attribute:
-        raise UserError(f"contract {settings.contract!r} must be module:attribute")
+        raise NetworkError(f"contract {settings.contract!r} must be module:attribute")
     try:
         found = importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         found = False
     if not found:
-        raise UserError(f"contract module {module!r} cannot be found")
+        raise NetworkError(f"contract module {module!r} cannot be found")

@@ -7,11 +7,12 @@ import json
 import subprocess
 
 from patchledger.network.config import NetworkConfig, StateLayout
+from patchledger.network.errors import NetworkError
 from patchledger.network.nodes import admin_env
 from patchledger.network.topology import Node, Org
 
 
-class PeerCommandError(RuntimeError):
+class PeerCommandError(NetworkError):
     """A ``peer`` command failed; the message names the organization, the step and the peer
     CLI's last error line."""
 

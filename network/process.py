@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from patchledger.app.durable import write_atomic
+from patchledger.common.durable import write_atomic
 from patchledger.network.config import StateLayout
+from patchledger.network.errors import NetworkError
 
 
 class ProcState(StrEnum):
@@ -41,7 +42,7 @@ class ProcInfo:
     pid: int = 0
 
 
-class ProcessError(RuntimeError):
+class ProcessError(NetworkError):
     """A process could not be started or did not become ready."""
 
 

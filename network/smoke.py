@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from patchledger.network.config import NetworkConfig
+from patchledger.network.errors import NetworkError
 from patchledger.network.peercli import invoke, query
 from patchledger.network.topology import Node
 
@@ -17,7 +18,7 @@ from patchledger.network.topology import Node
 READ_BACK_TIMEOUT = 15.0
 
 
-class SmokeError(RuntimeError):
+class SmokeError(NetworkError):
     """The value read back differs from the value written."""
 
 

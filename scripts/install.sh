@@ -6,7 +6,9 @@
 #   2. Hyperledger Fabric and Fabric CA binaries built with `go install` at pinned versions into a
 #      versioned cache directory outside the repository ($PATCHLEDGER_CACHE, default
 #      ~/.cache/patchledger), plus Fabric's stock core.yaml and orderer.yaml of the same version;
-#      every binary is checked to report the expected version.
+#      every binary is checked to report the expected version;
+#   3. best effort: python3-rpm from Debian's packages (rpm's version comparison, the oracle of a
+#      feeds test), when missing and apt-get can be run.
 #
 # Fabric version: the project pins Fabric v3.1.1 (commit 435a7f1a780a128756fb2f72bf4cad164bf13fbb).
 # v3.1.5 was the intended pin, but the Go module proxy reachable from these machines answers
@@ -74,7 +76,7 @@ install_venv() {
 link_typecheck_tree() {
     local tree="$ROOT/.venv/typecheck/patchledger" area
     mkdir -p "$tree"
-    for area in app agent chaincode network; do
+    for area in app agent chaincode network common; do
         ln -sfn "../../../$area" "$tree/$area"
     done
 }
@@ -181,6 +183,27 @@ install_fabric() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# 3. Test oracles (best effort): rpm's own version comparison for the feeds' oracle test
+#    (tests/unit/feeds/test_version_oracles.py; dpkg is on every Debian system). Installed from
+#    Debian's packages with apt-get when missing and possible; the test is skipped otherwise.
+# ---------------------------------------------------------------------------------------------
+install_oracles() {
+    if [[ ! -x /usr/bin/python3 ]] || /usr/bin/python3 -c 'import rpm' 2>/dev/null; then return; fi
+    if ! command -v apt-get >/dev/null 2>&1 || [[ "$(id -u)" != 0 ]]; then
+        say "python3-rpm missing (needs root and apt-get); the rpm oracle test will be skipped"
+        return
+    fi
+    say "installing python3-rpm (rpm's version comparison, for the feeds oracle test)"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            python3-rpm >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            python3-rpm >/dev/null 2>&1 \
+            || say "python3-rpm could not be installed; the rpm oracle test will be skipped"
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
 # 3. Debian packages: pango for WeasyPrint (PDF reports), chromium for the browser tests
 # ---------------------------------------------------------------------------------------------
 install_debian_packages() {
@@ -209,6 +232,7 @@ install_venv
 install_debian_packages
 install_fabric
 link_typecheck_tree
+install_oracles
 # Tell the Python side where the binaries are (read by network.config at the process edge).
 echo "$FABRIC_HOME" > "$ROOT/.venv/fabric-home.tmp"
 mv -f "$ROOT/.venv/fabric-home.tmp" "$ROOT/.venv/fabric-home"

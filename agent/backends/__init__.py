@@ -1,5 +1,10 @@
-"""Installer backends: how an artifact is applied to a host, rolled back and recovered."""
+"""Installer backends: how an artifact is applied to a host, rolled back and recovered.
 
-from patchledger.agent.backends.filetree import ApplyPlan, FileTreeBackend, Recovery
+:class:`InstallerBackend` is the interface the runner drives; :class:`FileTreeBackend` is the
+file-tree implementation (a dpkg backend will be another).
+"""
 
-__all__ = ["ApplyPlan", "FileTreeBackend", "Recovery"]
+from patchledger.agent.backends.base import ApplyPlan, InstallerBackend, Recovery
+from patchledger.agent.backends.filetree import FileTreeBackend
+
+__all__ = ["ApplyPlan", "FileTreeBackend", "InstallerBackend", "Recovery"]

@@ -1,7 +1,7 @@
 """Python Fabric client: identities, Gateway, Fabric CA, events, ledger verification.
 
 Shaped like the official fabric-gateway clients: :func:`connect` returns a :class:`Gateway`,
-``gateway.get_network(channel)`` a :class:`Network`, ``patchledger.network.get_contract(name)`` a
+``gateway.get_network(channel)`` a :class:`Network`, ``network.get_contract(name)`` a
 :class:`Contract` with ``evaluate`` / ``submit`` / ``submit_async`` / ``new_proposal``.
 Importable without Flask.
 """
@@ -36,6 +36,7 @@ from patchledger.app.fabric.errors import (
     FabricError,
     GatewayError,
     IdentityError,
+    MessageParseError,
     SigningError,
     SubmitError,
     WalletError,
@@ -51,7 +52,7 @@ from patchledger.app.fabric.ledger import (
     verify_chain,
 )
 from patchledger.app.fabric.network import Network
-from patchledger.app.fabric.proposal import Proposal
+from patchledger.app.fabric.proposal import Proposal, ProposalOptions
 from patchledger.app.fabric.signing import EcdsaSigner, Signer
 from patchledger.app.fabric.transaction import Transaction
 from patchledger.app.fabric.trust import TrustAnchors
@@ -85,10 +86,12 @@ __all__ = [
     "InMemoryCheckpointer",
     "Inconsistency",
     "LedgerVerifier",
+    "MessageParseError",
     "Network",
     "ParsedBlock",
     "ParsedTransaction",
     "Proposal",
+    "ProposalOptions",
     "RegisteredIdentity",
     "RegistrationRequest",
     "RevocationResult",

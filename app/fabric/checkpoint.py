@@ -22,10 +22,10 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
-from patchledger.app.durable import write_atomic
 from patchledger.app.fabric.blocks import ParsedTransaction
 from patchledger.app.fabric.errors import CheckpointError
 from patchledger.app.fabric.event_types import ChaincodeEvent
+from patchledger.common.durable import write_atomic
 
 
 class Checkpoint(Protocol):

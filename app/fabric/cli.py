@@ -18,29 +18,42 @@ Settings come from flags, falling back to environment variables (read only here)
 ``PATCHLEDGER_TRUST``          ``ledger verify`` trust: ``MSPID=MSP_DIR`` items, comma-separated
 ``PATCHLEDGER_ORDERER_MSP``    ``ledger verify``: orderer MSP ids, comma-separated
 =============================  ==============================================================
+
+A missing or malformed setting raises :class:`~patchledger.app.fabric.errors.UsageError`; it and
+every other :class:`~patchledger.app.fabric.errors.FabricError` are printed as one line on
+standard error and end the command with exit status 2 (:data:`EXIT_ERROR`).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from patchledger.app.errors import UserError
 from patchledger.app.fabric.blocks import ParsedBlock, ParsedTransaction
 from patchledger.app.fabric.ca_models import Attribute, AttributeRequest, RegistrationRequest
 from patchledger.app.fabric.checkpoint import FileCheckpointer, InMemoryCheckpointer
 from patchledger.app.fabric.config import CAConfig, FabricConfig, IdentitySource, PeerConfig
-from patchledger.app.fabric.errors import FabricError
+from patchledger.app.fabric.contract import Contract
+from patchledger.app.fabric.errors import CommitError, FabricError, UsageError
+from patchledger.app.fabric.event_stream import EventStream
 from patchledger.app.fabric.event_types import ChaincodeEvent
 from patchledger.app.fabric.ledger import LedgerVerifier
+from patchledger.app.fabric.network import Network
+from patchledger.app.fabric.proposal import ProposalOptions
 from patchledger.app.fabric.trust import TrustAnchors
 from patchledger.app.fabric.wallet import Wallet
+
+#: Exit status of a command that failed with a :class:`FabricError`.
+EXIT_ERROR = 2
+
+_Item = TypeVar("_Item")
 
 
 def _env(name: str, default: str = "") -> str:
@@ -94,12 +107,12 @@ def identity_source(args: argparse.Namespace) -> IdentitySource:
     """The identity settings from parsed arguments.
 
     Raises:
-        UserError: no MSP id, or neither an MSP directory nor a wallet label.
+        UsageError: no MSP id, or neither an MSP directory nor a wallet label.
     """
     if not args.msp_id:
-        raise UserError("the MSP id is required (--msp-id or PATCHLEDGER_MSP_ID)")
+        raise UsageError("the MSP id is required (--msp-id or PATCHLEDGER_MSP_ID)")
     if not args.msp_dir and not (args.wallet and args.label):
-        raise UserError("give --msp-dir (PATCHLEDGER_MSP_DIR) or --wallet with --label")
+        raise UsageError("give --msp-dir (PATCHLEDGER_MSP_DIR) or --wallet with --label")
     return IdentitySource(
         args.msp_id,
         msp_dir=_path(args.msp_dir) if not args.label else None,
@@ -113,12 +126,12 @@ def fabric_config(args: argparse.Namespace) -> FabricConfig:
     """The connection settings from parsed arguments.
 
     Raises:
-        UserError: missing peer endpoint or TLS settings.
+        UsageError: missing peer endpoint or TLS settings.
     """
     if not args.peer:
-        raise UserError("the peer endpoint is required (--peer or PATCHLEDGER_PEER)")
+        raise UsageError("the peer endpoint is required (--peer or PATCHLEDGER_PEER)")
     if not args.tls_ca and not args.insecure:
-        raise UserError("the peer's TLS CA certificate is required (--tls-ca), or --insecure")
+        raise UsageError("the peer's TLS CA certificate is required (--tls-ca), or --insecure")
     peer = PeerConfig(
         args.peer,
         tls_ca_cert=_path(args.tls_ca),
@@ -134,23 +147,52 @@ def ca_config(args: argparse.Namespace) -> CAConfig:
     """The CA settings from parsed arguments.
 
     Raises:
-        UserError: no CA URL.
+        UsageError: no CA URL.
     """
     if not args.ca_url:
-        raise UserError("the CA URL is required (--ca-url or PATCHLEDGER_CA_URL)")
+        raise UsageError("the CA URL is required (--ca-url or PATCHLEDGER_CA_URL)")
     return CAConfig(args.ca_url, tls_ca_cert=_path(args.ca_tls), ca_name=args.ca_name)
 
 
 def _guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn Fabric errors into one-line user errors."""
+    """Map a :class:`FabricError` to one line on standard error and :data:`EXIT_ERROR`."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
         except FabricError as exc:
-            raise UserError(str(exc).replace("\n", " ")) from exc
+            one_line = str(exc).replace("\n", " ")
+            print(f"patchledger {args.command}: error: {one_line}", file=sys.stderr)
+            return EXIT_ERROR
 
     return run
+
+
+@contextlib.contextmanager
+def _network(args: argparse.Namespace) -> Iterator[tuple[FabricConfig, Network]]:
+    """Connect as the identity the flags name; yield the settings and their channel.
+
+    Raises:
+        UsageError: missing peer, TLS or identity settings.
+        FabricError: unreadable TLS files or identity.
+    """
+    config = fabric_config(args)
+    with config.connect() as gateway:
+        yield config, gateway.get_network(config.channel)
+
+
+@contextlib.contextmanager
+def _transaction(args: argparse.Namespace) -> Iterator[tuple[Contract, ProposalOptions]]:
+    """``invoke`` and ``query``: the chaincode the flags name and the proposal they describe
+    (checked before anything is sent).
+
+    Raises:
+        UsageError: a malformed ``--transient``, or missing settings.
+        FabricError: unreadable TLS files or identity.
+    """
+    options = ProposalOptions(args.args, _transient(args.transient), args.endorsing_org)
+    with _network(args) as (config, network):
+        yield network.get_contract(config.chaincode), options
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -171,7 +213,7 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
     client = ca_config(args).client()
     secret = args.secret or _env("PATCHLEDGER_ENROLL_SECRET")
     if not secret:
-        raise UserError("the enrolment secret is required (--secret or PATCHLEDGER_ENROLL_SECRET)")
+        raise UsageError("the enrolment secret is required (--secret or PATCHLEDGER_ENROLL_SECRET)")
     enrollment = client.enroll(
         args.id,
         secret,
@@ -182,17 +224,17 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
     identity = enrollment.identity(args.msp_id or "unknown")
     if args.label:
         if not args.wallet or not args.msp_id:
-            raise UserError("--label needs --wallet and --msp-id")
+            raise UsageError("--label needs --wallet and --msp-id")
         passphrase = _env("PATCHLEDGER_WALLET_PASSPHRASE")
         if not passphrase:
-            raise UserError("set PATCHLEDGER_WALLET_PASSPHRASE to store into a wallet")
+            raise UsageError("set PATCHLEDGER_WALLET_PASSPHRASE to store into a wallet")
         Wallet(args.wallet, passphrase).put(args.label, identity, enrollment.signer)
         where = f"wallet {args.wallet} entry {args.label}"
     elif args.out:
         enrollment.write_msp_dir(args.out)
         where = f"MSP directory {args.out}"
     else:
-        raise UserError("give --out MSP_DIR or --wallet/--label to store the enrolment")
+        raise UsageError("give --out MSP_DIR or --wallet/--label to store the enrolment")
     data = {
         "enrollment_id": args.id,
         "stored": where,
@@ -206,7 +248,7 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
 def _parse_attr(text: str) -> Attribute:
     name, sep, value = text.partition("=")
     if not sep or not name:
-        raise UserError(f"attribute {text!r} must be NAME=VALUE[:ecert]")
+        raise UsageError(f"attribute {text!r} must be NAME=VALUE[:ecert]")
     ecert = value.endswith(":ecert")
     return Attribute(name, value.removesuffix(":ecert"), ecert)
 
@@ -239,26 +281,18 @@ def _transient(items: list[str]) -> dict[str, bytes]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise UserError(f"transient entry {item!r} must be KEY=VALUE")
+            raise UsageError(f"transient entry {item!r} must be KEY=VALUE")
         out[key] = value.encode()
     return out
 
 
 def _cmd_invoke(args: argparse.Namespace) -> int:
-    config = fabric_config(args)
-    with config.connect() as gateway:
-        contract = gateway.get_network(config.channel).get_contract(config.chaincode)
-        submitted = contract.submit_async(
-            args.function,
-            args.args,
-            transient_data=_transient(args.transient),
-            endorsing_organizations=args.endorsing_org,
-        )
+    with _transaction(args) as (contract, options):
+        submitted = contract.submit_async(args.function, options)
         status = submitted.get_status()
     if not status.successful:
-        raise UserError(
-            f"transaction {status.transaction_id} committed as {status.code_name} "
-            f"in block {status.block_number}"
+        raise CommitError(
+            status.transaction_id, status.code, status.code_name, status.block_number
         )
     result = _decode(submitted.result)
     data = {
@@ -273,15 +307,8 @@ def _cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    config = fabric_config(args)
-    with config.connect() as gateway:
-        contract = gateway.get_network(config.channel).get_contract(config.chaincode)
-        result = contract.evaluate(
-            args.function,
-            args.args,
-            transient_data=_transient(args.transient),
-            endorsing_organizations=args.endorsing_org,
-        )
+    with _transaction(args) as (contract, options):
+        result = contract.evaluate(args.function, options)
     _emit(args, {"result": _decode(result)}, _decode(result))
     return 0
 
@@ -313,44 +340,52 @@ def _tx_json(tx: ParsedTransaction) -> dict[str, Any]:
     }
 
 
+def _tx_line(tx: ParsedTransaction) -> str:
+    return (
+        f"block {tx.block_number} tx {tx.index} {tx.transaction_id or '-'} {tx.header_type} "
+        f"{tx.creator_msp_id} {tx.validation_code_name} {tx.chaincode_name} {tx.function}"
+    )
+
+
+def _event_line(event: ChaincodeEvent) -> str:
+    return (
+        f"block {event.block_number} "
+        f"{event.transaction_id} {event.event_name} {_decode(event.payload)}"
+    )
+
+
+def _follow(
+    args: argparse.Namespace,
+    stream: EventStream[_Item],
+    as_json: Callable[[_Item], dict[str, Any]],
+    as_text: Callable[[_Item], str],
+    checkpoint: Callable[[_Item], None],
+) -> None:
+    """Print each item of ``stream`` and checkpoint it after printing; stop after
+    ``--count`` items (never when it is 0)."""
+    with stream:
+        for count, item in enumerate(stream, start=1):
+            _emit(args, as_json(item), as_text(item))
+            checkpoint(item)
+            if args.count and count >= args.count:
+                break
+
+
 def _cmd_events(args: argparse.Namespace) -> int:
-    config = fabric_config(args)
     checkpointer = FileCheckpointer(args.checkpoint) if args.checkpoint else InMemoryCheckpointer()
-    count = 0
-    with config.connect() as gateway:
-        network = gateway.get_network(config.channel)
+    with _network(args) as (config, network):
         if args.blocks:
-            with network.get_transaction_events(
+            transactions = network.get_transaction_events(
                 start_block=args.start_block, checkpoint=checkpointer
-            ) as stream:
-                for tx in stream:
-                    data = _tx_json(tx)
-                    _emit(
-                        args,
-                        data,
-                        f"block {tx.block_number} tx {tx.index} "
-                        f"{tx.transaction_id or '-'} {tx.header_type} {tx.creator_msp_id} "
-                        f"{tx.validation_code_name} {tx.chaincode_name} {tx.function}",
-                    )
-                    checkpointer.checkpoint_parsed_transaction(tx)
-                    count += 1
-                    if args.count and count >= args.count:
-                        break
+            )
+            _follow(args, transactions, _tx_json, _tx_line,
+                    checkpointer.checkpoint_parsed_transaction)
         else:
-            with network.get_chaincode_events(
+            events = network.get_chaincode_events(
                 config.chaincode, start_block=args.start_block, checkpoint=checkpointer
-            ) as stream:
-                for event in stream:
-                    _emit(
-                        args,
-                        _event_json(event),
-                        f"block {event.block_number} "
-                        f"{event.transaction_id} {event.event_name} {_decode(event.payload)}",
-                    )
-                    checkpointer.checkpoint_chaincode_event(event)
-                    count += 1
-                    if args.count and count >= args.count:
-                        break
+            )
+            _follow(args, events, _event_json, _event_line,
+                    checkpointer.checkpoint_chaincode_event)
         sys.stdout.flush()
     return 0
 
@@ -368,27 +403,23 @@ def _msp_dirs(items: list[str]) -> dict[str, Path]:
     for item in items:
         msp_id, sep, directory = item.partition("=")
         if not sep:
-            raise UserError(f"--trust {item!r} must be MSPID=MSP_DIR")
+            raise UsageError(f"--trust {item!r} must be MSPID=MSP_DIR")
         out[msp_id] = Path(directory)
     return out
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    config = fabric_config(args)
     trust = args.trust or _env_list("PATCHLEDGER_TRUST")
     orderer_msps = args.orderer_msp or _env_list("PATCHLEDGER_ORDERER_MSP")
     if not trust or not orderer_msps:
-        raise UserError("give --trust MSPID=DIR for every organization and --orderer-msp")
+        raise UsageError("give --trust MSPID=DIR for every organization and --orderer-msp")
     anchors = TrustAnchors.from_msp_dirs(
         _msp_dirs(trust), orderer_msps, min_orderer_signatures=args.min_signatures
     )
     verifier = LedgerVerifier(anchors)
     found = None
     last: ParsedBlock | None = None
-    with (
-        config.connect() as gateway,
-        gateway.get_network(config.channel).read_blocks(0, args.stop_block) as blocks,
-    ):
+    with _network(args) as (_, network), network.read_blocks(0, args.stop_block) as blocks:
         for block in blocks:
             found = verifier.verify_block(block.raw)
             if found is not None:

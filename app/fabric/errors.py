@@ -1,4 +1,4 @@
-"""Exceptions raised by :mod:`app.fabric`.
+"""Exceptions raised by :mod:`patchledger.app.fabric`.
 
 Every public function raises only exceptions derived from :class:`FabricError`. Gateway errors
 name the phase that failed (:class:`EndorseError`, :class:`SubmitError`,
@@ -149,8 +149,19 @@ class CheckpointError(FabricError):
     """A checkpoint file could not be read or written."""
 
 
-class BlockParseError(FabricError):
+class MessageParseError(FabricError):
+    """Bytes are not the Fabric message expected: a proposal, an endorsed transaction or a
+    commit-status request handed back for offline signing, or the endorsed transaction a
+    gateway returned. The message names the message type expected."""
+
+
+class BlockParseError(MessageParseError):
     """A block or one of its envelopes is not well formed."""
+
+
+class UsageError(FabricError):
+    """A setting the ``patchledger`` client commands need is missing or malformed (a flag or
+    its environment variable, both named in the message)."""
 
 
 class CAError(FabricError):

@@ -20,7 +20,7 @@ import grpc
 from patchledger.app.fabric._client import GatewayClient, Timeouts
 from patchledger.app.fabric._protos import gateway_pb2
 from patchledger.app.fabric.commit import Commit
-from patchledger.app.fabric.errors import BlockParseError
+from patchledger.app.fabric.errors import MessageParseError
 from patchledger.app.fabric.identity import Identity
 from patchledger.app.fabric.network import Network
 from patchledger.app.fabric.proposal import Proposal
@@ -56,7 +56,7 @@ class Gateway:
         """Rebuild an unsigned proposal from its ``bytes``.
 
         Raises:
-            BlockParseError: malformed bytes.
+            MessageParseError: malformed bytes.
         """
         return Proposal.from_bytes(self._client, data)
 
@@ -66,7 +66,7 @@ class Gateway:
         The signature is normalised to low S (with the identity certificate's curve order).
 
         Raises:
-            BlockParseError: malformed bytes.
+            MessageParseError: malformed bytes.
             SigningError: the signature is not a DER ECDSA signature.
         """
         proposed = gateway_pb2.ProposedTransaction.FromString(self.new_proposal(data).bytes)
@@ -77,7 +77,7 @@ class Gateway:
         """Rebuild an endorsed transaction from its ``bytes``.
 
         Raises:
-            BlockParseError: malformed bytes.
+            MessageParseError: malformed bytes.
         """
         return Transaction(self._client, _parse(gateway_pb2.PreparedTransaction, data))
 
@@ -85,7 +85,7 @@ class Gateway:
         """Rebuild an endorsed transaction and attach an offline-made signature (made low S).
 
         Raises:
-            BlockParseError: malformed bytes.
+            MessageParseError: malformed bytes.
             SigningError: the signature is not a DER ECDSA signature.
         """
         prepared = _parse(gateway_pb2.PreparedTransaction, data)
@@ -96,7 +96,7 @@ class Gateway:
         """Rebuild a commit-status request from its ``bytes``.
 
         Raises:
-            BlockParseError: malformed bytes.
+            MessageParseError: malformed bytes.
         """
         signed = _parse(gateway_pb2.SignedCommitStatusRequest, data)
         request = _parse(gateway_pb2.CommitStatusRequest, signed.request)
@@ -106,7 +106,7 @@ class Gateway:
         """Rebuild a commit-status request and attach an offline-made signature (made low S).
 
         Raises:
-            BlockParseError: malformed bytes.
+            MessageParseError: malformed bytes.
             SigningError: the signature is not a DER ECDSA signature.
         """
         signed = _parse(gateway_pb2.SignedCommitStatusRequest, data)
@@ -129,10 +129,19 @@ class Gateway:
 
 
 def _parse(message_class: Any, data: bytes) -> Any:
+    """``data`` parsed as a ``message_class``.
+
+    Raises:
+        MessageParseError: ``data`` is not such a message (protobuf parses many byte strings,
+            the empty one included, as messages with every field unset: those are refused too).
+    """
     try:
-        return message_class.FromString(data)
-    except Exception as exc:
-        raise BlockParseError(f"malformed {message_class.__name__} bytes: {exc}") from exc
+        message = message_class.FromString(data)
+    except Exception as exc:  # protobuf DecodeError
+        raise MessageParseError(f"malformed {message_class.__name__} bytes: {exc}") from exc
+    if not message.ListFields():
+        raise MessageParseError(f"malformed {message_class.__name__} bytes: no field is set")
+    return message
 
 
 def connect(

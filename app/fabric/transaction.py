@@ -16,21 +16,21 @@ from patchledger.app.fabric._protos import (
     transaction_pb2,
 )
 from patchledger.app.fabric.commit import SubmittedTransaction, new_commit_request
-from patchledger.app.fabric.errors import BlockParseError, SubmitError
+from patchledger.app.fabric.errors import MessageParseError, SubmitError
 
 
 def parse_prepared_envelope(envelope: Any) -> tuple[str, bytes]:
     """Return ``(channel, result)`` of an endorsed envelope without any network call.
 
     Raises:
-        BlockParseError: the envelope holds no parsable proposal response.
+        MessageParseError: the envelope holds no parsable proposal response.
     """
     try:
         payload = common_pb2.Payload.FromString(envelope.payload)
         channel_header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
         transaction = transaction_pb2.Transaction.FromString(payload.data)
     except Exception as exc:  # protobuf DecodeError
-        raise BlockParseError(f"malformed prepared transaction: {exc}") from exc
+        raise MessageParseError(f"malformed prepared transaction: {exc}") from exc
     for action in transaction.actions:
         try:
             action_payload = transaction_pb2.ChaincodeActionPayload.FromString(action.payload)
@@ -41,7 +41,7 @@ def parse_prepared_envelope(envelope: Any) -> tuple[str, bytes]:
         except Exception:  # noqa: S112 - try the next action, as the official clients do
             continue
         return str(channel_header.channel_id), bytes(chaincode_action.response.payload)
-    raise BlockParseError("no proposal response found in the prepared transaction")
+    raise MessageParseError("no proposal response found in the prepared transaction")
 
 
 class Transaction:

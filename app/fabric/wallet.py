@@ -20,10 +20,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from patchledger.app.durable import write_atomic
 from patchledger.app.fabric.errors import FabricError, WalletError
 from patchledger.app.fabric.identity import Identity
 from patchledger.app.fabric.signing import EcdsaSigner
+from patchledger.common.durable import write_atomic
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 _FORMAT = "patchledger-wallet/1"

@@ -5,6 +5,12 @@
     patchledger feeds match --local [--feeds ...]
 
 The feeds directory defaults to ``$PATCHLEDGER_FEEDS_DIR``, else ``<repo>/../shared/feeds``.
+
+Exit status: 0 done; 1 ``import --strict`` with record errors, or ``match`` with an inventory
+that could not be read (the others were matched); 2 a
+:class:`~patchledger.app.feeds.errors.FeedError` (nothing imported, no usable inventory, an
+unwritable ``--out``), printed as one line. This module maps the library's own error root to
+exit statuses: it needs nothing from the rest of ``patchledger.app``.
 """
 
 from __future__ import annotations
@@ -13,13 +19,12 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from patchledger.app.errors import UserError
-from patchledger.app.feeds.errors import FeedError
+from patchledger.app.feeds.errors import FeedError, FeedUsageError
 from patchledger.app.feeds.export import to_jsonable, vulnerability_json, write_json_atomic
 from patchledger.app.feeds.formats import FORMATS
 from patchledger.app.feeds.http import FetchConfig, Fetcher
@@ -47,15 +52,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """Register ``feeds`` with its ``import`` and ``match`` sub-commands."""
     feeds = subparsers.add_parser("feeds", help="import threat feeds, match inventories")
     feeds.set_defaults(func=lambda _args: _usage(feeds))
+    # feeds commands are registered behind _guarded: a FeedError becomes one line and exit 2
     sub = feeds.add_subparsers(dest="feeds_command", metavar="ACTION")
 
     imp = sub.add_parser("import", help="read feed files, directories or URLs")
     imp.add_argument("sources", nargs="+", metavar="PATH|URL")
     imp.add_argument("--format", choices=FORMATS, help="refuse documents of any other format")
-    imp.add_argument("--out", type=Path, help="write merged vulnerabilities as JSON (atomically)")
+    imp.add_argument(
+        "--out",
+        type=Path,
+        help="write merged vulnerabilities as JSON (atomically; file mode from the umask)",
+    )
     imp.add_argument("--strict", action="store_true", help="exit 1 if any record had an error")
     _common(imp)
-    imp.set_defaults(func=run_import)
+    imp.set_defaults(func=_guarded(run_import))
 
     match = sub.add_parser("match", help="match feeds against inventories")
     match.add_argument(
@@ -83,7 +93,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--today", type=date.fromisoformat, help="date for deadlines (default today)"
     )
     _common(match)
-    match.set_defaults(func=run_match)
+    match.set_defaults(func=_guarded(run_match))
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``command`` with every :class:`FeedError` printed as one line and exit status 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except FeedError as exc:
+            print(f"patchledger feeds: error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +134,7 @@ def _load(args: argparse.Namespace, sources: list[str]) -> ImportReport:
     report = loader.load(sources)
     if not report.results:
         detail = "; ".join(str(e) for e in report.errors[:3]) or "no feed documents found"
-        raise UserError(f"nothing imported: {detail}")
+        raise FeedUsageError(f"nothing imported: {detail}")
     return report
 
 
@@ -129,7 +152,14 @@ def _progress(done: int, total: int, origin: str) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    """``feeds import``: read, merge, summarize; exit 1 on record errors only with --strict."""
+    """``feeds import``: read, merge, summarize; exit 1 on record errors only with --strict.
+
+    ``--out`` is written atomically with the mode a new file gets from the umask (``0666``
+    less the umask), like a shell redirection: it holds public feed data, nothing secret.
+
+    Raises:
+        FeedUsageError: nothing imported, or ``--out`` cannot be written.
+    """
     report = _load(args, args.sources)
     vulns = merge(report.advisories)
     summary = _summary(report, len(vulns))
@@ -141,14 +171,22 @@ def run_import(args: argparse.Namespace) -> int:
                     "summary": summary,
                     "vulnerabilities": [vulnerability_json(v) for v in vulns.values()],
                 },
+                mode=_new_file_mode(),
             )
         except OSError as exc:
-            raise UserError(f"cannot write {args.out}: {exc}") from exc
+            raise FeedUsageError(f"cannot write {args.out}: {exc}") from exc
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
     else:
         _print_import(summary)
     return 1 if args.strict and summary["errors"] else 0
+
+
+def _new_file_mode() -> int:
+    """The mode ``open()`` would give a new file: ``0666`` less the process umask."""
+    current = os.umask(0o077)
+    os.umask(current)
+    return 0o666 & ~current
 
 
 def _summary(report: ImportReport, merged: int) -> dict[str, Any]:
@@ -158,6 +196,8 @@ def _summary(report: ImportReport, merged: int) -> dict[str, Any]:
         "merged_vulnerabilities": merged,
         "errors": [str(e) for e in report.all_errors],
         "skipped": [f"{o}: {r}" for o, r in report.skipped],
+        "no_data": [str(g) for g in report.no_data],
+        "withdrawn": report.withdrawn_by_source(),
     }
 
 
@@ -170,14 +210,25 @@ def _print_import(summary: dict[str, Any]) -> None:
     print(f"merged vulnerabilities: {summary['merged_vulnerabilities']}")
     for line in summary["skipped"]:
         print(f"skipped: {line}")
+    for source, ids in sorted(summary["withdrawn"].items()):
+        print(f"withdrawn or rejected by {source} (not imported): {len(ids)}")
+    for line in summary["no_data"]:
+        print(line)
     print(f"errors: {len(summary['errors'])}")
     for line in summary["errors"]:
         print(f"  {line}")
 
 
 def run_match(args: argparse.Namespace) -> int:
-    """``feeds match``: import feeds, read inventories, print prioritized findings."""
-    inventories = _inventories(args)
+    """``feeds match``: import feeds, read inventories, print prioritized findings.
+
+    An inventory that cannot be read is reported (``inventory error:``; ``inventory_errors``
+    in JSON) and the others are matched; the exit status is then 1.
+
+    Raises:
+        FeedUsageError: no inventory given, none readable, or nothing imported.
+    """
+    inventories, bad = _inventories(args)
     report = _load(args, args.feeds or [str(default_feeds_dir())])
     vulns = merge(report.advisories)
     matched = Matcher(vulns).match_all(inventories)
@@ -198,12 +249,13 @@ def run_match(args: argparse.Namespace) -> int:
                     "findings": rows,
                     "no_data": to_jsonable(matched.no_data),
                     "advisory_errors": to_jsonable(matched.advisory_errors),
+                    "inventory_errors": bad,
                 },
                 indent=2,
                 sort_keys=True,
             )
         )
-        return 0
+        return 1 if bad else 0
     _table(
         ("score", "deadline", "host", "vulnerability", "package", "installed", "fixed"),
         [
@@ -225,26 +277,39 @@ def run_match(args: argparse.Namespace) -> int:
     for error in matched.advisory_errors:
         where = f"{error.host} {error.package}: " if error.host else ""
         print(f"advisory error: {where}{error.reason}")
-    return 0
+    for line in bad:
+        print(f"inventory error: {line}")
+    return 1 if bad else 0
 
 
-def _inventories(args: argparse.Namespace) -> list[Inventory]:
+def _inventories(args: argparse.Namespace) -> tuple[list[Inventory], list[str]]:
+    """The readable inventories, and one message per inventory that is not.
+
+    Raises:
+        FeedUsageError: no inventory given, or none of them readable.
+    """
     if not args.inventory and not args.local:
-        raise UserError("give --inventory PATH (repeatable) or --local")
-    found = []
-    try:
-        for path in args.inventory:
+        raise FeedUsageError("give --inventory PATH (repeatable) or --local")
+    found: list[Inventory] = []
+    bad: list[str] = []
+    for path in args.inventory:
+        try:
             found.append(
                 read_inventory(
                     path, kind=args.type, release=args.release, criticality=args.criticality
                 )
             )
-        if args.local:
+        except FeedError as exc:
+            bad.append(str(exc))
+    if args.local:
+        try:
             local = local_inventory(os.uname().nodename)
             found.append(Inventory(local.host, local.packages, local.distro, args.criticality))
-    except FeedError as exc:
-        raise UserError(str(exc)) from exc
-    return found
+        except FeedError as exc:
+            bad.append(str(exc))
+    if not found:
+        raise FeedUsageError("no inventory could be read: " + "; ".join(bad))
+    return found, bad
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

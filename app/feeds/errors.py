@@ -1,9 +1,13 @@
 """Errors of the threat-feed library.
 
-Two flat families, as in python-tuf: :class:`FeedFormatError` for bad input (a file or record
-that is malformed, truncated, mislabelled, of unknown format or too large) and
-:class:`FetchError` for transport problems. Both derive from :class:`FeedError`; every message
-names the file or URL and, where there is one, the record.
+Flat families, as in python-tuf: :class:`FeedFormatError` for bad input (a file or record that
+is malformed, truncated, mislabelled, of unknown format or too large), :class:`FetchError` for
+transport problems, :class:`InventoryError` for unreadable inventories and
+:class:`FeedUsageError` for a command that cannot do what it was asked. All derive from
+:class:`FeedError`, the one error root of :mod:`patchledger.app.feeds` (the library imports
+nothing else from ``patchledger.app``); every message names the file or URL and, where there is
+one, the record. The ``feeds`` command line (:mod:`patchledger.app.feeds.cli`) prints a
+:class:`FeedError` as one line and exits 2.
 """
 
 from __future__ import annotations
@@ -45,10 +49,36 @@ class FetchError(FeedError):
 
 
 class InventoryError(FeedError):
-    """An inventory (package list or SBOM) cannot be read; names the file and the line/entry."""
+    """An inventory (package list or SBOM) cannot be read; names the file and the line/entry.
 
-    def __init__(self, origin: str, reason: str, record: str | None = None) -> None:
+    Attributes:
+        origin: the file (or command) the inventory came from.
+        record: the line or entry, when one is to blame.
+        problems: every entry that could not be read, when there are several (SBOMs).
+    """
+
+    def __init__(
+        self,
+        origin: str,
+        reason: str,
+        record: str | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
         self.origin = origin
         self.record = record
+        self.problems = problems
         where = origin if record is None else f"{origin}: {record}"
         super().__init__(f"{where}: {reason}")
+
+    @classmethod
+    def listing(cls, origin: str, what: str, problems: list[str]) -> InventoryError:
+        """One error naming each of ``problems`` (the first 20 in the message)."""
+        shown = "; ".join(problems[:20])
+        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+        count = f"{len(problems)} {what}{'s' if len(problems) > 1 else ''}"
+        return cls(origin, f"{count} cannot be read: {shown}{more}", problems=tuple(problems))
+
+
+class FeedUsageError(FeedError):
+    """A ``feeds`` command cannot do what it was asked (nothing imported, no inventory given,
+    the output file cannot be written); the message says what to change."""

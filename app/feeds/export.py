@@ -1,4 +1,8 @@
-"""JSON views of the model and an atomic file write (nothing is ever half-written)."""
+"""JSON views of the model and an atomic file write (nothing is ever half-written).
+
+The write uses :func:`patchledger.common.durable.write_atomic`, the one durable write that the
+libraries below the app share.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from patchledger.app.durable import write_atomic
 from patchledger.app.feeds.merge import Vulnerability
+from patchledger.common.durable import write_atomic
 
 
 def to_jsonable(value: Any) -> Any:
@@ -38,10 +42,13 @@ def vulnerability_json(vuln: Vulnerability) -> dict[str, Any]:
     }
 
 
-def write_json_atomic(path: Path, payload: Any) -> None:
+def write_json_atomic(path: Path, payload: Any, *, mode: int = 0o600) -> None:
     """Write ``payload`` as JSON to ``path`` via a temporary file and a rename.
+
+    ``mode`` is the new file's permission bits (the CLI passes the umask's, see
+    :func:`patchledger.app.feeds.cli.run_import`).
 
     Raises:
         OSError: the directory is not writable (the target is left untouched).
     """
-    write_atomic(path, json.dumps(payload, sort_keys=True, separators=(",", ":")))
+    write_atomic(path, json.dumps(payload, sort_keys=True, separators=(",", ":")), mode)

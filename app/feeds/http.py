@@ -5,13 +5,25 @@ The :class:`Fetcher` uses only ``urllib`` from the standard library. It sends
 ``304 Not Modified``; honours ``Retry-After`` on 429 and 503; retries 5xx answers and
 connection failures with exponential backoff; refuses bodies over a size limit. The sleep
 function is injectable so tests need not wait.
+
+A body counts only when it is complete: one shorter than its ``Content-Length`` or a
+connection cut mid-body (a reset, a timeout, a TLS error, a chunked body that ends early) is
+retried like a connection failure and never returned or cached. Every failure of
+:meth:`Fetcher.get` surfaces as one :class:`~patchledger.app.feeds.errors.FetchError` naming
+the URL (as python-tuf's fetcher turns every transport problem into one download error). A
+body with neither ``Content-Length`` nor chunked framing ends when the server closes the
+connection, so a cut there cannot be told from the end: feeds served that way (none of the
+public ones are) are checked only by their parsers (truncated JSON, a declared count, a DSA
+list that ends mid-line).
 """
 
 from __future__ import annotations
 
 import email.utils
+import http.client
 import json
 import logging
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -83,8 +95,10 @@ class Fetcher:
         """GET ``url``; return the new body, or the cached one on 304.
 
         Raises:
-            FetchError: a non-HTTP(S) URL, a 4xx other than 429, a body over the size limit,
-                or retries exhausted on 429/5xx/connection errors.
+            FetchError: the only error raised, always naming ``url``: a non-HTTP(S) URL, a 4xx
+                other than 429, a status other than 200/304, a body over the size limit, a TLS
+                certificate not accepted, or retries exhausted on 429/5xx, connection
+                failures and bodies cut short (nothing of those is returned or cached).
         """
         scheme = urllib.parse.urlsplit(url).scheme
         if scheme not in ("http", "https"):
@@ -109,23 +123,37 @@ class Fetcher:
         self._sleep(seconds)
 
     def _attempt(self, url: str) -> FetchResult:
+        """One request. A body is kept (and cached) only once it is known to be complete."""
         cached = self.cache.get(url)
         request = urllib.request.Request(url, headers=self._headers(cached))  # noqa: S310
         self.requests += 1
         try:
             # the scheme was checked in get(): only http and https reach urlopen
             with urllib.request.urlopen(request, timeout=self.config.timeout) as response:  # noqa: S310
+                status = response.status
+                if status != 200:
+                    raise FetchError(url, f"unexpected HTTP status {status}", status)
                 body = self._read(url, response)
                 entry = CacheEntry(
                     body, response.headers.get("ETag"), response.headers.get("Last-Modified")
                 )
-                if entry.etag or entry.last_modified:
-                    self.cache[url] = entry
-                return FetchResult(url, body, response.status)
         except urllib.error.HTTPError as exc:
             return self._http_error(url, exc, cached)
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-            raise _Retry(f"connection failed: {exc}") from exc
+        except urllib.error.URLError as exc:
+            # raised while connecting: DNS, refused, TLS handshake and certificate checks
+            if isinstance(exc.reason, ssl.SSLCertVerificationError):
+                raise FetchError(url, f"TLS certificate not accepted: {exc.reason}") from exc
+            raise _Retry(f"connection failed: {exc.reason}") from exc
+        except (ValueError, http.client.InvalidURL) as exc:
+            # a URL http.client refuses (a port that is not a number, say)
+            raise FetchError(url, f"cannot request: {exc}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            # raised while reading: a reset or cut connection, a timeout, a TLS error, a
+            # chunked body that ends early (IncompleteRead), a malformed status line
+            raise _Retry(f"connection failed while reading: {_describe(exc)}") from exc
+        if entry.etag or entry.last_modified:
+            self.cache[url] = entry
+        return FetchResult(url, body, 200)
 
     def _http_error(
         self, url: str, exc: urllib.error.HTTPError, cached: CacheEntry | None
@@ -149,13 +177,27 @@ class Fetcher:
         return headers
 
     def _read(self, url: str, response: Any) -> bytes:
+        """The whole body, checked against the size limit and its ``Content-Length``.
+
+        Raises:
+            FetchError: ``Content-Length`` over the limit, not a number, or the body over it.
+            _Retry: the body is shorter than its ``Content-Length`` (the connection was cut).
+        """
         limit = self.config.max_bytes
-        length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise FetchError(url, f"body of {length} bytes is over the limit of {limit}")
+        length_text = response.headers.get("Content-Length")
+        length: int | None = None
+        if length_text is not None:
+            if not length_text.strip().isdigit():
+                raise FetchError(url, f"Content-Length {length_text!r} is not a number")
+            length = int(length_text)
+            if length > limit:
+                raise FetchError(url, f"body of {length} bytes is over the limit of {limit}")
         body: bytes = response.read(limit + 1)
         if len(body) > limit:
             raise FetchError(url, f"body is over the limit of {limit} bytes")
+        if length is not None and len(body) != length:
+            # http.client returns what arrived before the connection closed without an error
+            raise _Retry(f"body cut short: {len(body)} of the {length} bytes of its Content-Length")
         return body
 
 
@@ -165,6 +207,12 @@ class _Retry(Exception):
         self.reason = reason
         self.status = status
         self.delay = delay
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"body cut short after {len(exc.partial)} bytes"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -8,7 +8,9 @@ or RPM inventory carries its distribution release (``debian``/``bookworm``,
 The query formats used by :func:`local_inventory` are :data:`DPKG_FORMAT` and
 :data:`RPM_FORMAT` (tab-separated, with the source package and, for rpm, the module stream).
 The parsers also accept plain two-column ``name version`` lines and, for rpm, bare
-``rpm -qa`` NEVRA lines.
+``rpm -qa`` NEVRA lines. rpm lines without an epoch (bare ``rpm -qa`` prints none) are kept
+with ``epoch_known=False``: the matcher answers "no data: epoch unknown" for fixes that carry
+an epoch rather than taking the missing epoch as 0.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ RPM_FORMAT = (
 )
 CRITICALITIES = ("low", "medium", "high", "critical")
 _RPM_ARCHES = ("x86_64", "noarch", "aarch64", "i686", "ppc64le", "s390x", "armv7hl", "src")
+_EPOCH_PREFIX = re.compile(r"^\d+:")
+_RHEL_STREAM = re.compile(r"^(\d+)\.(\d+)-(eus|aus|e4s|tus)$")
 _SRPM = re.compile(r"^(?P<name>.+)-[^-]+-[^-]+\.src\.rpm$")
 
 
@@ -48,7 +52,12 @@ class Distro:
 
 @dataclass(frozen=True, slots=True)
 class InstalledPackage:
-    """One installed package. ``source_*`` is the Debian source package or the source rpm."""
+    """One installed package. ``source_*`` is the Debian source package or the source rpm.
+
+    ``module`` is the rpm module stream (``postgresql:15``) from ``%{MODULARITYLABEL}``;
+    ``epoch_known`` is false for rpm lines that give no epoch (bare ``rpm -qa``), whose
+    version cannot be compared with a fix that has one.
+    """
 
     type: str
     name: str
@@ -59,6 +68,7 @@ class InstalledPackage:
     source_version: str | None = None
     module: str | None = None
     cpes: tuple[str, ...] = ()
+    epoch_known: bool = True
 
     @property
     def purl(self) -> str:
@@ -129,7 +139,8 @@ def parse_dpkg(
 def parse_rpm(text: str, *, host: str, distro: str | None, origin: str = "rpm") -> Inventory:
     """Parse rpm query output (:data:`RPM_FORMAT`, ``name version`` or NEVRA lines).
 
-    ``distro`` is ``<id>-<release>`` as in os-release (``almalinux-9.3``, ``rhel-8``).
+    ``distro`` is ``<id>-<release>`` as in os-release (``almalinux-9.3``, ``rhel-8``); a Red
+    Hat host on an extended update stream says so (``rhel-9.2-eus``), as its fixes differ.
 
     Raises:
         InventoryError: a line that is none of the accepted shapes, naming the line.
@@ -148,18 +159,28 @@ def parse_rpm(text: str, *, host: str, distro: str | None, origin: str = "rpm") 
         namespace, _, release = distro.partition("-")
         namespace = {"rhel": "redhat"}.get(namespace, namespace)
         if namespace == "redhat":
-            parsed = Distro("rpm", "redhat", f"rhel-{release.split('.')[0]}")
+            parsed = Distro("rpm", "redhat", _rhel_release(release))
         else:
             parsed = Distro("rpm", namespace, distro_release("rpm", namespace, release or distro))
     return Inventory(host, tuple(packages), parsed)
 
 
+def _rhel_release(release: str) -> str:
+    """``9.3`` -> ``rhel-9``; an update stream keeps its minor release: ``9.2-eus``."""
+    match = _RHEL_STREAM.match(release.strip().lower())
+    if match is not None:
+        major, minor, stream = match.groups()
+        return f"rhel-{major}.{minor}-{stream}"
+    return f"rhel-{release.split('.')[0].split('-')[0]}"
+
+
 def _rpm_package(fields: list[str]) -> InstalledPackage:
     if len(fields) >= 2:
         name, evr = fields[0], fields[1]
-        evr = evr.removeprefix("0:") if evr.startswith("0:") else evr
         if "(none)" in evr or "-" not in evr:
             raise ValueError(f"{evr!r} is not an [epoch:]version-release")
+        epoch_known = _EPOCH_PREFIX.match(evr) is not None
+        evr = evr.removeprefix("0:")
         arch = fields[2] if len(fields) > 2 and fields[2] else None
         source = _SRPM.match(fields[3]) if len(fields) > 3 else None
         module = fields[4] if len(fields) > 4 and fields[4] not in ("", "(none)") else None
@@ -171,6 +192,7 @@ def _rpm_package(fields: list[str]) -> InstalledPackage:
             arch,
             source.group("name") if source else None,
             module=":".join(module.split(":")[:2]) if module else None,
+            epoch_known=epoch_known,
         )
     nevra = fields[0]
     base, dot, arch = nevra.rpartition(".")
@@ -180,35 +202,49 @@ def _rpm_package(fields: list[str]) -> InstalledPackage:
     name, _, version = name_version.rpartition("-")
     if not name or not version or not release:
         raise ValueError(f"{nevra!r} is not name-version-release.arch")
-    return InstalledPackage("rpm", name, f"{version}-{release}", None, arch)
+    # rpm -qa prints no epoch; %{NEVRA} prints one when the package has it
+    epoch_known = _EPOCH_PREFIX.match(version) is not None
+    evr = f"{version}-{release}".removeprefix("0:")
+    return InstalledPackage("rpm", name, evr, None, arch, epoch_known=epoch_known)
 
 
 def parse_sbom(doc: Any, *, host: str, origin: str) -> Inventory:
     """Read a CycloneDX (1.x JSON) or SPDX (2.x JSON) SBOM; components need a purl or a CPE.
 
     Components without a purl keep only their explicit CPEs (for NVD matching); components
-    with neither are left out: nothing is guessed from names.
+    with neither are left out: nothing is guessed from names. Components that cannot be read
+    are never dropped silently: each is named in the error.
 
     Raises:
-        InventoryError: not a CycloneDX/SPDX JSON document, or a malformed purl (naming it).
+        InventoryError: not a CycloneDX/SPDX JSON document, or components that cannot be read
+            (a ``components``/``packages`` value that is not an array, an entry that is not
+            an object, a purl that is not a string or does not parse, a CPE that is not a
+            string); the error names every such component (``problems``).
     """
+    problems: list[str] = []
     if isinstance(doc, dict) and doc.get("bomFormat") == "CycloneDX":
         entries = [
-            (c.get("purl"), [c["cpe"]] if isinstance(c.get("cpe"), str) else [], c)
-            for c in _cyclonedx_components(doc.get("components") or [])
+            (label, c.get("purl"), _cyclonedx_cpes(c, label, problems), c)
+            for label, c in _cyclonedx_components(doc.get("components"), "components", problems)
         ]
     elif isinstance(doc, dict) and "spdxVersion" in doc:
-        entries = [_spdx_entry(p) for p in doc.get("packages") or [] if isinstance(p, dict)]
+        entries = [
+            _spdx_entry(label, p, problems)
+            for label, p in _objects(doc.get("packages"), "packages", problems)
+        ]
     else:
         raise InventoryError(origin, "not a CycloneDX or SPDX JSON SBOM")
     packages = []
-    for purl_text, cpes, raw in entries:
-        label = str(raw.get("bom-ref") or raw.get("SPDXID") or raw.get("name"))
+    for label, purl_text, cpes, raw in entries:
+        if purl_text is not None and not isinstance(purl_text, str):
+            problems.append(f"{label}: purl is {_json_type(purl_text)}, expected a string")
+            continue
         if isinstance(purl_text, str):
             try:
                 purl = PackageURL.from_string(purl_text)
             except ValueError as exc:
-                raise InventoryError(origin, f"bad purl {purl_text!r}: {exc}", label) from exc
+                problems.append(f"{label}: bad purl {purl_text!r}: {exc}")
+                continue
             if not purl.version:
                 continue
             quals = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
@@ -227,27 +263,72 @@ def parse_sbom(doc: Any, *, host: str, origin: str) -> Inventory:
             packages.append(
                 InstalledPackage("cpe", str(raw.get("name")), version, cpes=tuple(cpes))
             )
+    if problems:
+        raise InventoryError.listing(origin, "component", problems)
     return Inventory(host, tuple(packages))
 
 
-def _cyclonedx_components(components: list[Any]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for component in components:
-        if isinstance(component, dict):
-            found.append(component)
-            found.extend(_cyclonedx_components(component.get("components") or []))
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    return names.get(type(value), "a number" if isinstance(value, int | float) else "?")
+
+
+def _objects(value: Any, where: str, problems: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The JSON objects of an array at ``where``, each with a label; the rest to ``problems``."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(f"{where} is {_json_type(value)}, expected an array")
+        return []
+    found = []
+    for index, item in enumerate(value):
+        if isinstance(item, dict):
+            name = item.get("bom-ref") or item.get("SPDXID") or item.get("name")
+            label = f"{where}[{index}]" + (f" ({name})" if isinstance(name, str) else "")
+            found.append((label, item))
+        else:
+            problems.append(f"{where}[{index}] is {_json_type(item)}, expected an object")
     return found
 
 
-def _spdx_entry(package: dict[str, Any]) -> tuple[str | None, list[str], dict[str, Any]]:
-    purl, cpes = None, []
-    for ref in package.get("externalRefs") or []:
+def _cyclonedx_components(
+    value: Any, where: str, problems: list[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    for label, component in _objects(value, where, problems):
+        found.append((label, component))
+        nested = label.split(" ")[0] + ".components"
+        found.extend(_cyclonedx_components(component.get("components"), nested, problems))
+    return found
+
+
+def _cyclonedx_cpes(component: dict[str, Any], label: str, problems: list[str]) -> list[str]:
+    cpe = component.get("cpe")
+    if cpe is None:
+        return []
+    if not isinstance(cpe, str):
+        problems.append(f"{label}: cpe is {_json_type(cpe)}, expected a string")
+        return []
+    return [cpe]
+
+
+def _spdx_entry(
+    label: str, package: dict[str, Any], problems: list[str]
+) -> tuple[str, Any, list[str], dict[str, Any]]:
+    purl: Any = None
+    cpes = []
+    for ref_label, ref in _objects(package.get("externalRefs"), f"{label}.externalRefs", problems):
         kind, locator = ref.get("referenceType"), ref.get("referenceLocator")
         if kind == "purl":
             purl = locator
-        elif kind in ("cpe23Type", "cpe22Type") and isinstance(locator, str):
-            cpes.append(locator)
-    return purl, cpes, package
+        elif kind in ("cpe23Type", "cpe22Type"):
+            if isinstance(locator, str):
+                cpes.append(locator)
+            else:
+                problems.append(f"{ref_label}: CPE is {_json_type(locator)}, expected a string")
+    return label, purl, cpes, package
 
 
 # --- edges: files and this machine ----------------------------------------------------------

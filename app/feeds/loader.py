@@ -3,7 +3,8 @@
 This is the I/O edge of the library: it reads bytes (files or :class:`~app.feeds.http.Fetcher`),
 enforces the size limit before parsing, and collects per-file and per-record errors so that one
 bad file or record never stops the rest of a batch. Nothing is written anywhere: the caller
-decides what to do with the complete report (see :func:`app.feeds.store.write_json`).
+decides what to do with the complete report (the CLI writes it with
+:func:`patchledger.app.feeds.export.write_json_atomic`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from patchledger.app.feeds.errors import FeedError, FeedFormatError
 from patchledger.app.feeds.formats import NotAFeed, decompress, parse_bytes
 from patchledger.app.feeds.http import Fetcher, nvd_pages
-from patchledger.app.feeds.model import Advisory, ParseError, ParseResult
+from patchledger.app.feeds.model import Advisory, DataGap, ParseError, ParseResult
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,19 @@ class ImportReport:
     def all_errors(self) -> list[ParseError]:
         """File-level errors followed by per-record errors."""
         return [*self.errors, *(e for r in self.results for e in r.errors)]
+
+    @property
+    def no_data(self) -> list[DataGap]:
+        """Records imported that cannot decide anything, with the reason (every result)."""
+        return [g for r in self.results for g in r.no_data]
+
+    def withdrawn_by_source(self) -> dict[str, list[str]]:
+        """Ids of records their source withdrew or rejected (not imported), per source."""
+        found: dict[str, list[str]] = {}
+        for result in self.results:
+            if result.withdrawn:
+                found.setdefault(result.source, []).extend(result.withdrawn)
+        return found
 
     def records_by_source(self) -> dict[str, int]:
         """Raw records read per source (``kev``, ``nvd``, ``osv``, ``csaf``, ``debian-dsa``...)."""

@@ -8,26 +8,61 @@ loaded advisory covers, or an installed version that does not parse is reported 
 that does not parse in the package's scheme) is reported as an :class:`AdvisoryError`; the
 other advisories about the package are still judged.
 
-Package advisories match by purl type, namespace, name and ``distro`` (Debian advisories are
-about *source* packages, so a deb package matches through its source name and version).
-NVD CPE configurations match only CPE names an inventory states explicitly.
+Package advisories match by purl type, namespace, name and ``distro``. Debian advisories are
+about *source* packages, so a deb package matches through its source name and version; OSV
+and CSAF name rpm *binary* packages, so an rpm package matches only by its own name (never
+through its source rpm, whose fixes are of another version line). NVD CPE configurations
+match only CPE names an inventory states explicitly.
+
+Two rpm rules decide per advisory entry, and say "no data" where the inventory cannot:
+
+- **Epochs.** An inventory line without an epoch (bare ``rpm -qa``, ``name version-release``)
+  is compared only against fixes without one; an entry whose versions carry an epoch gives
+  "no data: epoch unknown" for that package.
+- **Module streams.** A modular entry (a ``rpmmod`` qualifier, or versions with a
+  ``.module+el``/``.module_el`` release tag) applies only to packages of the same stream (the
+  inventory's ``%{MODULARITYLABEL}``); a non-modular entry never applies to a modular package.
+  Where the stream is unknown on either side, the answer is "no data".
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal
 
 from patchledger.app.feeds.cpe import Cpe, node_matches, parse_cpe
 from patchledger.app.feeds.ecosystems import VERSION_SCHEMES
-from patchledger.app.feeds.inventory import InstalledPackage, Inventory
+from patchledger.app.feeds.inventory import RPM_FORMAT, InstalledPackage, Inventory
 from patchledger.app.feeds.merge import Vulnerability
 from patchledger.app.feeds.model import Advisory, AffectedPackage, CpeMatch, CpeNode
-from patchledger.app.feeds.versions import UnsupportedVersion, compare, in_range, parse_version
+from patchledger.app.feeds.versions import (
+    SEMVER_TYPES,
+    UnsupportedVersion,
+    compare,
+    in_range,
+    parse_version,
+)
 
 _DISTRO_TYPES = ("deb", "rpm", "apk")
+#: the release tag of a package built from a module (RHEL ``module+el8``, AlmaLinux ``module_el9``)
+MODULE_TAG = re.compile(r"\.module[+_]el\d")
+_EPOCH = re.compile(r"^(\d+):")
+_RPM_QUERY = f"rpm -qa --qf '{RPM_FORMAT.strip()}'"
+EPOCH_UNKNOWN = (
+    "epoch unknown: the inventory line gives none and a fix carries one; list packages with "
+    + _RPM_QUERY
+)
+STREAM_UNKNOWN_INVENTORY = (
+    "module stream unknown: a modular package without its module label; list packages with "
+    + _RPM_QUERY
+)
+STREAM_UNKNOWN_ADVISORY = (
+    "module stream unknown: a modular advisory that does not say which stream it fixes"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +135,8 @@ class _Problem:
 class _Outcome:
     hits: tuple[_Hit, ...] = ()
     problems: tuple[_Problem, ...] = ()
+    #: why some entries about the package could not be judged ("no data" reasons)
+    gaps: tuple[str, ...] = ()
 
 
 _Entry = tuple[str, Advisory, AffectedPackage]
@@ -175,6 +212,8 @@ class Matcher:
             if isinstance(outcome, str):
                 missing[(_scope(package, inventory), outcome)].append(package.name)
                 continue
+            for gap in outcome.gaps:
+                missing[(_scope(package, inventory), gap)].append(package.name)
             seen: set[tuple[str, str]] = set()
             busy = outcome.hits or outcome.problems
             purl, version = (_purl(package), _compared_version(package)) if busy else ("", "")
@@ -233,6 +272,7 @@ class Matcher:
             release,
             _compared_version(package),
             package.module,
+            package.epoch_known,
         )
         cached = self._cache.get(key)
         if cached is None:
@@ -243,7 +283,11 @@ class Matcher:
     def _compute(
         self, package: InstalledPackage, namespace: str | None, release: str | None
     ) -> _Outcome | str:
-        names = dict.fromkeys(n for n in (package.source_name, package.name) if n)
+        # Debian lists name source packages; OSV and CSAF name rpm binary packages
+        candidates = (
+            (package.source_name, package.name) if package.type == "deb" else (package.name,)
+        )
+        names = dict.fromkeys(n for n in candidates if n)
         version = _compared_version(package)
         entries = [
             entry
@@ -259,7 +303,14 @@ class Matcher:
         # the installed version parses: whatever fails from here on is the advisory's data
         hits: list[_Hit] = []
         problems: list[_Problem] = []
+        gaps: dict[str, None] = {}
         for vuln_id, advisory, affected in entries:
+            decision = _applies(package, affected)
+            if decision == "no":
+                continue
+            if decision != "yes":
+                gaps[decision] = None
+                continue
             try:
                 hit, bad_fixes = _judge(package, version, vuln_id, advisory, affected)
             except UnsupportedVersion as exc:
@@ -271,7 +322,7 @@ class Matcher:
             )
             if hit is not None:
                 hits.append(hit)
-        return _Outcome(tuple(hits), tuple(problems))
+        return _Outcome(tuple(hits), tuple(problems), tuple(gaps))
 
     # --- CPE ------------------------------------------------------------------------------
 
@@ -326,9 +377,6 @@ def _judge(
     Raises:
         UnsupportedVersion: a version of the entry's ranges does not parse.
     """
-    required_module = dict(affected.qualifiers).get("rpmmod")
-    if required_module and package.module != required_module:
-        return None, []
     where = f"{affected.distro}" if affected.distro else affected.type
     label = f"{advisory.source.source} {advisory.id}"
     if affected.status == "not_affected":
@@ -342,7 +390,7 @@ def _judge(
             f"{label}: {affected.name} in {where} has no fix ({affected.note or 'unfixed'})",
         )
         return hit, []
-    matched = version in affected.versions or any(
+    matched = _listed(package.type, version, affected.versions) or any(
         in_range(package.type, version, r) for r in affected.ranges
     )
     if not matched:
@@ -364,6 +412,53 @@ def _judge(
         f"{label}: {affected.name} {version} < fixed {fixed} in {where}",
     )
     return hit, bad
+
+
+def _applies(package: InstalledPackage, affected: AffectedPackage) -> Literal["yes", "no"] | str:
+    """Whether an entry speaks about this package: ``yes``, ``no``, or a "no data" reason.
+
+    Only rpm packages are concerned: module streams must agree (see the module docstring),
+    and an installed version of unknown epoch cannot be compared with a fix that has one.
+    """
+    if package.type != "rpm":
+        return "yes"
+    versions = _entry_versions(affected)
+    stream = dict(affected.qualifiers).get("rpmmod") or None
+    entry_modular = stream is not None or any(MODULE_TAG.search(v) for v in versions)
+    package_modular = package.module is not None or MODULE_TAG.search(package.version) is not None
+    if entry_modular != package_modular:
+        return "no"
+    if entry_modular:
+        if stream is None:
+            return STREAM_UNKNOWN_ADVISORY
+        if package.module is None:
+            return STREAM_UNKNOWN_INVENTORY
+        if package.module != stream:
+            return "no"
+    if not package.epoch_known and any(_has_epoch(v) for v in versions):
+        return EPOCH_UNKNOWN
+    return "yes"
+
+
+def _listed(ptype: str, version: str, versions: tuple[str, ...]) -> bool:
+    """Whether ``version`` is one of ``versions`` (SemVer build metadata ignored)."""
+    if version in versions:
+        return True
+    if ptype in SEMVER_TYPES and ("+" in version or any("+" in v for v in versions)):
+        bare = version.split("+", 1)[0]
+        return any(v.split("+", 1)[0] == bare for v in versions)
+    return False
+
+
+def _entry_versions(affected: AffectedPackage) -> list[str]:
+    """Every version an entry names: fixes, listed versions and range bounds."""
+    bounds = [e.version for r in affected.ranges for e in r if e.version != "0"]
+    return [*affected.fixed, *affected.versions, *bounds]
+
+
+def _has_epoch(version: str) -> bool:
+    match = _EPOCH.match(version)
+    return match is not None and int(match.group(1)) != 0
 
 
 def _problem(vuln_id: str, advisory: Advisory, affected: AffectedPackage, reason: str) -> _Problem:

@@ -172,15 +172,39 @@ class ParseError:
         return f"{where}: {self.reason}"
 
 
+@dataclass(frozen=True, slots=True)
+class DataGap:
+    """A record that was read but from which nothing can be decided, and why ("no data").
+
+    For instance a CSAF vulnerability whose products carry no purl: it is imported (its CVE,
+    scores and references are real) but cannot match any inventory.
+    """
+
+    origin: str
+    record: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.origin}: record {self.record}: no data: {self.reason}"
+
+
 @dataclass(slots=True)
 class ParseResult:
-    """The outcome of reading one document: advisories, per-record errors, records read."""
+    """The outcome of reading one document.
+
+    ``advisories`` and per-record ``errors`` as read; ``no_data`` the records imported that
+    cannot decide anything (:class:`DataGap`); ``withdrawn`` the ids of records that their
+    source withdrew or rejected (OSV ``withdrawn``, NVD ``Rejected``), which are not imported.
+    ``records`` counts every record read, withdrawn ones included.
+    """
 
     source: str
     origin: str
     records: int = 0
     advisories: list[Advisory] = field(default_factory=list)
     errors: list[ParseError] = field(default_factory=list)
+    no_data: list[DataGap] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)
 
 
 def record_digest(raw: Any) -> str:

@@ -14,9 +14,14 @@ from univers.versions import InvalidVersion, Version
 from patchledger.app.feeds.ecosystems import VERSION_SCHEMES
 from patchledger.app.feeds.model import RangeEvent
 
+#: purl types whose versions follow SemVer 2.0 (Go modules too): precedence ignores build
+#: metadata (``1.0.0+build.1`` ranks with ``1.0.0``, SemVer 2.0 section 10)
+SEMVER_TYPES = frozenset({"npm", "cargo", "golang"})
+
 
 class UnsupportedVersion(ValueError):
-    """The purl type has no version scheme, or a version does not parse in it."""
+    """The purl type has no version scheme, a version does not parse in it, or two versions
+    cannot be ordered in it."""
 
 
 @lru_cache(maxsize=262144)
@@ -29,6 +34,8 @@ def parse_version(ptype: str, text: str) -> Version:
     scheme = VERSION_SCHEMES.get(ptype)
     if scheme is None:
         raise UnsupportedVersion(f"no version scheme for package type {ptype!r}")
+    if ptype in SEMVER_TYPES:
+        text = text.split("+", 1)[0]
     try:
         return scheme(text)
     except (InvalidVersion, ValueError, TypeError) as exc:
@@ -37,15 +44,20 @@ def parse_version(ptype: str, text: str) -> Version:
 
 @lru_cache(maxsize=1048576)
 def compare(ptype: str, left: str, right: str) -> int:
-    """-1, 0 or 1 as ``left`` is lower than, equal to or higher than ``right``.
+    """-1, 0 or 1 as ``left`` is lower than, equal to or higher than ``right`` in precedence.
 
     Raises:
-        UnsupportedVersion: see :func:`parse_version`.
+        UnsupportedVersion: see :func:`parse_version`; also when the scheme orders the two
+            neither way (rather than answering "higher" both ways round).
     """
     a, b = parse_version(ptype, left), parse_version(ptype, right)
     if a == b:
         return 0
-    return -1 if a < b else 1
+    if a < b:
+        return -1
+    if b < a:
+        return 1
+    raise UnsupportedVersion(f"{left!r} and {right!r} cannot be ordered as {ptype} versions")
 
 
 def in_range(ptype: str, version: str, events: tuple[RangeEvent, ...]) -> bool:

@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from importlib import import_module
 from typing import Any
 
 import grpc
@@ -34,6 +33,7 @@ from patchledger.app.fabric import (
     Attribute,
     CAError,
     CommitError,
+    Contract,
     EcdsaSigner,
     EventsError,
     FabricError,
@@ -46,12 +46,12 @@ from patchledger.app.fabric import (
     connect,
     create_channel,
 )
+from patchledger.app.readmodel.projector import peer_height
 from patchledger.app.web.config import AppConfig
 from patchledger.app.web.metrics import Metrics
 from patchledger.chaincode.lifecycle.signatures import encode_b64
 from patchledger.chaincode.lifecycle.statement import ApprovalStatement
 
-_ledger_pb2: Any = import_module("fabric_protos.common.ledger_pb2")
 _REFUSAL = re.compile(r"chaincode response (\d{3}), (.*)", re.DOTALL)
 _UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                 grpc.StatusCode.CANCELLED}
@@ -65,15 +65,19 @@ class LedgerError(Exception):
         message: what happened, with the chaincode's own words when it refused.
         endpoint: the peer or CA concerned.
         function: the transaction function called.
+        transaction_id: the transaction's id when one was built: after a 503 of a submit the
+            client looks it up (``GET /audit/transactions/{id}``) instead of resubmitting
+            blindly.
     """
 
     def __init__(self, status: int, message: str, *, endpoint: str = "",
-                 function: str = "") -> None:
+                 function: str = "", transaction_id: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.endpoint = endpoint
         self.function = function
+        self.transaction_id = transaction_id
 
 
 def _refusal(texts: Sequence[str]) -> tuple[int, str] | None:
@@ -90,16 +94,20 @@ def map_gateway_error(exc: FabricError, function: str, endpoint: str) -> LedgerE
     if isinstance(exc, CommitError):
         return LedgerError(409, f"{function}: transaction {exc.transaction_id} was committed "
                            f"invalid ({exc.code_name}) in block {exc.block_number}",
-                           endpoint=endpoint, function=function)
+                           endpoint=endpoint, function=function,
+                           transaction_id=exc.transaction_id)
     if isinstance(exc, GatewayError):
+        tx = exc.transaction_id
         refused = _refusal([exc.message, *(d.message for d in exc.details)])
         if refused:
-            return LedgerError(refused[0], refused[1], endpoint=endpoint, function=function)
+            return LedgerError(refused[0], refused[1], endpoint=endpoint, function=function,
+                               transaction_id=tx)
         if exc.code in _UNAVAILABLE:
             return LedgerError(503, f"the ledger is unreachable: {exc.phase} at {endpoint} "
                                f"failed ({exc.code.name}): {exc.message}",
-                               endpoint=endpoint, function=function)
-        return LedgerError(502, f"{function}: {exc}", endpoint=endpoint, function=function)
+                               endpoint=endpoint, function=function, transaction_id=tx)
+        return LedgerError(502, f"{function}: {exc}", endpoint=endpoint, function=function,
+                           transaction_id=tx)
     if isinstance(exc, EventsError):
         return LedgerError(503, f"the block stream of {endpoint} failed: {exc}",
                            endpoint=endpoint, function=function)
@@ -235,6 +243,18 @@ class Ledger:
 
         return self._call(function, run, "submit")
 
+    def contract(self, actor: Actor) -> Contract:
+        """The contract on a gateway of ``actor`` (for batch writers such as ingestion's).
+
+        Raises:
+            LedgerError: no peer configured (503), no identity in the wallet (403).
+        """
+        channel = self._open()
+        identity, signer = self._identity(actor)
+        gateway = connect(identity, signer, channel, endpoint=self.endpoint,
+                          timeouts=self._config.timeouts)
+        return gateway.get_network(self._config.channel).get_contract(self._config.chaincode)
+
     def network(self) -> Network:
         """The channel as the registrar (block events for the projector, verification).
 
@@ -253,14 +273,10 @@ class Ledger:
         Raises:
             LedgerError: the peer is down or refused (503/502).
         """
-        contract = self.network().get_contract("qscc")
         try:
-            raw = contract.evaluate_transaction("GetChainInfo", self._config.channel)
+            return peer_height(self.network(), self._config.channel)
         except FabricError as exc:
             raise map_gateway_error(exc, "GetChainInfo", self.endpoint) from exc
-        # app.readmodel.projector.peer_height parses common_pb2.BlockchainInfo, which lives
-        # in common/ledger.proto: parsed here until it is fixed there
-        return int(_ledger_pb2.BlockchainInfo.FromString(raw).height)
 
     def raw_blocks(self, start: int, stop: int) -> Iterator[Any]:
         """The peer's ``common.Block`` messages ``start`` to ``stop`` (inclusive), for ledger

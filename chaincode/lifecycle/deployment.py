@@ -17,11 +17,12 @@ FAILED and ROLLED_BACK are *settled* states for the rollout's wave gates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from patchledger.chaincode.lifecycle.fields import identifier, integer, sha256_hex, text
 from patchledger.chaincode.lifecycle.host import EMPTY_INVENTORY
 from patchledger.chaincode.lifecycle.record import Key, Record
-from patchledger.chaincode.lifecycle.statemachine import machine
+from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
     "Deployment",
@@ -42,6 +43,7 @@ class Deployment(Record):
     """One host's deployment in a rollout."""
 
     RECORD_TYPE = "Deployment"
+    MACHINE: ClassVar[StateMachine] = MACHINE
     rollout_id: str
     host_id: str
     patch_id: str

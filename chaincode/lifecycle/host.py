@@ -13,10 +13,11 @@ organization's peer. ``last_report_sequence`` is the replay counter of signed ho
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer, sha256_hex, text
 from patchledger.chaincode.lifecycle.record import Key, Record
-from patchledger.chaincode.lifecycle.statemachine import machine
+from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
     "Host",
@@ -31,6 +32,7 @@ class Host(Record):
     """An enrolled host."""
 
     RECORD_TYPE = "Host"
+    MACHINE: ClassVar[StateMachine] = MACHINE
     host_id: str
     owner_msp: str
     cert_pem: str

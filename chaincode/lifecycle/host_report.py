@@ -16,14 +16,12 @@ Rules enforced by :func:`verify_report`:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self
 
-from patchledger.chaincode.lifecycle.errors import ExpiredError, ReplayError, ValidationError
+from patchledger.chaincode.lifecycle.envelope import Signed
+from patchledger.chaincode.lifecycle.errors import ExpiredError, ReplayError
 from patchledger.chaincode.lifecycle.fields import choice, identifier, integer, sha256_hex, text
 from patchledger.chaincode.lifecycle.record import Document
-from patchledger.chaincode.lifecycle.signatures import decode_b64, encode_b64, verify
 
 MAX_CLOCK_SKEW = 300
 REPORTABLE = ("DISPATCHED", "APPLIED", "VERIFIED", "FAILED", "ROLLED_BACK")
@@ -60,37 +58,17 @@ class HostReport(Document):
 
 
 @dataclass(frozen=True)
-class SignedReport:
-    """A report with its base64 DER signature."""
+class SignedReport(Signed[HostReport]):
+    """A report with its base64 DER signature: ``{"report": {...}, "signature": "..."}``
+    (see :class:`~..envelope.Signed`)."""
 
-    report: HostReport
-    signature: str
+    BODY = "report"
+    DOCUMENT = HostReport
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object ``{"report": {...}, "signature": "..."}``."""
-        return {"report": self.report.to_dict(), "signature": self.signature}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Parse a signed report.
-
-        Raises:
-            ValidationError: missing or malformed parts.
-        """
-        if not isinstance(data, Mapping):
-            raise ValidationError("report", "must be an object")
-        body = data.get("report")
-        if not isinstance(body, Mapping) or body.get("record_type") != "HostReport":
-            raise ValidationError("report", "must be a HostReport object")
-        signature = data.get("signature")
-        if not isinstance(signature, str) or not signature:
-            raise ValidationError("signature", "must be a base64 string")
-        return cls(HostReport.from_dict(body), signature)
-
-    @classmethod
-    def create(cls, report: HostReport, signature_der: bytes) -> Self:
-        """Wrap a report and its DER signature."""
-        return cls(report, encode_b64(signature_der))
+    @property
+    def report(self) -> HostReport:
+        """The signed report."""
+        return self.body
 
 
 def verify_report(
@@ -105,7 +83,7 @@ def verify_report(
     """
     report = signed.report
     what = f"report {report.sequence} of host {report.host_id!r}"
-    verify(host_cert_pem, report.to_json(), decode_b64(signed.signature, what), what)
+    signed.verify_signature(host_cert_pem, what)
     if report.sequence <= last_sequence:
         raise ReplayError(f"{what}: sequence must be above {last_sequence} (replayed?)")
     if report.reported_at > now + MAX_CLOCK_SKEW:

@@ -5,6 +5,8 @@ certificate that Fabric already validated against the organization's MSP). Roles
 come from the Fabric CA attribute extension (OID 1.2.3.4.5.6.7.8.1), a JSON object
 ``{"attrs": {"role": "approver", "hf.EnrollmentID": "alice", ...}}`` embedded in certificates
 issued with ``--enrollment.attrs`` / registered with ``ecert`` attributes.
+:func:`certificate_attributes` is the chaincode's one parser of that extension (the runtime's
+``ClientIdentity.attributes`` uses it too).
 """
 
 from __future__ import annotations
@@ -67,8 +69,8 @@ def certificate_attributes(cert: x509.Certificate) -> dict[str, str]:
     """The Fabric CA attributes embedded in ``cert`` (empty when it has none).
 
     Raises:
-        ValidationError: the extension is present but is not the expected JSON, or the
-            certificate's extensions cannot be parsed.
+        ValidationError: the extension is present but is not a JSON object with an
+            ``attrs`` object, or the certificate's extensions cannot be parsed.
     """
     try:
         ext = cert.extensions.get_extension_for_oid(FABRIC_ATTRS_OID)
@@ -79,11 +81,14 @@ def certificate_attributes(cert: x509.Certificate) -> dict[str, str]:
     value = ext.value
     raw = value.value if isinstance(value, x509.UnrecognizedExtension) else b""
     try:
-        attrs = json.loads(raw).get("attrs", {})
-    except (ValueError, AttributeError) as exc:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError("certificate.attrs", "is not Fabric CA attribute JSON") from exc
+    attrs = doc.get("attrs") if isinstance(doc, dict) else None
     if not isinstance(attrs, dict):
-        raise ValidationError("certificate.attrs", "is not Fabric CA attribute JSON")
+        raise ValidationError(
+            "certificate.attrs", "is not Fabric CA attribute JSON (no 'attrs' object)"
+        )
     return {str(k): str(v) for k, v in attrs.items()}
 
 

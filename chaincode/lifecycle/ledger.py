@@ -6,7 +6,15 @@ and ``SetStateValidationParameter`` for ``owner_org``). Because Fabric's ``GetSt
 see the transaction's own writes, operations run over a :class:`TxLedger`, which overlays the
 writes of the current transaction on the store (read-your-writes) and records the changes that
 form the transaction's single chaincode event. Writes reach the store only on
-:meth:`TxLedger.commit`, after the operation returned. :class:`MemoryStore` is the in-memory
+:meth:`TxLedger.commit`, after the operation returned.
+
+The view is also where the state machines are enforced: :meth:`TxLedger.save` checks every
+write of a record whose type has a machine (``Record.MACHINE``) against it, from the state the
+view itself last saw for that key (read or written in this transaction; read from the store
+when the operation never read it), never from what the operation claims. So no operation can
+write an illegal transition, whatever it computes: the write is refused with a
+:class:`~chaincode.lifecycle.errors.TransitionError` naming the record, its state and the
+attempted state, before anything is buffered. :class:`MemoryStore` is the in-memory
 store used by tests, benchmarks and simulations.
 """
 
@@ -107,6 +115,7 @@ class TxLedger:
     writes: dict[Key, bytes] = field(default_factory=dict)
     owners: dict[Key, str] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
+    seen: dict[Key, str | None] = field(default_factory=dict)
 
     def _raw(self, key: Key) -> bytes | None:
         if key in self.writes:
@@ -131,8 +140,12 @@ class TxLedger:
         Raises:
             ValidationError: the stored value is not a valid record of that type.
         """
-        raw = self._raw(Key(cls.RECORD_TYPE, parts))
-        return None if raw is None else cls.from_json(raw)
+        key = Key(cls.RECORD_TYPE, parts)
+        raw = self._raw(key)
+        found = None if raw is None else cls.from_json(raw)
+        if cls.MACHINE is not None:
+            self.seen[key] = None if found is None else found.state
+        return found
 
     def load(self, cls: type[R], *parts: str) -> R:
         """The record of type ``cls`` at ``parts``.
@@ -152,31 +165,47 @@ class TxLedger:
         for key, value in self.writes.items():
             if key.record_type == cls.RECORD_TYPE and key.parts[:n] == prefix:
                 keys[key] = value
-        return [cls.from_json(keys[k]) for k in sorted(keys, key=lambda k: k.parts)]
+        found = [cls.from_json(keys[k]) for k in sorted(keys, key=lambda k: k.parts)]
+        if cls.MACHINE is not None:
+            self.seen.update((r.key, r.state) for r in found)
+        return found
 
-    def save(self, record: R, previous: Record | None, *, owner_org: str | None = None) -> R:
-        """Stamp ``record`` with time and caller, write it and list the change.
+    def save(self, record: R, *, owner_org: str | None = None) -> R:
+        """Check the move against the record type's machine, stamp ``record`` with time and
+        caller, write it and list the change.
+
+        The state the record moves from is the one this view last saw for its key (see the
+        module docstring); absent, the record is created and must start in the machine's
+        initial state or one move away from it.
 
         Args:
             record: the new version.
-            previous: the version it replaces (``None`` when created).
             owner_org: organization whose peer must endorse changes of this key (together
                 with a majority of the channel's organizations).
 
         Returns:
             The stamped record as written.
+
+        Raises:
+            TransitionError: the record type's machine does not allow the move (nothing is
+                written).
         """
+        key = record.key
+        machine = record.MACHINE
+        before = ""
+        if machine is not None:
+            if key not in self.seen:
+                self.find(type(record), *key.parts)
+            current = self.seen[key]
+            if current is None:
+                machine.check_creation(str(key), record.state)
+            else:
+                machine.check(str(key), current, record.state)
+                before = current
+            self.seen[key] = record.state
         stamped = record.evolve(updated_at=self.now, updated_by=self.caller.msp_id)
-        value = stamped.to_json()
-        self.writes[stamped.key] = value
+        self.writes[key] = stamped.to_json()
         if owner_org:
-            self.owners[stamped.key] = owner_org
-        self.changes.append(
-            Change(
-                stamped.RECORD_TYPE,
-                str(stamped.key),
-                previous.state if previous is not None else "",
-                stamped.state,
-            )
-        )
+            self.owners[key] = owner_org
+        self.changes.append(Change(stamped.RECORD_TYPE, str(key), before, stamped.state))
         return stamped

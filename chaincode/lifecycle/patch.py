@@ -20,7 +20,7 @@ changes after the proposal: a new build is a new patch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from patchledger.chaincode.lifecycle.errors import ValidationError
 from patchledger.chaincode.lifecycle.fields import (
@@ -33,7 +33,7 @@ from patchledger.chaincode.lifecycle.fields import (
 )
 from patchledger.chaincode.lifecycle.record import Key, Nested, Record
 from patchledger.chaincode.lifecycle.severity import SEVERITIES
-from patchledger.chaincode.lifecycle.statemachine import machine
+from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
     "Patch",
@@ -101,6 +101,7 @@ class Patch(Record):
     """A proposed patch and where it stands."""
 
     RECORD_TYPE = "Patch"
+    MACHINE: ClassVar[StateMachine] = MACHINE
     patch_id: str
     title: str
     vendor: str

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer
+from patchledger.chaincode.lifecycle.fields import identifier, integer
 from patchledger.chaincode.lifecycle.policy import Policy
-from patchledger.chaincode.lifecycle.record import Key, Record
-from patchledger.chaincode.lifecycle.statemachine import machine
+from patchledger.chaincode.lifecycle.quorum import VotedRecord
+from patchledger.chaincode.lifecycle.record import Key
+from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
     "PolicyChange",
@@ -30,17 +31,16 @@ MACHINE = machine(
 
 
 @dataclass(frozen=True, kw_only=True)
-class PolicyChange(Record):
+class PolicyChange(VotedRecord):
     """A proposed replacement of a policy."""
 
     RECORD_TYPE = "PolicyChange"
+    MACHINE: ClassVar[StateMachine] = MACHINE
+    DECIDED = "ADOPTED"
     proposal_id: str
     policy_id: str
     base_version: int
     proposed: Mapping[str, Any]
-    proposed_by: str
-    approvals: tuple[str, ...] = ()
-    status: str = "PROPOSED"
 
     def validate(self) -> None:
         """Check fields; the proposed policy must itself be valid.
@@ -48,12 +48,10 @@ class PolicyChange(Record):
         Raises:
             ValidationError: naming the offending field.
         """
+        super().validate()
         identifier("proposal_id", self.proposal_id)
         identifier("policy_id", self.policy_id)
         integer("base_version", self.base_version, minimum=1)
-        identifier("proposed_by", self.proposed_by)
-        id_tuple("approvals", self.approvals)
-        MACHINE.validate_state("status", self.status)
         self.policy()
 
     def policy(self) -> Policy:
@@ -64,8 +62,3 @@ class PolicyChange(Record):
     def key(self) -> Key:
         """``("PolicyChange", proposal_id)``."""
         return Key(self.RECORD_TYPE, (self.proposal_id,))
-
-    @property
-    def state(self) -> str:
-        """The ``status``."""
-        return self.status

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Self
 from patchledger.chaincode.lifecycle.canonical import canonical_json, parse_object
 from patchledger.chaincode.lifecycle.errors import ValidationError
 from patchledger.chaincode.lifecycle.fields import identifier, integer
+from patchledger.chaincode.lifecycle.statemachine import StateMachine
 
 SCHEMA_VERSION = 1
 _RESERVED = frozenset({"record_type", "extra"})
@@ -135,11 +136,16 @@ class Document:
 class Record(Document):
     """Base of all ledger records.
 
+    ``MACHINE`` is the record type's state machine (``None``: the type has no lifecycle, as
+    approvals and policies); :meth:`~chaincode.lifecycle.ledger.TxLedger.save` checks every
+    write of the record against it.
+
     Attributes:
         updated_at: transaction time (seconds since the epoch, UTC) of the last change.
         updated_by: MSP id of the organization whose member made the last change.
     """
 
+    MACHINE: ClassVar[StateMachine | None] = None
     updated_at: int = 0
     updated_by: str = ""
 

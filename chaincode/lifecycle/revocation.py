@@ -13,10 +13,12 @@ rollouts of a revoked patch can no longer advance.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, text
-from patchledger.chaincode.lifecycle.record import Key, Record
-from patchledger.chaincode.lifecycle.statemachine import machine
+from patchledger.chaincode.lifecycle.fields import identifier, text
+from patchledger.chaincode.lifecycle.quorum import VotedRecord
+from patchledger.chaincode.lifecycle.record import Key
+from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
     "Revocation",
@@ -26,15 +28,14 @@ MACHINE = machine(
 
 
 @dataclass(frozen=True, kw_only=True)
-class Revocation(Record):
+class Revocation(VotedRecord):
     """A (proposed or effective) revocation of one patch."""
 
     RECORD_TYPE = "Revocation"
+    MACHINE: ClassVar[StateMachine] = MACHINE
+    DECIDED = "EFFECTIVE"
     patch_id: str
     reason: str
-    proposed_by: str
-    approvals: tuple[str, ...] = ()
-    status: str = "PROPOSED"
 
     def validate(self) -> None:
         """Check fields.
@@ -42,18 +43,11 @@ class Revocation(Record):
         Raises:
             ValidationError: naming the offending field.
         """
+        super().validate()
         identifier("patch_id", self.patch_id)
         text("reason", self.reason)
-        identifier("proposed_by", self.proposed_by)
-        id_tuple("approvals", self.approvals)
-        MACHINE.validate_state("status", self.status)
 
     @property
     def key(self) -> Key:
         """``("Revocation", patch_id)``."""
         return Key(self.RECORD_TYPE, (self.patch_id,))
-
-    @property
-    def state(self) -> str:
-        """The ``status``."""
-        return self.status

@@ -19,10 +19,12 @@ justification, expiry): a vote with other terms is refused, never merged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer, text
-from patchledger.chaincode.lifecycle.record import Key, Record
-from patchledger.chaincode.lifecycle.statemachine import machine
+from patchledger.chaincode.lifecycle.quorum import VotedRecord
+from patchledger.chaincode.lifecycle.record import Key
+from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
     "RiskAcceptance",
@@ -32,18 +34,17 @@ MACHINE = machine(
 
 
 @dataclass(frozen=True, kw_only=True)
-class RiskAcceptance(Record):
+class RiskAcceptance(VotedRecord):
     """An exception to remediating a vulnerability (empty ``host_ids``: the whole estate)."""
 
     RECORD_TYPE = "RiskAcceptance"
+    MACHINE: ClassVar[StateMachine] = MACHINE
+    DECIDED = "GRANTED"
     exception_id: str
     vuln_id: str
     justification: str
     expires_at: int
-    proposed_by: str
     host_ids: tuple[str, ...] = ()
-    approvals: tuple[str, ...] = ()
-    status: str = "PROPOSED"
 
     def validate(self) -> None:
         """Check fields.
@@ -51,24 +52,17 @@ class RiskAcceptance(Record):
         Raises:
             ValidationError: naming the offending field.
         """
+        super().validate()
         identifier("exception_id", self.exception_id)
         identifier("vuln_id", self.vuln_id)
         text("justification", self.justification)
         integer("expires_at", self.expires_at, minimum=1)
-        identifier("proposed_by", self.proposed_by)
         id_tuple("host_ids", self.host_ids)
-        id_tuple("approvals", self.approvals)
-        MACHINE.validate_state("status", self.status)
 
     @property
     def key(self) -> Key:
         """``("RiskAcceptance", vuln_id, exception_id)``: scannable per vulnerability."""
         return Key(self.RECORD_TYPE, (self.vuln_id, self.exception_id))
-
-    @property
-    def state(self) -> str:
-        """The ``status``."""
-        return self.status
 
     def same_terms(self, other: RiskAcceptance) -> bool:
         """True when both name the same vulnerability, hosts, justification and expiry."""

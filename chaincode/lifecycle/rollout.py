@@ -20,12 +20,12 @@ batches never write the rollout record and never conflict with each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from patchledger.chaincode.lifecycle.errors import ValidationError
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer
 from patchledger.chaincode.lifecycle.record import Key, Nested, Record
-from patchledger.chaincode.lifecycle.statemachine import machine
+from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
     "Rollout",
@@ -75,6 +75,7 @@ class Rollout(Record):
     """A staged deployment plan and its progress (``current_wave`` is -1 until it starts)."""
 
     RECORD_TYPE = "Rollout"
+    MACHINE: ClassVar[StateMachine] = MACHINE
     rollout_id: str
     patch_id: str
     owner_msp: str

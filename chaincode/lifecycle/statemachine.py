@@ -1,10 +1,14 @@
-"""A tiny explicit state machine: a table of allowed moves, checked before every change.
+"""A tiny explicit state machine: a table of allowed moves, enforced by the ledger view.
 
 Each record module declares its machine as a :class:`StateMachine` built from a transition
-table written next to the rules in its docstring. Operations call :meth:`StateMachine.check`
-before writing; a move that is not in the table raises
-:class:`~chaincode.lifecycle.errors.TransitionError` naming the record type, the record id, the
-current state and the attempted state.
+table (the rules in its docstring) and attaches it to its record class as ``MACHINE``.
+:meth:`chaincode.lifecycle.ledger.TxLedger.save` checks every write of such a record against
+it: a move that is not in the table (a write that keeps the state is a move too, allowed only
+where the table lists the self-loop) raises :class:`~chaincode.lifecycle.errors.TransitionError`
+naming the record type, the record id, the current state and the attempted state, so no
+operation can write an illegal transition. Operations call :meth:`StateMachine.check` (or
+:meth:`StateMachine.check_from`, when the action narrows the table) only to refuse early, before
+a vote or a gate, with the same error.
 """
 
 from __future__ import annotations
@@ -53,6 +57,32 @@ class StateMachine:
         """
         if not self.allows(current, attempted):
             raise TransitionError(self.record_type, record_id, current, attempted)
+
+    def check_from(
+        self, record_id: str, current: str, attempted: str, *, allowed_from: frozenset[str]
+    ) -> None:
+        """Refuse ``current -> attempted`` unless it is in the table and the action (which
+        narrows the table, e.g. resume moves only PAUSED to RUNNING) starts from
+        ``allowed_from``.
+
+        Raises:
+            TransitionError: ``current`` is not in ``allowed_from`` or the move is not allowed.
+        """
+        if current not in allowed_from:
+            raise TransitionError(self.record_type, record_id, current, attempted)
+        self.check(record_id, current, attempted)
+
+    def check_creation(self, record_id: str, attempted: str) -> None:
+        """Refuse creating a record in ``attempted``: records start in :attr:`initial` and may
+        take one move of the table in the transaction that creates them (a proposal that
+        reaches its quorum at once is created decided).
+
+        Raises:
+            TransitionError: neither the initial state nor one move away from it (the error
+                names the initial state as the current one).
+        """
+        if attempted != self.initial:
+            self.check(record_id, self.initial, attempted)
 
     def validate_state(self, field: str, state: str) -> str:
         """Check that ``state`` is one of this machine's states.

@@ -19,14 +19,12 @@ Agents verify the same statements offline before applying a patch (DESIGN.md sec
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Self
 
-from patchledger.chaincode.lifecycle.errors import ExpiredError, SignatureError, ValidationError
+from patchledger.chaincode.lifecycle.envelope import Signed
+from patchledger.chaincode.lifecycle.errors import ExpiredError, SignatureError
 from patchledger.chaincode.lifecycle.fields import choice, identifier, integer, sha256_hex, text
 from patchledger.chaincode.lifecycle.record import Document
-from patchledger.chaincode.lifecycle.signatures import decode_b64, encode_b64, verify
 
 DECISIONS = ("approve", "reject")
 
@@ -60,37 +58,17 @@ class ApprovalStatement(Document):
 
 
 @dataclass(frozen=True)
-class SignedStatement:
-    """A statement with its base64 DER signature, as carried in transactions and bundles."""
+class SignedStatement(Signed[ApprovalStatement]):
+    """A statement with its base64 DER signature, as carried in transactions and bundles:
+    ``{"statement": {...}, "signature": "..."}`` (see :class:`~..envelope.Signed`)."""
 
-    statement: ApprovalStatement
-    signature: str
+    BODY = "statement"
+    DOCUMENT = ApprovalStatement
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object ``{"statement": {...}, "signature": "..."}``."""
-        return {"statement": self.statement.to_dict(), "signature": self.signature}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Parse a signed statement.
-
-        Raises:
-            ValidationError: missing or malformed parts.
-        """
-        if not isinstance(data, Mapping):
-            raise ValidationError("statement", "must be an object")
-        body = data.get("statement")
-        if not isinstance(body, Mapping) or body.get("record_type") != "ApprovalStatement":
-            raise ValidationError("statement", "must be an ApprovalStatement object")
-        signature = data.get("signature")
-        if not isinstance(signature, str) or not signature:
-            raise ValidationError("signature", "must be a base64 string")
-        return cls(ApprovalStatement.from_dict(body), signature)
-
-    @classmethod
-    def create(cls, statement: ApprovalStatement, signature_der: bytes) -> Self:
-        """Wrap a statement and its DER signature."""
-        return cls(statement, encode_b64(signature_der))
+    @property
+    def statement(self) -> ApprovalStatement:
+        """The signed statement."""
+        return self.body
 
 
 def verify_statement(
@@ -111,7 +89,7 @@ def verify_statement(
     """
     statement = signed.statement
     what = f"statement of {statement.approver!r} ({statement.msp_id}) on {statement.patch_id!r}"
-    verify(cert_pem, statement.to_json(), decode_b64(signed.signature, what), what)
+    signed.verify_signature(cert_pem, what)
     if statement.patch_id != patch_id or statement.artifact_sha256 != artifact_sha256:
         raise SignatureError(
             f"{what}: bound to patch {statement.patch_id!r} artifact "

@@ -2,14 +2,15 @@
 
 The core (:mod:`chaincode.lifecycle`) reads state through a synchronous
 :class:`~chaincode.lifecycle.ledger.StateStore`; the runtime's stub is asynchronous. Each
-transaction therefore runs its core operation in a worker thread (a dedicated pool, so the
-runtime's event loop never blocks), and :class:`StubStore` resolves every read by scheduling
-the stub coroutine on the runtime's loop with :func:`asyncio.run_coroutine_threadsafe` and
-waiting for its result in the worker thread. Writes are never sent from the worker: the core
-buffers them in its :class:`~chaincode.lifecycle.ledger.TxLedger` until ``commit()``, which
-hands them to :class:`StubStore`; after the operation returned, :meth:`StubStore.flush` sends
-them from the loop (``PutState``, plus a key-level endorsement policy when the core gave
-``owner_org``). A refused operation therefore sends no write at all.
+transaction therefore runs its core operation in a worker thread (the contract's pool, given by
+the contract-level context, so the runtime's event loop never blocks), and :class:`StubStore`
+resolves every read by scheduling the stub coroutine on the runtime's loop with
+:func:`asyncio.run_coroutine_threadsafe` and waiting for its result in the worker thread. Writes
+are never sent from the worker: the core buffers them in its
+:class:`~chaincode.lifecycle.ledger.TxLedger` until ``commit()``, which hands them to
+:class:`StubStore`; after the operation returned, :meth:`StubStore.flush` sends them from the
+loop (``PutState``, plus a key-level endorsement policy when the core gave ``owner_org``). A
+refused operation therefore sends no write at all.
 
 The key-level policy of an owned record (host, deployment, rollout) is "the owner
 organization's peer AND a majority of the channel's peer organizations"
@@ -32,9 +33,8 @@ Keys: the core's ``Key(record_type, parts)`` is the stub's composite key
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from patchledger.chaincode.lifecycle.record import Key
@@ -47,10 +47,12 @@ from patchledger.chaincode.runtime import (
 from patchledger.chaincode.runtime.endorsement import encode_policy, owner_and_majority
 
 __all__ = [
+    "POOL_SIZE",
     "STUB_CALL_TIMEOUT",
     "StubStore",
     "composite_key",
     "key_of",
+    "new_pool",
     "owner_policy",
     "run_in_worker",
 ]
@@ -61,22 +63,18 @@ T = TypeVar("T")
 #: so a lost peer answer surfaces as the runtime's PeerError first.
 STUB_CALL_TIMEOUT = 130.0
 
-_POOL_SIZE = 32
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+#: Worker threads of one contract's pool (its threads start on demand).
+POOL_SIZE = 32
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool  # one lazily created pool per process
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(_POOL_SIZE, thread_name_prefix="lifecycle")
-        return _pool
+def new_pool(size: int = POOL_SIZE) -> ThreadPoolExecutor:
+    """A worker pool for one contract's core operations."""
+    return ThreadPoolExecutor(size, thread_name_prefix="lifecycle")
 
 
-async def run_in_worker(func: Callable[[], T]) -> T:
-    """Run ``func`` in the lifecycle worker pool and return its result (or raise its error)."""
-    return await asyncio.get_running_loop().run_in_executor(_executor(), func)
+async def run_in_worker(pool: Executor, func: Callable[[], T]) -> T:
+    """Run ``func`` in ``pool`` and return its result (or raise its error)."""
+    return await asyncio.get_running_loop().run_in_executor(pool, func)
 
 
 def composite_key(key: Key) -> str:

@@ -1,9 +1,9 @@
 """The patchledger contract: the lifecycle core's actions and queries as transaction functions.
 
 Served by ``python -m patchledger.chaincode`` with
-``CHAINCODE_CONTRACT=chaincode.patchledger.contract:from_environment`` (the network's main
-chaincode): :func:`from_environment` is a zero-argument factory that reads the channel
-organizations' root certificates from ``PATCHLEDGER_ORG_ROOTS_DIR`` (see
+``CHAINCODE_CONTRACT=patchledger.chaincode.patchledger.contract:from_environment`` (the
+network's main chaincode): :func:`from_environment` is a zero-argument factory that reads
+the channel organizations' root certificates from ``PATCHLEDGER_ORG_ROOTS_DIR`` (see
 :mod:`chaincode.patchledger.roots`) and builds the contract over them with
 :func:`build_contract`. See docs/contract.md for the function list.
 
@@ -18,29 +18,44 @@ import os
 from collections.abc import Mapping
 
 from patchledger.chaincode.lifecycle import OrgTrust
-from patchledger.chaincode.patchledger import health, reads, transactions
+from patchledger.chaincode.patchledger import attest, health, reads, transactions
+from patchledger.chaincode.patchledger.execution import LedgerContext, Services
 from patchledger.chaincode.patchledger.roots import trust_from_env
-from patchledger.chaincode.runtime import Contract
+from patchledger.chaincode.runtime import ChaincodeStub, Contract
 from patchledger.chaincode.runtime.contract import TxFunc
 
-__all__ = ["VERSION", "build_contract", "contract", "from_environment"]
+__all__ = ["VERSION", "PatchledgerContract", "build_contract", "contract", "from_environment"]
 
 VERSION = "1.0.0"
 
 
-def build_contract(trust: OrgTrust) -> Contract:
-    """The patchledger contract, checking host certificates against ``trust``."""
-    built = Contract("patchledger", version=VERSION, title="patchledger patch lifecycle")
-    submit: tuple[TxFunc, ...] = (*transactions.submit_functions(trust), *health.SUBMIT)
-    evaluate: tuple[TxFunc, ...] = (*reads.EVALUATE, *health.EVALUATE)
-    for func in submit:
-        built.transaction(func)
-    for func in evaluate:
-        built.transaction(read_only=True)(func)
-    return built
+class PatchledgerContract(Contract):
+    """The patchledger contract: every call's context carries the contract's
+    :class:`~chaincode.patchledger.execution.Services` (roots, channel organizations, worker
+    pool), as fabric-contract-api's ``createContext`` gives a contract's own context."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__("patchledger", version=VERSION, title="patchledger patch lifecycle")
+        self.services = services
+        submit: tuple[TxFunc, ...] = (*transactions.SUBMIT, *health.SUBMIT)
+        evaluate: tuple[TxFunc, ...] = (*reads.EVALUATE, *attest.EVALUATE, *health.EVALUATE)
+        for func in submit:
+            self.transaction(func)
+        for func in evaluate:
+            self.transaction(read_only=True)(func)
+
+    def create_context(self, stub: ChaincodeStub) -> LedgerContext:
+        """The call's context: the stub plus this contract's services."""
+        return LedgerContext(stub, self.services)
 
 
-def from_environment(env: Mapping[str, str] | None = None) -> Contract:
+def build_contract(trust: OrgTrust) -> PatchledgerContract:
+    """The patchledger contract, checking host certificates against ``trust`` (whose MSP ids
+    are the channel's peer organizations), with its own worker pool."""
+    return PatchledgerContract(Services(trust=trust))
+
+
+def from_environment(env: Mapping[str, str] | None = None) -> PatchledgerContract:
     """The contract over the roots named by ``PATCHLEDGER_ORG_ROOTS_DIR`` (process edge).
 
     Raises:
@@ -50,5 +65,6 @@ def from_environment(env: Mapping[str, str] | None = None) -> Contract:
     return build_contract(trust_from_env(os.environ if env is None else env))
 
 
-#: The contract without any organization's roots: ``EnrollHost`` refuses every certificate.
+#: The contract without any organization's roots: ``EnrollHost`` refuses every certificate
+#: and owned records cannot be written (no channel organizations).
 contract = build_contract(OrgTrust())

@@ -8,12 +8,14 @@ transaction timestamp (whole seconds since the epoch, UTC), run the operation ov
 event, ``patchledger``, whose payload is the core's
 :func:`~chaincode.lifecycle.ledger.event_payload` (no event when nothing changed).
 
-Records the core saves with an ``owner_org`` get the key-level policy "owner's peer AND a
-majority of the channel's peer organizations" (:func:`chaincode.patchledger.bridge.owner_policy`).
-The channel organizations are the contract's: :func:`with_channel_orgs` binds them to a
-transaction function (``build_contract`` does it for every submit function, with the MSP ids of
-its :class:`~chaincode.lifecycle.OrgTrust`), and :func:`submit` reads them from
-:data:`CHANNEL_ORGS`; unbound, an owned write is refused (fail closed).
+What every transaction of one contract shares is one explicit contract-level value,
+:class:`Services` (the organizations' root certificates, the channel's peer organizations
+derived from them, and the worker pool). The contract hands it to each function in its context,
+a :class:`LedgerContext` made by the contract's ``create_context`` (as fabric-contract-api's
+``createContext``); nothing travels through globals or context variables. Records the core
+saves with an ``owner_org`` get the key-level policy "owner's peer AND a majority of the
+channel's peer organizations" (:func:`chaincode.patchledger.bridge.owner_policy`); with no
+channel organizations (no roots), an owned write is refused (fail closed).
 
 Every :class:`~chaincode.lifecycle.errors.LifecycleError` becomes a
 :class:`~chaincode.runtime.ContractError` carrying the core's message (which names the record,
@@ -24,11 +26,10 @@ refusal apart, with a status by kind (:func:`refusal`).
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from patchledger.chaincode.lifecycle import (
     AlreadyExistsError,
@@ -38,6 +39,7 @@ from patchledger.chaincode.lifecycle import (
     DuplicateVoteError,
     LifecycleError,
     NotFoundError,
+    OrgTrust,
     PreconditionError,
     ReplayError,
     StateStore,
@@ -47,20 +49,19 @@ from patchledger.chaincode.lifecycle import (
     caller_from_certificate,
     event_payload,
 )
-from patchledger.chaincode.patchledger.bridge import StubStore, run_in_worker
+from patchledger.chaincode.patchledger.bridge import StubStore, new_pool, run_in_worker
 from patchledger.chaincode.runtime import ChaincodeStub, Context, ContractError, IdentityError
-from patchledger.chaincode.runtime.contract import TxFunc
 
 __all__ = [
-    "CHANNEL_ORGS",
     "EVENT_NAME",
+    "LedgerContext",
     "Outcome",
+    "Services",
     "caller_of",
     "read",
     "refusal",
     "submit",
     "tx_time",
-    "with_channel_orgs",
 ]
 
 T = TypeVar("T")
@@ -68,8 +69,33 @@ T = TypeVar("T")
 #: Name of the chaincode event every state-changing transaction sets.
 EVENT_NAME = "patchledger"
 
-#: The channel's peer organizations for the running transaction (see :func:`with_channel_orgs`).
-CHANNEL_ORGS: ContextVar[tuple[str, ...]] = ContextVar("patchledger_channel_orgs", default=())
+
+
+@dataclass(frozen=True)
+class Services:
+    """What every transaction of one contract shares (the contract-level context).
+
+    Attributes:
+        trust: the channel organizations' root certificates (host certificates are checked
+            against them).
+        pool: the worker pool the core's operations run in.
+    """
+
+    trust: OrgTrust = field(default_factory=OrgTrust)
+    pool: Executor = field(default_factory=new_pool)
+
+    @property
+    def channel_orgs(self) -> tuple[str, ...]:
+        """The channel's peer organizations: the MSP ids of :attr:`trust`, sorted."""
+        return tuple(sorted(set(self.trust.organizations)))
+
+
+class LedgerContext(Context):
+    """A transaction's context: the stub and caller, plus the contract's :class:`Services`."""
+
+    def __init__(self, stub: ChaincodeStub, services: Services) -> None:
+        super().__init__(stub)
+        self.services = services
 
 _STATUS: tuple[tuple[type[LifecycleError], int], ...] = (
     (NotFoundError, 404),
@@ -120,22 +146,6 @@ def caller_of(ctx: Context) -> Caller:
         raise refusal(exc) from exc
 
 
-def with_channel_orgs(func: TxFunc, channel_orgs: Sequence[str]) -> TxFunc:
-    """``func`` running with :data:`CHANNEL_ORGS` set to ``channel_orgs`` (same name,
-    parameters and documentation, so the contract registers it exactly like ``func``)."""
-    orgs = tuple(sorted(set(channel_orgs)))
-
-    @functools.wraps(func)
-    async def bound(ctx: Context, *args: Any) -> Any:
-        token = CHANNEL_ORGS.set(orgs)
-        try:
-            return await func(ctx, *args)
-        finally:
-            CHANNEL_ORGS.reset(token)
-
-    return bound
-
-
 @dataclass(frozen=True)
 class Outcome(Generic[T]):
     """What an operation returned and the changes the transaction made."""
@@ -148,7 +158,7 @@ class Outcome(Generic[T]):
         return [c.to_dict() for c in self.changes]
 
 
-async def submit(ctx: Context, operation: Callable[[TxLedger], T]) -> Outcome[T]:
+async def submit(ctx: LedgerContext, operation: Callable[[TxLedger], T]) -> Outcome[T]:
     """Run ``operation`` as this transaction (see the module docstring).
 
     Raises:
@@ -159,7 +169,8 @@ async def submit(ctx: Context, operation: Callable[[TxLedger], T]) -> Outcome[T]
     caller = caller_of(ctx)
     stub = ctx.stub
     now = tx_time(stub)
-    store = StubStore(stub, asyncio.get_running_loop(), channel_orgs=CHANNEL_ORGS.get())
+    services = ctx.services
+    store = StubStore(stub, asyncio.get_running_loop(), channel_orgs=services.channel_orgs)
 
     def work() -> Outcome[T]:
         tx = TxLedger(store, caller, now, stub.tx_id)
@@ -167,7 +178,7 @@ async def submit(ctx: Context, operation: Callable[[TxLedger], T]) -> Outcome[T]
         return Outcome(result, tx.commit())
 
     try:
-        outcome = await run_in_worker(work)
+        outcome = await run_in_worker(services.pool, work)
     except LifecycleError as exc:
         raise refusal(exc) from exc
     await store.flush()
@@ -176,7 +187,7 @@ async def submit(ctx: Context, operation: Callable[[TxLedger], T]) -> Outcome[T]
     return outcome
 
 
-async def read(ctx: Context, query: Callable[[StateStore], T]) -> T:
+async def read(ctx: LedgerContext, query: Callable[[StateStore], T]) -> T:
     """Run a read-only core query over the stub in a worker thread.
 
     Raises:
@@ -184,6 +195,6 @@ async def read(ctx: Context, query: Callable[[StateStore], T]) -> T:
     """
     store = StubStore(ctx.stub, asyncio.get_running_loop())
     try:
-        return await run_in_worker(lambda: query(store))
+        return await run_in_worker(ctx.services.pool, lambda: query(store))
     except LifecycleError as exc:
         raise refusal(exc) from exc

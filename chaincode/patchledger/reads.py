@@ -21,8 +21,8 @@ from typing import Any
 from patchledger.chaincode.lifecycle import LifecycleError, NotFoundError, ValidationError
 from patchledger.chaincode.lifecycle.queries import approval_bundle, get_record, record_class
 from patchledger.chaincode.lifecycle.record import Record
-from patchledger.chaincode.patchledger.execution import read, refusal
-from patchledger.chaincode.runtime import Context, KeyModification, create_composite_key
+from patchledger.chaincode.patchledger.execution import LedgerContext, read, refusal
+from patchledger.chaincode.runtime import KeyModification, create_composite_key
 
 __all__ = ["EVALUATE", "MAX_PAGE_SIZE", "MAX_SCAN", "key_parts"]
 
@@ -49,7 +49,7 @@ def key_parts(record_type: str, record_id: str) -> tuple[str, ...]:
     return parts
 
 
-async def GetRecord(ctx: Context, record_type: str, record_id: str) -> dict[str, Any]:
+async def GetRecord(ctx: LedgerContext, record_type: str, record_id: str) -> dict[str, Any]:
     """Any record by type and id (404 when absent)."""
 
     def query(store: Any) -> dict[str, Any]:
@@ -58,14 +58,14 @@ async def GetRecord(ctx: Context, record_type: str, record_id: str) -> dict[str,
     return await read(ctx, query)
 
 
-async def GetApprovalBundle(ctx: Context, patch_id: str) -> dict[str, Any]:
+async def GetApprovalBundle(ctx: LedgerContext, patch_id: str) -> dict[str, Any]:
     """The patch record and every signed statement on it with its signer's certificate: what
     an agent verifies offline before applying the patch."""
     return await read(ctx, lambda store: approval_bundle(store, patch_id))
 
 
 async def ListRecords(
-    ctx: Context, record_type: str, status: str, page_size: int, bookmark: str
+    ctx: LedgerContext, record_type: str, status: str, page_size: int, bookmark: str
 ) -> dict[str, Any]:
     """One page of the records of ``record_type`` in key order, only those in ``status``
     (``""``: all), and the bookmark of the next page (``""`` when there is none).
@@ -106,7 +106,7 @@ def _parse(cls: type[Record], raw: bytes) -> Record:
         raise refusal(exc) from exc
 
 
-async def GetHistory(ctx: Context, record_type: str, record_id: str) -> list[dict[str, Any]]:
+async def GetHistory(ctx: LedgerContext, record_type: str, record_id: str) -> list[dict[str, Any]]:
     """Every committed version of a record, oldest first: ``tx_id``, ``timestamp`` (seconds),
     ``time`` (ISO 8601), ``creator_msp``, ``state`` and the ``record``; 404 when it never
     existed."""

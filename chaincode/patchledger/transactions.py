@@ -7,15 +7,17 @@ the transaction timestamp, one ``patchledger`` event listing the changes) and re
 Authorization is the core's role table (:mod:`chaincode.lifecycle.authz`). Every refusal is a
 :class:`~chaincode.runtime.ContractError` naming the record, its state and the attempted action.
 
-``EnrollHost`` is built per contract by :func:`enroll_host_function` over the organizations'
-root certificates (:class:`~chaincode.lifecycle.OrgTrust`) the contract was given.
+Every function takes the contract's :class:`~chaincode.patchledger.execution.LedgerContext`:
+``EnrollHost`` checks host certificates against its ``services.trust`` (the organizations' root
+certificates the contract was given), and :func:`~chaincode.patchledger.execution.submit` takes
+the channel organizations and the worker pool from it.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from patchledger.chaincode.lifecycle import OrgTrust, TxLedger
+from patchledger.chaincode.lifecycle import TxLedger
 from patchledger.chaincode.lifecycle.ops import (
     approvals,
     deployments,
@@ -27,22 +29,20 @@ from patchledger.chaincode.lifecycle.ops import (
     vulnerabilities,
 )
 from patchledger.chaincode.patchledger.arguments import members
-from patchledger.chaincode.patchledger.execution import Outcome, submit, with_channel_orgs
+from patchledger.chaincode.patchledger.execution import LedgerContext, Outcome, submit
 from patchledger.chaincode.patchledger.prefetch import prefetch_reports
-from patchledger.chaincode.runtime import Context
-from patchledger.chaincode.runtime.contract import TxFunc
 
-__all__ = ["SUBMIT", "enroll_host_function", "submit_functions"]
+__all__ = ["SUBMIT"]
 
 T = TypeVar("T")
 Result = dict[str, Any]
 
 
-def _summary(ctx: Context, outcome: Outcome[Any]) -> Result:
+def _summary(ctx: LedgerContext, outcome: Outcome[Any]) -> Result:
     return {"tx_id": ctx.stub.tx_id, "changes": outcome.changes_json()}
 
 
-async def InitLedger(ctx: Context, policy: dict[str, Any]) -> Result:
+async def InitLedger(ctx: LedgerContext, policy: dict[str, Any]) -> Result:
     """Bootstrap the default approval policy (admin; refused once a policy exists).
 
     The chaincode definition's endorsement policy (MAJORITY) makes this a decision of several
@@ -51,26 +51,26 @@ async def InitLedger(ctx: Context, policy: dict[str, Any]) -> Result:
     return _summary(ctx, await submit(ctx, lambda tx: policies.bootstrap_policy(tx, policy)))
 
 
-async def RecordVulnerability(ctx: Context, vulnerability: dict[str, Any]) -> Result:
+async def RecordVulnerability(ctx: LedgerContext, vulnerability: dict[str, Any]) -> Result:
     """Create or merge a vulnerability (feed); re-recording known data changes nothing."""
     return _summary(
         ctx, await submit(ctx, lambda tx: vulnerabilities.record_vulnerability(tx, vulnerability))
     )
 
 
-async def AssessVulnerability(ctx: Context, vuln_id: str, status: str) -> Result:
+async def AssessVulnerability(ctx: LedgerContext, vuln_id: str, status: str) -> Result:
     """Assess a vulnerability: MITIGATED, NOT_AFFECTED or back to OPEN (feed, operator)."""
     return _summary(
         ctx, await submit(ctx, lambda tx: vulnerabilities.assess_vulnerability(tx, vuln_id, status))
     )
 
 
-async def ProposePatch(ctx: Context, patch: dict[str, Any]) -> Result:
+async def ProposePatch(ctx: LedgerContext, patch: dict[str, Any]) -> Result:
     """Propose a patch: artifact SHA-256, size, URI, vendor, fixes[], targets (feed, operator)."""
     return _summary(ctx, await submit(ctx, lambda tx: patches.propose_patch(tx, patch)))
 
 
-async def AttachTestEvidence(ctx: Context, patch_id: str, evidence: dict[str, Any]) -> Result:
+async def AttachTestEvidence(ctx: LedgerContext, patch_id: str, evidence: dict[str, Any]) -> Result:
     """Attach test evidence ``{report_sha256, uri, summary, passed}`` (operator)."""
 
     def op(tx: TxLedger) -> Any:
@@ -87,59 +87,54 @@ async def AttachTestEvidence(ctx: Context, patch_id: str, evidence: dict[str, An
     return _summary(ctx, await submit(ctx, op))
 
 
-async def Approve(ctx: Context, signed_statement: dict[str, Any]) -> Result:
+async def Approve(ctx: LedgerContext, signed_statement: dict[str, Any]) -> Result:
     """Approve with a signed statement ``{statement, signature}`` (approver of its org)."""
     return _summary(
         ctx, await submit(ctx, lambda tx: approvals.approve_patch(tx, signed_statement))
     )
 
 
-async def Reject(ctx: Context, signed_statement: dict[str, Any]) -> Result:
+async def Reject(ctx: LedgerContext, signed_statement: dict[str, Any]) -> Result:
     """Reject with a signed statement ``{statement, signature}`` (approver of its org)."""
     return _summary(ctx, await submit(ctx, lambda tx: approvals.reject_patch(tx, signed_statement)))
 
 
-async def ProposePolicy(ctx: Context, proposal_id: str, policy: dict[str, Any]) -> Result:
+async def ProposePolicy(ctx: LedgerContext, proposal_id: str, policy: dict[str, Any]) -> Result:
     """Propose a replacement policy; the proposer's organization approves it (admin)."""
     return _summary(
         ctx, await submit(ctx, lambda tx: policies.propose_policy(tx, proposal_id, policy))
     )
 
 
-async def ApprovePolicy(ctx: Context, proposal_id: str) -> Result:
+async def ApprovePolicy(ctx: LedgerContext, proposal_id: str) -> Result:
     """Approve a policy change; adopted at the change quorum (admin)."""
     return _summary(ctx, await submit(ctx, lambda tx: policies.approve_policy(tx, proposal_id)))
 
 
-def enroll_host_function(trust: OrgTrust) -> TxFunc:
-    """The ``EnrollHost`` transaction function checking host certificates against ``trust``
-    (the channel organizations' root certificates this chaincode server was given)."""
+async def EnrollHost(ctx: LedgerContext, host: dict[str, Any]) -> Result:
+    """Enroll a host of the caller's organization ``{host_id, cert_pem, groups?,
+    maintenance_window?, inventory_sha256?}`` (admin, operator); the certificate must be
+    issued by the caller's organization's CA; the host's records then need the owner
+    organization's peer and a majority of the channel's organizations to endorse every
+    change."""
+    trust = ctx.services.trust
 
-    async def EnrollHost(ctx: Context, host: dict[str, Any]) -> Result:
-        """Enroll a host of the caller's organization ``{host_id, cert_pem, groups?,
-        maintenance_window?, inventory_sha256?}`` (admin, operator); the certificate must be
-        issued by the caller's organization's CA; the host's records then need the owner
-        organization's peer and a majority of the channel's organizations to endorse every
-        change."""
+    def op(tx: TxLedger) -> Any:
+        h = members(
+            "host",
+            host,
+            ("host_id", "cert_pem"),
+            ("groups", "maintenance_window", "inventory_sha256"),
+        )
+        extra = {k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h}
+        return hosts.enroll_host(
+            tx, h["host_id"], h["cert_pem"], trust=trust, groups=h.get("groups", ()), **extra
+        )
 
-        def op(tx: TxLedger) -> Any:
-            h = members(
-                "host",
-                host,
-                ("host_id", "cert_pem"),
-                ("groups", "maintenance_window", "inventory_sha256"),
-            )
-            extra = {k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h}
-            return hosts.enroll_host(
-                tx, h["host_id"], h["cert_pem"], trust=trust, groups=h.get("groups", ()), **extra
-            )
-
-        return _summary(ctx, await submit(ctx, op))
-
-    return EnrollHost
+    return _summary(ctx, await submit(ctx, op))
 
 
-async def UpdateInventoryDigest(ctx: Context, host_id: str, inventory_sha256: str) -> Result:
+async def UpdateInventoryDigest(ctx: LedgerContext, host_id: str, inventory_sha256: str) -> Result:
     """Record the digest of a host's off-ledger inventory (operator, or the host itself)."""
     return _summary(
         ctx,
@@ -147,12 +142,12 @@ async def UpdateInventoryDigest(ctx: Context, host_id: str, inventory_sha256: st
     )
 
 
-async def DecommissionHost(ctx: Context, host_id: str) -> Result:
+async def DecommissionHost(ctx: LedgerContext, host_id: str) -> Result:
     """Retire a host of the caller's organization (admin, operator)."""
     return _summary(ctx, await submit(ctx, lambda tx: hosts.decommission_host(tx, host_id)))
 
 
-async def CreateRollout(ctx: Context, rollout: dict[str, Any]) -> Result:
+async def CreateRollout(ctx: LedgerContext, rollout: dict[str, Any]) -> Result:
     """Plan a rollout of an APPROVED patch ``{rollout_id, patch_id, waves: [{hosts?,
     groups?}], failure_threshold_pct?, soak_seconds?}`` over the caller's hosts (operator)."""
 
@@ -175,37 +170,37 @@ async def CreateRollout(ctx: Context, rollout: dict[str, Any]) -> Result:
     return _summary(ctx, await submit(ctx, op))
 
 
-async def AdvanceRollout(ctx: Context, rollout_id: str) -> Result:
+async def AdvanceRollout(ctx: LedgerContext, rollout_id: str) -> Result:
     """Start the first wave (releasing the patch) or the next one once the gate passed."""
     return _summary(ctx, await submit(ctx, lambda tx: rollouts.advance_rollout(tx, rollout_id)))
 
 
-async def PauseRollout(ctx: Context, rollout_id: str) -> Result:
+async def PauseRollout(ctx: LedgerContext, rollout_id: str) -> Result:
     """RUNNING -> PAUSED (operator of the rollout's organization)."""
     return _summary(ctx, await submit(ctx, lambda tx: rollouts.pause_rollout(tx, rollout_id)))
 
 
-async def ResumeRollout(ctx: Context, rollout_id: str) -> Result:
+async def ResumeRollout(ctx: LedgerContext, rollout_id: str) -> Result:
     """PAUSED -> RUNNING (operator of the rollout's organization)."""
     return _summary(ctx, await submit(ctx, lambda tx: rollouts.resume_rollout(tx, rollout_id)))
 
 
-async def HaltRollout(ctx: Context, rollout_id: str) -> Result:
+async def HaltRollout(ctx: LedgerContext, rollout_id: str) -> Result:
     """PLANNED, RUNNING or PAUSED -> HALTED (operator of the rollout's organization)."""
     return _summary(ctx, await submit(ctx, lambda tx: rollouts.halt_rollout(tx, rollout_id)))
 
 
-async def CompleteRollout(ctx: Context, rollout_id: str) -> Result:
+async def CompleteRollout(ctx: LedgerContext, rollout_id: str) -> Result:
     """RUNNING (last wave settled within the threshold) -> COMPLETED."""
     return _summary(ctx, await submit(ctx, lambda tx: rollouts.complete_rollout(tx, rollout_id)))
 
 
-async def RollBackRollout(ctx: Context, rollout_id: str) -> Result:
+async def RollBackRollout(ctx: LedgerContext, rollout_id: str) -> Result:
     """HALTED -> ROLLED_BACK (operator of the rollout's organization)."""
     return _summary(ctx, await submit(ctx, lambda tx: rollouts.roll_back_rollout(tx, rollout_id)))
 
 
-async def ReportDeployments(ctx: Context, reports: list[Any]) -> Result:
+async def ReportDeployments(ctx: LedgerContext, reports: list[Any]) -> Result:
     """Record a batch of signed host reports (a host: its own; an operator: its org's hosts).
 
     The batch is not all-or-nothing: each report is accepted or refused on its own and the
@@ -228,14 +223,14 @@ async def ReportDeployments(ctx: Context, reports: list[Any]) -> Result:
     }
 
 
-async def RevokePatch(ctx: Context, patch_id: str, reason: str) -> Result:
+async def RevokePatch(ctx: LedgerContext, patch_id: str, reason: str) -> Result:
     """Propose or agree to revoking a patch; REVOKED at the revocation quorum (approver)."""
     return _summary(
         ctx, await submit(ctx, lambda tx: governance.revoke_patch(tx, patch_id, reason))
     )
 
 
-async def GrantException(ctx: Context, exception: dict[str, Any]) -> Result:
+async def GrantException(ctx: LedgerContext, exception: dict[str, Any]) -> Result:
     """Propose or agree to a risk acceptance ``{exception_id, vuln_id, justification,
     expires_at, host_ids?}``; GRANTED at the exception quorum (approver)."""
 
@@ -258,15 +253,15 @@ async def GrantException(ctx: Context, exception: dict[str, Any]) -> Result:
     return _summary(ctx, await submit(ctx, op))
 
 
-async def ExpireException(ctx: Context, vuln_id: str, exception_id: str) -> Result:
+async def ExpireException(ctx: LedgerContext, vuln_id: str, exception_id: str) -> Result:
     """Mark a risk acceptance EXPIRED once its expiry passed (admin, approver, operator)."""
     return _summary(
         ctx, await submit(ctx, lambda tx: governance.expire_exception(tx, vuln_id, exception_id))
     )
 
 
-#: The state-changing transaction functions that need no roots (unbound: without
-#: :func:`submit_functions`, a write of an owned record is refused).
+#: Every state-changing transaction function (registered by
+#: :func:`chaincode.patchledger.contract.build_contract`).
 SUBMIT = (
     InitLedger,
     RecordVulnerability,
@@ -277,6 +272,7 @@ SUBMIT = (
     Reject,
     ProposePolicy,
     ApprovePolicy,
+    EnrollHost,
     UpdateInventoryDigest,
     DecommissionHost,
     CreateRollout,
@@ -292,11 +288,3 @@ SUBMIT = (
     ExpireException,
 )
 
-
-def submit_functions(trust: OrgTrust) -> tuple[TxFunc, ...]:
-    """Every state-changing transaction function (registered by
-    :mod:`chaincode.patchledger.contract`), ``EnrollHost`` checking against ``trust``, each
-    bound to the channel's peer organizations (the MSP ids of ``trust``) for the key-level
-    policy of owned records (owner AND majority; see :mod:`chaincode.patchledger.bridge`)."""
-    orgs = trust.organizations
-    return tuple(with_channel_orgs(f, orgs) for f in (*SUBMIT, enroll_host_function(trust)))

@@ -24,6 +24,12 @@ and message go back to the client. Any other exception is an internal failure: i
 is logged and the client gets status 500 and a generic message.
 
 ``org.hyperledger.fabric:GetMetadata`` returns a JSON description of the functions.
+
+Every call gets a fresh context from :meth:`Contract.create_context` (as fabric-contract-api's
+``createContext``): a contract that gives its functions more than the stub and the caller (its
+configuration, a worker pool) subclasses :class:`Contract`, overrides ``create_context`` to
+return a :class:`Context` subclass carrying them, and its functions take that type as ``ctx``.
+Nothing is passed through globals or context variables.
 """
 
 from __future__ import annotations
@@ -218,6 +224,10 @@ class Contract:
 
         return register(func) if func is not None else register
 
+    def create_context(self, stub: ChaincodeStub) -> Context:
+        """The context of one call (override to give functions more than the stub)."""
+        return Context(stub)
+
     def metadata(self) -> dict[str, Any]:
         """A JSON-able description of the contract and its functions."""
         transactions = [
@@ -274,7 +284,7 @@ class Contract:
             )
         args = [p.convert(raw) for p, raw in zip(info.parameters, raw_args, strict=True)]
         stub.read_only = info.read_only
-        result = await info.func(Context(stub), *args)
+        result = await info.func(self.create_context(stub), *args)
         return Response(200, payload=to_json_bytes(result))
 
 

@@ -7,20 +7,21 @@ Fabric CA writes the attributes it issues into a certificate extension with OID
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from functools import cached_property
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
+from patchledger.chaincode.lifecycle.errors import ValidationError
+from patchledger.chaincode.lifecycle.identity import FABRIC_ATTRS_OID, certificate_attributes
 from patchledger.chaincode.runtime._protos import DecodeError, identities_pb2
 from patchledger.chaincode.runtime.errors import IdentityError
 
 __all__ = ["FABRIC_CA_ATTRS_OID", "ClientIdentity", "parse_fabric_ca_attributes"]
 
 #: Certificate extension in which Fabric CA stores enrollment attributes.
-FABRIC_CA_ATTRS_OID = ObjectIdentifier("1.2.3.4.5.6.7.8.1")
+FABRIC_CA_ATTRS_OID = FABRIC_ATTRS_OID
 
 # Order in which Go's pkix.Name emits the well-known attributes (Fabric's client identity id
 # is built from that rendering, most specific attribute first).
@@ -38,24 +39,16 @@ _DN_ORDER: tuple[tuple[ObjectIdentifier, str], ...] = (
 
 
 def parse_fabric_ca_attributes(cert: x509.Certificate) -> dict[str, str]:
-    """Return the Fabric CA attributes carried by ``cert`` (empty if it has none).
+    """Return the Fabric CA attributes carried by ``cert`` (empty if it has none), parsed by
+    the chaincode's one parser (:func:`chaincode.lifecycle.identity.certificate_attributes`).
 
     Raises:
         IdentityError: if the extension exists but is not the expected JSON object.
     """
     try:
-        ext = cert.extensions.get_extension_for_oid(FABRIC_CA_ATTRS_OID)
-    except x509.ExtensionNotFound:
-        return {}
-    raw = ext.value.value if isinstance(ext.value, x509.UnrecognizedExtension) else b""
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise IdentityError("Fabric CA attribute extension is not valid JSON") from exc
-    attrs = doc.get("attrs") if isinstance(doc, dict) else None
-    if not isinstance(attrs, dict):
-        raise IdentityError("Fabric CA attribute extension has no 'attrs' object")
-    return {str(k): str(v) for k, v in attrs.items()}
+        return certificate_attributes(cert)
+    except ValidationError as exc:
+        raise IdentityError(f"Fabric CA attribute extension: {exc.problem}") from exc
 
 
 def _escape_dn_value(value: str) -> str:

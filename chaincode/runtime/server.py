@@ -49,7 +49,6 @@ GRPC_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.max_ping_strikes", 0),
 )
 
-DEFAULT_CONTRACT = "patchledger.chaincode.smoke:contract"
 _ADDRESS = re.compile(r"^(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -78,9 +77,9 @@ class ServerConfig:
 
     chaincode_id: str
     address: str
+    contract: str
     tls: TLSConfig | None = None
     log_level: str = "WARNING"
-    contract: str = DEFAULT_CONTRACT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServerConfig:
@@ -99,10 +98,15 @@ class ServerConfig:
         level = env.get("CHAINCODE_LOG_LEVEL", "WARNING").strip().upper() or "WARNING"
         if level not in _LOG_LEVELS:
             raise ConfigError(f"CHAINCODE_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
-        contract = env.get("CHAINCODE_CONTRACT", "").strip() or DEFAULT_CONTRACT
+        contract = env.get("CHAINCODE_CONTRACT", "").strip()
+        if not contract:
+            raise ConfigError(
+                "CHAINCODE_CONTRACT is required ('package.module:attribute' of the contract"
+                " to serve, e.g. patchledger.chaincode.patchledger.contract:from_environment)"
+            )
         if not re.fullmatch(r"[\w.]+:[\w.]+", contract):
             raise ConfigError("CHAINCODE_CONTRACT must look like 'package.module:attribute'")
-        return cls(chaincode_id, address, _tls_from_env(env), level, contract)
+        return cls(chaincode_id, address, contract, _tls_from_env(env), level)
 
 
 def _check_address(address: str) -> None:

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from apiflask import APIFlask
 
-from patchledger.app.ui.synth import Writer, estate
 from patchledger.app.web.factory import state
 from patchledger.chaincode.lifecycle.statement import SignedStatement
 from tests.e2e.conftest import serve, shot
+from tests.support.ui import Writer, estate
 from tests.unit.webapp import test_ledger_flow as flow
 from tests.unit.webapp.conftest import Account, add_user, totp_code
 

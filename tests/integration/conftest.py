@@ -1,6 +1,6 @@
 """The integration test session's Fabric network: started once, always torn down.
 
-The network runs in a temporary state directory on its own port base (see network.testing).
+The network runs in a temporary state directory on its own port base (see tests/support/network.py).
 ``PATCHLEDGER_KEEP_TEST_NETWORK=1`` keeps its state (stopped) for debugging.
 """
 
@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from patchledger.app.errors import UserError
 from patchledger.app.fabric import Gateway
+from patchledger.network.errors import NetworkError
 from patchledger.network.manager import Manager
-from patchledger.network.testing import LocalNetwork, make_network_config, wait_until_endorsable
+from tests.support.network import LocalNetwork, make_network_config, wait_until_endorsable
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -42,7 +42,7 @@ def fabric_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNe
     try:
         try:
             manager.up()
-        except UserError as exc:
+        except NetworkError as exc:
             pytest.fail(f"test network did not start: {exc}")
         yield LocalNetwork(manager)
     finally:

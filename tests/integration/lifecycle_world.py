@@ -39,7 +39,7 @@ from patchledger.app.feeds.model import Advisory
 from patchledger.chaincode.lifecycle.signatures import encode_b64
 from patchledger.chaincode.lifecycle.statement import ApprovalStatement
 from patchledger.network.config import REPO_ROOT
-from patchledger.network.testing import EnrolledUser, LocalNetwork
+from tests.support.network import EnrolledUser, LocalNetwork
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     DAY,

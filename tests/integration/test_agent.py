@@ -3,7 +3,8 @@ a patch proposed, tested and approved on the network by two organizations' appro
 certificates their Fabric CAs issued, fetched with ``GetApprovalBundle``, and verified by the
 agent against the network organizations' CA roots as pinned at enrollment
 (``LocalNetwork.ca_cert``). The same bundle with one approval dropped, or with another
-artifact, is refused; the runner applies the genuine one to a file tree.
+artifact, is refused. (The runner no longer takes an app-served bundle: it applies only after
+an endorsed attestation, tests/integration/test_attestation.py.)
 
 Identities are enrolled from the organizations' CAs with ``LocalNetwork.enroll_user``; each
 client waits for every commit on every peer, so the next transaction's endorsers see it.
@@ -15,20 +16,14 @@ import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from patchledger.agent.config import AgentConfig
 from patchledger.agent.errors import ArtifactMismatchError, QuorumNotMetError
-from patchledger.agent.health import HealthResult
-from patchledger.agent.runner import Assignment, Outcome, run_assignment
 from patchledger.agent.verify import ArtifactFacts, verify_patch
 from patchledger.chaincode.lifecycle.policy import Policy
 from patchledger.chaincode.lifecycle.trust import OrgTrust
-from patchledger.network.testing import LocalNetwork
 from tests.integration.lifecycle_world import (
     approve,
     kev_entry,
@@ -36,6 +31,7 @@ from tests.integration.lifecycle_world import (
     open_world,
     vulnerability_of,
 )
+from tests.support.network import LocalNetwork
 from tests.unit.agent.agent_support import make_tar
 from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, ORGS, SECOPS
 
@@ -109,13 +105,3 @@ def test_the_agent_refuses_another_artifact(approved: Approved) -> None:
         verify_patch(patch_id=approved.patch_id, bundle=approved.bundle, artifact=_facts(other),
                      policy=approved.policy, roots=approved.roots, now=int(time.time()))
 
-
-def test_the_runner_applies_the_real_bundle(approved: Approved, tmp_path: Path) -> None:
-    config = AgentConfig(host_id="h-agent", target=tmp_path / "app", state_dir=tmp_path / "s")
-    job = Assignment("R-agent", approved.patch_id, approved.bundle, approved.policy,
-                     approved.artifact)
-    key = ec.generate_private_key(ec.SECP256R1())  # the report is not submitted here
-    result = run_assignment(config, job, roots=approved.roots, host_key=key,
-                            health=lambda target: HealthResult(True, "ok"))
-    assert result.outcome is Outcome.VERIFIED, result.detail
-    assert (tmp_path / "app" / "VERSION").read_bytes().startswith(b"patched ")

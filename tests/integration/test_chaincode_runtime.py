@@ -40,7 +40,7 @@ from patchledger.network import chaincode as cc
 from patchledger.network import process
 from patchledger.network.config import ChaincodeSettings
 from patchledger.network.nodes import chaincode_command
-from patchledger.network.testing import LocalNetwork
+from tests.support.network import LocalNetwork
 
 pytestmark = pytest.mark.integration
 

@@ -48,7 +48,7 @@ from patchledger.app.fabric.blockhash import data_hash
 from patchledger.app.fabric.ledger import LedgerVerifier
 from patchledger.app.fabric.transaction_context import TransactionContext
 from patchledger.network.config import REPO_ROOT
-from patchledger.network.testing import LocalNetwork
+from tests.support.network import LocalNetwork
 
 pytestmark = pytest.mark.integration
 

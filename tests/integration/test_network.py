@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from patchledger.app.errors import UserError
 from patchledger.network import health, process
 from patchledger.network.config import REPO_ROOT
+from patchledger.network.errors import NetworkError
 from patchledger.network.manager import Manager
 from patchledger.network.peercli import query
 from patchledger.network.smoke import run_smoke
 from patchledger.network.status import collect
-from patchledger.network.testing import LocalNetwork, make_network_config
+from tests.support.network import LocalNetwork, make_network_config
 
 pytestmark = pytest.mark.integration
 
@@ -136,9 +136,9 @@ def test_a_failed_upgrade_keeps_the_current_chaincode_serving(
     net = fabric_network
     net.manager.read_manifest()
     current = net.config.chaincode
-    with pytest.raises(UserError, match="contract module 'no_such_module' cannot be found"):
+    with pytest.raises(NetworkError, match="contract module 'no_such_module' cannot be found"):
         net.manager.deploy(version="9.9", contract="no_such_module:contract")
-    with pytest.raises(UserError, match="label 'patchledger_9 9'"):
+    with pytest.raises(NetworkError, match="label 'patchledger_9 9'"):
         net.manager.deploy(version="9 9")
     net.manager.read_manifest()
     assert net.config.chaincode == current
@@ -172,7 +172,7 @@ def test_up_refuses_ports_in_use_and_starts_nothing(fabric_network: LocalNetwork
                                                      tmp_path: Path) -> None:
     # A second network on the same ports as the running one.
     other = Manager(make_network_config(tmp_path / "other"))
-    with pytest.raises(UserError, match=r"port \d+ on 127\.0\.0\.1 \(.+\) is already in use"):
+    with pytest.raises(NetworkError, match=r"port \d+ on 127\.0\.0\.1 \(.+\) is already in use"):
         other.up()
     assert not any(process.info(other.layout, n.name).state is process.ProcState.RUNNING
                    for n in other.config.topology.all_nodes())
@@ -183,14 +183,14 @@ def test_up_refuses_missing_binaries(tmp_path: Path) -> None:
     from dataclasses import replace
 
     manager = Manager(replace(config, fabric_home=tmp_path / "no-fabric"))
-    with pytest.raises(UserError, match=r"Fabric binaries missing .* peer, orderer"):
+    with pytest.raises(NetworkError, match=r"Fabric binaries missing .* peer, orderer"):
         manager.up()
 
 
 def test_up_refuses_a_half_written_state_directory(tmp_path: Path) -> None:
     state = tmp_path / "state"
     (state / "nodes" / "orderer0").mkdir(parents=True)
-    with pytest.raises(UserError, match=r"is incomplete .* network reset"):
+    with pytest.raises(NetworkError, match=r"is incomplete .* network reset"):
         Manager(make_network_config(state)).up()
 
 
@@ -198,14 +198,14 @@ def test_up_refuses_a_corrupt_manifest(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "network.json").write_text('{"complete": tru')
-    with pytest.raises(UserError, match="corrupt manifest"):
+    with pytest.raises(NetworkError, match="corrupt manifest"):
         Manager(make_network_config(state)).up()
 
 
 def test_a_second_concurrent_up_is_refused(tmp_path: Path) -> None:
     first = Manager(make_network_config(tmp_path / "state"))
     second = Manager(make_network_config(tmp_path / "state"))
-    with first.locked(), pytest.raises(UserError, match="another `patchledger network` command"):
+    with first.locked(), pytest.raises(NetworkError, match="another `patchledger network` command"):
         second.up()
 
 

@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from patchledger.app.fabric import CommitError, EndorseError, GatewayError
 from patchledger.chaincode.lifecycle.host_report import HostReport
 from patchledger.chaincode.lifecycle.statement import SignedStatement, verify_statement
-from patchledger.network.testing import LocalNetwork
 from tests.integration.lifecycle_world import (
     IDENTITIES,
     Client,
@@ -34,6 +33,7 @@ from tests.integration.lifecycle_world import (
     signed_statement,
     vulnerability_of,
 )
+from tests.support.network import LocalNetwork
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     DAY,

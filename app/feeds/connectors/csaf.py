@@ -2,10 +2,13 @@
 
 The product tree is resolved to packages: a product's purl (``product_identification_helper``)
 gives the package and its fixed version; a ``default_component_of`` relationship gives the
-platform it ships on, whose CPE names the distribution release (``enterprise_linux:8`` ->
-``rhel-8``). Product status ``fixed``/``first_fixed`` and ``vendor_fix`` remediations become
-fixed versions; ``known_affected`` without a fix becomes ``unfixed``; ``known_not_affected``
-becomes ``not_affected``. A product with no purl is not guessed from its name: it is skipped.
+platform it ships on, whose CPE names the distribution release (:func:`redhat_release`:
+``enterprise_linux:8`` -> ``rhel-8``, ``rhel_els:6`` -> ``rhel-6``, ``rhel_eus:9.2`` ->
+``rhel-9.2-eus``). Product status ``fixed``/``first_fixed`` and ``vendor_fix`` remediations
+become fixed versions; ``known_affected`` without a fix becomes ``unfixed``;
+``known_not_affected`` becomes ``not_affected``. A product with no purl is not guessed from its
+name (or its CPE): it is left out, and a vulnerability none of whose products carries a purl is
+reported as "no data" with the products named (:class:`~patchledger.app.feeds.model.DataGap`).
 One advisory is produced per CSAF vulnerability (each has its own CVE and scores).
 """
 
@@ -31,6 +34,7 @@ from patchledger.app.feeds.model import (
     Advisory,
     AffectedPackage,
     CvssScore,
+    DataGap,
     PackageStatus,
     ParseError,
     ParseResult,
@@ -41,9 +45,12 @@ from patchledger.app.feeds.model import (
 )
 
 SOURCE = "csaf"
-_RHEL_CPE = re.compile(
-    r"^cpe:/[aoh]:redhat:(enterprise_linux|rhel_eus|rhel_aus|rhel_e4s|rhel_tus):(\d+(?:\.\d+)?)"
-)
+#: a Red Hat CPE in either binding: ``cpe:/o:redhat:rhel_els:6``, ``cpe:2.3:o:redhat:...``
+_REDHAT_CPE = re.compile(r"^cpe:(?:/|2\.3:)[aoh]:redhat:([a-z0-9_]+):(\d+(?:\.\d+)*)(?::|$)")
+#: Red Hat Enterprise Linux products whose packages are those of the major release
+_RHEL_MAJOR = ("enterprise_linux", "rhel_els")
+#: update streams of one minor release, with their own fixes (``rhel-9.2-eus``)
+_RHEL_MINOR_STREAMS = ("rhel_eus", "rhel_aus", "rhel_e4s", "rhel_tus")
 _FIXED_STATUSES = ("fixed", "first_fixed")
 
 
@@ -60,6 +67,28 @@ def looks_like(doc: Any) -> bool:
 class _Product:
     purl: PackageURL | None
     platform: str | None
+    cpe: str | None = None
+
+
+def redhat_release(cpe: str) -> str | None:
+    """The distribution release a Red Hat platform CPE names, or ``None`` if it names none.
+
+    ``cpe:/o:redhat:enterprise_linux:8::baseos`` and ``cpe:/o:redhat:rhel_els:6`` name the
+    major releases ``rhel-8`` and ``rhel-6`` (extended life cycle support continues the
+    release's packages); ``cpe:/a:redhat:rhel_eus:9.2::appstream`` names the extended update
+    stream ``rhel-9.2-eus`` (likewise ``aus``, ``e4s``, ``tus``). Other Red Hat products
+    (OpenShift, Satellite, ...) and other vendors are not distribution releases: ``None``.
+    """
+    match = _REDHAT_CPE.match(cpe.strip().lower())
+    if match is None:
+        return None
+    product, version = match.groups()
+    if product in _RHEL_MAJOR:
+        return f"rhel-{version.split('.')[0]}"
+    if product in _RHEL_MINOR_STREAMS and "." in version:
+        major, minor = version.split(".")[:2]
+        return f"rhel-{major}.{minor}-{product.removeprefix('rhel_')}"
+    return None
 
 
 def parse(doc: Any, origin: str) -> ParseResult:
@@ -79,9 +108,14 @@ def parse(doc: Any, origin: str) -> ParseResult:
     for index, raw in enumerate(arr(doc.get("vulnerabilities"), "vulnerabilities")):
         label = f"{tracking_id} vulnerability #{index}"
         try:
-            result.advisories.append(_advisory(raw, tracking_id, tracking, products, origin))
+            advisory = _advisory(raw, tracking_id, tracking, products, origin)
         except RecordError as exc:
             result.errors.append(ParseError(origin, label, str(exc)))
+            continue
+        result.advisories.append(advisory)
+        result.no_data.extend(
+            DataGap(origin, f"{label} ({advisory.aliases[0]})", n) for n in advisory.notes
+        )
     return result
 
 
@@ -98,6 +132,10 @@ def _advisory(
     aliases = tuple(dict.fromkeys(a for a in [cve, *ids] if a and a != tracking_id))
     if not aliases:
         raise RecordError("vulnerability has neither cve nor ids")
+    affected, unnamed = _affected(vuln, products)
+    notes: tuple[str, ...] = ()
+    if unnamed and not affected:
+        notes = (_unnamed_note(unnamed, products),)
     return Advisory(
         id=tracking_id,
         source=SourceRecord(SOURCE, origin, f"{tracking_id} {aliases[0]}", record_digest(vuln)),
@@ -107,13 +145,27 @@ def _advisory(
         or parse_datetime(opt_str(tracking, "initial_release_date"), "initial_release_date"),
         modified=parse_datetime(opt_str(tracking, "current_release_date"), "current_release_date"),
         cvss=tuple(_scores(vuln)),
-        affected=_affected(vuln, products),
+        affected=affected,
         references=tuple(
             Reference(req_str(obj(r, "reference"), "url"), opt_str(r, "category") or "")
             for r in arr(vuln.get("references"), "references")
         ),
         cwes=tuple([req_str(obj(vuln["cwe"], "cwe"), "id")] if vuln.get("cwe") else []),
+        notes=notes,
     )
+
+
+def _unnamed_note(unnamed: list[str], products: dict[str, _Product]) -> str:
+    """Why a vulnerability cannot match anything: its products name no package (no purl)."""
+    cpe_only = sum(1 for pid in unnamed if products[pid].cpe)
+    shown = ", ".join(repr(p) for p in unnamed[:5]) + (" ..." if len(unnamed) > 5 else "")
+    if cpe_only == 0:
+        kind = "carry neither a purl nor a CPE"
+    elif cpe_only == len(unnamed):
+        kind = "carry only a CPE (names a product, not a package)"
+    else:
+        kind = f"carry no purl ({cpe_only} only a CPE)"
+    return f"its {len(unnamed)} products {kind}, so no inventory can be judged: {shown}"
 
 
 def _products(tree: dict[str, Any]) -> dict[str, _Product]:
@@ -136,17 +188,21 @@ def _products(tree: dict[str, Any]) -> dict[str, _Product]:
         helpers[req_str(full, "product_id")] = obj(
             full.get("product_identification_helper") or {}, "helper"
         )
-    products = {pid: _Product(_purl(h), None) for pid, h in helpers.items()}
+    products = {pid: _Product(_purl(h), None, _cpe(h)) for pid, h in helpers.items()}
     for rel in arr(tree.get("relationships"), "relationships"):
         rel = obj(rel, "relationship")
         full = obj(rel.get("full_product_name"), "relationship.full_product_name")
         component = helpers.get(req_str(rel, "product_reference"), {})
         platform = helpers.get(req_str(rel, "relates_to_product_reference"), {})
-        cpe = platform.get("cpe")
         products[req_str(full, "product_id")] = _Product(
-            _purl(component), cpe if isinstance(cpe, str) else None
+            _purl(component), _cpe(platform), _cpe(component)
         )
     return products
+
+
+def _cpe(helper: dict[str, Any]) -> str | None:
+    cpe = helper.get("cpe")
+    return cpe if isinstance(cpe, str) else None
 
 
 def _purl(helper: dict[str, Any]) -> PackageURL | None:
@@ -159,7 +215,10 @@ def _purl(helper: dict[str, Any]) -> PackageURL | None:
         raise RecordError(f"product purl {text!r}: {exc}") from exc
 
 
-def _affected(vuln: dict[str, Any], products: dict[str, _Product]) -> tuple[AffectedPackage, ...]:
+def _affected(
+    vuln: dict[str, Any], products: dict[str, _Product]
+) -> tuple[tuple[AffectedPackage, ...], list[str]]:
+    """The affected packages, and the ids of the products that name no package (no purl)."""
     status = obj(vuln.get("product_status") or {}, "product_status")
     by_product: dict[str, PackageStatus] = {}
     for pid in arr(status.get("known_affected"), "known_affected"):
@@ -175,11 +234,13 @@ def _affected(vuln: dict[str, Any], products: dict[str, _Product]) -> tuple[Affe
             for pid in arr(remediation.get("product_ids"), "product_ids"):
                 by_product[str(pid)] = "affected"
     grouped: dict[tuple[str, str | None, str, str | None, str, PackageStatus], set[str]] = {}
+    unnamed: list[str] = []
     for pid, pstatus in by_product.items():
         product = products.get(pid)
         if product is None:
             raise RecordError(f"product_status names unknown product {pid!r}")
         if product.purl is None:
+            unnamed.append(pid)
             continue
         purl = product.purl
         quals = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
@@ -215,7 +276,7 @@ def _affected(vuln: dict[str, Any], products: dict[str, _Product]) -> tuple[Affe
                 qualifiers=(("rpmmod", module),) if module else (),
             )
         )
-    return tuple(packages)
+    return tuple(packages), unnamed
 
 
 def _distro(purl: PackageURL, platform: str | None) -> str | None:
@@ -224,13 +285,10 @@ def _distro(purl: PackageURL, platform: str | None) -> str | None:
         return distro_release(purl.type, purl.namespace, str(quals["distro"]))
     if platform is None:
         return None
-    match = _RHEL_CPE.match(platform)
-    if match is None:
-        return platform
-    stream, release = match.groups()
-    if stream == "enterprise_linux":
-        return f"rhel-{release.split('.')[0]}"
-    return f"rhel-{release}-{stream.removeprefix('rhel_')}"
+    release = redhat_release(platform)
+    # a platform that is no distribution release keeps its CPE, so it matches no inventory
+    # release and no "covers" message ever names it as one
+    return release if release is not None else f"platform {platform}"
 
 
 def _scores(vuln: dict[str, Any]) -> list[CvssScore]:

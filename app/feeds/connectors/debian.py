@@ -12,6 +12,11 @@ One advisory per DSA/DLA. Each ``[release] - package version`` line becomes an a
 Debian *source* package for that release, fixed at that version; ``<not-affected>``,
 ``<unfixed>`` and ``<end-of-life>`` are kept as such. A record with a malformed line is
 reported as an error and left out whole; the other records are kept.
+
+Truncation: the tracker's lists end with a newline. A list that does not was cut in the middle
+of a line, and its last line may hold a shortened version (``+deb1`` for ``+deb11u5``) that
+would hide the vulnerability; that last record is reported as an error and left out. A cut
+exactly between two lines cannot be told from a shorter list.
 """
 
 from __future__ import annotations
@@ -71,9 +76,22 @@ class _Block:
 def parse(text: str, origin: str) -> ParseResult:
     """Parse a DSA or DLA list; a malformed record becomes an error, the others are kept."""
     result = ParseResult(source_name(text), origin)
-    for block in _blocks(text, result):
+    blocks = _blocks(text, result)
+    cut = bool(text) and not text.endswith("\n")
+    for index, block in enumerate(blocks):
         result.records += 1
         label = _label(block)
+        if cut and index == len(blocks) - 1:
+            last = block.lines[-1][0] if block.lines else block.line_no
+            result.errors.append(
+                ParseError(
+                    origin,
+                    label,
+                    f"the list ends in the middle of line {last} (no final newline): "
+                    "truncated, record left out",
+                )
+            )
+            continue
         try:
             result.advisories.append(_advisory(block, result.source, origin))
         except RecordError as exc:

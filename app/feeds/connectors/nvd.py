@@ -2,6 +2,10 @@
 
 Both become the same advisories: CVSS v2/v3.x/v4 metrics, CPE configurations with version
 bounds (kept as NVD wrote them; no CPE is ever guessed from names), references, CWEs.
+
+Records NVD rejected (API 2.0 ``vulnStatus: Rejected``; in the 1.1 feeds a description that
+starts with ``** REJECT **``) are not imported: their ids are listed in
+:attr:`~patchledger.app.feeds.model.ParseResult.withdrawn`.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ def parse_api2(doc: Any, origin: str) -> ParseResult:
     entries = arr(page.get("vulnerabilities"), "vulnerabilities")
     result = ParseResult(SOURCE, origin)
     items = ((label_of(raw, i, "cve", "id"), raw) for i, raw in enumerate(entries))
-    return collect(result, items, lambda raw: [_api2_advisory(raw, origin)])
+    return collect(result, items, lambda raw: _unless_rejected(_api2_advisory(raw, origin), result))
 
 
 def parse_legacy(doc: Any, origin: str) -> ParseResult:
@@ -71,15 +75,27 @@ def parse_legacy(doc: Any, origin: str) -> ParseResult:
     entries = arr(feed.get("CVE_Items"), "CVE_Items")
     result = ParseResult(SOURCE, origin)
     items = ((label_of(raw, i, "cve", "CVE_data_meta", "ID"), raw) for i, raw in enumerate(entries))
-    return collect(result, items, lambda raw: [_legacy_advisory(raw, origin)])
+    return collect(
+        result, items, lambda raw: _unless_rejected(_legacy_advisory(raw, origin), result)
+    )
+
+
+def _unless_rejected(parsed: tuple[Advisory, bool], result: ParseResult) -> list[Advisory]:
+    advisory, rejected = parsed
+    if rejected:
+        result.withdrawn.append(advisory.id)
+        return []
+    return [advisory]
 
 
 # --- API 2.0 -------------------------------------------------------------------------------
 
 
-def _api2_advisory(raw: Any, origin: str) -> Advisory:
+def _api2_advisory(raw: Any, origin: str) -> tuple[Advisory, bool]:
+    """The record's advisory, and whether NVD rejected it."""
     cve = obj(obj(raw, "entry").get("cve"), "cve")
     cve_id = _cve_id(req_str(cve, "id"))
+    rejected = opt_str(cve, "vulnStatus") == "Rejected"
     metrics = obj(cve.get("metrics") or {}, "metrics")
     scores: list[CvssScore] = []
     for key in _V2_METRIC_KEYS:
@@ -104,7 +120,7 @@ def _api2_advisory(raw: Any, origin: str) -> Advisory:
             for r in arr(cve.get("references"), "references")
         ),
         cwes=_api2_cwes(cve),
-    )
+    ), rejected
 
 
 def _api2_score(metric: dict[str, Any]) -> CvssScore:
@@ -145,7 +161,8 @@ def _api2_cwes(cve: dict[str, Any]) -> tuple[str, ...]:
 # --- legacy 1.1 -----------------------------------------------------------------------------
 
 
-def _legacy_advisory(raw: Any, origin: str) -> Advisory:
+def _legacy_advisory(raw: Any, origin: str) -> tuple[Advisory, bool]:
+    """The record's advisory, and whether NVD rejected it."""
     item = obj(raw, "entry")
     cve = obj(item.get("cve"), "cve")
     cve_id = _cve_id(req_str(obj(cve.get("CVE_data_meta"), "CVE_data_meta"), "ID"))
@@ -160,10 +177,11 @@ def _legacy_advisory(raw: Any, origin: str) -> Advisory:
     nodes = arr(obj(item.get("configurations") or {}, "configurations").get("nodes"), "nodes")
     descriptions = obj(cve.get("description") or {}, "description").get("description_data")
     refs = obj(cve.get("references") or {}, "references").get("reference_data")
-    return Advisory(
+    summary = _english(arr(descriptions, "description_data"))
+    advisory = Advisory(
         id=cve_id,
         source=SourceRecord(SOURCE, origin, cve_id, record_digest(raw)),
-        summary=_english(arr(descriptions, "description_data")),
+        summary=summary,
         published=parse_datetime(opt_str(item, "publishedDate"), "publishedDate"),
         modified=parse_datetime(opt_str(item, "lastModifiedDate"), "lastModifiedDate"),
         cvss=tuple(scores),
@@ -176,6 +194,7 @@ def _legacy_advisory(raw: Any, origin: str) -> Advisory:
         ),
         cwes=_legacy_cwes(cve),
     )
+    return advisory, summary.startswith("** REJECT **")
 
 
 def _legacy_score(data: dict[str, Any], severity: str | None) -> CvssScore:

@@ -4,6 +4,13 @@ Handles the quirks of real OSV data: AlmaLinux puts CVE ids in ``related`` rathe
 ``aliases`` and omits ``schema_version``. ``GIT`` ranges carry commits, not versions, and are
 kept out of version matching; an ecosystem this project cannot map is kept under its raw name
 so that matching can say "no data" for it.
+
+Module streams: AlmaLinux (and Rocky) records of a modular update say the stream only in the
+summary (``Moderate: postgresql:15 security update``) and in the fixes' release tags
+(``15.6-1.module_el9.3.0+...``). An rpm entry whose versions carry a module tag gets the
+summary's ``name:stream`` as its ``rpmmod`` qualifier; when the summary names none, the entry
+stays modular without a stream and matching answers "no data" for it (see
+:mod:`patchledger.app.feeds.matching`).
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ from patchledger.app.feeds.model import (
 SOURCE = "osv"
 _CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
 _EVENT_KINDS: tuple[EventKind, ...] = ("introduced", "fixed", "last_affected", "limit")
+_MODULE_TAG = re.compile(r"\.module[+_]el\d")
+#: ``Moderate: postgresql:15 security update`` -> ``postgresql:15``
+_SUMMARY_STREAM = re.compile(r"^(?:[A-Za-z]+:\s+)?([A-Za-z0-9][\w.+-]*):([\w.+-]+)\s")
 
 
 def looks_like(doc: Any) -> bool:
@@ -72,29 +82,34 @@ def parse(doc: Any, origin: str) -> ParseResult:
         records = [obj(doc, "document")]
     result = ParseResult(SOURCE, origin)
     items = ((label_of(raw, i, "id"), raw) for i, raw in enumerate(records))
-    return collect(result, items, lambda raw: _advisories(raw, origin))
+    return collect(result, items, lambda raw: _advisories(raw, origin, result))
 
 
-def _advisories(raw: Any, origin: str) -> list[Advisory]:
+def _advisories(raw: Any, origin: str, result: ParseResult) -> list[Advisory]:
     record = obj(raw, "record")
     osv_id = req_str(record, "id")
     req_str(record, "modified")
     if record.get("withdrawn"):
+        result.withdrawn.append(osv_id)
         return []
     aliases = [str(a) for a in arr(record.get("aliases"), "aliases")]
     aliases += [str(r) for r in arr(record.get("related"), "related") if _CVE.match(str(r))]
     scores = [_severity(obj(s, "severity")) for s in arr(record.get("severity"), "severity")]
+    summary = opt_str(record, "summary") or ""
+    stream = _SUMMARY_STREAM.match(summary)
+    module = f"{stream.group(1)}:{stream.group(2)}" if stream else None
     return [
         Advisory(
             id=osv_id,
             source=SourceRecord(SOURCE, origin, osv_id, record_digest(record)),
             aliases=tuple(dict.fromkeys(a for a in aliases if a != osv_id)),
-            summary=opt_str(record, "summary") or "",
+            summary=summary,
             published=parse_datetime(opt_str(record, "published"), "published"),
             modified=parse_datetime(opt_str(record, "modified"), "modified"),
             cvss=tuple(s for s in scores if s is not None),
             affected=tuple(
-                _affected(obj(a, "affected")) for a in arr(record.get("affected"), "affected")
+                _affected(obj(a, "affected"), module)
+                for a in arr(record.get("affected"), "affected")
             ),
             references=tuple(
                 Reference(req_str(obj(r, "reference"), "url"), opt_str(r, "type") or "")
@@ -104,7 +119,7 @@ def _advisories(raw: Any, origin: str) -> list[Advisory]:
     ]
 
 
-def _affected(entry: dict[str, Any]) -> AffectedPackage:
+def _affected(entry: dict[str, Any], module: str | None) -> AffectedPackage:
     package = obj(entry.get("package"), "affected.package")
     ecosystem = req_str(package, "ecosystem")
     name = req_str(package, "name")
@@ -127,6 +142,8 @@ def _affected(entry: dict[str, Any]) -> AffectedPackage:
             note=f"OSV ecosystem {ecosystem!r} has no version scheme here",
         )
     ptype, namespace, pname, distro = mapped
+    bounds = [e.version for r in ranges for e in r]
+    modular = ptype == "rpm" and any(_MODULE_TAG.search(v) for v in [*bounds, *versions])
     return AffectedPackage(
         type=ptype,
         namespace=namespace,
@@ -136,6 +153,7 @@ def _affected(entry: dict[str, Any]) -> AffectedPackage:
         versions=versions,
         fixed=fixed,
         status="affected" if fixed else "unfixed",
+        qualifiers=(("rpmmod", module),) if modular and module else (),
     )
 
 

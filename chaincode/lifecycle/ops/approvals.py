@@ -20,10 +20,10 @@ from patchledger.chaincode.lifecycle.authz import authorize, require_org
 from patchledger.chaincode.lifecycle.errors import (
     AuthorizationError,
     DuplicateVoteError,
-    TransitionError,
     ValidationError,
 )
 from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
+from patchledger.chaincode.lifecycle.patch import MACHINE as PATCH
 from patchledger.chaincode.lifecycle.patch import Patch
 from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy, check_voter
 from patchledger.chaincode.lifecycle.statement import SignedStatement, verify_statement
@@ -65,8 +65,8 @@ def decide(tx: TxLedger, signed_statement: Mapping[str, Any], decision: str) -> 
         )
     patch = tx.load(Patch, statement.patch_id)
     target = "APPROVED" if decision == "approve" else "REJECTED"
-    if patch.status != "TESTED":
-        raise TransitionError("Patch", patch.patch_id, patch.status, target)
+    # the patch moves only at quorum, but every decision needs a TESTED patch
+    PATCH.check_from(patch.patch_id, patch.status, target, allowed_from=frozenset({"TESTED"}))
     policy = tx.load(Policy, DEFAULT_POLICY_ID)
     check_voter(policy, statement.msp_id)
     previous = tx.find(Approval, patch.patch_id, statement.msp_id)
@@ -88,7 +88,7 @@ def decide(tx: TxLedger, signed_statement: Mapping[str, Any], decision: str) -> 
         statement=signed.to_dict(),
         signer_cert_pem=tx.caller.cert_pem.decode("ascii"),
     )
-    tx.save(approval, previous)
+    tx.save(approval)
     _settle(tx, patch, policy)
     return tx.changes
 
@@ -100,4 +100,4 @@ def _settle(tx: TxLedger, patch: Patch, policy: Policy) -> None:
     }
     outcome = evaluate(policy, patch.severity, decisions, tx.now)
     if outcome != "PENDING":
-        tx.save(patch.evolve(status=outcome), patch)
+        tx.save(patch.evolve(status=outcome))

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from patchledger.chaincode.lifecycle.authz import authorize, require_org
-from patchledger.chaincode.lifecycle.deployment import MACHINE, Deployment
+from patchledger.chaincode.lifecycle.deployment import Deployment
 from patchledger.chaincode.lifecycle.errors import (
     AuthorizationError,
     LifecycleError,
@@ -138,7 +138,6 @@ def _accept(tx: TxLedger, signed: SignedReport) -> None:
         last_sequence=host.last_report_sequence,
         now=tx.now,
     )
-    MACHINE.check(str(deployment.key), deployment.status, report.outcome)
     tx.save(
         deployment.evolve(
             status=report.outcome,
@@ -146,12 +145,10 @@ def _accept(tx: TxLedger, signed: SignedReport) -> None:
             inventory_sha256=report.inventory_sha256,
             detail=report.detail,
         ),
-        deployment,
         owner_org=host.owner_msp,
     )
     tx.save(
         host.evolve(last_report_sequence=report.sequence, inventory_sha256=report.inventory_sha256),
-        host,
         owner_org=host.owner_msp,
     )
 

@@ -2,8 +2,10 @@
 
 ``revoke_patch`` and ``grant_exception`` are called once per organization: the first call
 proposes (and counts as that organization's vote), later calls from other organizations agree;
-the decision takes effect in the call that reaches the policy's quorum. An organization voting
-twice is refused; a grant call with other terms than the proposal is refused.
+the decision takes effect in the call that reaches the policy's quorum. The voting rules are
+:func:`chaincode.lifecycle.quorum.cast_vote`'s: an organization voting twice is refused, and a
+vote counts only while its organization votes in the policy in force. A grant call with other
+terms than the proposal is refused.
 """
 
 from __future__ import annotations
@@ -15,17 +17,15 @@ from patchledger.chaincode.lifecycle.errors import (
     AlreadyExistsError,
     ExpiredError,
     PreconditionError,
-    TransitionError,
 )
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer, text
 from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
 from patchledger.chaincode.lifecycle.patch import MACHINE as PATCH
 from patchledger.chaincode.lifecycle.patch import Patch
-from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy, check_voter
-from patchledger.chaincode.lifecycle.quorum import add_vote, reached
+from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy
+from patchledger.chaincode.lifecycle.quorum import cast_vote
 from patchledger.chaincode.lifecycle.revocation import Revocation
 from patchledger.chaincode.lifecycle.risk_acceptance import RiskAcceptance
-from patchledger.chaincode.lifecycle.vulnerability import MACHINE as VULN
 from patchledger.chaincode.lifecycle.vulnerability import Vulnerability
 
 
@@ -45,17 +45,13 @@ def revoke_patch(tx: TxLedger, patch_id: str, reason: str) -> list[Change]:
     patch = tx.load(Patch, patch_id)
     PATCH.check(patch_id, patch.status, "REVOKED")
     policy = tx.load(Policy, DEFAULT_POLICY_ID)
-    check_voter(policy, tx.caller.msp_id)
-    previous = tx.find(Revocation, patch_id)
-    current = previous or Revocation(patch_id=patch_id, reason=reason, proposed_by=tx.caller.msp_id)
-    if current.status != "PROPOSED":
-        raise TransitionError("Revocation", patch_id, current.status, "EFFECTIVE")
-    votes = add_vote(policy, current.approvals, tx.caller.msp_id, "Revocation", patch_id)
-    current = current.evolve(approvals=votes)
-    if reached(votes, policy.revocation_quorum):
-        current = current.evolve(status="EFFECTIVE")
-        tx.save(patch.evolve(status="REVOKED"), patch)
-    tx.save(current, previous)
+    current = tx.find(Revocation, patch_id) or Revocation(
+        patch_id=patch_id, reason=reason, proposed_by=tx.caller.msp_id
+    )
+    current = cast_vote(policy, current, tx.caller.msp_id, policy.revocation_quorum)
+    if current.decided:
+        tx.save(patch.evolve(status="REVOKED"))
+    tx.save(current)
     return tx.changes
 
 
@@ -89,7 +85,6 @@ def grant_exception(
         raise ExpiredError(f"exception {exception_id!r} would expire at {expires_at} <= now")
     vuln = tx.load(Vulnerability, vuln_id)
     policy = tx.load(Policy, DEFAULT_POLICY_ID)
-    check_voter(policy, tx.caller.msp_id)
     proposal = RiskAcceptance(
         exception_id=exception_id,
         vuln_id=vuln_id,
@@ -98,20 +93,13 @@ def grant_exception(
         proposed_by=tx.caller.msp_id,
         host_ids=id_tuple("host_ids", host_ids),
     )
-    previous = tx.find(RiskAcceptance, vuln_id, exception_id)
-    current = previous or proposal
+    current = tx.find(RiskAcceptance, vuln_id, exception_id) or proposal
     if not current.same_terms(proposal):
         raise AlreadyExistsError("RiskAcceptance", f"{vuln_id}/{exception_id}")
-    if current.status != "PROPOSED":
-        raise TransitionError("RiskAcceptance", exception_id, current.status, "GRANTED")
-    votes = add_vote(policy, current.approvals, tx.caller.msp_id, "RiskAcceptance", exception_id)
-    current = current.evolve(approvals=votes)
-    if reached(votes, policy.exception_quorum):
-        current = current.evolve(status="GRANTED")
-        if not current.host_ids and vuln.status != "RISK_ACCEPTED":
-            VULN.check(vuln_id, vuln.status, "RISK_ACCEPTED")
-            tx.save(vuln.evolve(status="RISK_ACCEPTED"), vuln)
-    tx.save(current, previous)
+    current = cast_vote(policy, current, tx.caller.msp_id, policy.exception_quorum)
+    if current.decided and not current.host_ids and vuln.status != "RISK_ACCEPTED":
+        tx.save(vuln.evolve(status="RISK_ACCEPTED"))
+    tx.save(current)
     return tx.changes
 
 
@@ -126,8 +114,6 @@ def expire_exception(tx: TxLedger, vuln_id: str, exception_id: str) -> list[Chan
     """
     authorize(tx.caller, "expire_exception")
     previous = tx.load(RiskAcceptance, vuln_id, exception_id)
-    if previous.status == "EXPIRED":
-        raise TransitionError("RiskAcceptance", exception_id, "EXPIRED", "EXPIRED")
     if tx.now < previous.expires_at:
         raise PreconditionError(
             "RiskAcceptance",
@@ -135,7 +121,7 @@ def expire_exception(tx: TxLedger, vuln_id: str, exception_id: str) -> list[Chan
             previous.status,
             f"expires at {previous.expires_at}, not before",
         )
-    tx.save(previous.evolve(status="EXPIRED"), previous)
+    tx.save(previous.evolve(status="EXPIRED"))
     if previous.status == "GRANTED" and not previous.host_ids:
         _reopen_if_uncovered(tx, vuln_id)
     return tx.changes
@@ -150,4 +136,4 @@ def _reopen_if_uncovered(tx: TxLedger, vuln_id: str) -> None:
         for e in tx.scan(RiskAcceptance, vuln_id)
     )
     if not covered:
-        tx.save(vuln.evolve(status="OPEN"), vuln)
+        tx.save(vuln.evolve(status="OPEN"))

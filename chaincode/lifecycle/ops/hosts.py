@@ -21,7 +21,7 @@ from patchledger.chaincode.lifecycle.errors import (
     ValidationError,
 )
 from patchledger.chaincode.lifecycle.fields import id_tuple, sha256_hex
-from patchledger.chaincode.lifecycle.host import EMPTY_INVENTORY, MACHINE, Host
+from patchledger.chaincode.lifecycle.host import EMPTY_INVENTORY, Host
 from patchledger.chaincode.lifecycle.identity import (
     Caller,
     Role,
@@ -89,7 +89,7 @@ def enroll_host(
     _check_host_certificate(host_id, cert_pem, host.owner_msp, trust, tx.now)
     if tx.find(Host, host_id) is not None:
         raise AlreadyExistsError("Host", host_id)
-    tx.save(host, None, owner_org=host.owner_msp)
+    tx.save(host, owner_org=host.owner_msp)
     return tx.changes
 
 
@@ -117,8 +117,7 @@ def update_inventory_digest(tx: TxLedger, host_id: str, inventory_sha256: str) -
     sha256_hex("inventory_sha256", inventory_sha256)
     host = tx.load(Host, host_id)
     check_host_access(tx.caller, host)
-    MACHINE.check(host_id, host.status, "ENROLLED")
-    tx.save(host.evolve(inventory_sha256=inventory_sha256), host, owner_org=host.owner_msp)
+    tx.save(host.evolve(inventory_sha256=inventory_sha256), owner_org=host.owner_msp)
     return tx.changes
 
 
@@ -133,6 +132,5 @@ def decommission_host(tx: TxLedger, host_id: str) -> list[Change]:
     authorize(tx.caller, "decommission_host")
     host = tx.load(Host, host_id)
     check_host_access(tx.caller, host)
-    MACHINE.check(host_id, host.status, "DECOMMISSIONED")
-    tx.save(host.evolve(status="DECOMMISSIONED"), host, owner_org=host.owner_msp)
+    tx.save(host.evolve(status="DECOMMISSIONED"), owner_org=host.owner_msp)
     return tx.changes

@@ -43,7 +43,7 @@ def propose_patch(tx: TxLedger, data: Mapping[str, Any]) -> list[Change]:
         raise AlreadyExistsError("Patch", patch.patch_id)
     if patch.supersedes:
         tx.load(Patch, patch.supersedes)
-    tx.save(patch, None)
+    tx.save(patch)
     return tx.changes
 
 
@@ -65,8 +65,7 @@ def attach_test_evidence(
     evidence = TestEvidence(report_sha256, uri, summary, passed, tx.caller.msp_id, tx.now)
     check_evidence("evidence", evidence)
     target = "TESTED" if passed or patch.status == "TESTED" else "PROPOSED"
-    MACHINE.check(patch_id, patch.status, target)
-    tx.save(patch.evolve(status=target, test_evidence=(*patch.test_evidence, evidence)), patch)
+    tx.save(patch.evolve(status=target, test_evidence=(*patch.test_evidence, evidence)))
     return tx.changes
 
 
@@ -78,8 +77,8 @@ def release(tx: TxLedger, patch: Patch) -> None:
     """
     if patch.status != "APPROVED":
         return
-    tx.save(patch.evolve(status="RELEASED"), patch)
+    tx.save(patch.evolve(status="RELEASED"))
     if patch.supersedes:
         old = tx.find(Patch, patch.supersedes)
         if old is not None and MACHINE.allows(old.status, "SUPERSEDED"):
-            tx.save(old.evolve(status="SUPERSEDED"), old)
+            tx.save(old.evolve(status="SUPERSEDED"))

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from patchledger.chaincode.lifecycle.authz import authorize
-from patchledger.chaincode.lifecycle.errors import AlreadyExistsError, TransitionError
+from patchledger.chaincode.lifecycle.errors import AlreadyExistsError
 from patchledger.chaincode.lifecycle.fields import identifier
 from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
 from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy, check_voter
 from patchledger.chaincode.lifecycle.policy_change import MACHINE, PolicyChange
-from patchledger.chaincode.lifecycle.quorum import add_vote, reached
+from patchledger.chaincode.lifecycle.quorum import cast_vote
 
 
 def bootstrap_policy(tx: TxLedger, data: Mapping[str, Any]) -> list[Change]:
@@ -33,7 +33,7 @@ def bootstrap_policy(tx: TxLedger, data: Mapping[str, Any]) -> list[Change]:
     policy = Policy.from_dict({"policy_id": DEFAULT_POLICY_ID, **data, "version": 1})
     if tx.find(Policy, policy.policy_id) is not None:
         raise AlreadyExistsError("Policy", policy.policy_id)
-    tx.save(policy, None)
+    tx.save(policy)
     return tx.changes
 
 
@@ -62,9 +62,8 @@ def propose_policy(tx: TxLedger, proposal_id: str, data: Mapping[str, Any]) -> l
         base_version=current.version,
         proposed=proposed.to_dict(),
         proposed_by=tx.caller.msp_id,
-        approvals=(tx.caller.msp_id,),
     )
-    _settle(tx, change, current, None)
+    _settle(tx, cast_vote(current, change, tx.caller.msp_id, current.change_quorum), current)
     return tx.changes
 
 
@@ -82,23 +81,16 @@ def approve_policy(tx: TxLedger, proposal_id: str) -> list[Change]:
     """
     authorize(tx.caller, "approve_policy")
     change = tx.load(PolicyChange, proposal_id)
-    if change.status != "PROPOSED":
-        raise TransitionError("PolicyChange", proposal_id, change.status, "ADOPTED")
+    MACHINE.check(proposal_id, change.status, "ADOPTED")  # open for votes (else refused)
     current = tx.load(Policy, change.policy_id)
     if current.version != change.base_version:
-        tx.save(change.evolve(status="STALE"), change)
+        tx.save(change.evolve(status="STALE"))
         return tx.changes
-    votes = add_vote(current, change.approvals, tx.caller.msp_id, "PolicyChange", proposal_id)
-    _settle(tx, change.evolve(approvals=votes), current, change)
+    _settle(tx, cast_vote(current, change, tx.caller.msp_id, current.change_quorum), current)
     return tx.changes
 
 
-def _settle(
-    tx: TxLedger, change: PolicyChange, current: Policy, previous: PolicyChange | None
-) -> None:
-    if reached(change.approvals, current.change_quorum):
-        MACHINE.check(change.proposal_id, change.status, "ADOPTED")
-        adopted = change.policy().evolve(version=current.version + 1)
-        tx.save(adopted, current)
-        change = change.evolve(status="ADOPTED")
-    tx.save(change, previous)
+def _settle(tx: TxLedger, change: PolicyChange, current: Policy) -> None:
+    if change.decided:
+        tx.save(change.policy().evolve(version=current.version + 1))
+    tx.save(change)

@@ -18,7 +18,6 @@ from patchledger.chaincode.lifecycle.deployment import SETTLED, Deployment
 from patchledger.chaincode.lifecycle.errors import (
     AlreadyExistsError,
     PreconditionError,
-    TransitionError,
     ValidationError,
 )
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer
@@ -100,7 +99,7 @@ def create_rollout(
         failure_threshold_pct=integer("failure_threshold_pct", failure_threshold_pct, maximum=100),
         soak_seconds=policy.soak_seconds if soak_seconds is None else soak_seconds,
     )
-    tx.save(rollout, None, owner_org=rollout.owner_msp)
+    tx.save(rollout, owner_org=rollout.owner_msp)
     return tx.changes
 
 
@@ -159,8 +158,9 @@ def advance_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
             current wave is not settled, failed too much or has not soaked.
     """
     rollout = _load_own(tx, "advance_rollout", rollout_id)
-    if rollout.status not in ("PLANNED", "RUNNING"):
-        raise TransitionError("Rollout", rollout_id, rollout.status, "RUNNING")
+    MACHINE.check_from(
+        rollout_id, rollout.status, "RUNNING", allowed_from=frozenset({"PLANNED", "RUNNING"})
+    )
     patch = tx.load(Patch, rollout.patch_id)
     _require_deployable(patch)
     if rollout.status == "RUNNING":
@@ -182,10 +182,9 @@ def advance_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
                 owner_msp=host.owner_msp,
                 wave=wave,
             )
-            tx.save(deployment, None, owner_org=host.owner_msp)
+            tx.save(deployment, owner_org=host.owner_msp)
     tx.save(
         rollout.evolve(status="RUNNING", current_wave=wave, wave_started_at=tx.now),
-        rollout,
         owner_org=rollout.owner_msp,
     )
     return tx.changes
@@ -195,10 +194,11 @@ def _move(
     tx: TxLedger, operation: str, rollout_id: str, target: str, *, only_from: str = ""
 ) -> list[Change]:
     rollout = _load_own(tx, operation, rollout_id)
-    if only_from and rollout.status != only_from:
-        raise TransitionError("Rollout", rollout_id, rollout.status, target)
-    MACHINE.check(rollout_id, rollout.status, target)
-    tx.save(rollout.evolve(status=target), rollout, owner_org=rollout.owner_msp)
+    if only_from:
+        MACHINE.check_from(
+            rollout_id, rollout.status, target, allowed_from=frozenset({only_from})
+        )
+    tx.save(rollout.evolve(status=target), owner_org=rollout.owner_msp)
     return tx.changes
 
 
@@ -255,5 +255,5 @@ def complete_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
             f"wave {rollout.current_wave} of {len(rollout.waves)} is running; advance first",
         )
     _check_gate(tx, rollout)
-    tx.save(rollout.evolve(status="COMPLETED"), rollout, owner_org=rollout.owner_msp)
+    tx.save(rollout.evolve(status="COMPLETED"), owner_org=rollout.owner_msp)
     return tx.changes

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from patchledger.chaincode.lifecycle.authz import authorize
-from patchledger.chaincode.lifecycle.errors import TransitionError
 from patchledger.chaincode.lifecycle.fields import choice
 from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
 from patchledger.chaincode.lifecycle.vulnerability import (
@@ -33,11 +32,11 @@ def record_vulnerability(tx: TxLedger, data: Mapping[str, Any]) -> list[Change]:
     incoming = Vulnerability.from_dict({**data, "status": "OPEN"})
     current = tx.find(Vulnerability, incoming.vuln_id)
     if current is None:
-        tx.save(incoming, None)
+        tx.save(incoming)
         return tx.changes
     merged = merge(current, incoming)
     if not same_content(merged, current):
-        tx.save(merged, current)
+        tx.save(merged)
     return tx.changes
 
 
@@ -55,8 +54,7 @@ def assess_vulnerability(tx: TxLedger, vuln_id: str, status: str) -> list[Change
     authorize(tx.caller, "assess_vulnerability")
     choice("status", status, ASSESSABLE)
     current = tx.load(Vulnerability, vuln_id)
-    if current.status == status:
-        raise TransitionError("Vulnerability", vuln_id, current.status, status)
-    MACHINE.check(vuln_id, current.status, status)
-    tx.save(current.evolve(status=status), current)
+    # an assessment must change the status (the table's self-loops are feed merges)
+    MACHINE.check_from(vuln_id, current.status, status, allowed_from=MACHINE.states - {status})
+    tx.save(current.evolve(status=status))
     return tx.changes

@@ -46,7 +46,7 @@ def target(tmp_path: Path) -> Path:
 
 def test_apply_swaps_in_the_new_tree_and_keeps_the_old_one(target: Path) -> None:
     backend = FileTreeBackend(target)
-    plan = backend.apply(ARTIFACT, "P-1")
+    plan = backend.install(ARTIFACT, "P-1")
     assert (plan.added, plan.replaced) == (("sub/c.txt",), ("a.txt",))
     assert tree(target) == NEW
     assert tree(backend.previous) == OLD
@@ -60,7 +60,7 @@ def test_apply_swaps_in_the_new_tree_and_keeps_the_old_one(target: Path) -> None
 def test_rollback_restores_the_kept_copy(target: Path) -> None:
     backend = FileTreeBackend(target)
     before = backend.inventory_digest()
-    backend.apply(ARTIFACT, "P-1")
+    backend.install(ARTIFACT, "P-1")
     assert backend.inventory_digest() != before
     backend.rollback()
     assert tree(target) == OLD
@@ -72,7 +72,7 @@ def test_rollback_restores_the_kept_copy(target: Path) -> None:
 
 def test_a_failed_health_check_rolls_back(target: Path) -> None:
     backend = FileTreeBackend(target)
-    backend.apply(ARTIFACT, "P-1")
+    backend.install(ARTIFACT, "P-1")
     result = CommandCheck([sys.executable, "-c", "import sys; sys.exit(3)"])(target)
     assert not result.healthy
     assert result.detail.startswith("exit 3")
@@ -89,7 +89,7 @@ def test_a_healthy_command_check(target: Path) -> None:
 
 def test_a_committed_patch_can_be_rolled_back_on_order(target: Path) -> None:
     backend = FileTreeBackend(target)
-    backend.apply(ARTIFACT, "P-1")
+    backend.install(ARTIFACT, "P-1")
     backend.commit()
     backend.rollback()
     assert tree(target) == OLD
@@ -97,9 +97,9 @@ def test_a_committed_patch_can_be_rolled_back_on_order(target: Path) -> None:
 
 def test_a_second_apply_keeps_only_the_tree_before_it(target: Path) -> None:
     backend = FileTreeBackend(target)
-    backend.apply(ARTIFACT, "P-1")
+    backend.install(ARTIFACT, "P-1")
     backend.commit()
-    backend.apply(make_tar({"a.txt": b"newer a"}), "P-2")
+    backend.install(make_tar({"a.txt": b"newer a"}), "P-2")
     backend.commit()
     assert tree(backend.previous) == NEW
     backend.rollback()
@@ -108,7 +108,7 @@ def test_a_second_apply_keeps_only_the_tree_before_it(target: Path) -> None:
 
 def test_a_missing_target_is_created(tmp_path: Path) -> None:
     backend = FileTreeBackend(tmp_path / "fresh")
-    backend.apply(ARTIFACT, "P-1")
+    backend.install(ARTIFACT, "P-1")
     assert tree(tmp_path / "fresh") == {"a.txt": b"new a", "sub/c.txt": b"new c"}
     backend.rollback()
     assert tree(tmp_path / "fresh") == {}
@@ -121,23 +121,23 @@ def test_a_crash_during_apply_is_recovered_on_the_next_run(target: Path, step: s
             raise Crash(at)
 
     with pytest.raises(Crash):
-        FileTreeBackend(target, on_step=crash).apply(ARTIFACT, "P-1")
+        FileTreeBackend(target, on_step=crash).install(ARTIFACT, "P-1")
     after_crash = FileTreeBackend(target)  # the next run
     with pytest.raises(BackendError, match="unfinished change is pending"):
-        after_crash.apply(ARTIFACT, "P-1")
-    recovery = after_crash.recovery_routine()
+        after_crash.install(ARTIFACT, "P-1")
+    recovery = after_crash.recover()
     assert recovery.interrupted.endswith("P-1")
     assert recovery.action == ("discarded-staging" if step == "staged" else "restored-previous")
     assert tree(target) == OLD
     for leftover in (after_crash.staging, after_crash.discard, after_crash.checkpoint_path):
         assert not leftover.exists()
-    after_crash.apply(ARTIFACT, "P-1")
+    after_crash.install(ARTIFACT, "P-1")
     assert tree(target) == NEW
 
 
 def test_a_crash_after_apply_before_the_health_check_is_rolled_back(target: Path) -> None:
-    FileTreeBackend(target).apply(ARTIFACT, "P-1")  # then the process dies
-    recovery = FileTreeBackend(target).recovery_routine()
+    FileTreeBackend(target).install(ARTIFACT, "P-1")  # then the process dies
+    recovery = FileTreeBackend(target).recover()
     assert (recovery.action, recovery.interrupted) == ("restored-previous", "apply/applied P-1")
     assert tree(target) == OLD
 
@@ -148,17 +148,17 @@ def test_a_crash_during_rollback_is_recovered(target: Path) -> None:
             raise Crash(at)
 
     backend = FileTreeBackend(target, on_step=crash)
-    backend.apply(ARTIFACT, "P-1")
+    backend.install(ARTIFACT, "P-1")
     with pytest.raises(Crash):
         backend.rollback()
     assert not target.exists()  # mid-rollback: the target was moved aside
-    recovery = FileTreeBackend(target).recovery_routine()
+    recovery = FileTreeBackend(target).recover()
     assert recovery.interrupted == "rollback/swap P-1"
     assert tree(target) == OLD
 
 
 def test_nothing_to_recover(target: Path) -> None:
-    assert FileTreeBackend(target).recovery_routine().action == "none"
+    assert FileTreeBackend(target).recover().action == "none"
     assert tree(target) == OLD
 
 
@@ -202,5 +202,5 @@ def _symlink(name: str, to: str) -> tarfile.TarInfo:
 def test_an_unsafe_artifact_is_refused_before_any_change(target: Path, artifact: bytes) -> None:
     before = snapshot(target.parent)
     with pytest.raises(ArtifactFormatError):
-        FileTreeBackend(target).apply(artifact, "P-1")
+        FileTreeBackend(target).install(artifact, "P-1")
     assert snapshot(target.parent) == before

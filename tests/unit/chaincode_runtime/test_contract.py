@@ -18,7 +18,7 @@ from patchledger.chaincode.runtime import (
     PeerSession,
 )
 from patchledger.chaincode.runtime.contract import to_json_bytes
-from patchledger.chaincode.runtime.testing import FakePeer, parse_response
+from tests.support.chaincode_runtime import FakePeer, parse_response
 
 
 def call(contract: Any, *calls: tuple[str | bytes, ...], peer: FakePeer | None = None) -> list[Any]:
@@ -188,3 +188,31 @@ def test_smoke_contract() -> None:
     assert smoke.contract.functions["Version"].read_only
     assert smoke.contract.functions["Get"].read_only
     assert not smoke.contract.functions["Put"].read_only
+
+
+class _TenantContext(Context):
+    def __init__(self, stub: Any, tenant: str) -> None:
+        super().__init__(stub)
+        self.tenant = tenant
+
+
+class _TenantContract(Contract):
+    """A contract whose functions get its own value through create_context, no globals."""
+
+    def __init__(self, tenant: str) -> None:
+        super().__init__("tenant")
+        self.tenant = tenant
+        self.transaction(read_only=True)(self.Who)
+
+    @staticmethod
+    async def Who(ctx: _TenantContext) -> str:
+        return ctx.tenant
+
+    def create_context(self, stub: Any) -> _TenantContext:
+        return _TenantContext(stub, self.tenant)
+
+
+def test_create_context_gives_each_contract_its_own_context() -> None:
+    (a,) = call(_TenantContract("a"), ("Who",))
+    (b,) = call(_TenantContract("b"), ("Who",))
+    assert (json.loads(a.payload), json.loads(b.payload)) == ("a", "b")

@@ -28,7 +28,7 @@ from patchledger.chaincode.runtime.endorsement import (
     owner_and_majority,
 )
 from patchledger.chaincode.runtime.stub import ChaincodeStub
-from patchledger.chaincode.runtime.testing import FakePeer
+from tests.support.chaincode_runtime import FakePeer
 from tests.unit.chaincode_runtime.test_stub import run_tx
 
 SECOPS, ITOPS, COMPLIANCE = "SecOpsMSP", "ITOpsMSP", "ComplianceMSP"

@@ -18,7 +18,7 @@ from patchledger.chaincode.runtime._protos import (
     chaincode_shim_pb2_grpc,
 )
 from patchledger.chaincode.runtime.server import MAX_MESSAGE_BYTES
-from patchledger.chaincode.runtime.testing import (
+from tests.support.chaincode_runtime import (
     IssuedCertificate,
     make_certificate,
     make_signed_proposal,

@@ -16,7 +16,7 @@ from patchledger.chaincode.runtime.identity import (
     distinguished_name,
     parse_fabric_ca_attributes,
 )
-from patchledger.chaincode.runtime.testing import make_certificate, make_creator
+from tests.support.chaincode_runtime import make_certificate, make_creator
 
 
 def test_attributes_from_fabric_ca_extension() -> None:

@@ -19,7 +19,7 @@ from patchledger.chaincode.runtime import (
 )
 from patchledger.chaincode.runtime._protos import Msg, chaincode_pb2
 from patchledger.chaincode.runtime.stub import ChaincodeStub
-from patchledger.chaincode.runtime.testing import FakePeer, parse_response
+from tests.support.chaincode_runtime import FakePeer, parse_response
 
 T = TypeVar("T")
 CC_ID = "testcc_1.0:abc"

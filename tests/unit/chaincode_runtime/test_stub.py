@@ -24,7 +24,7 @@ from patchledger.chaincode.runtime._protos import (
 )
 from patchledger.chaincode.runtime.endorsement import VALIDATION_PARAMETER
 from patchledger.chaincode.runtime.stub import ChaincodeStub
-from patchledger.chaincode.runtime.testing import (
+from tests.support.chaincode_runtime import (
     FakePeer,
     make_certificate,
     make_creator,

@@ -8,13 +8,13 @@ from typing import Any
 
 from patchledger.chaincode.runtime import PeerSession
 from patchledger.chaincode.runtime._protos import Msg
-from patchledger.chaincode.runtime.testing import (
+from patchledger.chaincode.testkit import contract
+from tests.support.chaincode_runtime import (
     FakePeer,
     make_certificate,
     make_creator,
     parse_response,
 )
-from patchledger.chaincode.testkit import contract
 
 
 def run(peer: FakePeer, *calls: tuple[str, ...], creator: bytes = b"") -> list[Any]:

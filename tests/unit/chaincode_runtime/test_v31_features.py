@@ -12,7 +12,7 @@ import pytest
 from patchledger.chaincode.runtime import PeerError, PeerSession, Response
 from patchledger.chaincode.runtime._protos import Msg, chaincode_pb2, chaincode_shim_pb2
 from patchledger.chaincode.runtime.stub import ChaincodeStub, PeerFeatures
-from patchledger.chaincode.runtime.testing import FakePeer, parse_response
+from tests.support.chaincode_runtime import FakePeer, parse_response
 
 Body = Callable[[ChaincodeStub], Awaitable[Response | None]]
 WR = chaincode_shim_pb2.WriteRecord

@@ -9,8 +9,8 @@ import pytest
 
 from patchledger.app.fabric.channel import create_channel
 from patchledger.app.fabric.gateway import Gateway, connect
-from patchledger.app.fabric.testing import TestCA, TestIdentity
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway
+from tests.support.fabric.fake_gateway import FakeGateway
+from tests.support.fabric.pki import TestCA, TestIdentity
 
 
 @pytest.fixture(scope="session")

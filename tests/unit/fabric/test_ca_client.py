@@ -19,7 +19,7 @@ from patchledger.app.fabric.ca_models import (
 from patchledger.app.fabric.errors import CAError
 from patchledger.app.fabric.identity import Identity
 from patchledger.app.fabric.signing import CURVE_ORDERS, EcdsaSigner, is_low_s, verify_signature
-from patchledger.app.fabric.testing.fake_ca import FakeCA
+from tests.support.fabric.fake_ca import FakeCA
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_revoke_needs_a_target(client: CAClient, admin: Enrollment) -> None:
 
 
 def test_untrusted_tls_is_refused(fake_ca: FakeCA) -> None:
-    from patchledger.app.fabric.testing import TestCA
+    from tests.support.fabric.pki import TestCA
 
     other = CAClient(fake_ca.url, tls_ca_certificate=TestCA("X").cert_pem)
     with pytest.raises(CAError, match="cannot reach the CA"):

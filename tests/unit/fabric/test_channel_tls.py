@@ -13,8 +13,8 @@ from patchledger.app.fabric._protos import common_pb2
 from patchledger.app.fabric.channel import DEFAULT_OPTIONS, MAX_MESSAGE_BYTES, create_channel
 from patchledger.app.fabric.errors import GatewayError
 from patchledger.app.fabric.gateway import connect
-from patchledger.app.fabric.testing import TestCA, TestIdentity
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway
+from tests.support.fabric.fake_gateway import FakeGateway
+from tests.support.fabric.pki import TestCA, TestIdentity
 
 
 def test_default_options() -> None:

@@ -10,9 +10,9 @@ import pytest
 
 from patchledger.app.cli import main
 from patchledger.app.fabric.identity import Identity
-from patchledger.app.fabric.testing import TestCA, TestIdentity
-from patchledger.app.fabric.testing.fake_ca import FakeCA
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway
+from tests.support.fabric.fake_ca import FakeCA
+from tests.support.fabric.fake_gateway import FakeGateway
+from tests.support.fabric.pki import TestCA, TestIdentity
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from patchledger.app.fabric._protos import ab_pb2, common_pb2, gateway_pb2
 from patchledger.app.fabric.checkpoint import FileCheckpointer, InMemoryCheckpointer
 from patchledger.app.fabric.errors import CheckpointError, EventsError
 from patchledger.app.fabric.gateway import Gateway
-from patchledger.app.fabric.testing import TestIdentity
-from patchledger.app.fabric.testing.blocks import signed_transaction
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway, ScriptedFailure
+from tests.support.fabric.blocks import signed_transaction
+from tests.support.fabric.fake_gateway import FakeGateway, ScriptedFailure
+from tests.support.fabric.pki import TestIdentity
 
 
 def _submit(gateway: Gateway, *ids: str) -> list[str]:

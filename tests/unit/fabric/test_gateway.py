@@ -14,12 +14,12 @@ from patchledger.app.fabric._protos import (
     identities_pb2,
     proposal_pb2,
 )
-from patchledger.app.fabric.errors import SigningError
+from patchledger.app.fabric.errors import BlockParseError, MessageParseError, SigningError
 from patchledger.app.fabric.gateway import Gateway, connect
 from patchledger.app.fabric.signing import CURVE_ORDERS, is_low_s, verify_signature
-from patchledger.app.fabric.testing import TestCA, TestIdentity
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway
 from patchledger.app.fabric.transaction_context import TransactionContext, compute_transaction_id
+from tests.support.fabric.fake_gateway import FakeGateway
+from tests.support.fabric.pki import TestCA, TestIdentity
 
 N = CURVE_ORDERS["secp256r1"]
 
@@ -167,3 +167,25 @@ def test_wrong_signer_is_refused_by_peer(
         with pytest.raises(GatewayError) as info:
             contract.evaluate_transaction("Get")
     assert info.value.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+_BLOCK = common_pb2.Block(
+    header=common_pb2.BlockHeader(number=1, previous_hash=b"\xff" * 32, data_hash=b"\xfe" * 32),
+    data=common_pb2.BlockData(data=[b"envelope"]),
+).SerializeToString()
+
+
+@pytest.mark.parametrize("rebuild", ["new_proposal", "new_transaction", "new_commit"])
+@pytest.mark.parametrize("data", [b"", b"\xff\xfe not protobuf", _BLOCK],
+                         ids=["empty", "garbage", "a block"])
+def test_bytes_that_are_not_the_message_raise_message_parse_error(
+    gateway: Gateway, rebuild: str, data: bytes
+) -> None:
+    """Offline-signing bytes are proposals, transactions and commit requests, not blocks: a
+    malformed one is a MessageParseError naming the message expected, not a BlockParseError."""
+    with pytest.raises(MessageParseError, match=r"malformed .* bytes") as raised:
+        getattr(gateway, rebuild)(data)
+    assert not isinstance(raised.value, BlockParseError)
+    expected = {"new_proposal": "ProposedTransaction", "new_transaction": "PreparedTransaction",
+                "new_commit": "CommitStatusRequest"}[rebuild]
+    assert expected in str(raised.value)

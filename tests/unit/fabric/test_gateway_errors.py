@@ -16,8 +16,8 @@ from patchledger.app.fabric.errors import (
     SubmitError,
 )
 from patchledger.app.fabric.gateway import Gateway, connect
-from patchledger.app.fabric.testing import TestIdentity
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway, ScriptedFailure
+from tests.support.fabric.fake_gateway import FakeGateway, ScriptedFailure
+from tests.support.fabric.pki import TestIdentity
 
 PEER_DETAILS = (
     ErrorDetail("peer0.itops:9051", "ITOpsMSP", "chaincode response 500, patch P-1 is APPROVED"),

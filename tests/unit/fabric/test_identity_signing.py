@@ -23,7 +23,7 @@ from patchledger.app.fabric.signing import (
     to_low_s,
     verify_signature,
 )
-from patchledger.app.fabric.testing import TestCA, TestIdentity
+from tests.support.fabric.pki import TestCA, TestIdentity
 
 N = CURVE_ORDERS["secp256r1"]
 

@@ -11,10 +11,10 @@ from patchledger.app.fabric._protos import common_pb2, transaction_pb2
 from patchledger.app.fabric.blockhash import block_header_hash, header_bytes, header_hash
 from patchledger.app.fabric.gateway import Gateway
 from patchledger.app.fabric.ledger import LedgerVerifier, verify_chain
-from patchledger.app.fabric.testing import TestCA, TestIdentity
-from patchledger.app.fabric.testing.blocks import ChainBuilder, sign_block, signed_transaction
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway
 from patchledger.app.fabric.trust import TrustAnchors
+from tests.support.fabric.blocks import ChainBuilder, sign_block, signed_transaction
+from tests.support.fabric.fake_gateway import FakeGateway
+from tests.support.fabric.pki import TestCA, TestIdentity
 
 
 def test_header_der_reference_vectors() -> None:

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from patchledger.app.fabric.errors import SigningError
 from patchledger.app.fabric.gateway import connect
 from patchledger.app.fabric.signing import CURVE_ORDERS, Signer, is_low_s, verify_signature
-from patchledger.app.fabric.testing import TestIdentity
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway
+from tests.support.fabric.fake_gateway import FakeGateway
+from tests.support.fabric.pki import TestIdentity
 
 N = CURVE_ORDERS["secp256r1"]
 

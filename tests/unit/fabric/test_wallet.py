@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from patchledger.app.fabric.errors import WalletError
-from patchledger.app.fabric.testing import TestCA, TestIdentity
 from patchledger.app.fabric.wallet import ScryptParams, Wallet
+from tests.support.fabric.pki import TestCA, TestIdentity
 
 FAST = ScryptParams(n=2**10, r=8, p=1)
 

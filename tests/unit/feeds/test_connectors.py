@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -31,8 +32,19 @@ def test_kev_catalog(feeds_dir: Path) -> None:
 
 
 def test_nvd_legacy_feeds(feeds_dir: Path) -> None:
-    modified = _one(feeds_dir / "nvd-1.1" / "nvdcve-1.1-modified_2020-03-07.json")
-    assert modified.records == len(modified.advisories) == 567
+    path = feeds_dir / "nvd-1.1" / "nvdcve-1.1-modified_2020-03-07.json"
+    modified = _one(path)
+    # rejected records (description "** REJECT **") are counted but not imported
+    raw = json.loads(path.read_bytes())["CVE_Items"]
+    rejected = [
+        item["cve"]["CVE_data_meta"]["ID"]
+        for item in raw
+        if item["cve"]["description"]["description_data"][0]["value"].startswith("** REJECT **")
+    ]
+    assert len(rejected) == 28
+    assert modified.withdrawn == rejected
+    assert not {a.id for a in modified.advisories} & set(rejected)
+    assert modified.records == len(modified.advisories) + len(rejected) == 567
     assert sum(1 for a in modified.advisories if a.cpe_configurations) == 484
     assert (
         sum(1 for a in modified.advisories if any(s.version.startswith("3") for s in a.cvss)) == 481
@@ -47,8 +59,17 @@ def test_nvd_legacy_feeds(feeds_dir: Path) -> None:
 
 
 def test_nvd_api_pages(feeds_dir: Path) -> None:
-    big = _one(feeds_dir / "nvd-api-2.0" / "cves-page-startIndex0_2023-07-13.json")
+    big_path = feeds_dir / "nvd-api-2.0" / "cves-page-startIndex0_2023-07-13.json"
+    big = _one(big_path)
     assert big.records == 200
+    rejected = [
+        v["cve"]["id"]
+        for v in json.loads(big_path.read_bytes())["vulnerabilities"]
+        if v["cve"]["vulnStatus"] == "Rejected"
+    ]
+    assert len(rejected) == 3
+    assert big.withdrawn == rejected
+    assert len(big.advisories) == 197
     assert sum(1 for a in big.advisories if a.cpe_configurations) == 191
     small = _one(feeds_dir / "nvd-api-2.0" / "vunnel-full-page_2023-10-18.json")
     assert small.records == 38

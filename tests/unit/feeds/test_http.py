@@ -5,7 +5,6 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ import pytest
 from patchledger.app.feeds.errors import FetchError
 from patchledger.app.feeds.http import FetchConfig, Fetcher, nvd_pages, retry_after
 from patchledger.app.feeds.loader import Loader
+from tests.unit.feeds.http_support import serving
 
 _MTIME = email.utils.formatdate(1_700_000_000, usegmt=True)
 
@@ -39,7 +39,6 @@ class _Server:
                 server.handle(self)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def base(self) -> str:
@@ -100,11 +99,8 @@ class _Server:
 @pytest.fixture
 def server(feeds_dir: Path) -> Iterator[_Server]:
     srv = _Server(feeds_dir)
-    srv.thread.start()
-    yield srv
-    srv.httpd.shutdown()
-    srv.httpd.server_close()
-    srv.thread.join()
+    with serving(srv.httpd):
+        yield srv
 
 
 def _fetcher(sleeps: list[float], retries: int = 3) -> Fetcher:

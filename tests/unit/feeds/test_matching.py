@@ -26,14 +26,15 @@ from patchledger.app.feeds.versions import compare
 
 def _fix_ladders(
     advisories: list[Advisory], ptype: str, distro: str
-) -> dict[str, list[tuple[str, str]]]:
-    """package name -> [(fixed version, advisory id)] sorted by version, from the real data."""
-    ladders: dict[str, dict[str, str]] = defaultdict(dict)
+) -> dict[tuple[str, str | None], list[tuple[str, str]]]:
+    """(package name, module stream) -> [(fixed version, advisory id)] sorted by version."""
+    ladders: dict[tuple[str, str | None], dict[str, str]] = defaultdict(dict)
     for advisory in advisories:
         for pkg in advisory.affected:
             if pkg.type == ptype and pkg.distro == distro and pkg.status == "affected":
+                stream = dict(pkg.qualifiers).get("rpmmod")
                 for fixed in pkg.fixed:
-                    ladders[pkg.name].setdefault(fixed, advisory.id)
+                    ladders[(pkg.name, stream)].setdefault(fixed, advisory.id)
     out = {}
     for name, fixes in ladders.items():
         if len(fixes) >= 2:
@@ -77,12 +78,12 @@ def test_below_fixed_gives_finding_at_or_above_gives_none(
     advisories = [a for a in full_import.advisories if a.source.source == source]
     ladders = _fix_ladders(advisories, ptype, distro)
     assert len(ladders) >= 5
-    for name in sorted(ladders)[:8]:
-        (older, _), (newer, newer_id) = ladders[name][-2], ladders[name][-1]
+    for name, stream in sorted(ladders, key=str)[:8]:
+        (older, _), (newer, newer_id) = ladders[(name, stream)][-2], ladders[(name, stream)][-1]
         for installed, expect in ((older, True), (newer, False)):
             inv = Inventory(
                 f"h-{name}",
-                (InstalledPackage(ptype, name, installed, namespace),),
+                (InstalledPackage(ptype, name, installed, namespace, module=stream),),
                 Distro(ptype, namespace, distro),
             )
             fixed = _advisory_findings(matcher, inv, newer_id)
@@ -93,7 +94,7 @@ def test_below_fixed_gives_finding_at_or_above_gives_none(
         # later than every fix: nothing from this source for the package
         inv = Inventory(
             "h",
-            (InstalledPackage(ptype, name, newer + ".1", namespace),),
+            (InstalledPackage(ptype, name, newer + ".1", namespace, module=stream),),
             Distro(ptype, namespace, distro),
         )
         assert [f for f in matcher.match(inv).findings if f.source == source] == []

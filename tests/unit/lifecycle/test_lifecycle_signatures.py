@@ -195,6 +195,6 @@ def test_reports_replayed_forged_or_from_the_future_are_refused() -> None:
     late = SignedReport.from_dict(report(h1, 4, reported_at=NOW + MAX_CLOCK_SKEW + 1))
     with pytest.raises(ExpiredError):
         verify_report(late, h1.cert_pem, last_sequence=0, now=NOW)
-    swapped = dataclasses.replace(good, report=good.report.evolve(sequence=9))
+    swapped = dataclasses.replace(good, body=good.report.evolve(sequence=9))
     with pytest.raises(SignatureError):
         verify_report(swapped, h1.cert_pem, last_sequence=0, now=NOW)

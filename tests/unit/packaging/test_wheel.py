@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,10 +15,21 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    """The wheel that ``pip install .`` would install, built from this checkout."""
+    """The wheel that ``pip install .`` would install from a clean clone of this checkout.
+
+    The tracked and untracked-but-not-ignored files are copied first, so that a stale build/
+    directory or leftover __pycache__ folders of moved packages cannot leak into the wheel.
+    """
+    source = tmp_path_factory.mktemp("source")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "-q", "-w", str(out), str(ROOT)],
+                    "--disable-pip-version-check", "-q", "-w", str(out), str(source)],
                    check=True, capture_output=True, timeout=300)
     (built,) = out.glob("patchledger-*.whl")
     return zipfile.ZipFile(built)
@@ -27,14 +39,19 @@ def test_wheel_installs_only_the_patchledger_namespace(wheel: zipfile.ZipFile) -
     names = wheel.namelist()
     top_level = {name.split("/", 1)[0] for name in names}
     assert top_level == {"patchledger", "patchledger-0.1.0.dist-info"}
-    for area in ("app", "agent", "chaincode", "network"):
+    for area in ("app", "agent", "chaincode", "network", "common"):
         assert f"patchledger/{area}/__init__.py" in names
     # package data travels with its package, and the builder scripts stay executable
     assert "patchledger/network/consortium-policy.json" in names
     info = wheel.getinfo("patchledger/network/builders/ccaas/bin/build")
     assert (info.external_attr >> 16) & 0o111
-    # test support is not shipped
+    # test support is not shipped: not tests/, and no test doubles inside the packages
     assert not [name for name in names if name.startswith("tests/")]
+    modules = [name.removesuffix(".py") for name in names if name.endswith(".py")]
+    assert not [name for name in modules if "testing" in name.split("/")]
+    for moved in ("patchledger/network/testing", "patchledger/chaincode/runtime/testing",
+                  "patchledger/app/fabric/testing/fake_gateway"):
+        assert moved not in modules
 
 
 def test_console_script_points_into_the_namespace(wheel: zipfile.ZipFile) -> None:

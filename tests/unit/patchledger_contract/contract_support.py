@@ -1,7 +1,7 @@
 """Driving the patchledger contract through the runtime's in-process fake peer.
 
 :class:`Ledger` runs a :class:`~chaincode.runtime.PeerSession` serving the contract over a
-:class:`~chaincode.runtime.testing.FakePeer` inside one ``asyncio.run``; each call is one
+:class:`~tests.support.chaincode_runtime.FakePeer` inside one ``asyncio.run``; each call is one
 transaction with the given identity (``tests.unit.lifecycle.lifecycle_support`` identities: real
 P-256 keys, certificates with Fabric CA attributes issued by each organization's test CA) and
 transaction time. The contract is built over the organizations' test CA roots
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from patchledger.chaincode.lifecycle import OrgTrust
 from patchledger.chaincode.patchledger.contract import build_contract
 from patchledger.chaincode.runtime import Contract, PeerSession
-from patchledger.chaincode.runtime.testing import FakePeer, make_creator, parse_response
+from tests.support.chaincode_runtime import FakePeer, make_creator, parse_response
 from tests.unit.lifecycle.lifecycle_support import NOW, TRUST, Identity
 
 T = TypeVar("T")

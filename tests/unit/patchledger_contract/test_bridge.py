@@ -16,6 +16,7 @@ from patchledger.chaincode.patchledger.bridge import (
     StubStore,
     composite_key,
     key_of,
+    new_pool,
     owner_policy,
     run_in_worker,
 )
@@ -29,10 +30,11 @@ from patchledger.chaincode.runtime.endorsement import (
     decode_policy,
     is_satisfied_by,
 )
-from patchledger.chaincode.runtime.testing import FakePeer, parse_response
+from tests.support.chaincode_runtime import FakePeer, parse_response
 
 probe = Contract("probe")
 seen: dict[str, Any] = {}
+POOL = new_pool(2)
 CHANNEL = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")
 
 
@@ -58,7 +60,7 @@ async def Probe(ctx: Context) -> dict[str, Any]:
             "after_put": (store.get(Key("Host", ("h2",))) or b"").decode(),
         }
 
-    result = await run_in_worker(work)
+    result = await run_in_worker(POOL, work)
     seen["pending_before_flush"] = len(store.pending)
     seen["written_before_flush"] = composite_key(Key("Host", ("h2",))) in seen["peer"].state
     result["flushed"] = await store.flush()
@@ -74,7 +76,7 @@ async def Unconfigured(ctx: Context) -> None:
         store.put(Key("Note", ("n",)), b"plain")
         store.put(Key("Host", ("h2",)), b'{"h":2}', owner_org="ITOpsMSP")
 
-    await run_in_worker(work)
+    await run_in_worker(POOL, work)
     await store.flush()
 
 

@@ -21,7 +21,7 @@ from patchledger.chaincode.runtime.endorsement import (
     decode_policy,
     is_satisfied_by,
 )
-from patchledger.chaincode.runtime.testing import FakePeer, make_creator
+from tests.support.chaincode_runtime import FakePeer, make_creator
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     INVENTORY,

@@ -22,7 +22,7 @@ from patchledger.chaincode.lifecycle import (
 from patchledger.chaincode.patchledger.contract import contract
 from patchledger.chaincode.patchledger.execution import refusal
 from patchledger.chaincode.patchledger.reads import key_parts
-from patchledger.chaincode.runtime.testing import FakePeer, make_certificate, make_creator
+from tests.support.chaincode_runtime import FakePeer, make_certificate, make_creator
 from tests.unit.lifecycle.lifecycle_support import NOW, SECOPS, policy_data, vuln_data, who
 from tests.unit.patchledger_contract.contract_support import Ledger, scenario
 
@@ -155,5 +155,6 @@ def test_metadata_lists_submit_and_evaluate_functions() -> None:
     assert tags["ReportDeployments"] == "SUBMIT" and tags["Ping"] == "SUBMIT"
     assert {n for n, t in tags.items() if t == "EVALUATE"} == {
         "GetRecord", "ListRecords", "GetHistory", "GetApprovalBundle", "GetPing",
+        "AttestDeployment", "AttestChannelRoots",
     }
-    assert len(tags) == 29
+    assert len(tags) == 31

@@ -3,6 +3,7 @@ CA roots, which the served contract reads from ``PATCHLEDGER_ORG_ROOTS_DIR`` at 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from patchledger.chaincode.lifecycle import OrgTrust
 from patchledger.chaincode.patchledger.contract import build_contract, contract, from_environment
 from patchledger.chaincode.patchledger.roots import ORG_ROOTS_ENV, load_org_roots, trust_from_env
-from patchledger.chaincode.runtime import ConfigError, Contract
+from patchledger.chaincode.runtime import ConfigError, Contract, PeerSession
 from patchledger.chaincode.runtime.server import load_chaincode
+from tests.support.chaincode_runtime import FakePeer
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     ITOPS,
@@ -160,3 +162,35 @@ def test_roots_files_may_hold_several_certificates(tmp_path: Path) -> None:
     old_root, new_root, rogue = scenario(body, contract=build_contract(trust))
     assert old_root.ok and new_root.ok
     assert rogue.status == 400 and "not issued by a valid root" in rogue.message
+
+
+def test_each_contract_carries_its_own_services_to_every_call() -> None:
+    """No shared state between contracts: two contracts over different roots serve the same
+    enrollment at once in one process; each call sees only its own contract's roots, channel
+    organizations and pool (the context its contract created)."""
+    cert = host_cert("h9", org_ca(ITOPS))
+    everyone = build_contract(TRUST)
+    only_others = build_contract(
+        OrgTrust({SECOPS: (org_ca(SECOPS).cert,), COMPLIANCE: (org_ca(COMPLIANCE).cert,)})
+    )
+    assert everyone.services.pool is not only_others.services.pool
+    assert everyone.services.channel_orgs == tuple(sorted(ORGS))
+    assert only_others.services.channel_orgs == tuple(sorted((SECOPS, COMPLIANCE)))
+
+    async def both() -> list[Reply]:
+        peers = [FakePeer(batch_size=3), FakePeer(batch_size=3)]
+        sessions = [
+            PeerSession(peer, "patchledger:1", served, request_timeout=10)
+            for peer, served in zip(peers, (everyone, only_others), strict=True)
+        ]
+        tasks = [asyncio.create_task(s.run()) for s in sessions]
+        try:
+            return list(await asyncio.gather(*(enroll(Ledger(p), cert) for p in peers)))
+        finally:
+            for peer in peers:
+                peer.close()
+            await asyncio.gather(*tasks)
+
+    accepted, refused = asyncio.run(both())
+    assert accepted.ok, accepted.message
+    assert (refused.status, refused.message) == (400, NO_ROOTS)

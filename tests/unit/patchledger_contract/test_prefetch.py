@@ -8,10 +8,15 @@ import json
 from typing import Any
 
 from patchledger.chaincode.lifecycle.record import Key
-from patchledger.chaincode.patchledger.bridge import StubStore, composite_key, run_in_worker
+from patchledger.chaincode.patchledger.bridge import (
+    StubStore,
+    composite_key,
+    new_pool,
+    run_in_worker,
+)
 from patchledger.chaincode.runtime import Context, Contract, PeerFeatures, PeerSession
 from patchledger.chaincode.runtime._protos import Msg, chaincode_shim_pb2
-from patchledger.chaincode.runtime.testing import FakePeer, parse_response
+from tests.support.chaincode_runtime import FakePeer, parse_response
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     ITOPS,
@@ -48,7 +53,7 @@ async def Prefetch(ctx: Context) -> dict[str, Any]:
             "gone": store.get(gone),
         }
 
-    return await run_in_worker(work)
+    return await run_in_worker(new_pool(1), work)
 
 
 def run_probe(peer: FakePeer) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from sqlalchemy import Engine
 
 from patchledger.app.fabric.errors import EventsError
 from patchledger.app.fabric.gateway import Gateway
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway, ScriptedFailure
 from patchledger.app.readmodel.projection import ApplyResult
 from patchledger.app.readmodel.projector import (
     Projector,
@@ -21,7 +20,8 @@ from patchledger.app.readmodel.projector import (
     next_block,
     rebuild,
 )
-from patchledger.app.readmodel.testing import SimulatedLedger
+from tests.support.fabric.fake_gateway import FakeGateway, ScriptedFailure
+from tests.support.readmodel import SimulatedLedger
 from tests.unit.readmodel.conftest import CHANNEL
 from tests.unit.readmodel.readmodel_support import current_of, expected_current, versions_of
 
@@ -108,6 +108,7 @@ def test_catch_up_and_rebuild_equal_the_ledger(engine: Engine, fake: FakeGateway
     assert versions_of(engine) == ledger.history
     _add_blocks(fake, ledger, 2, 6)
     assert catch_up(engine, network) == fake.height
+    assert catch_up(engine, network) == fake.height  # up to date: returns at once
     before = versions_of(engine)
     assert rebuild(engine, network, ProjectorSettings(batch_blocks=3)) == fake.height
     assert versions_of(engine) == before == ledger.history

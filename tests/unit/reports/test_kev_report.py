@@ -17,12 +17,12 @@ from sqlalchemy import Engine
 from patchledger.app.cli import main
 from patchledger.app.db import open_engine
 from patchledger.app.errors import UserError
-from patchledger.app.readmodel.testing import policy_document
 from patchledger.app.reports import render
 from patchledger.app.reports.compliance import Report, compute
 from patchledger.app.reports.source import load_facts, parse_as_of
-from patchledger.app.ui.synth import Writer
 from patchledger.app.web.db import create_schema
+from tests.support.readmodel import policy_document
+from tests.support.ui import Writer
 
 AS_OF = "2026-11-01"
 

@@ -10,8 +10,8 @@ import pytest
 from apiflask import APIFlask
 from flask.testing import FlaskClient
 
-from patchledger.app.ui.synth import estate
 from patchledger.app.web.factory import state
+from tests.support.ui import estate
 from tests.unit.webapp import conftest as webapp
 from tests.unit.webapp.conftest import Account, totp_code
 

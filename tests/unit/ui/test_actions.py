@@ -12,11 +12,11 @@ import time
 import pytest
 from apiflask import APIFlask
 
-from patchledger.app.ui.synth import Writer
 from patchledger.app.ui.views import NAV
 from patchledger.app.web.factory import state
 from patchledger.app.web.rbac import allowed
 from patchledger.chaincode.lifecycle.statement import SignedStatement
+from tests.support.ui import Writer
 from tests.unit.ui.conftest import browser, csrf_of, log_in
 from tests.unit.webapp import test_ledger_flow as flow
 from tests.unit.webapp.conftest import Account, add_user, totp_code

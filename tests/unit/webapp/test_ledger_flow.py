@@ -22,11 +22,11 @@ from patchledger.app.fabric import CAClient, ErrorDetail, Identity
 from patchledger.app.fabric._protos import common_pb2, proposal_pb2
 from patchledger.app.fabric.config import CAConfig, IdentitySource, PeerConfig
 from patchledger.app.fabric.identity import load_certificate, parse_serialized_identity
-from patchledger.app.fabric.testing import TestCA
-from patchledger.app.fabric.testing.fake_ca import FakeCA
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway, ScriptedFailure
 from patchledger.app.web.factory import create_app
 from patchledger.chaincode.lifecycle.statement import SignedStatement, verify_statement
+from tests.support.fabric.fake_ca import FakeCA
+from tests.support.fabric.fake_gateway import FakeGateway, ScriptedFailure
+from tests.support.fabric.pki import TestCA
 from tests.unit.webapp.conftest import Account, add_user, make_config, totp_code
 
 DIGEST = "ab" * 32
@@ -157,6 +157,7 @@ def test_ledger_refusal_maps_to_its_status_and_message(
     assert refused.status_code == 409
     assert refused.json["error"]["message"] == message
     assert refused.json["error"]["function"] == "AttachTestEvidence"
+    assert len(refused.json["error"]["transaction_id"]) == 64
     fake_peer.fail_next("evaluate", ScriptedFailure(
         grpc.StatusCode.UNKNOWN, "evaluate call to endorser returned error",
         [ErrorDetail(fake_peer.address, "SecOpsMSP",

@@ -5,8 +5,8 @@ keys, canonical JSON) and whose chaincode event is the contract's, as the peer w
 in a block. Envelopes are not signed (projection does not verify signatures; ledger
 verification is ``app.fabric.ledger``'s job).
 
-Blocks are cut by :class:`patchledger.app.fabric.testing.blocks.ChainBuilder` (hash-chained)
-or appended to a :class:`~patchledger.app.fabric.testing.FakeGateway` (served over Deliver).
+Blocks are cut by :class:`tests.support.fabric.blocks.ChainBuilder` (hash-chained)
+or appended to a :class:`~tests.support.fabric.fake_gateway.FakeGateway` (served over Deliver).
 :attr:`SimulatedLedger.history` is the ledger's truth to compare the read model with.
 """
 
@@ -27,8 +27,6 @@ from patchledger.app.fabric._protos import (
     timestamp_pb2,
     transaction_pb2,
 )
-from patchledger.app.fabric.testing.blocks import ChainBuilder
-from patchledger.app.fabric.testing.pki import TestCA, TestIdentity
 from patchledger.app.fabric.transaction_context import TransactionContext
 from patchledger.app.readmodel.decode import split_key
 from patchledger.chaincode.lifecycle.identity import Caller, Role
@@ -36,6 +34,8 @@ from patchledger.chaincode.lifecycle.ledger import Change, MemoryStore, TxLedger
 from patchledger.chaincode.lifecycle.ops import policies, vulnerabilities
 from patchledger.chaincode.lifecycle.ops.patches import propose_patch
 from patchledger.chaincode.lifecycle.record import Key
+from tests.support.fabric.blocks import ChainBuilder
+from tests.support.fabric.pki import TestCA, TestIdentity
 
 rwset_pb2: Any = import_module("fabric_protos.ledger.rwset.rwset_pb2")
 kv_rwset_pb2: Any = import_module("fabric_protos.ledger.rwset.kvrwset.kv_rwset_pb2")

@@ -32,9 +32,9 @@ from patchledger.app.fabric.blocks import parse_block
 from patchledger.app.fabric.errors import ErrorDetail
 from patchledger.app.fabric.identity import load_certificate, parse_serialized_identity
 from patchledger.app.fabric.signing import verify_signature
-from patchledger.app.fabric.testing.blocks import ChainBuilder, endorse_proposal
-from patchledger.app.fabric.testing.pki import TestIdentity
 from patchledger.app.fabric.transaction_context import compute_transaction_id
+from tests.support.fabric.blocks import ChainBuilder, endorse_proposal
+from tests.support.fabric.pki import TestIdentity
 
 #: The chaincode: ``(function, args, transient) -> (result, optional (event name, payload))``.
 Chaincode = Callable[[str, list[bytes], dict[str, bytes]], tuple[bytes, tuple[str, bytes] | None]]

@@ -20,12 +20,12 @@ from patchledger.app.fabric._protos import (
     transaction_pb2,
 )
 from patchledger.app.fabric.blockhash import block_header_bytes, block_header_hash, data_hash
-from patchledger.app.fabric.testing.pki import TestIdentity
 from patchledger.app.fabric.transaction_context import (
     TransactionContext,
     build_proposal_bytes,
     now_timestamp,
 )
+from tests.support.fabric.pki import TestIdentity
 
 
 def endorse_proposal(

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from patchledger.app.fabric.signing import verify_signature
-from patchledger.app.fabric.testing.pki import TestCA
+from tests.support.fabric.pki import TestCA
 
 
 @dataclass

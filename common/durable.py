@@ -1,5 +1,8 @@
 """Durable file writes: readers see the old or the new content, never a part, even after a
-crash (checkpoints, wallet entries, exports, the network's state)."""
+crash (checkpoints, wallet entries, exports, the network's state).
+
+A leaf of the import graph (standard library only), so that the Fabric client, the feeds
+library and the network tool share this one implementation; the agent may use it too."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Synthesized read-model rows for the UI's tests and benchmark (bench/bench_ui.py): records
-written straight into the read-model tables with the indexed columns the projector would copy
-(app.readmodel.projection.indexed_values), their versions and blocks. Never used by the app
-itself: the app's read model is fed only by committed blocks.
+"""Synthesized read-model rows for the UI's and the reports' tests and the UI benchmark
+(bench/bench_ui.py): records written straight into the read-model tables with the indexed
+columns the projector would copy (app.readmodel.projection.indexed_values), their versions
+and blocks. Test support, not shipped: the app's read model is fed only by committed blocks.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy import Connection, insert
 from patchledger.app.ingest.tables import findings
 from patchledger.app.readmodel.projection import indexed_values
 from patchledger.app.readmodel.tables import RECORD_TABLES, SPECS, blocks, record_versions
-from patchledger.app.readmodel.testing import policy_document
+from tests.support.readmodel import policy_document
 
 ORGS = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")
 SEVERITIES = ("critical", "high", "medium", "low")
@@ -101,7 +101,7 @@ def estate(conn: Connection, *, hosts: int, vulns: int, start: int, seed: int = 
     """A synthetic estate: the policy, ``vulns`` vulnerabilities (a tenth KEV), a patch per
     ten of them (some TESTED), ``hosts`` hosts in groups, rollouts over them with
     deployments, findings linking hosts and vulnerabilities."""
-    rnd = random.Random(seed)  # noqa: S311 (synthetic data, not secrets)
+    rnd = random.Random(seed)
     w = Writer(conn)
     w.put("Policy", {"policy_id": "default", "version": 1, **policy_document()}, start)
     day = 86400

@@ -1,0 +1,199 @@
+"""Attestations of ledger state for host agents: what ``AttestDeployment`` and
+``AttestChannelRoots`` answer (pure, read-only).
+
+A host agent does not trust the one organization app that serves it. Before applying a patch it
+picks a nonce, has its app relay ``AttestDeployment(host_id, rollout_id, nonce)`` to the peers of
+several organizations, and checks their endorsements of the answer (see ``agent/attestation.py``
+and docs/security.md). The answer is this module's :func:`attest_deployment`: one JSON object
+(the contract serializes it as canonical JSON) holding, as the ledger's current state says,
+
+- ``kind`` (:data:`DEPLOYMENT_KIND`), the agent's ``nonce``, ``host_id``, ``rollout_id`` and
+  ``attested_at`` (the transaction timestamp: set by the proposing client, so informative only;
+  freshness comes from the nonce);
+- ``patch``: the rollout's patch record (status, artifact digest and size, severity, targets,
+  ``supersedes``), ``supersedes_chain`` (the ids reached by following ``supersedes``, nearest
+  first) and ``superseded_by`` (``{patch_id, status}`` of every patch naming it in
+  ``supersedes``);
+- ``policy``: the policy record in force, and ``quorum``: its quorum for the patch's severity;
+- ``approvals``: every stored signed statement on the patch with its signer's certificate (the
+  approval bundle's list, so the agent verifies the signatures itself);
+- ``rollout``, ``host`` and ``deployment``: the records (``deployment`` is ``null`` while the
+  host's wave has not started), and ``in_current_wave``: whether the host is in the rollout's
+  current wave.
+
+States are reported, not judged: a REVOKED patch or a HALTED rollout is attested as such, and the
+agent refuses it with the reason. Only malformed arguments and missing records are refused here.
+
+:func:`attest_channel_roots` answers ``AttestChannelRoots(nonce)``: the organization roots the
+chaincode server was given (``PATCHLEDGER_ORG_ROOTS_DIR``) as PEM with their SHA-256
+fingerprints, for an agent pinning roots at enrollment from several organizations' peers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from patchledger.chaincode.lifecycle.canonical import canonical_json
+from patchledger.chaincode.lifecycle.deployment import Deployment
+from patchledger.chaincode.lifecycle.errors import NotFoundError, ValidationError
+from patchledger.chaincode.lifecycle.fields import identifier
+from patchledger.chaincode.lifecycle.host import Host
+from patchledger.chaincode.lifecycle.ledger import StateStore
+from patchledger.chaincode.lifecycle.patch import Patch
+from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy
+from patchledger.chaincode.lifecycle.queries import approval_bundle
+from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.rollout import Rollout
+from patchledger.chaincode.lifecycle.trust import OrgTrust
+
+R = TypeVar("R", bound=Record)
+
+__all__ = [
+    "DEPLOYMENT_KIND",
+    "MAX_CHAIN",
+    "MIN_NONCE_LENGTH",
+    "ROOTS_KIND",
+    "attest_channel_roots",
+    "attest_deployment",
+    "check_nonce",
+    "roots_fingerprint",
+]
+
+#: ``kind`` of an AttestDeployment answer.
+DEPLOYMENT_KIND = "patchledger/deployment-attestation/1"
+#: ``kind`` of an AttestChannelRoots answer.
+ROOTS_KIND = "patchledger/channel-roots-attestation/1"
+#: Shortest nonce accepted: 16 characters (e.g. 64 bits as hex; agents send 256 bits).
+MIN_NONCE_LENGTH = 16
+#: Longest ``supersedes`` chain followed.
+MAX_CHAIN = 64
+
+
+def check_nonce(nonce: Any) -> str:
+    """The nonce, if it is 16 to 256 printable ASCII characters without spaces or ``/``.
+
+    Raises:
+        ValidationError: naming ``nonce``.
+    """
+    identifier("nonce", nonce)
+    if len(nonce) < MIN_NONCE_LENGTH:
+        raise ValidationError("nonce", f"must be at least {MIN_NONCE_LENGTH} characters")
+    return str(nonce)
+
+
+def _load(store: StateStore, cls: type[R], *parts: str) -> R:
+    raw = store.get(Key(cls.RECORD_TYPE, parts))
+    if raw is None:
+        raise NotFoundError(cls.RECORD_TYPE, "/".join(parts))
+    return cls.from_json(raw)
+
+
+def _chain(store: StateStore, patch: Patch) -> list[str]:
+    chain: list[str] = []
+    current = patch.supersedes
+    while current and current not in chain and current != patch.patch_id:
+        chain.append(current)
+        if len(chain) >= MAX_CHAIN:
+            break
+        raw = store.get(Key("Patch", (current,)))
+        current = Patch.from_json(raw).supersedes if raw is not None else ""
+    return chain
+
+
+def _superseded_by(store: StateStore, patch_id: str) -> list[dict[str, str]]:
+    found = []
+    for _, raw in store.scan("Patch", ()):
+        other = Patch.from_json(raw)
+        if other.supersedes == patch_id:
+            found.append({"patch_id": other.patch_id, "status": other.status})
+    return found
+
+
+def attest_deployment(
+    store: StateStore, host_id: Any, rollout_id: Any, nonce: Any, *, now: int
+) -> dict[str, Any]:
+    """The attestation of host ``host_id``'s deployment in rollout ``rollout_id`` (module
+    docstring).
+
+    Args:
+        store: the ledger state.
+        host_id: the enrolled host asking.
+        rollout_id: the rollout it was assigned.
+        nonce: the agent's nonce, echoed.
+        now: the transaction time, seconds since the epoch (``attested_at``).
+
+    Raises:
+        ValidationError: a malformed host id, rollout id or nonce (naming it).
+        NotFoundError: no such host or rollout, or the host is in none of the rollout's waves;
+            the rollout's patch or the policy is missing.
+    """
+    identifier("host_id", host_id)
+    identifier("rollout_id", rollout_id)
+    check_nonce(nonce)
+    host = _load(store, Host, host_id)
+    rollout = _load(store, Rollout, rollout_id)
+    raw = store.get(Key("Deployment", (rollout_id, host_id)))
+    if raw is None and not any(host_id in w.hosts for w in rollout.waves):
+        raise NotFoundError("Deployment", f"{rollout_id}/{host_id}")
+    deployment = Deployment.from_json(raw).to_dict() if raw is not None else None
+    bundle = approval_bundle(store, rollout.patch_id)
+    patch = Patch.from_dict(bundle["patch"])
+    policy = _load(store, Policy, DEFAULT_POLICY_ID)
+    wave = rollout.current_wave
+    in_wave = 0 <= wave < len(rollout.waves) and host_id in rollout.waves[wave].hosts
+    return {
+        "kind": DEPLOYMENT_KIND,
+        "nonce": nonce,
+        "host_id": host_id,
+        "rollout_id": rollout_id,
+        "attested_at": now,
+        "patch": bundle["patch"],
+        "supersedes_chain": _chain(store, patch),
+        "superseded_by": _superseded_by(store, patch.patch_id),
+        "policy": policy.to_dict(),
+        "quorum": policy.quorum.get(patch.severity, 0),
+        "approvals": bundle["approvals"],
+        "rollout": rollout.to_dict(),
+        "host": host.to_dict(),
+        "deployment": deployment,
+        "in_current_wave": in_wave,
+    }
+
+
+def _der_sha256(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def roots_fingerprint(trust: OrgTrust) -> str:
+    """One fingerprint of a channel's organization roots: SHA-256 (hex) of the canonical JSON
+    ``{msp_id: [SHA-256 of each root's DER, sorted]}``. An administrator computes it from the
+    channel configuration (which every organization agreed to) and gives it at enrollment."""
+    digests = {msp: sorted(_der_sha256(c) for c in trust.roots[msp])
+               for msp in trust.organizations}
+    return hashlib.sha256(canonical_json(digests)).hexdigest()
+
+
+def attest_channel_roots(trust: OrgTrust, nonce: Any, *, now: int) -> dict[str, Any]:
+    """The organization roots this chaincode server checks host certificates against.
+
+    Returns:
+        ``{kind, nonce, attested_at, roots: {msp_id: [{pem, sha256}]}, fingerprint}`` (see
+        :func:`roots_fingerprint`).
+
+    Raises:
+        ValidationError: a malformed nonce.
+    """
+    check_nonce(nonce)
+    roots: dict[str, list[dict[str, str]]] = {}
+    for msp_id in trust.organizations:
+        entries = []
+        for cert in trust.roots[msp_id]:
+            pem = cert.public_bytes(serialization.Encoding.PEM)
+            entries.append({"pem": pem.decode("ascii"), "sha256": _der_sha256(cert)})
+        roots[msp_id] = entries
+    return {"kind": ROOTS_KIND, "nonce": nonce, "attested_at": now, "roots": roots,
+            "fingerprint": roots_fingerprint(trust)}
