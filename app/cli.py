@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     "patchledger.app.dispatch.cli",
     "patchledger.app.fleet.cli",
     "patchledger.app.demo.cli",
+    "patchledger.app.reports.cli",
 )
 
 

@@ -126,6 +126,8 @@ def create_app(config: AppConfig, *, ledger: Ledger | None = None) -> APIFlask:
     from patchledger.app.web.api import routes
 
     routes.register(app)
+    from patchledger.app.ui.views import register as register_ui  # the web UI (app/ui)
+    register_ui(app)
     return app
 
 
