@@ -18,10 +18,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from patchledger.app.demo import processes, scenario
 from patchledger.app.demo.credentials import Credentials
+from patchledger.app.demo.scenario import failing_host
 from patchledger.app.demo.settings import ORGS, DemoSettings, settings_from_env
 from patchledger.app.errors import UserError
 from patchledger.app.fabric import FabricError
@@ -140,15 +142,16 @@ def run_up(settings: DemoSettings, progress: Callable[[str], None], *, fresh: bo
     if not outcome.ok:
         raise UserError(f"unexpected outcome: {outcome}")
     facts = _step(progress, "compliance facts", lambda: scenario.compliance_facts(ctx))
-    _print_compliance(facts, settings)
+    reports = _step(progress, "compliance report", lambda: scenario.compliance_report(ctx))
+    _print_compliance(facts, reports, settings)
     return outcome
 
 
-def _print_compliance(facts: dict[str, Any], settings: DemoSettings) -> None:
+def _print_compliance(facts: dict[str, Any], reports: dict[str, Path],
+                      settings: DemoSettings) -> None:
     v, p, r = facts["vulnerability"], facts["patch"], facts["rollout"]["progress"]
     check = facts["ledger_verification"]
-    print("\nCompliance facts (from the Compliance app's read model; the ui branch's "
-          "compliance report is not part of this build):")
+    print("\nCompliance facts (from the Compliance app's read model):")
     print(f"  {v['id']}: {v['severity']}, CISA KEV (due {v['kev_due_date']}), state {v['state']}")
     print(f"  patch {p['id']}: {p['state']}, approved by {', '.join(p['approved_by'])}")
     for wave in r.get("waves", []):
@@ -157,6 +160,9 @@ def _print_compliance(facts: dict[str, Any], settings: DemoSettings) -> None:
     print(f"  ledger verified by Compliance: ok={check['ok']}, "
           f"{check['blocks_checked']} blocks checked")
     print(f"  written to {settings.state_dir / 'compliance-facts.json'}")
+    for fmt, path in sorted(reports.items()):
+        print(f"  compliance report ({fmt}): {path}")
+    print(f"  the same report in Compliance's UI: {settings.app_url('compliance')}/ui/reports")
 
 
 def _ui_url(settings: DemoSettings, org: str) -> str:
@@ -186,16 +192,18 @@ def print_summary(settings: DemoSettings, elapsed: float | None = None) -> None:
     for user in sorted(creds.users.values(), key=lambda u: (ORGS.index(u.org), u.username)):
         second = f"TOTP: {cmd} demo totp --user {user.key}" if user.totp_secret else "no TOTP"
         print(f"  {user.key:<22} {user.role:<9} password {user.password}   {second}")
+    secops, itops, comp = (settings.app_url(o) for o in ORGS)
     print(f"""
-What to look at:
-  - SecOps: the KEV vulnerability {scenario.VULN_ID} and its findings on the ITOps hosts;
-    patch {scenario.PATCH_ID} with its artifact digest, test evidence and two approvals.
-  - ITOps: rollout {scenario.ROLLOUT_ID} (canary, then waves); every host VERIFIED but the
-    one whose health check fails, ROLLED_BACK.
-  - Compliance: the audit trail (GET /api/v1/audit/history/Patch/{scenario.PATCH_ID}), the
-    ledger verification (POST /api/v1/audit/verify), the compliance facts.
-  - API with a demo token: PATCHLEDGER_API_URL={settings.app_url('itops')} \\
-      PATCHLEDGER_API_TOKEN=... {cmd} rollout list   (tokens in the credentials file)
+What to look at (in each organization's UI, logged in as its users):
+  - SecOps ({secops}/ui): Vulnerabilities -> {scenario.VULN_ID} (CISA KEV) and its findings
+    on the ITOps hosts; Patches -> {scenario.PATCH_ID}: artifact digest, test evidence, the
+    two signed approvals.
+  - ITOps ({itops}/ui): Rollouts -> {scenario.ROLLOUT_ID}: the canary, then the waves; every
+    host VERIFIED but {failing_host(settings)}, whose health check fails: ROLLED_BACK.
+  - Compliance ({comp}/ui): Audit (history of every record, blocks, ledger verification,
+    evidence export) and Reports (the KEV remediation report, HTML/CSV/PDF).
+  - The API with a demo token: PATCHLEDGER_API_URL={itops} \\
+      PATCHLEDGER_API_TOKEN=<token from the credentials file> {cmd} rollout list
   Logs: {settings.layout.root / 'logs'}; the tour: docs/tour.md.
 
 Status: {cmd} demo status

@@ -536,3 +536,39 @@ def compliance_facts(ctx: Context) -> dict[str, Any]:
     path = ctx.settings.state_dir / "compliance-facts.json"
     path.write_text(json.dumps(facts, indent=1, sort_keys=True))
     return facts
+
+
+def compliance_report(ctx: Context) -> dict[str, Path]:
+    """Step 10: the KEV remediation report (app.reports) of the Compliance app's read model
+    as of today, as HTML, JSON and PDF in ``<demo>/reports/``; the files by format (PDF is
+    left out, with a progress line, when WeasyPrint cannot render here).
+
+    Raises:
+        UserError: the read model holds no policy yet.
+    """
+    from datetime import UTC, datetime
+
+    from patchledger.app.reports import render
+    from patchledger.app.reports.cli import build
+    from patchledger.app.web.config import config_from_file
+
+    config = config_from_file(ctx.settings.app_home("compliance") / "config.json", "compliance")
+    as_of = datetime.now(UTC).date().isoformat()
+    report = build(config.database_url, as_of)
+    out = ctx.settings.state_dir / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for fmt in ("html", "json", "pdf"):
+        try:
+            data = render.render(report, fmt)
+        except (OSError, ImportError) as exc:  # WeasyPrint without its system libraries
+            ctx.progress(f"report as {fmt} skipped: {exc}")
+            continue
+        path = out / f"kev-report-{as_of}.{fmt}"
+        path.write_bytes(data)
+        written[fmt] = path
+    kev = report.kev_overall
+    ctx.progress(f"KEV remediation report as of {as_of} (block height "
+                 f"{report.facts.block_height}, sha256 {render.digest(report)[:16]}...): "
+                 f"{kev.met} met, {kev.missed} missed, {kev.open} open of {kev.total}")
+    return written
