@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import http.cookiejar
 import json
+import logging
 import math
 import time
 import urllib.error
@@ -558,6 +559,8 @@ def compliance_report(ctx: Context) -> dict[str, Path]:
     out = ctx.settings.state_dir / "reports"
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
+    # WeasyPrint logs every CSS rule it skips as a warning: not the demo's progress
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
     for fmt in ("html", "json", "pdf"):
         try:
             data = render.render(report, fmt)

@@ -56,7 +56,7 @@ def policy_document() -> dict[str, Any]:
     """A valid three-organization policy for ``InitLedger``."""
     return {
         "organizations": list(ORGS),
-        "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 1},
+        "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 2},
         "rejection": "any",
         "change_quorum": 2,
         "revocation_quorum": 2,
@@ -161,10 +161,16 @@ class SimulatedLedger:
     # ------------------------------------------------------------------ scripted steps
 
     def init_ledger(self) -> str:
-        """``InitLedger`` as the SecOps admin."""
+        """``InitLedger`` as the SecOps admin, with SecOps' and ITOps' admins' consents."""
+        from tests.unit.lifecycle.lifecycle_support import ORGS, TRUST, consents
+
         doc = policy_document()
+        # the first policy goes with a majority of the organizations' admins' signed consents
+        signed = consents(doc, channel=self.channel, expires_at=self.clock + 86400)
         return self.run("SecOpsMSP", Role.ADMIN, "InitLedger",
-                        lambda tx: policies.bootstrap_policy(tx, doc), [json.dumps(doc)])
+                        lambda tx: policies.bootstrap_policy(
+                            tx, doc, signed, channel_id=self.channel, channel_orgs=ORGS,
+                            trust=TRUST), [json.dumps(doc), json.dumps(signed)])
 
     def record_vulnerability(self, vuln_id: str, severity: str = "high", **extra: Any) -> str:
         """``RecordVulnerability`` as a SecOps feed identity."""
