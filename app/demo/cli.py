@@ -99,6 +99,7 @@ def run_up(settings: DemoSettings, progress: Callable[[str], None], *, fresh: bo
             settings, [processes.app_process(settings, org) for org in ORGS], progress)
 
     _step(progress, "apps", apps)
+
     def users() -> None:
         for org in ORGS:
             scenario.make_users(ctx, org)

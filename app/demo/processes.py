@@ -8,6 +8,7 @@ Each is a ``patchledger`` sub-command started detached by :mod:`patchledger.netw
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -139,8 +140,6 @@ def check_alive(settings: DemoSettings, procs: Sequence[DemoProcess]) -> None:
 
 
 def _base_env() -> dict[str, str]:
-    import os
-
     # the processes' environment: this one's, less the demo's own and the API client's
     return {k: v for k, v in os.environ.items()
             if not k.startswith(("PATCHLEDGER_DEMO_", "PATCHLEDGER_API_"))}
