@@ -100,3 +100,17 @@ def test_an_sbom_component_whose_purl_cannot_be_rebuilt_is_named(tmp_path: Path)
     ]}))
     with pytest.raises(InventoryError, match=r"components\[1\] \(bad\): package .*valid package"):
         read_inventory(path)
+
+
+@pytest.mark.parametrize("tags", [[None], [1, "Patch"], 7, {"Patch": 1}])
+def test_nvd_reference_tags_that_are_no_strings_fail_their_record(
+    feeds_dir: Path, tags: Any
+) -> None:
+    page = _real(feeds_dir, "nvd-api-2.0/vunnel-full-page_2023-10-18.json")
+    page["vulnerabilities"] = page["vulnerabilities"][:2]
+    page["resultsPerPage"] = 2
+    page["vulnerabilities"][1]["cve"]["references"][0]["tags"] = tags
+    result = parse_bytes(json.dumps(page).encode(), "page.json")
+    assert [a.id for a in result.advisories] == [page["vulnerabilities"][0]["cve"]["id"]]
+    [error] = result.errors
+    assert "reference tags" in error.reason
