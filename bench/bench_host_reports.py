@@ -79,7 +79,7 @@ INVENTORY = hashlib.sha256(b"bench inventory").hexdigest()
 ORGS = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")
 POLICY = {
     "organizations": list(ORGS),
-    "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 1},
+    "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 2},  # quorum floor: 2
     "change_quorum": 2, "revocation_quorum": 2, "exception_quorum": 2,
     "failure_threshold_pct": 100, "soak_seconds": 0,
     "remediation_days": {"critical": 7, "high": 30, "medium": 90, "low": 180},

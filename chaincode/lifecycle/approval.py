@@ -14,7 +14,7 @@ from typing import Any
 
 from patchledger.chaincode.lifecycle.errors import ValidationError
 from patchledger.chaincode.lifecycle.fields import choice, identifier, text
-from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.record import Record
 from patchledger.chaincode.lifecycle.statement import DECISIONS, SignedStatement
 
 
@@ -23,6 +23,7 @@ class Approval(Record):
     """A stored, verified approval statement."""
 
     RECORD_TYPE = "Approval"
+    KEY_FIELDS = ("patch_id", "msp_id")
     patch_id: str
     msp_id: str
     decision: str
@@ -49,10 +50,6 @@ class Approval(Record):
         ):
             raise ValidationError("statement", "does not match the approval record")
 
-    @property
-    def key(self) -> Key:
-        """``("Approval", patch_id, msp_id)``."""
-        return Key(self.RECORD_TYPE, (self.patch_id, self.msp_id))
 
     @property
     def signed_statement(self) -> SignedStatement:

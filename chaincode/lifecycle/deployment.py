@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from patchledger.chaincode.lifecycle.fields import identifier, integer, sha256_hex, text
 from patchledger.chaincode.lifecycle.host import EMPTY_INVENTORY
-from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.record import Record
 from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
@@ -43,6 +43,7 @@ class Deployment(Record):
     """One host's deployment in a rollout."""
 
     RECORD_TYPE = "Deployment"
+    KEY_FIELDS = ("rollout_id", "host_id")
     MACHINE: ClassVar[StateMachine] = MACHINE
     rollout_id: str
     host_id: str
@@ -70,10 +71,6 @@ class Deployment(Record):
         sha256_hex("inventory_sha256", self.inventory_sha256)
         text("detail", self.detail, optional=True)
 
-    @property
-    def key(self) -> Key:
-        """``("Deployment", rollout_id, host_id)``."""
-        return Key(self.RECORD_TYPE, (self.rollout_id, self.host_id))
 
     @property
     def state(self) -> str:

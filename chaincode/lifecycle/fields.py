@@ -21,6 +21,9 @@ _ID = re.compile(r"^[\x21-\x2e\x30-\x7e]{1,256}$")  # printable ASCII, no space,
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DECIMAL = re.compile(r"^\d{1,2}(\.\d)?$")
 MAX_TEXT = 4096
+#: Every integer of a document fits a signed 64-bit integer (as Fabric's and Go's readers
+#: expect; a 4,400-digit number is refused where it stands, naming its field).
+MAX_INT = (1 << 63) - 1
 
 
 def identifier(name: str, value: Any) -> str:
@@ -45,13 +48,12 @@ def text(name: str, value: Any, *, optional: bool = False, limit: int = MAX_TEXT
     return value
 
 
-def integer(name: str, value: Any, *, minimum: int = 0, maximum: int | None = None) -> int:
-    """An integer in ``[minimum, maximum]`` (booleans are refused)."""
+def integer(name: str, value: Any, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
+    """An integer in ``[minimum, maximum]`` (booleans are refused; at most :data:`MAX_INT`)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(name, "must be an integer")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ValidationError(name, f"must be {bound}")
+    if value < minimum or value > min(maximum, MAX_INT):
+        raise ValidationError(name, f"must be between {minimum} and {min(maximum, MAX_INT)}")
     return value
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer, sha256_hex, text
-from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.record import Record
 from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
@@ -32,6 +32,7 @@ class Host(Record):
     """An enrolled host."""
 
     RECORD_TYPE = "Host"
+    KEY_FIELDS = ("host_id",)
     MACHINE: ClassVar[StateMachine] = MACHINE
     host_id: str
     owner_msp: str
@@ -57,10 +58,6 @@ class Host(Record):
         integer("last_report_sequence", self.last_report_sequence)
         MACHINE.validate_state("status", self.status)
 
-    @property
-    def key(self) -> Key:
-        """``("Host", host_id)``."""
-        return Key(self.RECORD_TYPE, (self.host_id,))
 
     @property
     def state(self) -> str:

@@ -11,7 +11,14 @@ Rules enforced by :func:`verify_report`:
    (or anyone) cannot report for another host;
 2. the sequence number is strictly above the last one accepted from this host (replays and
    reordering are refused);
-3. the report is not dated more than :data:`MAX_CLOCK_SKEW` seconds after the transaction time.
+3. the report is dated within a window around the transaction time: at most
+   :data:`MAX_CLOCK_SKEW` seconds after it and at most :data:`MAX_REPORT_AGE` seconds before it
+   (an old signed report cannot be held back and played later);
+4. the host's certificate is valid at the transaction time (an expired host certificate no
+   longer reports).
+
+Sequence numbers are at most :data:`MAX_SEQUENCE` (64-bit signed), so a report with a huge
+number is refused on its own, not its whole batch.
 """
 
 from __future__ import annotations
@@ -21,9 +28,12 @@ from dataclasses import dataclass
 from patchledger.chaincode.lifecycle.envelope import Signed
 from patchledger.chaincode.lifecycle.errors import ExpiredError, ReplayError
 from patchledger.chaincode.lifecycle.fields import choice, identifier, integer, sha256_hex, text
+from patchledger.chaincode.lifecycle.identity import load_certificate
 from patchledger.chaincode.lifecycle.record import Document
 
 MAX_CLOCK_SKEW = 300
+MAX_REPORT_AGE = 24 * 3600
+MAX_SEQUENCE = (1 << 63) - 1
 REPORTABLE = ("DISPATCHED", "APPLIED", "VERIFIED", "FAILED", "ROLLED_BACK")
 
 
@@ -51,7 +61,7 @@ class HostReport(Document):
         identifier("rollout_id", self.rollout_id)
         identifier("patch_id", self.patch_id)
         choice("outcome", self.outcome, REPORTABLE)
-        integer("sequence", self.sequence, minimum=1)
+        integer("sequence", self.sequence, minimum=1, maximum=MAX_SEQUENCE)
         sha256_hex("inventory_sha256", self.inventory_sha256)
         integer("reported_at", self.reported_at)
         text("detail", self.detail, optional=True)
@@ -79,7 +89,8 @@ def verify_report(
     Raises:
         SignatureError: forged, altered, high-S, or signed by another host's key.
         ReplayError: sequence not above ``last_sequence``.
-        ExpiredError: dated too far in the future.
+        ExpiredError: dated too far in the future or the past, or the host certificate is
+            not valid at ``now``.
     """
     report = signed.report
     what = f"report {report.sequence} of host {report.host_id!r}"
@@ -88,3 +99,14 @@ def verify_report(
         raise ReplayError(f"{what}: sequence must be above {last_sequence} (replayed?)")
     if report.reported_at > now + MAX_CLOCK_SKEW:
         raise ExpiredError(f"{what}: dated {report.reported_at}, after transaction time {now}")
+    if report.reported_at < now - MAX_REPORT_AGE:
+        raise ExpiredError(
+            f"{what}: dated {report.reported_at}, more than {MAX_REPORT_AGE} s before"
+            f" transaction time {now}"
+        )
+    cert = load_certificate(host_cert_pem, "host certificate")
+    if not cert.not_valid_before_utc.timestamp() <= now <= cert.not_valid_after_utc.timestamp():
+        raise ExpiredError(
+            f"{what}: the host certificate is not valid at transaction time {now}"
+            f" (valid {cert.not_valid_before_utc:%Y-%m-%d} to {cert.not_valid_after_utc:%Y-%m-%d})"
+        )

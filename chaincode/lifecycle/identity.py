@@ -11,6 +11,7 @@ issued with ``--enrollment.attrs`` / registered with ``ecert`` attributes.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from enum import StrEnum
@@ -53,14 +54,21 @@ class Caller:
     host_id: str = ""
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_pem(cert_pem: bytes) -> x509.Certificate:
+    # Certificates are immutable: a host's certificate is parsed once per process, not once
+    # per report (failures are not cached).
+    return x509.load_pem_x509_certificate(cert_pem)
+
+
 def load_certificate(cert_pem: bytes, field: str = "certificate") -> x509.Certificate:
-    """Parse a PEM certificate.
+    """Parse a PEM certificate (cached per process by its bytes).
 
     Raises:
         ValidationError: not a PEM certificate.
     """
     try:
-        return x509.load_pem_x509_certificate(cert_pem)
+        return _parse_pem(cert_pem)
     except (ValueError, TypeError) as exc:
         raise ValidationError(field, "is not a PEM X.509 certificate") from exc
 

@@ -75,21 +75,26 @@ class MemoryStore:
 
 @dataclass(frozen=True)
 class Change:
-    """One record change of a transaction, as listed in its chaincode event."""
+    """One record change of a transaction, as listed in its chaincode event (``reason``, when
+    the core gives one, says why a record moved as a consequence of another decision)."""
 
     record_type: str
     record_id: str
     from_state: str
     to_state: str
+    reason: str = ""
 
     def to_dict(self) -> dict[str, str]:
-        """The JSON object of this change."""
-        return {
+        """The JSON object of this change (``reason`` only when there is one)."""
+        out = {
             "record_type": self.record_type,
             "record_id": self.record_id,
             "from": self.from_state,
             "to": self.to_state,
         }
+        if self.reason:
+            out["reason"] = self.reason
+        return out
 
 
 def event_payload(changes: list[Change]) -> bytes:
@@ -138,9 +143,10 @@ class TxLedger:
         """The record of type ``cls`` at ``parts``, or ``None``.
 
         Raises:
-            ValidationError: the stored value is not a valid record of that type.
+            ValidationError: a part is not an identifier (naming the key field), or the
+                stored value is not a valid record of that type.
         """
-        key = Key(cls.RECORD_TYPE, parts)
+        key = cls.key_for(*parts)
         raw = self._raw(key)
         found = None if raw is None else cls.from_json(raw)
         if cls.MACHINE is not None:
@@ -151,6 +157,7 @@ class TxLedger:
         """The record of type ``cls`` at ``parts``.
 
         Raises:
+            ValidationError: as :meth:`find`.
             NotFoundError: there is none.
         """
         found = self.find(cls, *parts)
@@ -159,7 +166,13 @@ class TxLedger:
         return found
 
     def scan(self, cls: type[R], *prefix: str) -> list[R]:
-        """All records of type ``cls`` whose key starts with ``prefix`` (own writes included)."""
+        """All records of type ``cls`` whose key starts with ``prefix`` (own writes included).
+
+        Raises:
+            ValidationError: a prefix part is not an identifier, or a stored value is not a
+                valid record of that type.
+        """
+        prefix = cls.key_for(*prefix).parts
         keys: dict[Key, bytes] = dict(self.store.scan(cls.RECORD_TYPE, prefix))
         n = len(prefix)
         for key, value in self.writes.items():
@@ -170,7 +183,7 @@ class TxLedger:
             self.seen.update((r.key, r.state) for r in found)
         return found
 
-    def save(self, record: R, *, owner_org: str | None = None) -> R:
+    def save(self, record: R, *, owner_org: str | None = None, reason: str = "") -> R:
         """Check the move against the record type's machine, stamp ``record`` with time and
         caller, write it and list the change.
 
@@ -182,6 +195,8 @@ class TxLedger:
             record: the new version.
             owner_org: organization whose peer must endorse changes of this key (together
                 with a majority of the channel's organizations).
+            reason: why the record moves, listed in the change (for consequences of another
+                record's decision, such as rollouts halted by a revocation).
 
         Returns:
             The stamped record as written.
@@ -207,5 +222,5 @@ class TxLedger:
         self.writes[key] = stamped.to_json()
         if owner_org:
             self.owners[key] = owner_org
-        self.changes.append(Change(stamped.RECORD_TYPE, str(key), before, stamped.state))
+        self.changes.append(Change(stamped.RECORD_TYPE, str(key), before, stamped.state, reason))
         return stamped

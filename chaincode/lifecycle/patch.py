@@ -31,7 +31,7 @@ from patchledger.chaincode.lifecycle.fields import (
     sha256_hex,
     text,
 )
-from patchledger.chaincode.lifecycle.record import Key, Nested, Record
+from patchledger.chaincode.lifecycle.record import Nested, Record
 from patchledger.chaincode.lifecycle.severity import SEVERITIES
 from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
@@ -101,6 +101,7 @@ class Patch(Record):
     """A proposed patch and where it stands."""
 
     RECORD_TYPE = "Patch"
+    KEY_FIELDS = ("patch_id",)
     MACHINE: ClassVar[StateMachine] = MACHINE
     patch_id: str
     title: str
@@ -148,10 +149,6 @@ class Patch(Record):
                 raise ValidationError("supersedes", "a patch cannot supersede itself")
         _evidence(self.test_evidence)
 
-    @property
-    def key(self) -> Key:
-        """``("Patch", patch_id)``."""
-        return Key(self.RECORD_TYPE, (self.patch_id,))
 
     @property
     def state(self) -> str:

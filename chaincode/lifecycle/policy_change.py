@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 from patchledger.chaincode.lifecycle.fields import identifier, integer
 from patchledger.chaincode.lifecycle.policy import Policy
 from patchledger.chaincode.lifecycle.quorum import VotedRecord
-from patchledger.chaincode.lifecycle.record import Key
 from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
@@ -35,6 +34,7 @@ class PolicyChange(VotedRecord):
     """A proposed replacement of a policy."""
 
     RECORD_TYPE = "PolicyChange"
+    KEY_FIELDS = ("proposal_id",)
     MACHINE: ClassVar[StateMachine] = MACHINE
     DECIDED = "ADOPTED"
     proposal_id: str
@@ -58,7 +58,3 @@ class PolicyChange(VotedRecord):
         """The proposed policy as a record (its version is set on adoption)."""
         return Policy.from_dict(self.proposed)
 
-    @property
-    def key(self) -> Key:
-        """``("PolicyChange", proposal_id)``."""
-        return Key(self.RECORD_TYPE, (self.proposal_id,))

@@ -14,7 +14,7 @@ from patchledger.chaincode.lifecycle.ledger import StateStore
 from patchledger.chaincode.lifecycle.patch import Patch
 from patchledger.chaincode.lifecycle.policy import Policy
 from patchledger.chaincode.lifecycle.policy_change import PolicyChange
-from patchledger.chaincode.lifecycle.record import Key, Record
+from patchledger.chaincode.lifecycle.record import Record
 from patchledger.chaincode.lifecycle.revocation import Revocation
 from patchledger.chaincode.lifecycle.risk_acceptance import RiskAcceptance
 from patchledger.chaincode.lifecycle.rollout import Rollout
@@ -53,11 +53,12 @@ def get_record(store: StateStore, record_type: str, *parts: str) -> Record:
     """The validated record at ``(record_type, parts)``.
 
     Raises:
-        ValidationError: unknown record type.
+        ValidationError: unknown record type, or a part that is not an identifier (naming
+            the key field).
         NotFoundError: no such record.
     """
     cls = record_class(record_type)
-    raw = store.get(Key(record_type, parts))
+    raw = store.get(cls.key_for(*parts))
     if raw is None:
         raise NotFoundError(record_type, "/".join(parts))
     return cls.from_json(raw)
@@ -67,6 +68,7 @@ def approval_bundle(store: StateStore, patch_id: str) -> dict[str, Any]:
     """The patch record and every stored signed statement with its signer's certificate.
 
     Raises:
+        ValidationError: ``patch_id`` is not an identifier.
         NotFoundError: unknown patch.
     """
     patch = get_record(store, "Patch", patch_id)

@@ -7,6 +7,16 @@ know are kept in :attr:`Record.extra` and written back unchanged, and a record w
 code keeps its ``schema_version``, so older code can read, update and rewrite newer records
 without losing anything. Records are validated on construction (``__post_init__``), so an
 invalid record cannot exist in memory.
+
+Limits that keep every stored value readable by every query: a document's canonical JSON is
+at most :data:`MAX_DOCUMENT_BYTES`, its unknown members together at most
+:data:`MAX_EXTRA_BYTES`, and nothing nests deeper than
+:data:`~chaincode.lifecycle.canonical.MAX_DEPTH`. Every field must have the JSON type its
+annotation names (a string where ``str``, a list where ``tuple``, an object where a mapping,
+an integer where ``int``): a ``targets`` given as a string is refused, never stored as one.
+A record's key is made of its ``KEY_FIELDS``; :meth:`Record.key_for` builds a key from given
+parts and checks each as an identifier, so a lookup by an id holding NUL, U+10FFFF or a
+non-string is a ValidationError naming the key field, never an internal error.
 """
 
 from __future__ import annotations
@@ -23,6 +33,35 @@ from patchledger.chaincode.lifecycle.statemachine import StateMachine
 
 SCHEMA_VERSION = 1
 _RESERVED = frozenset({"record_type", "extra"})
+#: Largest canonical JSON of one document (record, statement, report).
+MAX_DOCUMENT_BYTES = 1024 * 1024
+#: Largest canonical JSON of a document's unknown members together.
+MAX_EXTRA_BYTES = 16 * 1024
+
+_TYPE_CHECKS: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "bool": (bool,),
+    "tuple": (tuple,),
+    "Mapping": (Mapping,),
+    "dict": (Mapping,),
+}
+_TYPE_NAMES = {"str": "a string", "int": "an integer", "bool": "a boolean", "tuple": "a list"}
+
+
+def _check_type(name: str, annotation: Any, value: Any) -> None:
+    """Refuse a field value whose JSON type is not the one its annotation names.
+
+    Raises:
+        ValidationError: naming the field and the expected type.
+    """
+    kind = str(annotation).split("[", 1)[0].strip()
+    expected = _TYPE_CHECKS.get(kind)
+    if expected is None:
+        return
+    wrong_bool = kind == "int" and isinstance(value, bool)
+    if not isinstance(value, expected) or wrong_bool:
+        raise ValidationError(name, f"must be {_TYPE_NAMES.get(kind, 'an object')}")
 
 
 @dataclass(frozen=True)
@@ -70,7 +109,22 @@ class Document:
 
     def __post_init__(self) -> None:
         integer("schema_version", self.schema_version, minimum=1)
+        for f in dataclasses.fields(self):
+            if f.name != "extra":
+                _check_type(f.name, f.type, getattr(self, f.name))
+        self._check_extra()
         self.validate()
+
+    def _check_extra(self) -> None:
+        if not isinstance(self.extra, Mapping):
+            raise ValidationError("extra", "must be an object")
+        if not self.extra:
+            return
+        size = len(canonical_json(dict(self.extra)))
+        if size > MAX_EXTRA_BYTES:
+            raise ValidationError(
+                "extra", f"unknown members take {size} bytes, more than {MAX_EXTRA_BYTES}"
+            )
 
     def validate(self) -> None:
         """Check the document's own fields; overridden by each type.
@@ -89,8 +143,18 @@ class Document:
         return out
 
     def to_json(self) -> bytes:
-        """Canonical JSON bytes of this record."""
-        return canonical_json(self.to_dict())
+        """Canonical JSON bytes of this record.
+
+        Raises:
+            ValidationError: larger than :data:`MAX_DOCUMENT_BYTES` (or not canonical JSON).
+        """
+        data = canonical_json(self.to_dict())
+        if len(data) > MAX_DOCUMENT_BYTES:
+            raise ValidationError(
+                self.RECORD_TYPE or "document",
+                f"is {len(data)} bytes, more than {MAX_DOCUMENT_BYTES}",
+            )
+        return data
 
     @classmethod
     def decode_field(cls, name: str, value: Any) -> Any:
@@ -146,6 +210,7 @@ class Record(Document):
     """
 
     MACHINE: ClassVar[StateMachine | None] = None
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = ()
     updated_at: int = 0
     updated_by: str = ""
 
@@ -157,8 +222,23 @@ class Record(Document):
 
     @property
     def key(self) -> Key:
-        """The ledger key of this record."""
-        raise NotImplementedError
+        """The ledger key of this record: ``(RECORD_TYPE, <KEY_FIELDS values>)``."""
+        return Key(self.RECORD_TYPE, tuple(getattr(self, f) for f in self.KEY_FIELDS))
+
+    @classmethod
+    def key_for(cls, *parts: Any) -> Key:
+        """The key of the record of this type at ``parts`` (a prefix of them for scans).
+
+        Raises:
+            ValidationError: more parts than ``KEY_FIELDS``, or a part that is not an
+                identifier (not a string, empty, NUL, U+10FFFF, ``/``...), naming the field.
+        """
+        if len(parts) > len(cls.KEY_FIELDS):
+            raise ValidationError("key", f"{cls.RECORD_TYPE} keys have {len(cls.KEY_FIELDS)} parts")
+        return Key(
+            cls.RECORD_TYPE,
+            tuple(identifier(f, p) for f, p in zip(cls.KEY_FIELDS, parts, strict=False)),
+        )
 
     @property
     def state(self) -> str:

@@ -17,7 +17,6 @@ from typing import ClassVar
 
 from patchledger.chaincode.lifecycle.fields import identifier, text
 from patchledger.chaincode.lifecycle.quorum import VotedRecord
-from patchledger.chaincode.lifecycle.record import Key
 from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
@@ -32,6 +31,7 @@ class Revocation(VotedRecord):
     """A (proposed or effective) revocation of one patch."""
 
     RECORD_TYPE = "Revocation"
+    KEY_FIELDS = ("patch_id",)
     MACHINE: ClassVar[StateMachine] = MACHINE
     DECIDED = "EFFECTIVE"
     patch_id: str
@@ -47,7 +47,3 @@ class Revocation(VotedRecord):
         identifier("patch_id", self.patch_id)
         text("reason", self.reason)
 
-    @property
-    def key(self) -> Key:
-        """``("Revocation", patch_id)``."""
-        return Key(self.RECORD_TYPE, (self.patch_id,))

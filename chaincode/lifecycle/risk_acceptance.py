@@ -23,7 +23,6 @@ from typing import ClassVar
 
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer, text
 from patchledger.chaincode.lifecycle.quorum import VotedRecord
-from patchledger.chaincode.lifecycle.record import Key
 from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
@@ -38,6 +37,7 @@ class RiskAcceptance(VotedRecord):
     """An exception to remediating a vulnerability (empty ``host_ids``: the whole estate)."""
 
     RECORD_TYPE = "RiskAcceptance"
+    KEY_FIELDS = ("vuln_id", "exception_id")
     MACHINE: ClassVar[StateMachine] = MACHINE
     DECIDED = "GRANTED"
     exception_id: str
@@ -59,10 +59,6 @@ class RiskAcceptance(VotedRecord):
         integer("expires_at", self.expires_at, minimum=1)
         id_tuple("host_ids", self.host_ids)
 
-    @property
-    def key(self) -> Key:
-        """``("RiskAcceptance", vuln_id, exception_id)``: scannable per vulnerability."""
-        return Key(self.RECORD_TYPE, (self.vuln_id, self.exception_id))
 
     def same_terms(self, other: RiskAcceptance) -> bool:
         """True when both name the same vulnerability, hosts, justification and expiry."""

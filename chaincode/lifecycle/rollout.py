@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from patchledger.chaincode.lifecycle.errors import ValidationError
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer
-from patchledger.chaincode.lifecycle.record import Key, Nested, Record
+from patchledger.chaincode.lifecycle.record import Nested, Record
 from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
 MACHINE = machine(
@@ -75,6 +75,7 @@ class Rollout(Record):
     """A staged deployment plan and its progress (``current_wave`` is -1 until it starts)."""
 
     RECORD_TYPE = "Rollout"
+    KEY_FIELDS = ("rollout_id",)
     MACHINE: ClassVar[StateMachine] = MACHINE
     rollout_id: str
     patch_id: str
@@ -107,10 +108,6 @@ class Rollout(Record):
         integer("current_wave", self.current_wave, minimum=-1, maximum=len(self.waves) - 1)
         integer("wave_started_at", self.wave_started_at)
 
-    @property
-    def key(self) -> Key:
-        """``("Rollout", rollout_id)``."""
-        return Key(self.RECORD_TYPE, (self.rollout_id,))
 
     @property
     def state(self) -> str:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from patchledger.chaincode.lifecycle import Change, event_payload
+from patchledger.chaincode.lifecycle import Change, LifecycleError, event_payload
 from patchledger.chaincode.lifecycle.canonical import canonical_json
+from patchledger.chaincode.lifecycle.fields import identifier
 from patchledger.chaincode.patchledger.execution import EVENT_NAME, tx_time
 from patchledger.chaincode.runtime import Context, ContractError, create_composite_key
 
@@ -43,8 +44,10 @@ async def Ping(ctx: Context, nonce: str) -> dict[str, Any]:
 
 async def GetPing(ctx: Context, msp_id: str) -> dict[str, Any]:
     """The last health record written by ``msp_id`` (404 when there is none)."""
-    if not msp_id:
-        raise ContractError("invalid field 'msp_id': must not be empty")
+    try:
+        identifier("msp_id", msp_id)
+    except LifecycleError as exc:
+        raise ContractError(f"ValidationError: {exc}") from exc
     raw = await ctx.stub.get_state(create_composite_key(PING_TYPE, [msp_id]))
     if not raw:
         raise ContractError(f"{PING_TYPE} {msp_id!r} does not exist", status=404)

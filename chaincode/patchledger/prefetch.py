@@ -2,10 +2,11 @@
 
 :func:`chaincode.lifecycle.ops.deployments.report_deployments` reads, per report, the Host
 record of the reported host, then (host found, ENROLLED and of the caller's organization) the
-Deployment record ``(rollout_id, host_id)``, then (deployment found) the Rollout record. Each
-read is a round trip to the peer. :func:`prefetch_reports` reads the same keys beforehand with
-:meth:`~chaincode.patchledger.bridge.StubStore.prefetch`, in three steps that mirror those
-conditions (hosts; deployments; rollouts), so the transaction's read set holds exactly the
+Deployment record ``(rollout_id, host_id)``, then (deployment found) the Rollout record, then
+(the rollout takes the report and the deployment is of the reported patch) the Patch record.
+Each read is a round trip to the peer. :func:`prefetch_reports` reads the same keys beforehand
+with :meth:`~chaincode.patchledger.bridge.StubStore.prefetch`, in four steps that mirror those
+conditions (hosts; deployments; rollouts; patches), so the transaction's read set holds exactly the
 keys the core reads and nothing more: an extra read would only add MVCC conflicts.
 
 Prefetching is an optimization only: it never refuses anything (a report that does not parse,
@@ -22,7 +23,8 @@ from patchledger.chaincode.lifecycle.deployment import Deployment
 from patchledger.chaincode.lifecycle.host import Host
 from patchledger.chaincode.lifecycle.host_report import HostReport, SignedReport
 from patchledger.chaincode.lifecycle.identity import Role
-from patchledger.chaincode.lifecycle.ops.deployments import MAX_BATCH
+from patchledger.chaincode.lifecycle.ops.deployments import MAX_BATCH, takes_report
+from patchledger.chaincode.lifecycle.patch import Patch
 from patchledger.chaincode.lifecycle.record import Key
 from patchledger.chaincode.lifecycle.rollout import Rollout
 from patchledger.chaincode.patchledger.bridge import StubStore
@@ -82,9 +84,20 @@ def prefetch_reports(tx: TxLedger, raw_reports: Any) -> int:
     read += store.prefetch(
         [Key(Deployment.RECORD_TYPE, (r.rollout_id, r.host_id)) for r in reporting]
     )
-    rollouts: Sequence[Key] = [
-        Key(Rollout.RECORD_TYPE, (r.rollout_id,))
-        for r in reporting
-        if _record(store, Deployment, r.rollout_id, r.host_id) is not None
+    deployed = [
+        (r, d)
+        for r, d in ((r, _record(store, Deployment, r.rollout_id, r.host_id)) for r in reporting)
+        if d is not None
     ]
-    return read + store.prefetch(rollouts)
+    rollouts: Sequence[Key] = [Key(Rollout.RECORD_TYPE, (d.rollout_id,)) for _, d in deployed]
+    read += store.prefetch(rollouts)
+    patches = []
+    for report, deployment in deployed:
+        rollout = _record(store, Rollout, deployment.rollout_id)
+        if (
+            rollout is not None
+            and takes_report(rollout, report.outcome)
+            and deployment.patch_id == report.patch_id
+        ):
+            patches.append(Key(Patch.RECORD_TYPE, (deployment.patch_id,)))
+    return read + store.prefetch(patches)

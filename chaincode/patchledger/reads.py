@@ -21,8 +21,9 @@ from typing import Any
 from patchledger.chaincode.lifecycle import LifecycleError, NotFoundError, ValidationError
 from patchledger.chaincode.lifecycle.queries import approval_bundle, get_record, record_class
 from patchledger.chaincode.lifecycle.record import Record
+from patchledger.chaincode.patchledger.bridge import composite_key, key_of
 from patchledger.chaincode.patchledger.execution import LedgerContext, read, refusal
-from patchledger.chaincode.runtime import KeyModification, create_composite_key
+from patchledger.chaincode.runtime import KeyModification
 
 __all__ = ["EVALUATE", "MAX_PAGE_SIZE", "MAX_SCAN", "key_parts"]
 
@@ -71,7 +72,10 @@ async def ListRecords(
     (``""``: all), and the bookmark of the next page (``""`` when there is none).
 
     A page holds at most ``page_size`` records; it may hold fewer while the bookmark is not
-    empty, when the status filter examined :data:`MAX_SCAN` entries.
+    empty, when the status filter examined :data:`MAX_SCAN` entries. A stored value that is
+    not a valid record (written by an older version before a rule it breaks) never fails the
+    listing: unfiltered, it is listed as ``{"record_id", "unreadable": <why>}``; filtered by
+    status, it is skipped.
     """
     try:
         cls = record_class(record_type)
@@ -89,7 +93,12 @@ async def ListRecords(
         )
         for kv in page.items:
             scanned += 1
-            record = _parse(cls, kv.value)
+            try:
+                record = cls.from_json(kv.value)
+            except LifecycleError as exc:
+                if not status:
+                    records.append({"record_id": str(key_of(kv.key)), "unreadable": str(exc)})
+                continue
             if not status or record.state == status:
                 records.append(record.to_dict())
         exhausted = len(page.items) < wanted or page.bookmark in ("", next_bookmark)
@@ -99,20 +108,13 @@ async def ListRecords(
     return {"records": records, "bookmark": next_bookmark, "scanned": scanned}
 
 
-def _parse(cls: type[Record], raw: bytes) -> Record:
-    try:
-        return cls.from_json(raw)
-    except LifecycleError as exc:
-        raise refusal(exc) from exc
-
-
 async def GetHistory(ctx: LedgerContext, record_type: str, record_id: str) -> list[dict[str, Any]]:
     """Every committed version of a record, oldest first: ``tx_id``, ``timestamp`` (seconds),
     ``time`` (ISO 8601), ``creator_msp``, ``state`` and the ``record``; 404 when it never
     existed."""
     try:
         cls = record_class(record_type)
-        key = create_composite_key(record_type, key_parts(record_type, record_id))
+        key = composite_key(cls.key_for(*key_parts(record_type, record_id)))
     except LifecycleError as exc:
         raise refusal(exc) from exc
     entries: list[dict[str, Any]] = []
@@ -136,7 +138,11 @@ def _history_entry(cls: type[Record], mod: KeyModification) -> dict[str, Any]:
         "record": None,
     }
     if not mod.is_delete and mod.value:
-        record = _parse(cls, mod.value)
+        try:
+            record = cls.from_json(mod.value)
+        except LifecycleError as exc:  # an old version breaking a later rule: shown, not fatal
+            entry["unreadable"] = str(exc)
+            return entry
         entry.update(creator_msp=record.updated_by, state=record.state, record=record.to_dict())
     return entry
 

@@ -48,7 +48,11 @@ async def InitLedger(ctx: LedgerContext, policy: dict[str, Any]) -> Result:
     The chaincode definition's endorsement policy (MAJORITY) makes this a decision of several
     organizations; every later change goes through ProposePolicy / ApprovePolicy.
     """
-    return _summary(ctx, await submit(ctx, lambda tx: policies.bootstrap_policy(tx, policy)))
+    orgs = ctx.services.channel_orgs
+    return _summary(
+        ctx,
+        await submit(ctx, lambda tx: policies.bootstrap_policy(tx, policy, channel_orgs=orgs)),
+    )
 
 
 async def RecordVulnerability(ctx: LedgerContext, vulnerability: dict[str, Any]) -> Result:
@@ -102,7 +106,13 @@ async def Reject(ctx: LedgerContext, signed_statement: dict[str, Any]) -> Result
 async def ProposePolicy(ctx: LedgerContext, proposal_id: str, policy: dict[str, Any]) -> Result:
     """Propose a replacement policy; the proposer's organization approves it (admin)."""
     return _summary(
-        ctx, await submit(ctx, lambda tx: policies.propose_policy(tx, proposal_id, policy))
+        ctx,
+        await submit(
+            ctx,
+            lambda tx: policies.propose_policy(
+                tx, proposal_id, policy, channel_orgs=ctx.services.channel_orgs
+            ),
+        ),
     )
 
 

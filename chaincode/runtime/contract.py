@@ -12,11 +12,14 @@ Write a contract like this::
     async def Put(ctx: Context, key: str, value: str) -> None:
         await ctx.stub.put_state(key, value)
 
-Arguments arrive as the proposal's string arguments, the first naming the function (an
-optional ``<contract name>:`` prefix is accepted). Each parameter is converted by its
-annotation: ``str`` receives the argument text as is, ``bytes`` the raw bytes, any other type
-the argument parsed as JSON (and checked for the basic JSON types int, float, bool, dict,
-list). Results are returned as JSON (UTF-8, sorted keys, no spaces); ``bytes`` are returned
+Arguments arrive as the proposal's string arguments, the first naming the function (an optional
+``<contract name>:`` prefix is accepted). Each parameter is converted by its annotation: ``str``
+receives the argument text as is, ``bytes`` the raw bytes, any other type the argument parsed as
+JSON (and checked for the basic JSON types int, float, bool, dict, list). An integer too long
+for Python to parse (more than ``sys.get_int_max_str_digits()`` digits, 4,300 by default) is
+read as ``±10**4300``, a stand-in of the same sign that compares above any bound a contract
+checks, so the contract refuses that value where it stands instead of the whole argument failing
+to parse. Results are returned as JSON (UTF-8, sorted keys, no spaces); ``bytes`` are returned
 raw and ``None`` as an empty payload.
 
 :class:`~chaincode.runtime.errors.ContractError` is a business refusal: its status (4xx)
@@ -38,6 +41,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import sys
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -114,9 +118,11 @@ class Parameter:
         if self.annotation is str:
             return text
         try:
-            value = json.loads(text)
+            value = json.loads(text, parse_int=_parse_int)
         except ValueError as exc:
             raise ContractError(f"argument {self.name!r} is not valid JSON") from exc
+        except RecursionError as exc:  # nested deeper than the parser's stack allows
+            raise ContractError(f"argument {self.name!r} nests too deeply") from exc
         allowed = _JSON_CHECK.get(typing.get_origin(self.annotation) or self.annotation)
         wrong_bool = self.annotation in (int, float) and isinstance(value, bool)
         if allowed is not None and (not isinstance(value, allowed) or wrong_bool):
@@ -153,6 +159,18 @@ def to_json_bytes(value: Any) -> bytes:
     # A lone surrogate (from a JSON "\ud800" argument echoed back) has no UTF-8 form; write
     # it as the JSON escape it came from instead of failing the whole response.
     return text.encode("utf-8", errors="backslashreplace")
+
+
+_HUGE = 10**4300
+
+
+def _parse_int(text: str) -> int:
+    """A JSON integer; past Python's digit limit, the stand-in ``±10**4300`` (module
+    docstring)."""
+    limit = sys.get_int_max_str_digits()
+    if limit and len(text.lstrip("-")) > limit:
+        return -_HUGE if text.startswith("-") else _HUGE
+    return int(text)
 
 
 def _parameters(func: TxFunc) -> tuple[Parameter, ...]:

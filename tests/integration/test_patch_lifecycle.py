@@ -245,19 +245,26 @@ def test_a_rollout_of_a_patch_that_is_not_approved_is_refused(
         "patches roll out" in refused(excinfo)
 
 
-@pytest.fixture(scope="module")
-def running(world: World, vuln_id: str) -> tuple[str, str, str, str]:
-    """An approved patch rolling out to ITOps hosts a1 and a2: (patch, rollout, a1, a2)."""
-    w = world
-    patch_id, rollout_id = f"PR-{w.run}", f"RR-{w.run}"
+def start_rollout(
+    w: World, vuln_id: str, name: str, shorts: tuple[str, ...], group: str
+) -> tuple[str, str, list[str]]:
+    """Patch ``P<name>`` approved by SecOps and Compliance, rolling out (wave 0 started) as
+    ``R<name>`` to the ITOps hosts ``shorts``: (patch, rollout, host ids)."""
+    patch_id, rollout_id = f"P{name}-{w.run}", f"R{name}-{w.run}"
     digest = make_tested_patch(w, patch_id, vuln_id)
     approve(w, patch_id, digest, "secops-approver", "compliance-approver")
     op = w["itops-operator"]
-    a1 = enroll_host(w, op, "a1", ["attack"])
-    a2 = enroll_host(w, op, "a2", ["attack"])
+    hosts = [enroll_host(w, op, short, [group]) for short in shorts]
     op.submit("CreateRollout", {"rollout_id": rollout_id, "patch_id": patch_id,
-                                "waves": [{"hosts": [a1, a2]}]})
+                                "waves": [{"hosts": hosts}]})
     op.submit("AdvanceRollout", rollout_id)
+    return patch_id, rollout_id, hosts
+
+
+@pytest.fixture(scope="module")
+def running(world: World, vuln_id: str) -> tuple[str, str, str, str]:
+    """An approved patch rolling out to ITOps hosts a1 and a2: (patch, rollout, a1, a2)."""
+    patch_id, rollout_id, (a1, a2) = start_rollout(world, vuln_id, "R", ("a1", "a2"), "attack")
     return patch_id, rollout_id, a1, a2
 
 
@@ -382,3 +389,32 @@ def test_a_host_certificate_not_issued_by_the_owner_orgs_ca_is_refused(world: Wo
         op.submit("EnrollHost", {"host_id": c1, "cert_pem": compliance_cert})
     assert f"SignatureError: the certificate of host {c1!r} (ITOpsMSP) was not issued by a " \
         "valid root certificate of ITOpsMSP" in refused(excinfo2)
+
+
+def test_a_revocation_during_a_rollout_halts_it_and_orders_the_rollback(
+        world: World, vuln_id: str) -> None:
+    """On the real network: revoking a patch whose ITOps rollout runs writes ITOps' rollout
+    (key-level policy: ITOps' peer AND a majority) in the revocation's transaction; the hosts
+    can then only report their rollback."""
+    w, op = world, world["itops-operator"]
+    patch_id, rollout_id, (h3,) = start_rollout(w, vuln_id, "V", ("h3",), "revoke")
+    host = w["host-h3"]
+    seq = op.evaluate("GetRecord", "Host", h3)["last_report_sequence"]  # h3 reported before
+    assert host.submit("ReportDeployments", [
+        signed_report(host, h3, rollout_id, patch_id, "APPLIED", seq + 1)])["accepted"] == 1
+    w["secops-approver"].submit("RevokePatch", patch_id, "backdoored build")
+    result = w["compliance-approver"].submit("RevokePatch", patch_id, "agree")
+    reasons = [(c["record_type"], c["to"], c.get("reason", "")) for c in result["changes"]]
+    assert reasons == [
+        ("Patch", "REVOKED", ""),
+        ("Rollout", "HALTED", f"patch {patch_id} revoked"),
+        ("Rollout", "ROLLED_BACK", f"patch {patch_id} revoked"),
+        ("Revocation", "EFFECTIVE", ""),
+    ]
+    assert op.evaluate("GetRecord", "Rollout", rollout_id)["status"] == "ROLLED_BACK"
+    late = host.submit("ReportDeployments", [
+        signed_report(host, h3, rollout_id, patch_id, "VERIFIED", seq + 2),
+        signed_report(host, h3, rollout_id, patch_id, "ROLLED_BACK", seq + 3),
+    ])
+    assert [r["accepted"] for r in late["results"]] == [False, True]
+    assert op.evaluate("GetRecord", "Deployment", f"{rollout_id}/{h3}")["status"] == "ROLLED_BACK"

@@ -11,9 +11,11 @@ of its checks passed, so a refused report changes nothing.
 A report is accepted only while its rollout takes reports: RUNNING or PAUSED (hosts keep
 reporting the wave they are in while it is paused); once the rollout is HALTED or ROLLED_BACK
 only ROLLED_BACK outcomes are accepted (the hosts undoing the patch); a PLANNED or COMPLETED
-rollout takes none. Reading the rollout puts it in the transaction's read set, so a batch
-endorsed before a concurrent pause, halt or advance of its rollout is invalidated at commit
-(MVCC read conflict) and must be re-submitted.
+rollout takes none. A VERIFIED report for a REVOKED patch is refused (a revocation halts the
+patch's rollouts, so this only matters for a batch racing it; reading the patch puts it in the
+read set, so a batch endorsed before the revocation fails at commit). Reading the rollout puts
+it in the transaction's read set, so a batch endorsed before a concurrent pause, halt or advance
+of its rollout is invalidated at commit (MVCC read conflict) and must be re-submitted.
 
 Reports of one host inside a batch are processed in order, so a host may send several steps
 (APPLIED then VERIFIED) with increasing sequence numbers in one batch. When the caller is a host
@@ -39,6 +41,7 @@ from patchledger.chaincode.lifecycle.host import Host
 from patchledger.chaincode.lifecycle.host_report import SignedReport, verify_report
 from patchledger.chaincode.lifecycle.identity import Role
 from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
+from patchledger.chaincode.lifecycle.patch import Patch
 from patchledger.chaincode.lifecycle.rollout import Rollout
 
 MAX_BATCH = 500
@@ -132,6 +135,11 @@ def _accept(tx: TxLedger, signed: SignedReport) -> None:
     _require_reporting(tx.load(Rollout, report.rollout_id), report.outcome)
     if deployment.patch_id != report.patch_id:
         raise ValidationError("report.patch_id", f"rollout deploys {deployment.patch_id!r}")
+    patch = tx.load(Patch, deployment.patch_id)
+    if patch.status == "REVOKED" and report.outcome == "VERIFIED":
+        raise PreconditionError(
+            "Patch", patch.patch_id, patch.status, "refuses VERIFIED reports (roll back)"
+        )
     verify_report(
         signed,
         host.cert_pem.encode("ascii"),
@@ -153,15 +161,20 @@ def _accept(tx: TxLedger, signed: SignedReport) -> None:
     )
 
 
+def takes_report(rollout: Rollout, outcome: str) -> bool:
+    """Whether ``rollout`` in its state takes a report of ``outcome`` (module docstring)."""
+    return rollout.status in REPORTING or (
+        rollout.status in ROLLING_BACK and outcome == "ROLLED_BACK"
+    )
+
+
 def _require_reporting(rollout: Rollout, outcome: str) -> None:
     """Refuse a report its rollout's state does not take (rules in the module docstring).
 
     Raises:
         PreconditionError: naming the rollout, its state and the refused outcome.
     """
-    if rollout.status in REPORTING:
-        return
-    if rollout.status in ROLLING_BACK and outcome == "ROLLED_BACK":
+    if takes_report(rollout, outcome):
         return
     allowed = "only ROLLED_BACK reports" if rollout.status in ROLLING_BACK else "no reports"
     raise PreconditionError(

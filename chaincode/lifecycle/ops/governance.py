@@ -1,5 +1,13 @@
 """RevokePatch, GrantException and ExpireException: decisions taken by a quorum.
 
+When a revocation takes effect, every rollout of the patch that has not finished (PLANNED,
+RUNNING, PAUSED) is halted and ordered to roll back in the same transaction (HALTED, then
+ROLLED_BACK: agents roll back and report ROLLED_BACK), and the event lists those changes with
+the reason ``patch <id> revoked``; a HALTED one is ordered to roll back too.
+
+A risk acceptance may last at most the policy's ``max_exception_lifetime``, and every host it
+names must be an enrolled host.
+
 ``revoke_patch`` and ``grant_exception`` are called once per organization: the first call
 proposes (and counts as that organization's vote), later calls from other organizations agree;
 the decision takes effect in the call that reaches the policy's quorum. The voting rules are
@@ -17,8 +25,10 @@ from patchledger.chaincode.lifecycle.errors import (
     AlreadyExistsError,
     ExpiredError,
     PreconditionError,
+    ValidationError,
 )
 from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer, text
+from patchledger.chaincode.lifecycle.host import Host
 from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
 from patchledger.chaincode.lifecycle.patch import MACHINE as PATCH
 from patchledger.chaincode.lifecycle.patch import Patch
@@ -26,7 +36,11 @@ from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy
 from patchledger.chaincode.lifecycle.quorum import cast_vote
 from patchledger.chaincode.lifecycle.revocation import Revocation
 from patchledger.chaincode.lifecycle.risk_acceptance import RiskAcceptance
+from patchledger.chaincode.lifecycle.rollout import Rollout
 from patchledger.chaincode.lifecycle.vulnerability import Vulnerability
+
+#: Rollout states a revocation halts (then orders to roll back).
+_UNFINISHED = frozenset({"PLANNED", "RUNNING", "PAUSED"})
 
 
 def revoke_patch(tx: TxLedger, patch_id: str, reason: str) -> list[Change]:
@@ -51,8 +65,24 @@ def revoke_patch(tx: TxLedger, patch_id: str, reason: str) -> list[Change]:
     current = cast_vote(policy, current, tx.caller.msp_id, policy.revocation_quorum)
     if current.decided:
         tx.save(patch.evolve(status="REVOKED"))
+        _stop_rollouts(tx, patch_id)
     tx.save(current)
     return tx.changes
+
+
+def _stop_rollouts(tx: TxLedger, patch_id: str) -> None:
+    reason = f"patch {patch_id} revoked"
+    for rollout in tx.scan(Rollout):
+        if rollout.patch_id != patch_id:
+            continue
+        if rollout.status in _UNFINISHED:
+            rollout = tx.save(
+                rollout.evolve(status="HALTED"), owner_org=rollout.owner_msp, reason=reason
+            )
+        if rollout.status == "HALTED":
+            tx.save(
+                rollout.evolve(status="ROLLED_BACK"), owner_org=rollout.owner_msp, reason=reason
+            )
 
 
 def grant_exception(
@@ -73,6 +103,8 @@ def grant_exception(
         ValidationError: malformed terms, or the organization does not vote.
         NotFoundError: unknown vulnerability or no policy.
         ExpiredError: ``expires_at`` is not in the future.
+        ValidationError: ``expires_at`` is further away than the policy's
+            ``max_exception_lifetime``, or a host id is not an enrolled host.
         AlreadyExistsError: an exception with this id exists with other terms.
         TransitionError: the exception is no longer PROPOSED, or the vulnerability cannot
             move to RISK_ACCEPTED.
@@ -85,13 +117,24 @@ def grant_exception(
         raise ExpiredError(f"exception {exception_id!r} would expire at {expires_at} <= now")
     vuln = tx.load(Vulnerability, vuln_id)
     policy = tx.load(Policy, DEFAULT_POLICY_ID)
+    if expires_at - tx.now > policy.max_exception_lifetime:
+        raise ValidationError(
+            "expires_at",
+            f"the exception would last {expires_at - tx.now} s, longer than the policy's"
+            f" max_exception_lifetime of {policy.max_exception_lifetime} s",
+        )
+    hosts = id_tuple("host_ids", host_ids)
+    for index, host_id in enumerate(hosts):
+        host = tx.find(Host, host_id)
+        if host is None or host.status != "ENROLLED":
+            raise ValidationError(f"host_ids[{index}]", f"{host_id} is not an enrolled host")
     proposal = RiskAcceptance(
         exception_id=exception_id,
         vuln_id=vuln_id,
         justification=justification,
         expires_at=expires_at,
         proposed_by=tx.caller.msp_id,
-        host_ids=id_tuple("host_ids", host_ids),
+        host_ids=hosts,
     )
     current = tx.find(RiskAcceptance, vuln_id, exception_id) or proposal
     if not current.same_terms(proposal):

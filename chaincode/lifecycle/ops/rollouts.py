@@ -243,10 +243,15 @@ def complete_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
 
     Raises:
         AuthorizationError, NotFoundError, TransitionError,
-        PreconditionError: not the last wave, or the gate is not passed.
+        PreconditionError: the patch is REVOKED, not the last wave, or the gate is not passed.
     """
     rollout = _load_own(tx, "complete_rollout", rollout_id)
     MACHINE.check(rollout_id, rollout.status, "COMPLETED")
+    patch = tx.load(Patch, rollout.patch_id)
+    if patch.status == "REVOKED":
+        raise PreconditionError(
+            "Patch", patch.patch_id, patch.status, f"rollout {rollout_id!r} cannot complete"
+        )
     if not rollout.is_last_wave:
         raise PreconditionError(
             "Rollout",

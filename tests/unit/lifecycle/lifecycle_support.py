@@ -156,7 +156,7 @@ def policy_data(**overrides: Any) -> dict[str, Any]:
     """A three-organization policy: two approvals for everything but low."""
     data: dict[str, Any] = {
         "organizations": list(ORGS),
-        "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 1},
+        "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 2},
         "rejection": "any",
         "change_quorum": 2,
         "revocation_quorum": 2,

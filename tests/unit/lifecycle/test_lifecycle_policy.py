@@ -55,7 +55,8 @@ def d(decision: str, expires_at: int = NOW + DAY) -> Decision:
     [
         (POLICY, "critical", {}, "PENDING"),
         (POLICY, "critical", {SECOPS: d("approve")}, "PENDING"),
-        (POLICY, "low", {SECOPS: d("approve")}, "APPROVED"),
+        (POLICY, "low", {SECOPS: d("approve")}, "PENDING"),
+        (POLICY, "low", {SECOPS: d("approve"), COMPLIANCE: d("approve")}, "APPROVED"),
         (POLICY, "critical", {SECOPS: d("approve"), ITOPS: d("approve")}, "APPROVED"),
         (POLICY, "critical", {SECOPS: d("approve"), ITOPS: d("reject")}, "REJECTED"),
         (POLICY, "critical", {SECOPS: d("approve"), ITOPS: d("approve", NOW)}, "PENDING"),
@@ -108,7 +109,7 @@ def test_approved_needs_quorum_of_distinct_voting_orgs(
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.sampled_from(ORGS), min_size=1, max_size=6))
 def test_repeated_approvals_of_one_organization_never_count_twice(sequence: list[str]) -> None:
-    store = seeded_store(quorum={"critical": 3, "high": 2, "medium": 2, "low": 1})
+    store = seeded_store(quorum={"critical": 3, "high": 2, "medium": 2, "low": 2})
     seen: set[str] = set()
     for org in sequence:
         approver = who(org, "approver")
@@ -138,7 +139,7 @@ def test_decision_must_match_the_transaction() -> None:
 
 def test_policy_change_needs_quorum_and_goes_stale() -> None:
     store = seeded_store()
-    new = policy_data(quorum={"critical": 3, "high": 2, "medium": 2, "low": 1})
+    new = policy_data(quorum={"critical": 3, "high": 2, "medium": 2, "low": 2})
     run(store, who(SECOPS, "admin"), policies.propose_policy, "C-1", new)
     run(store, who(SECOPS, "admin"), policies.propose_policy, "C-2", policy_data(soak_seconds=5))
     with pytest.raises(DuplicateVoteError):
@@ -160,10 +161,38 @@ def test_policy_change_needs_quorum_and_goes_stale() -> None:
         run(store, who(SECOPS, "approver"), policies.propose_policy, "C-3", new)
 
 
-def test_policy_change_with_quorum_of_one_is_adopted_at_once() -> None:
-    store = seeded_store(change_quorum=1)
-    run(store, who(ITOPS, "admin"), policies.propose_policy, "C-1", policy_data(soak_seconds=9))
-    assert get_record(store, "Policy", "default").to_dict()["soak_seconds"] == 9
+@pytest.mark.parametrize("field", ["change_quorum", "revocation_quorum", "exception_quorum"])
+def test_no_quorum_of_one_when_two_or_more_organizations_decide(field: str) -> None:
+    """One organization's admin cannot bootstrap or propose a policy that lets one
+    organization decide alone."""
+    with pytest.raises(ValidationError, match=f"'{field}': must be between 2 and 3"):
+        seeded_store(**{field: 1})  # type: ignore[arg-type]
+    store = seeded_store()
+    with pytest.raises(ValidationError, match=f"'{field}': must be between 2 and 3"):
+        run(store, who(ITOPS, "admin"), policies.propose_policy, "C-1", policy_data(**{field: 1}))
+    with pytest.raises(ValidationError, match=r"'quorum\.low': must be between 2 and 3"):
+        run(store, who(ITOPS, "admin"), policies.propose_policy, "C-2",
+            policy_data(quorum={"critical": 2, "high": 2, "medium": 2, "low": 1}))
+
+
+def test_a_policy_naming_an_organization_twice_or_too_few_or_unknown_ones_is_refused() -> None:
+    with pytest.raises(ValidationError, match="names SecOpsMSP twice \\(as secopsmsp\\)"):
+        seeded_store(organizations=[SECOPS, "secopsmsp", ITOPS])
+    with pytest.raises(ValidationError, match=r"'quorum\.critical': must be between 1 and 2"):
+        seeded_store(organizations=[SECOPS, ITOPS],
+                     quorum={"critical": 3, "high": 2, "medium": 2, "low": 2})
+    alone = policy_data(organizations=[SECOPS], change_quorum=1, revocation_quorum=1,
+                        exception_quorum=1, quorum=dict.fromkeys(
+                            ("critical", "high", "medium", "low"), 1))
+    with pytest.raises(ValidationError, match="must name at least 2 of the channel's 3"):
+        run(MemoryStore(), who(SECOPS, "admin"), policies.bootstrap_policy, alone,
+            channel_orgs=ORGS)
+    evil = policy_data(organizations=[SECOPS, "EvilMSP", ITOPS])
+    with pytest.raises(ValidationError, match="EvilMSP is not an organization of the channel"):
+        run(MemoryStore(), who(SECOPS, "admin"), policies.bootstrap_policy, evil,
+            channel_orgs=ORGS)
+    run(MemoryStore(), who(SECOPS, "admin"), policies.bootstrap_policy, policy_data(),
+        channel_orgs=ORGS)
 
 
 def test_revocation_by_quorum() -> None:
@@ -178,12 +207,20 @@ def test_revocation_by_quorum() -> None:
         run(store, who(COMPLIANCE, "approver"), governance.revoke_patch, "P-1", "late")
 
 
-def test_revocation_record_effective_refuses_more_votes() -> None:
+def test_a_vote_counts_only_while_its_organization_votes_in_the_policy() -> None:
+    """SecOps votes to revoke, then the policy drops SecOps: its vote no longer counts, so
+    ITOps' vote alone does not reach the quorum of 2; Compliance's does."""
     store = approved_store()
-    store_rev = seeded_store(revocation_quorum=1)
-    run(store_rev, who(SECOPS, "approver"), governance.revoke_patch, "P-1", "bad")
-    assert get_record(store_rev, "Revocation", "P-1").state == "EFFECTIVE"
-    assert get_record(store, "Patch", "P-1").state == "APPROVED"
+    run(store, who(SECOPS, "approver"), governance.revoke_patch, "P-1", "bad build")
+    without = policy_data(organizations=[ITOPS, COMPLIANCE])
+    run(store, who(ITOPS, "admin"), policies.propose_policy, "C-1", without)
+    run(store, who(COMPLIANCE, "admin"), policies.approve_policy, "C-1")
+    run(store, who(ITOPS, "approver"), governance.revoke_patch, "P-1", "agree")
+    revocation = get_record(store, "Revocation", "P-1")
+    assert revocation.to_dict()["approvals"] == [ITOPS, SECOPS]
+    assert revocation.state == "PROPOSED" and get_record(store, "Patch", "P-1").state == "APPROVED"
+    run(store, who(COMPLIANCE, "approver"), governance.revoke_patch, "P-1", "agree")
+    assert get_record(store, "Patch", "P-1").state == "REVOKED"
 
 
 def test_exception_by_quorum_and_expiry() -> None:
@@ -226,18 +263,19 @@ def test_exception_by_quorum_and_expiry() -> None:
 
 
 def test_overlapping_exceptions_keep_the_risk_accepted() -> None:
-    store = seeded_store(exception_quorum=1)
+    store = approved_store()
     vid = "CVE-2024-3094"
     for eid, until in (("E-1", NOW + DAY), ("E-2", NOW + 3 * DAY)):
-        run(
-            store,
-            who(SECOPS, "approver"),
-            governance.grant_exception,
-            eid,
-            vid,
-            justification="j",
-            expires_at=until,
-        )
+        for org in (SECOPS, ITOPS):
+            run(
+                store,
+                who(org, "approver"),
+                governance.grant_exception,
+                eid,
+                vid,
+                justification="j",
+                expires_at=until,
+            )
     run(
         store,
         who(SECOPS, "approver"),

@@ -160,12 +160,12 @@ def test_report_deployments_prefetches_exactly_the_keys_the_core_reads() -> None
             Key("Host", ("ghost",)), Key("Host", ("s1",)),
             Key("Deployment", ("R-1", "h1")), Key("Deployment", ("R-1", "h2")),
             Key("Deployment", ("R-1", "h3")), Key("Deployment", ("R-9", "h2")),
-            Key("Rollout", ("R-1",)),
+            Key("Rollout", ("R-1",)), Key("Patch", ("P-1",)),
         )
     }
     assert set(keys_v31) == expected
-    # hosts, deployments, rollouts: three requests, no single reads
-    assert [m.type for m in messages] == [Msg.GET_STATE_MULTIPLE] * 3
+    # hosts, deployments, rollouts, patches: four requests, no single reads
+    assert [m.type for m in messages] == [Msg.GET_STATE_MULTIPLE] * 4
     # and the writes went out as one batch before COMPLETED
     txid = messages[0].txid
     tail = [m.type for m in v31.written if m.txid == txid][-2:]
