@@ -142,8 +142,8 @@ def _mutate_once(draw: st.DrawFn, doc: Any, nests: dict[str, str]) -> Any:
         new = list(node.values()) if isinstance(node, dict) else (
             {"0": node} if isinstance(node, list) else str(node))
     elif op == "add-key" and isinstance(node, dict):
-        node[draw(st.sampled_from(("", "id", "\ud800", "__proto__", "x" * 300)))] = draw(
-            st.sampled_from(ODD_VALUES))
+        node[draw(st.sampled_from(("", "id", "\ud800", "__proto__", "x" * 300)))] = (
+            copy.deepcopy(draw(st.sampled_from(ODD_VALUES))))  # never share (or change) them
         return doc
     else:  # delete (or add-key on a non-object: delete it instead)
         if not path:

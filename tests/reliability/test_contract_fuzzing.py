@@ -104,11 +104,6 @@ RUNTIME_LOG = logging.getLogger("patchledger.chaincode.contract")
 #: raised it, a text of its message), each pinned by xfail(strict) cases at the end of this
 #: module. Remove an entry with the strict marks of its cases once they pass.
 KNOWN_INTERNAL: dict[str, tuple[type[BaseException], str, str]] = {
-    "deep-json-argument": (RecursionError, "contract.py:convert", "maximum recursion depth"),
-    "reserved-character-in-id": (ValueError, "stub.py:_validate_composite_part",
-                                 "reserved by composite keys"),
-    "non-string-id-in-key": (TypeError, "stub.py:_validate_composite_part", ""),
-    "unhashable-id-in-key": (TypeError, "ledger.py:_raw", "unhashable"),
     "unreadable-certificate-key": (ValueError, "signatures.py:public_key_of", "Invalid key"),
     "unsupported-certificate-key": (UnsupportedAlgorithm, "signatures.py:public_key_of", ""),
 }
@@ -294,14 +289,17 @@ def test_mutated_arguments_are_refused_not_crashed(name: str, world: World,
 
 # --- internal errors the fuzzing found ---------------------------------------------------------
 #
-# Each class is one deterministic case per affected function below, marked xfail(strict=True):
-# when the fix reaches main the case passes, the strict mark fails the run, and the mark and
-# the class's entry in KNOWN_INTERNAL are removed together. Until then the fuzzers above count a
-# known class's internal error as known (any other internal error fails them).
+# Each class is one deterministic case per affected function below. The first three classes
+# (deep JSON arguments, ids with characters reserved by composite keys, ids of another JSON type)
+# were internal errors on main until the chain branch's hardening (issue 11 section 4) landed;
+# their cases stay as regression tests. A class still failing on main is marked
+# xfail(strict=True): when its fix lands the case passes, the strict mark fails the run, and the
+# mark and the class's entry in KNOWN_INTERNAL are removed together. Until then the fuzzers above
+# count a known class's internal error as known (any other internal error fails them).
 
-CHAIN_FIX = "fixed on branch chain (issue 11 section 4): internal error on main"
-NOT_ON_CHAIN = ("internal error on main; not fixed on branch chain either as of its efef0e8 "
-                "(reported for issue 11 section 4)")
+NOT_FIXED = ("internal error on main, also after the chain branch's hardening (issue 11 section"
+             " 4) landed: EnrollHost's cert_pem key is read by signatures.public_key_of, whose"
+             " ValueError/UnsupportedAlgorithm escapes (chaincode/ is not this branch's)")
 DEEP = "[" * 100_000 + "]" * 100_000
 
 
@@ -365,15 +363,6 @@ def _marked(names: list[str], failing: set[str], reason: str) -> list[Any]:
             if n in failing else n for n in names]
 
 
-#: Functions whose id argument reaches a composite key unchecked on main.
-UNCHECKED_IDS = {
-    "AdvanceRollout", "ApprovePolicy", "AssessVulnerability", "AttachTestEvidence",
-    "CompleteRollout", "DecommissionHost", "ExpireException", "GetApprovalBundle", "GetPing",
-    "HaltRollout", "PauseRollout", "ResumeRollout", "RevokePatch", "RollBackRollout",
-    "UpdateInventoryDigest",
-}
-#: JSON fields used as a key without a type check on main.
-UNTYPED_ID_FIELDS = {("CreateRollout", "patch_id"), ("GrantException", "vuln_id")}
 ID_FIELDS = [("CreateRollout", "rollout_id"), ("CreateRollout", "patch_id"),
              ("GrantException", "vuln_id"), ("GrantException", "exception_id"),
              ("EnrollHost", "host_id"), ("ProposePatch", "patch_id"),
@@ -384,23 +373,20 @@ def _refused(reply: Reply) -> None:
     assert 400 <= reply.status < 500, f"answered {reply.status} {reply.message!r}"
 
 
-@pytest.mark.parametrize("name", _marked(JSON_FUNCTIONS, set(JSON_FUNCTIONS), CHAIN_FIX))
+@pytest.mark.parametrize("name", JSON_FUNCTIONS)
 def test_a_json_argument_nested_too_deeply(name: str, world: World) -> None:
     args = tuple(DEEP.encode() if not isinstance(a, str) else a for a in CALLS[name].args)
     _refused(_refusal(world, name, args))
 
 
-@pytest.mark.parametrize("name", _marked(ID_FUNCTIONS, UNCHECKED_IDS, CHAIN_FIX))
+@pytest.mark.parametrize("name", ID_FUNCTIONS)
 @pytest.mark.parametrize("reserved", ["\x00", "\U0010ffff"], ids=["NUL", "U+10FFFF"])
 def test_an_id_with_a_character_reserved_by_composite_keys(name: str, reserved: str,
                                                            world: World) -> None:
     _refused(_refusal(world, name, _key_arg(name, f"X{reserved}1")))
 
 
-@pytest.mark.parametrize(("name", "field"), [
-    pytest.param(*f, marks=pytest.mark.xfail(strict=True, reason=CHAIN_FIX))
-    if f in UNTYPED_ID_FIELDS else f for f in ID_FIELDS
-])
+@pytest.mark.parametrize(("name", "field"), ID_FIELDS)
 @pytest.mark.parametrize("value", [1.5, {"id": "x"}, ["x"], None], ids=["number", "object",
                                                                          "array", "null"])
 def test_an_id_field_of_another_json_type(name: str, field: str, value: Any,
@@ -408,7 +394,7 @@ def test_an_id_field_of_another_json_type(name: str, field: str, value: Any,
     _refused(_refusal(world, name, _with_field(name, field, value)))
 
 
-@pytest.mark.parametrize("flip", _marked(sorted(SPKI_FLIPS), set(SPKI_FLIPS), NOT_ON_CHAIN))
+@pytest.mark.parametrize("flip", _marked(sorted(SPKI_FLIPS), set(SPKI_FLIPS), NOT_FIXED))
 def test_a_host_certificate_whose_key_cannot_be_read(flip: str, world: World) -> None:
     _refused(_refusal(world, "EnrollHost", _with_field("EnrollHost", "cert_pem",
                                                        _corrupt_key_certificate(flip))))
