@@ -1,7 +1,7 @@
 """The reliability suite: a short form (the default, run by CI) and a long form run on purpose.
 
-The long form is chosen with ``--long`` (when ``tests/reliability`` is on the pytest command line)
-or with ``PATCHLEDGER_RELIABILITY_LONG=1``; see docs/reliability.md. The short form draws a few
+The long form is chosen with ``--long`` (an option of the whole suite, tests/conftest.py) or with
+``PATCHLEDGER_RELIABILITY_LONG=1``; see docs/reliability.md. The short form draws a few
 examples per property with a fixed seed (the same examples every CI run); the long form draws
 many, from a fresh random seed each run.
 """
@@ -14,18 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.budget import Budget
-from tests.support.feeds import MARKER, shared_feeds_dir
+from tests.support.feeds import required_feeds_dir
 
 LONG_ENV = "PATCHLEDGER_RELIABILITY_LONG"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--long",
-        action="store_true",
-        default=False,
-        help=f"run the reliability suite's long form (as {LONG_ENV}=1)",
-    )
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +30,4 @@ def budget(request: pytest.FixtureRequest) -> Budget:
 @pytest.fixture(scope="session")
 def feeds_dir() -> Path:
     """The real shared feed files (skipped, naming the path, when they are missing)."""
-    path = shared_feeds_dir()
-    if not (path / MARKER).is_file():
-        pytest.skip(f"real feed files not found in {path} (set PATCHLEDGER_FEEDS_DIR)")
-    return path
+    return required_feeds_dir()

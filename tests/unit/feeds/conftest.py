@@ -13,15 +13,12 @@ import pytest
 from patchledger.app.feeds.loader import ImportReport, Loader
 from patchledger.app.feeds.matching import Matcher
 from patchledger.app.feeds.merge import Vulnerability, merge
-from tests.support.feeds import MARKER, shared_feeds_dir
+from tests.support.feeds import required_feeds_dir
 
 
 @pytest.fixture(scope="session")
 def feeds_dir() -> Path:
-    path = shared_feeds_dir()
-    if not (path / MARKER).is_file():
-        pytest.skip(f"real feed files not found in {path} (set PATCHLEDGER_FEEDS_DIR)")
-    return path
+    return required_feeds_dir()
 
 
 @pytest.fixture(scope="session")
