@@ -57,3 +57,9 @@ def test_wheel_installs_only_the_patchledger_namespace(wheel: zipfile.ZipFile) -
 def test_console_script_points_into_the_namespace(wheel: zipfile.ZipFile) -> None:
     entry_points = wheel.read("patchledger-0.1.0.dist-info/entry_points.txt").decode()
     assert "patchledger = patchledger.app.cli:main" in entry_points
+    assert "patchledger-agent = patchledger.agent.cli:main" in entry_points
+
+
+def test_the_agents_systemd_unit_is_shipped(wheel: zipfile.ZipFile) -> None:
+    unit = wheel.read("patchledger/agent/systemd/patchledger-agent.service").decode()
+    assert "patchledger-agent --config /etc/patchledger/agent.toml run" in unit
