@@ -38,6 +38,7 @@ from tests.unit.lifecycle.lifecycle_support import (
     TRUST,
     Identity,
     host_identity,
+    init_args,
     patch_data,
     policy_data,
     report,
@@ -72,7 +73,7 @@ def _exception(exception_id: str) -> dict[str, Any]:
 async def _seed(ledger: Ledger) -> None:
     """The seeded life: P-1 APPROVED and released by rollout R-1 (first wave running), P-2
     TESTED awaiting approvals, hosts h1-h3, a pending policy change, a pending exception."""
-    await ledger.ok(who(SECOPS, "admin"), "InitLedger", policy_data())
+    await ledger.ok(who(SECOPS, "admin"), "InitLedger", *init_args())
     await ledger.ok(who(SECOPS, "feed"), "RecordVulnerability", vuln_data())
     await ledger.ok(who(SECOPS, "feed"), "RecordVulnerability", vuln_data("CVE-2024-6387", "high"))
     await ledger.ok(who(SECOPS, "feed"), "ProposePatch", patch_data())
@@ -113,7 +114,7 @@ KNOWN_SEEN: dict[str, int] = {}
 H1 = host_identity(ITOPS, "h1")
 #: A valid call of every transaction function (the test checks it covers them all).
 CALLS: dict[str, Call] = {
-    "InitLedger": Call(who(SECOPS, "admin"), (policy_data(),)),
+    "InitLedger": Call(who(SECOPS, "admin"), init_args()),
     "RecordVulnerability": Call(who(SECOPS, "feed"), (vuln_data("CVE-2024-1086", "high"),)),
     "AssessVulnerability": Call(who(SECOPS, "feed"), ("CVE-2024-3094", "MITIGATED")),
     "ProposePatch": Call(who(SECOPS, "feed"), (patch_data("P-3", ("CVE-2024-6387",)),)),

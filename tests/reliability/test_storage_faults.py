@@ -2,7 +2,8 @@
 
 For the durable write itself (:mod:`patchledger.common.durable`), the Fabric client's event
 checkpoint and wallet, the feeds export, and the agent's state files (report sequence, anti-
-rollback state, run lock, the file-tree backend's checkpoint): the write fails with a clear
+rollback state, run lock, the file-tree backend's checkpoint, the daemon's state and its outbox of
+queued reports): the write fails with a clear
 error that names the file, and nothing is corrupted: every file holds its previous content, no
 temporary file is left, and what the process holds in memory still agrees with the disk.
 """
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from patchledger.agent.backends import FileTreeBackend
+from patchledger.agent.daemon import DaemonState
 from patchledger.agent.lock import LockFile
+from patchledger.agent.outbox import Outbox
 from patchledger.agent.rollback_guard import RollbackGuard
 from patchledger.agent.sequence import SequenceFile
 from patchledger.app.cli import main
@@ -26,6 +29,7 @@ from patchledger.common.durable import write_atomic
 from tests.reliability.storage import FAULTS, fill, small_tmpfs, snapshot
 from tests.support.fabric.pki import TestCA
 from tests.unit.agent.agent_support import make_tar
+from tests.unit.lifecycle.lifecycle_support import ITOPS, host_identity, report
 
 pytestmark = pytest.mark.reliability
 
@@ -195,3 +199,31 @@ def test_the_agent_apply_on_a_filling_disk(fs: Path, free_pages: int) -> None:
     assert recovery.action in ("none", "discarded-staging")
     assert snapshot(fs) == before
     assert backend.checkpoint() is None
+
+
+def test_the_agent_daemon_state(fs: Path, fault: Callable[[Path], None]) -> None:
+    path = fs / "state" / "daemon.json"
+    DaemonState(etag='"v1"', settled={"R-1/P-1": "VERIFIED"}, failures=0).save(path)
+    before = snapshot(fs)
+    fault(fs)
+    with pytest.raises(OSError) as caught:
+        DaemonState(etag='"v2"', settled={"R-1/P-1": "VERIFIED", "R-2/P-2": "APPLIED"}).save(path)
+    assert caught.value.filename == str(path)
+    assert snapshot(fs) == before
+    assert DaemonState.load(path).etag == '"v1"'
+
+
+def test_the_agent_outbox(fs: Path, fault: Callable[[Path], None]) -> None:
+    """Queued reports stay whole and queued; a report that cannot be queued is named."""
+    host = host_identity(ITOPS, "h1")
+    outbox = Outbox(fs / "state" / "outbox")
+    first = [report(host, 1, "APPLIED"), report(host, 2, "VERIFIED")]
+    outbox.add(first)
+    before = snapshot(fs)
+    fault(fs)
+    with pytest.raises(OSError) as caught:
+        outbox.add([report(host, 3, "APPLIED", rollout_id="R-2")])
+    assert caught.value.filename == str(fs / "state" / "outbox" / f"{3:012d}.json")
+    assert snapshot(fs) == before
+    assert outbox.pending() == first
+    assert outbox.deployments() == {"R-1/P-1": "VERIFIED"}
