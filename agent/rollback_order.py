@@ -7,9 +7,11 @@ agent asks for a fresh ``AttestDeployment(host_id, rollout_id, nonce)`` endorsed
 several organizations and verifies it offline (:func:`agent.attestation.verify_endorsed`,
 at least ``min_endorsers`` distinct organizations). It rolls back only when the attested state
 says so: the rollout is HALTED or ROLLED_BACK, or the patch is REVOKED; the host's deployment
-of that rollout is APPLIED or VERIFIED; and the host's anti-rollback state shows that this
-patch, from this rollout, is what it installed. The kept copy then replaces the target
-(the backend's ``rollback``) and one signed ROLLED_BACK report is produced.
+of that rollout is not ROLLED_BACK already; and the host's own anti-rollback state shows that
+this patch, from this rollout, is what it installed (the deployment may still read SCHEDULED
+when the ledger refused the host's VERIFIED report because the rollout had stopped). The kept
+copy then replaces the target (the backend's ``rollback``) and one signed ROLLED_BACK report
+is produced.
 
 Refusals are results (``REFUSED`` with the reason, nothing changed, no report); a run whose
 lock is held raises as :func:`agent.runner.run_assignment` does.
@@ -38,7 +40,6 @@ __all__ = ["run_rollback_order"]
 
 #: Attested states in which an order to roll back is obeyed.
 _STOPPED_ROLLOUT = frozenset({"HALTED", "ROLLED_BACK"})
-_UNDOABLE = frozenset({"APPLIED", "VERIFIED"})
 
 
 def _why_not(config: AgentConfig, rollout_id: str, patch_id: str, state: dict[str, object]
@@ -55,8 +56,8 @@ def _why_not(config: AgentConfig, rollout_id: str, patch_id: str, state: dict[st
     if rollout.get("status") not in _STOPPED_ROLLOUT and patch.get("status") != "REVOKED":
         return (f"rollout {rollout_id!r} is {rollout.get('status')} and patch {patch_id!r} is "
                 f"{patch.get('status')} on the ledger: nothing orders a rollback")
-    if deployment.get("status") not in _UNDOABLE:
-        return f"the deployment is {deployment.get('status')}: nothing applied to roll back"
+    if deployment.get("status") == "ROLLED_BACK":
+        return "the deployment is already ROLLED_BACK"
     installed = RollbackGuard(config.installed_file).load().targets.values()
     if not any(t.get("patch_id") == patch_id and t.get("rollout_id") == rollout_id
                for t in installed):

@@ -23,7 +23,10 @@ Each step (every ``interval`` seconds):
      **completes**; FAILURE **halts** (and **rolls back** when the plan says so);
      INCONCLUSIVE **pauses** for a person (who resumes it; the wave's timeout restarts then);
    - PAUSED: nothing is released; released hosts may still report;
-   - ROLLED_BACK: hosts that applied the patch are ordered to roll back, until none is left.
+   - ROLLED_BACK: hosts that reported the patch applied, and released hosts that had not
+     reported when the rollout stopped, are ordered to roll back (each agent rolls back only
+     what its own state shows it installed), until none reports APPLIED or VERIFIED any more
+     and the wave timeout passed since the roll back.
 
    Every decision is a ``DecideRollout`` transaction carrying its reason, which the rollout
    record keeps (its history lists every decision with its reason).
@@ -404,10 +407,19 @@ class Dispatcher:
                          report)
             return {}
         if status == "ROLLED_BACK":
+            # Hosts that reported the patch applied, and released hosts whose report the
+            # ledger refused once the rollout stopped (they may have applied it): the agent
+            # rolls back only what its own state shows it installed in this rollout.
+            released_active = [h for h in self.checkpoint.released.get(rid, [])
+                               if deps.get(h, {}).get("status") in _ACTIVE]
             applied = [h for h, d in deps.items() if d.get("status") in _APPLIED]
-            if not applied:
+            grace_over = self.clock() >= int(rollout.get("updated_at", 0)) + \
+                plan.wave_timeout_seconds
+            if not applied and (grace_over or not released_active):
                 self._finish(rid)
-            return {h: Order("roll_back", rid, plan.patch_id, digest) for h in applied}
+                return {}
+            return {h: Order("roll_back", rid, plan.patch_id, digest)
+                    for h in sorted({*applied, *released_active})}
         if status == "PLANNED":
             first = plan.waves[0]
             self._decide(rid, "advance", f"start: {first.label} of {len(first.hosts)} host(s)",
