@@ -183,6 +183,15 @@ def _wait(what: str, check: Callable[[], bool], timeout: float = 120.0) -> None:
         time.sleep(0.5)
 
 
+def _wait_rolled_back(env: Env, rollout_id: str) -> None:
+    """Until the rollout is ROLLED_BACK and every host it reached reported ROLLED_BACK."""
+    _wait("the rollout to be rolled back",
+          lambda: env.rollout(rollout_id)["status"] == "ROLLED_BACK")
+    _wait("its hosts to report ROLLED_BACK", lambda: {
+        d["status"] for d in env.deployments(rollout_id).values()} == {"ROLLED_BACK"},
+        timeout=60)
+
+
 def _with_failing(hosts: Sequence[SimulatedHost], failing: set[str]) -> list[SimulatedHost]:
     return [dataclasses.replace(h, spec=dataclasses.replace(
         h.spec, fails_health=h.spec.host_id in failing)) for h in hosts]
@@ -238,11 +247,7 @@ def test_a_failing_canary_halts_the_rollout_and_rolls_the_canary_back(
     dispatcher.create_rollout(request)
     running = _start(env, tmp_path, _with_failing(group, failing), artifact, dispatcher)
     try:
-        _wait("the rollout to be rolled back",
-              lambda: env.rollout(rollout_id)["status"] == "ROLLED_BACK")
-        _wait("the canary to report ROLLED_BACK", lambda: {
-            d["status"] for d in env.deployments(rollout_id).values()} == {"ROLLED_BACK"},
-            timeout=60)
+        _wait_rolled_back(env, rollout_id)
     finally:
         running.close()
     deployments = env.deployments(rollout_id)
@@ -272,11 +277,7 @@ def test_a_revocation_mid_rollout_stops_it_and_rolls_back(env: Env, tmp_path: Pa
             d["status"] == "VERIFIED" for d in env.deployments(rollout_id).values()) == 3)
         for approver in ("secops-approver", "compliance-approver"):
             env.w[approver].submit("RevokePatch", patch_id, "backdoored build")
-        _wait("the rollout to be rolled back",
-              lambda: env.rollout(rollout_id)["status"] == "ROLLED_BACK")
-        _wait("the canary to report ROLLED_BACK", lambda: {
-            d["status"] for d in env.deployments(rollout_id).values()} == {"ROLLED_BACK"},
-            timeout=60)
+        _wait_rolled_back(env, rollout_id)
     finally:
         running.close()
     decisions = _decisions(env, rollout_id)
