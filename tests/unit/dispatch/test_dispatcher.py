@@ -165,13 +165,16 @@ def test_a_revocation_mid_rollout_stops_dispatching_and_rolls_back(world: World)
     world.drive(d, steps=4)
     for org in (SECOPS, COMPLIANCE):
         world.ledger.submit("RevokePatch", "P-1", "backdoored build", caller=who(org, "approver"))
-    world.drive(d, steps=6)
+    # the ledger's rule: the revocation itself halts the rollout and orders the rollback
     assert world.status() == "ROLLED_BACK"
-    actions = world.ledger.decisions()
-    assert actions[-2][0] == "halt" and "patch P-1 was revoked" in actions[-2][1]
-    assert actions[-1][0] == "roll_back"
-    for dep in _deployments(world):
-        assert dep.state in ("ROLLED_BACK", "SCHEDULED"), dep
+    record = get_record(world.ledger.store, "Rollout", "R-1")
+    assert isinstance(record, Rollout) and record.reason == "patch P-1 revoked"
+    decided = len(world.ledger.decisions())
+    world.drive(d, steps=6)
+    assert len(world.ledger.decisions()) == decided  # nothing left to decide: it stopped
+    verified = [dep for dep in _deployments(world) if dep.state == "VERIFIED"]
+    assert not verified, verified  # every host that had applied it rolled back on order
+    assert any(dep.state == "ROLLED_BACK" for dep in _deployments(world))
 
 
 def test_a_halt_by_an_operator_orders_rollback(world: World) -> None:
