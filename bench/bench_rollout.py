@@ -1,7 +1,7 @@
 """A staged rollout to a simulated fleet on a real local network, end to end (run on purpose).
 
-Starts its own network in a temporary state directory on port base ``PATCHLEDGER_PORT_BASE``
-(default 19000), then times each phase:
+Starts its own network in a temporary state directory (or ``--state-dir``) on port base
+``--port-base`` (default 20000), then times each phase:
 
 1. **ingest**: the newest entry of the real CISA KEV catalog (``PATCHLEDGER_FEEDS_DIR``)
    recorded as a vulnerability;
@@ -21,7 +21,11 @@ ledger (counted from the first wave's start), each wave's duration, and the repo
 per second during the rollout. The network is reset at the end, also on failure.
 
     .venv/bin/python bench/bench_rollout.py --smoke          # 1,000 hosts
-    .venv/bin/python bench/bench_rollout.py --hosts 10000
+    .venv/bin/python bench/bench_rollout.py --hosts 10000 [--port-base 20000] [--state-dir DIR]
+
+Unlike the other benches, ``--smoke`` is not the smallest scale but the issue's 1,000 hosts
+(about 2.5 minutes), so the test suite's smoke runs (tests/bench) do not include it; the
+integration test tests/integration/test_dispatch.py runs the same code over 50 hosts.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -70,6 +75,10 @@ from tests.integration.lifecycle_world import (
 from tests.support.network import LocalNetwork
 
 ITOPS, SECOPS = "ITOpsMSP", "SecOpsMSP"
+#: Below Linux's ephemeral port range and apart from the other benches' bases (benchmarks.md).
+PORT_BASE = 20000
+#: ``--smoke``: the scale issue 14 sets its target at (95% VERIFIED in under 60 s).
+SMOKE_HOSTS = 1000
 ORGS = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")
 IDENTITIES = ("secops-feed", "secops-operator", "itops-operator", "secops-approver",
               "compliance-approver")
@@ -203,25 +212,35 @@ def run(net: LocalNetwork, n_hosts: int, workers: int, root: Path) -> list[tuple
     return rows
 
 
-def main() -> int:
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the network's reset
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
-    parser.add_argument("--hosts", type=int, default=1000)
-    parser.add_argument("--smoke", action="store_true", help="1,000 hosts")
+    parser.add_argument("--hosts", type=int, default=SMOKE_HOSTS)
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"the issue's scale: {SMOKE_HOSTS} hosts (about 2.5 minutes)")
     parser.add_argument("--workers", type=int, default=16, help="agent threads")
-    args = parser.parse_args()
-    n_hosts = 1000 if args.smoke else args.hosts
-    root = Path(tempfile.mkdtemp(prefix="patchledger-bench-rollout-"))
+    parser.add_argument("--port-base", type=int, default=PORT_BASE,
+                        help=f"the network's port base (default {PORT_BASE})")
+    parser.add_argument("--state-dir", type=Path,
+                        help="state directory (default: a new temporary one); removed at the end")
+    args = parser.parse_args(argv)
+    n_hosts = SMOKE_HOSTS if args.smoke else args.hosts
+    root = args.state_dir or Path(tempfile.mkdtemp(prefix="patchledger-bench-rollout-"))
     env = {**os.environ, "PATCHLEDGER_STATE_DIR": str(root / "network"),
-           "PATCHLEDGER_PORT_BASE": os.environ.get("PATCHLEDGER_PORT_BASE", "19000"),
-           "PATCHLEDGER_LEDGER_POLICY": ""}
+           "PATCHLEDGER_PORT_BASE": str(args.port_base), "PATCHLEDGER_LEDGER_POLICY": ""}
     manager = Manager(config_from_env(env), progress)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         t0 = time.monotonic()
         manager.up()
         progress(f"network up in {time.monotonic() - t0:.1f}s")
         rows = run(LocalNetwork(manager), n_hosts, args.workers, root)
     finally:
-        manager.reset()
+        if manager.config.state_dir.exists():
+            manager.reset()
         shutil.rmtree(root, ignore_errors=True)
     print("| phase | seconds |\n|---|---:|")
     for name, value in rows:
