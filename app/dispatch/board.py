@@ -71,7 +71,6 @@ class InboxFile:
 
     path: Path
     reports: tuple[dict[str, Any], ...]
-    received_at: float
 
 
 _COUNTER = itertools.count()
@@ -113,14 +112,13 @@ class Board:
         for path in sorted(p for p in self.inbox.iterdir() if not p.name.startswith(".")):
             try:
                 reports = json.loads(path.read_text(encoding="utf-8"))
-                mtime = path.stat().st_mtime
             except FileNotFoundError:
                 continue
             except (OSError, ValueError) as exc:
                 raise BoardError(f"inbox file {path} is unreadable: {exc}") from exc
             if not isinstance(reports, list) or not all(isinstance(r, dict) for r in reports):
                 raise BoardError(f"inbox file {path} is not a list of signed reports")
-            out.append(InboxFile(path, tuple(reports), mtime))
+            out.append(InboxFile(path, tuple(reports)))
         return out
 
     def seen(self) -> dict[str, float] | None:

@@ -107,7 +107,8 @@ class FabricLedger:
         return json.loads(raw) if raw else None
 
     def records(self, record_type: str, status: str = "") -> Iterator[dict[str, Any]]:
-        """Every record of ``record_type`` (in ``status``), paging ``ListRecords``.
+        """Every record of ``record_type`` (in ``status``), paging ``ListRecords``; entries
+        the contract lists as unreadable are logged and skipped.
 
         Raises:
             GatewayError: a page could not be read.
@@ -115,7 +116,12 @@ class FabricLedger:
         bookmark = ""
         while True:
             page = self.evaluate("ListRecords", record_type, status, str(PAGE), bookmark)
-            yield from page["records"]
+            for record in page["records"]:
+                if "unreadable" in record:  # a stored value a later rule refuses: not ours
+                    log.warning("%s %s is unreadable, skipped: %s", record_type,
+                                record.get("record_id"), record["unreadable"])
+                    continue
+                yield record
             bookmark = page["bookmark"]
             if not bookmark:
                 return
