@@ -32,10 +32,10 @@ def test_a_corrupt_board_file_is_named(tmp_path: Path) -> None:
     board = Board(tmp_path)
     board.inbox.mkdir(parents=True)
     (board.inbox / "0001.json").write_text('{"not": "a list"}')
-    with pytest.raises(BoardError, match="0001.json is not a list of signed reports"):
+    with pytest.raises(BoardError, match=r"0001\.json is not a list of signed reports"):
         board.pending_reports()
     board.orders_path.write_text("{broken")
-    with pytest.raises(BoardError, match="orders.json is unreadable"):
+    with pytest.raises(BoardError, match=r"orders\.json is unreadable"):
         board.order_for("h1")
 
 
