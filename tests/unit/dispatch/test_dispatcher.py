@@ -16,6 +16,7 @@ from patchledger.app.dispatch.board import Board
 from patchledger.app.dispatch.dispatcher import Dispatcher, DispatchSettings, StepReport
 from patchledger.app.dispatch.planner import PlanError, Quantity, RolloutRequest, WaveRequest
 from patchledger.chaincode.lifecycle.deployment import Deployment
+from patchledger.chaincode.lifecycle.ops import hosts as host_ops
 from patchledger.chaincode.lifecycle.queries import get_record
 from patchledger.chaincode.lifecycle.rollout import Rollout
 from tests.unit.dispatch.core_ledger import Clock, CoreLedger
@@ -23,9 +24,11 @@ from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     ITOPS,
     SECOPS,
+    TRUST,
     approved_store,
     host_identity,
     report,
+    run,
     who,
 )
 
@@ -242,3 +245,21 @@ def test_a_batch_resubmitted_after_a_crash_is_refused_as_replays(world: World) -
     d.flush_reports(step, force=True)
     assert (step.accepted, step.replayed, step.refused) == (0, sum(len(f.reports)
                                                                    for f in files), 0)
+
+
+def test_a_host_outside_its_window_waits_and_is_reported(world: World) -> None:
+    for host in ("w1", "w2"):  # NOW is a Thursday morning: a Saturday-night window is closed
+        run(world.ledger.store, who(ITOPS, "admin"), host_ops.enroll_host, host,
+            host_identity(ITOPS, host).cert_pem.decode(), trust=TRUST, groups=["night"],
+            maintenance_window="Sat 02:00-04:00 UTC")
+    d = world.dispatcher()
+    plan = d.create_rollout(request(target_groups=("night",), canary=Quantity(1),
+                                    waves=(), wave_timeout_seconds=10))
+    assert plan.windows == {"w1": "Sat 02:00-04:00 UTC", "w2": "Sat 02:00-04:00 UTC"}
+    for _ in range(15):
+        d.step()
+        assert d.board.order_for("w1") is None and d.board.order_for("w2") is None
+        world.clock.now += 1
+    assert world.status() == "PAUSED"
+    waiting = plan.waves[0].hosts[0]
+    assert f"outside their maintenance window: {waiting}" in world.ledger.decisions()[-1][1]
