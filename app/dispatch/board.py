@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import threading
 import time
@@ -74,6 +75,7 @@ class InboxFile:
 
 
 _COUNTER = itertools.count()
+log = logging.getLogger(__name__)
 
 
 class Board:
@@ -101,10 +103,12 @@ class Board:
         write_atomic(self.orders_path, json.dumps(doc, sort_keys=True))
 
     def pending_reports(self) -> list[InboxFile]:
-        """The inbox files in arrival order.
+        """The inbox files in arrival order. A file that is not a list of reports is moved
+        to ``corrupt/`` with a warning naming it (it can never become a batch, and must not
+        hold the others back).
 
         Raises:
-            BoardError: a file is not a list of reports (it is named; it is not removed).
+            OSError: the inbox cannot be read.
         """
         if not self.inbox.is_dir():
             return []
@@ -114,12 +118,20 @@ class Board:
                 reports = json.loads(path.read_text(encoding="utf-8"))
             except FileNotFoundError:
                 continue
-            except (OSError, ValueError) as exc:
-                raise BoardError(f"inbox file {path} is unreadable: {exc}") from exc
+            except (UnicodeDecodeError, ValueError) as exc:
+                self._quarantine(path, f"unreadable: {exc}")
+                continue
             if not isinstance(reports, list) or not all(isinstance(r, dict) for r in reports):
-                raise BoardError(f"inbox file {path} is not a list of signed reports")
+                self._quarantine(path, "not a list of signed reports")
+                continue
             out.append(InboxFile(path, tuple(reports)))
         return out
+
+    def _quarantine(self, path: Path, why: str) -> None:
+        target = self.state_dir / "corrupt" / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(target)
+        log.warning("inbox file %s is %s: moved to %s", path, why, target)
 
     def seen(self) -> dict[str, float] | None:
         """When each host last polled (``None``: no relay has written it yet).

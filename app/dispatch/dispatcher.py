@@ -242,13 +242,16 @@ class Dispatcher:
 
     def run(self, stop: threading.Event, on_step: Callable[[StepReport], None] | None = None
             ) -> None:
-        """Step until ``stop`` is set; a peer that cannot be reached is retried with
-        back-off (logged), never a crash."""
+        """Step until ``stop`` is set; a failed step (a peer that cannot be reached, a
+        transaction whose retries ran out, an unreadable plan) is logged and retried with
+        back-off, never a crash."""
         delay = self.settings.interval
         while not stop.is_set():
             try:
                 report = self.step()
-            except (GatewayError, OSError) as exc:
+            except (GatewayError, OSError, UserError) as exc:
+                # a peer unreachable, retries used up, an unreadable state file: logged and
+                # retried with back-off, the process keeps its place (nothing half-done)
                 log.warning("dispatcher step failed, retrying in %.1fs: %s", delay, exc)
                 stop.wait(delay)
                 delay = min(delay * 2, 10.0)

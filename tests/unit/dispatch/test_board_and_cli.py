@@ -28,12 +28,17 @@ def test_orders_reports_and_polls_round_trip(tmp_path: Path) -> None:
     assert board.seen() == {"h1": 100.0}
 
 
-def test_a_corrupt_board_file_is_named(tmp_path: Path) -> None:
+def test_a_corrupt_inbox_file_is_set_aside_and_a_corrupt_orders_file_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
     board = Board(tmp_path)
     board.inbox.mkdir(parents=True)
     (board.inbox / "0001.json").write_text('{"not": "a list"}')
-    with pytest.raises(BoardError, match=r"0001\.json is not a list of signed reports"):
-        board.pending_reports()
+    (board.inbox / "0002.json").write_bytes(b"\xff\xfe")
+    good = board.put_reports([{"report": {"host_id": "h1", "sequence": 1}}])
+    assert [f.path for f in board.pending_reports()] == [good]
+    assert sorted(p.name for p in (tmp_path / "corrupt").iterdir()) == ["0001.json", "0002.json"]
+    assert "0001.json is not a list of signed reports" in caplog.text
     board.orders_path.write_text("{broken")
     with pytest.raises(BoardError, match=r"orders\.json is unreadable"):
         board.order_for("h1")
