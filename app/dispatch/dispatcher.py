@@ -47,6 +47,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +130,8 @@ class Decision:
 
 @dataclass
 class StepReport:
-    """What one step did."""
+    """What one step did; ``progress`` counts each driven rollout's deployments by status
+    as the step read them from the ledger."""
 
     decisions: list[Decision] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
@@ -137,6 +139,7 @@ class StepReport:
     accepted: int = 0
     replayed: int = 0
     refused: int = 0
+    progress: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -276,6 +279,8 @@ class Dispatcher:
         if plans:
             seen = self.board.seen()
             deployments = self._deployments(plans)
+            report.progress = {rid: Counter(d.get("status", "") for d in deps.values())
+                               for rid, deps in deployments.items()}
             for rollout_id, plan in plans.items():
                 orders.update(self._drive(plan, deployments.get(rollout_id, {}), seen, report))
         self.board.publish_orders(orders)
