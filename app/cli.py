@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "patchledger.network.cli",
     "patchledger.app.fabric.cli",
     "patchledger.app.feeds.cli",
+    "patchledger.app.web.cli",
 )
 
 
