@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "patchledger.app.fabric.cli",
     "patchledger.app.feeds.cli",
     "patchledger.app.web.cli",
+    "patchledger.app.web.client_cli",
 )
 
 
