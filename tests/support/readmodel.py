@@ -56,7 +56,7 @@ def policy_document() -> dict[str, Any]:
     """A valid three-organization policy for ``InitLedger``."""
     return {
         "organizations": list(ORGS),
-        "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 1},
+        "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 2},
         "rejection": "any",
         "change_quorum": 2,
         "revocation_quorum": 2,
