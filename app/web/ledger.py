@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
 from patchledger.app.fabric import (
     Attribute,
@@ -277,6 +278,10 @@ class Ledger:
             return peer_height(self.network(), self._config.channel)
         except FabricError as exc:
             raise map_gateway_error(exc, "GetChainInfo", self.endpoint) from exc
+        except DecodeError as exc:
+            raise LedgerError(502, f"the peer {self.endpoint} answered GetChainInfo with "
+                              f"something that is not a BlockchainInfo: {exc}",
+                              endpoint=self.endpoint, function="GetChainInfo") from exc
 
     def raw_blocks(self, start: int, stop: int) -> Iterator[Any]:
         """The peer's ``common.Block`` messages ``start`` to ``stop`` (inclusive), for ledger
