@@ -30,6 +30,8 @@ class LockFile:
 
         Raises:
             LockError: another run (this process or another) holds it.
+            OSError: the lock file cannot be created or written (a read-only or full state
+                directory); its ``filename`` is the lock file. Nothing is held then.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -39,8 +41,12 @@ class LockFile:
             holder = os.read(fd, 64).decode("ascii", errors="replace").strip() or "unknown"
             os.close(fd)
             raise LockError(str(self.path), f"pid {holder}") from exc
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        except OSError as exc:  # a full disk: fail before the run changes anything
+            os.close(fd)  # releases the lock
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         self._fd = fd
         return self
 

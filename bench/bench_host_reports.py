@@ -66,6 +66,7 @@ from patchledger.chaincode.lifecycle.host_report import HostReport
 from patchledger.chaincode.lifecycle.identity import FABRIC_ATTRS_OID
 from patchledger.chaincode.lifecycle.signatures import encode_b64, sign
 from patchledger.chaincode.lifecycle.statement import ApprovalStatement
+from patchledger.network.bootstrap import every_admins_consent
 from patchledger.network.config import config_from_env
 from patchledger.network.manager import Manager
 
@@ -181,7 +182,8 @@ def submit(session: Session, function: str, *args: Any) -> Any:
     return json.loads(submitted.result) if submitted.result else None
 
 
-def wait_for_discovery(session: Session) -> None:
+def wait_for_discovery(net: LocalNetwork, session: Session) -> None:
+    consents = every_admins_consent(net.config, POLICY)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -191,7 +193,7 @@ def wait_for_discovery(session: Session) -> None:
             if "does not exist" not in str(exc):
                 raise
         try:
-            submit(session, "InitLedger", POLICY)
+            submit(session, "InitLedger", POLICY, consents)
             return
         except EndorseError:
             if time.monotonic() > deadline:
@@ -203,7 +205,7 @@ def setup(net: LocalNetwork, n_hosts: int) -> tuple[Session, list[Host], str, st
     admin_msp = net.admin_msp("SecOpsMSP")
     admin = session_of(net, Identity.from_msp_dir(admin_msp, "SecOpsMSP"),
                         EcdsaSigner.from_msp_dir(admin_msp))
-    wait_for_discovery(admin)
+    wait_for_discovery(net, admin)
     users = {name: net.enroll_user(msp, f"bench-{name}", role) for name, (msp, role) in {
         "feed": ("SecOpsMSP", "feed"), "itops-op": ("ITOpsMSP", "operator"),
         "secops-appr": ("SecOpsMSP", "approver"), "compl-appr": ("ComplianceMSP", "approver"),

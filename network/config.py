@@ -75,7 +75,8 @@ class NetworkConfig:
         python: interpreter that runs the chaincode servers.
         log_spec: FABRIC_LOGGING_SPEC of orderers and peers.
         ledger_policy: JSON file with the consortium's first approval policy, submitted with
-            ``InitLedger`` when the network is created; None to leave the ledger empty.
+            ``InitLedger`` and every organization admin's signed consent when the network is
+            created (:mod:`~network.bootstrap`); None to leave the ledger empty.
     """
 
     state_dir: Path

@@ -33,11 +33,11 @@ from typing import Any
 from patchledger.common.durable import write_atomic
 from patchledger.network import chaincode as cc
 from patchledger.network import channel, health, process
+from patchledger.network.bootstrap import init_ledger
 from patchledger.network.config import ChaincodeSettings, NetworkConfig, StateLayout
 from patchledger.network.errors import NetworkError
 from patchledger.network.identities import CaClient, issue_org_identities
 from patchledger.network.nodes import ca_command, chaincode_command, orderer_command, peer_command
-from patchledger.network.peercli import invoke
 from patchledger.network.topology import Node, NodeKind
 
 MANIFEST_VERSION = 1
@@ -291,10 +291,10 @@ class Manager:
         self.progress("peers know each other (gossip), so gateways can reach every org")
         self._deploy(self.config.chaincode, started, secrets, sequence=1)
         if policy is not None:
-            orgs = self.config.topology.peer_orgs
-            invoke(self.config, (orgs[0], orgs[1]), "InitLedger", [json.dumps(policy)])
+            init_ledger(self.config, policy)
             self.progress(f"ledger initialised with the consortium policy from "
-                          f"{self.config.ledger_policy}")
+                          f"{self.config.ledger_policy}, by consent of every organization's "
+                          "admin")
         self._write_manifest()
         self.progress(f"network created in {time.monotonic() - t0:.1f} s")
 

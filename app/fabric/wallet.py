@@ -144,12 +144,16 @@ class Wallet:
         """Delete an entry.
 
         Raises:
-            WalletError: no such entry.
+            WalletError: no such entry, or it cannot be deleted (a read-only wallet directory;
+                the entry is kept).
         """
+        file = self._file(label)
         try:
-            self._file(label).unlink()
+            file.unlink()
         except FileNotFoundError:
             raise WalletError(f"no identity {label!r} in wallet {self._path}") from None
+        except OSError as exc:
+            raise WalletError(f"cannot delete wallet entry {file}: {exc}") from exc
 
     def _file(self, label: str) -> Path:
         if not _LABEL.match(label):

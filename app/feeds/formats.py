@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from patchledger.app.feeds.connectors import csaf, debian, kev, nvd, osv
 from patchledger.app.feeds.connectors._fields import RecordError
 from patchledger.app.feeds.errors import FeedFormatError
+from patchledger.app.feeds.jsontext import MalformedJSON, load_json
 from patchledger.app.feeds.model import ParseError, ParseResult
 
 #: format name -> (content test, parser). Order matters: the first test that passes wins.
@@ -100,11 +100,10 @@ def parse_bytes(data: bytes, origin: str, expected: str | None = None) -> ParseR
     if not stripped.startswith(("{", "[")):
         raise FeedFormatError(origin, "unknown format: neither JSON nor a Debian DSA/DLA list")
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
+        doc = load_json(text)
+    except MalformedJSON as exc:
         raise FeedFormatError(
-            origin,
-            f"malformed or truncated JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+            origin, f"malformed or truncated JSON{exc.where}: {exc.reason}"
         ) from exc
     name = detect(doc)
     if name is None:
@@ -130,7 +129,7 @@ def _check_count(doc: Any, name: str, result: ParseResult) -> None:
     declared, entries = doc.get(count_key), doc.get(list_key)
     try:
         expected = int(declared)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # absent, not a number, NaN or infinite
         return
     if isinstance(entries, list) and expected != len(entries):
         result.errors.append(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import email.utils
 import http.client
-import json
 import logging
 import ssl
 import time
@@ -34,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from patchledger.app.feeds.errors import FetchError
+from patchledger.app.feeds.jsontext import load_json
 
 log = logging.getLogger(__name__)
 
@@ -297,10 +297,10 @@ def nvd_pages(
 
 def _page_counts(url: str, body: bytes) -> tuple[int, int]:
     try:
-        doc = json.loads(body)
+        doc = load_json(body)
         total = int(doc["totalResults"])
         count = len(doc["vulnerabilities"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:  # MalformedJSON: a ValueError
         raise FetchError(url, f"not an NVD API page: {exc}") from exc
     return total, count
 

@@ -15,7 +15,6 @@ an epoch rather than taking the missing epoch as 0.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from packageurl import PackageURL
 
 from patchledger.app.feeds.ecosystems import distro_release
 from patchledger.app.feeds.errors import InventoryError
+from patchledger.app.feeds.jsontext import MalformedJSON, load_json
 
 DPKG_FORMAT = (
     "${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\t"
@@ -121,17 +121,19 @@ def parse_dpkg(
             raise InventoryError(
                 origin, f"expected 'name version', got {line[:60]!r}", f"line {number}"
             )
-        packages.append(
-            InstalledPackage(
-                "deb",
-                name,
-                version,
-                "debian",
-                arch or None,
-                source.split(" ")[0] if source else None,
-                source_version or None,
-            )
+        package = InstalledPackage(
+            "deb",
+            name,
+            version,
+            "debian",
+            arch or None,
+            source.split(" ")[0] if source else None,
+            source_version or None,
         )
+        try:
+            packages.append(_checked(package))
+        except ValueError as exc:
+            raise InventoryError(origin, str(exc), f"line {number}") from exc
     distro = Distro("deb", "debian", distro_release("deb", "debian", release)) if release else None
     return Inventory(host, tuple(packages), distro)
 
@@ -151,7 +153,7 @@ def parse_rpm(text: str, *, host: str, distro: str | None, origin: str = "rpm") 
             continue
         fields = line.split("\t") if "\t" in line else line.split()
         try:
-            packages.append(_rpm_package(fields))
+            packages.append(_checked(_rpm_package(fields)))
         except ValueError as exc:
             raise InventoryError(origin, str(exc), f"line {number}") from exc
     parsed = None
@@ -163,6 +165,23 @@ def parse_rpm(text: str, *, host: str, distro: str | None, origin: str = "rpm") 
         else:
             parsed = Distro("rpm", namespace, distro_release("rpm", namespace, release or distro))
     return Inventory(host, tuple(packages), parsed)
+
+
+def _checked(package: InstalledPackage, *, need_version: bool = True) -> InstalledPackage:
+    """``package`` when it has a name and (when ``need_version``) a version and forms a
+    package URL.
+
+    Raises:
+        ValueError: saying which.
+    """
+    if not package.name.strip() or (need_version and not package.version.strip()):
+        raise ValueError(f"package {package.name!r} version {package.version!r}: a package needs"
+                         " a name and a version")
+    try:
+        package.purl  # noqa: B018 (built to check it can be)
+    except (ValueError, TypeError, UnicodeError) as exc:
+        raise ValueError(f"package {package.name!r}: not a valid package URL: {exc}") from exc
+    return package
 
 
 def _rhel_release(release: str) -> str:
@@ -248,21 +267,23 @@ def parse_sbom(doc: Any, *, host: str, origin: str) -> Inventory:
             if not purl.version:
                 continue
             quals = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
-            packages.append(
-                InstalledPackage(
-                    purl.type,
-                    purl.name,
-                    purl.version,
-                    purl.namespace,
-                    quals.get("arch"),
-                    cpes=tuple(cpes),
-                )
+            package = InstalledPackage(
+                purl.type,
+                purl.name,
+                purl.version,
+                purl.namespace,
+                quals.get("arch"),
+                cpes=tuple(cpes),
             )
         elif cpes:
             version = str(raw.get("version") or raw.get("versionInfo") or "")
-            packages.append(
-                InstalledPackage("cpe", str(raw.get("name")), version, cpes=tuple(cpes))
-            )
+            package = InstalledPackage("cpe", str(raw.get("name")), version, cpes=tuple(cpes))
+        else:
+            continue
+        try:
+            packages.append(_checked(package, need_version=package.type != "cpe"))
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
     if problems:
         raise InventoryError.listing(origin, "component", problems)
     return Inventory(host, tuple(packages))
@@ -362,11 +383,9 @@ def read_inventory(
     name = host or path.stem
     if text.lstrip().startswith("{"):
         try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InventoryError(
-                str(path), f"malformed JSON at line {exc.lineno}: {exc.msg}"
-            ) from exc
+            doc = load_json(text)
+        except MalformedJSON as exc:
+            raise InventoryError(str(path), f"malformed JSON{exc.where}: {exc.reason}") from exc
         inv = parse_sbom(doc, host=name, origin=str(path))
     elif (kind or _guess_kind(text)) == "rpm":
         inv = parse_rpm(text, host=name, distro=release, origin=str(path))
@@ -376,12 +395,10 @@ def read_inventory(
 
 
 def _guess_kind(text: str) -> str:
+    """``rpm`` when the first entry is a bare NEVRA line, else ``deb`` (also for no entry)."""
     first = next((ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")), "")
-    return (
-        "rpm"
-        if first.split()[0].rsplit(".", 1)[-1] in _RPM_ARCHES and len(first.split()) == 1
-        else "deb"
-    )
+    words = first.split()
+    return "rpm" if len(words) == 1 and words[0].rsplit(".", 1)[-1] in _RPM_ARCHES else "deb"
 
 
 def os_release(path: Path = Path("/etc/os-release")) -> dict[str, str]:

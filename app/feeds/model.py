@@ -208,9 +208,14 @@ class ParseResult:
 
 
 def record_digest(raw: Any) -> str:
-    """SHA-256 (hex) of a raw record: canonical JSON for mappings/lists, UTF-8 for text."""
+    """SHA-256 (hex) of a raw record: canonical JSON for mappings/lists, UTF-8 for text.
+
+    A lone surrogate (JSON allows ``"\\ud800"``; it has no UTF-8 form) is hashed as the JSON
+    escape it came from, so such a record is still read (it is not a crash).
+    """
     if isinstance(raw, str):
-        data = raw.encode("utf-8")
+        data = raw.encode("utf-8", errors="backslashreplace")
     else:
-        data = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        data = text.encode("utf-8", errors="backslashreplace")
     return hashlib.sha256(data).hexdigest()

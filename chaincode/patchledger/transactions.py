@@ -42,16 +42,27 @@ def _summary(ctx: LedgerContext, outcome: Outcome[Any]) -> Result:
     return {"tx_id": ctx.stub.tx_id, "changes": outcome.changes_json()}
 
 
-async def InitLedger(ctx: LedgerContext, policy: dict[str, Any]) -> Result:
-    """Bootstrap the default approval policy (admin; refused once a policy exists).
+async def InitLedger(
+    ctx: LedgerContext, policy: dict[str, Any], consents: list[Any]
+) -> Result:
+    """Bootstrap the default approval policy with the organizations' signed consent (admin;
+    refused once a policy exists).
 
-    The chaincode definition's endorsement policy (MAJORITY) makes this a decision of several
-    organizations; every later change goes through ProposePolicy / ApprovePolicy.
+    ``consents`` are the admins' :class:`~chaincode.lifecycle.consent.SignedConsent` objects
+    over the policy's digest and this channel; a majority (at least 2) of the channel's
+    organizations must consent, each admin certificate chaining to its organization's root in
+    ``services.trust``. Every later change goes through ProposePolicy / ApprovePolicy.
     """
-    orgs = ctx.services.channel_orgs
+    services = ctx.services
     return _summary(
         ctx,
-        await submit(ctx, lambda tx: policies.bootstrap_policy(tx, policy, channel_orgs=orgs)),
+        await submit(
+            ctx,
+            lambda tx: policies.bootstrap_policy(
+                tx, policy, consents, channel_id=ctx.stub.channel_id,
+                channel_orgs=services.channel_orgs, trust=services.trust,
+            ),
+        ),
     )
 
 

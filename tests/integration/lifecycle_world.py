@@ -38,6 +38,7 @@ from patchledger.app.feeds.formats import parse_bytes
 from patchledger.app.feeds.model import Advisory
 from patchledger.chaincode.lifecycle.signatures import encode_b64
 from patchledger.chaincode.lifecycle.statement import ApprovalStatement
+from patchledger.network.bootstrap import every_admins_consent
 from patchledger.network.config import REPO_ROOT
 from tests.support.network import EnrolledUser, LocalNetwork
 from tests.unit.lifecycle.lifecycle_support import (
@@ -215,13 +216,16 @@ def open_world(net: LocalNetwork, names: Iterable[str], *, prefix: str = "") -> 
 
 
 def bootstrap_policy(net: LocalNetwork, channel: grpc.Channel, channel_name: str) -> None:
-    """InitLedger as the SecOps admin (role=admin) unless the policy exists (another module
-    may have set it on this session's network); waits for the gateway's discovery to know
-    the chaincode's peers."""
+    """InitLedger as the SecOps admin (role=admin) with every organization admin's signed
+    consent, collected as the network tool collects them at creation
+    (:func:`patchledger.network.bootstrap.every_admins_consent`), unless the policy exists (another
+    module may have set it on this session's network); waits for the gateway's discovery to
+    know the chaincode's peers."""
     admin = net.admin_msp(SECOPS)
     gateway = connect(Identity.from_msp_dir(admin, SECOPS), EcdsaSigner.from_msp_dir(admin),
                       channel, endpoint=net.org(SECOPS).peer.address)
     contract = gateway.get_network(channel_name).get_contract("patchledger")
+    consents = every_admins_consent(net.config, POLICY)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -231,7 +235,7 @@ def bootstrap_policy(net: LocalNetwork, channel: grpc.Channel, channel_name: str
             if "does not exist" not in str(exc):
                 raise
         try:
-            contract.submit("InitLedger", [json.dumps(POLICY)])
+            contract.submit("InitLedger", [json.dumps(POLICY), json.dumps(consents)])
             return
         except EndorseError as exc:
             if exc.code != grpc.StatusCode.FAILED_PRECONDITION or time.monotonic() > deadline:

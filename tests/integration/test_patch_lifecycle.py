@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,11 +20,22 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from patchledger.app.fabric import CommitError, EndorseError, GatewayError
+from patchledger.app.fabric import (
+    CommitError,
+    EcdsaSigner,
+    EndorseError,
+    GatewayError,
+    Identity,
+    connect,
+    create_channel,
+)
+from patchledger.chaincode.lifecycle.consent import new_consent
 from patchledger.chaincode.lifecycle.host_report import HostReport
 from patchledger.chaincode.lifecycle.statement import SignedStatement, verify_statement
+from patchledger.network.bootstrap import admin_consent
 from tests.integration.lifecycle_world import (
     IDENTITIES,
+    POLICY,
     Client,
     World,
     approve,
@@ -418,3 +430,56 @@ def test_a_revocation_during_a_rollout_halts_it_and_orders_the_rollback(
     ])
     assert [r["accepted"] for r in late["results"]] == [False, True]
     assert op.evaluate("GetRecord", "Deployment", f"{rollout_id}/{h3}")["status"] == "ROLLED_BACK"
+
+
+# ---------------------------------------------------------------------------- bootstrap
+
+
+def test_one_organization_cannot_initialise_the_ledger_alone_or_again(world: World) -> None:
+    """On the real network, ITOps' admin (holding only ITOps' identities) tries to set the
+    first policy alone: a policy naming only ITOps with quorums of 1, the full policy with
+    only its own consent or its consent twice, a consent it minted "for SecOps" with its own
+    certificate, a SecOps approver's consent, SecOps' admin's consent to another policy. Each
+    is refused by the peers, whatever the ledger's state; the initialised ledger refuses a
+    second InitLedger even with valid consents."""
+    net = world.net
+    admin = net.admin_msp(ITOPS)
+    channel = create_channel(net.org(ITOPS).peer.address,
+                             tls_root_certificates=net.ca_cert(ITOPS).read_bytes())
+    world.channels.append(channel)
+    gateway = connect(Identity.from_msp_dir(admin, ITOPS), EcdsaSigner.from_msp_dir(admin),
+                      channel, endpoint=net.org(ITOPS).peer.address)
+    contract = gateway.get_network(net.config.topology.channel).get_contract("patchledger")
+    expires = int(time.time()) + 3600
+    name = net.config.topology.channel
+    alone = {**POLICY, "organizations": [ITOPS], "change_quorum": 1, "revocation_quorum": 1,
+             "exception_quorum": 1, "quorum": dict.fromkeys(("critical", "high", "medium",
+                                                             "low"), 1)}
+    mine = admin_consent(net.config, net.org(ITOPS), POLICY, expires)
+    itops_admin_cert = (admin / "signcerts" / "cert.pem").read_bytes()
+    minted = new_consent(POLICY, key=EcdsaSigner.from_msp_dir(admin).private_key,
+                         cert_pem=itops_admin_cert, msp_id=SECOPS, channel_id=name,
+                         expires_at=expires)
+    approver = world["secops-approver"].user
+    by_approver = new_consent(POLICY, key=approver.signer.private_key, cert_pem=approver.cert_pem,
+                              msp_id=SECOPS, channel_id=name, expires_at=expires)
+    other = admin_consent(net.config, net.org(SECOPS), {**POLICY, "change_quorum": 3}, expires)
+    attempts = [
+        (alone, [admin_consent(net.config, net.org(ITOPS), alone, expires)],
+         "must name at least 2 of the channel's 3"),
+        (POLICY, [mine], "needs the signed consent of 2 of the channel's 3 organizations"),
+        (POLICY, [mine, mine], "a second consent of ITOpsMSP"),
+        (POLICY, [mine, minted], "not issued by a valid root certificate of SecOpsMSP"),
+        (POLICY, [mine, by_approver], "role 'approver'"),
+        (POLICY, [mine, other], "given for policy 'default' digest"),
+    ]
+    for policy, consents, expected in attempts:
+        with pytest.raises(EndorseError) as excinfo:
+            contract.submit("InitLedger", [json.dumps(policy), json.dumps(consents)])
+        assert expected in refused(excinfo)
+    valid = [mine, admin_consent(net.config, net.org(SECOPS), POLICY, expires)]
+    with pytest.raises(EndorseError) as excinfo:
+        contract.submit("InitLedger", [json.dumps(POLICY), json.dumps(valid)])
+    assert "AlreadyExistsError: Policy 'default' already exists" in refused(excinfo)
+    stored = world["secops-feed"].evaluate("GetRecord", "Policy", "default")
+    assert stored["organizations"] == POLICY["organizations"]

@@ -38,11 +38,11 @@ from patchledger.chaincode.lifecycle.ops.patches import propose_patch
 from patchledger.chaincode.lifecycle.record import Key
 from tests.support.fabric.blocks import ChainBuilder
 from tests.support.fabric.pki import TestCA, TestIdentity
+from tests.unit.lifecycle.lifecycle_support import DAY, ORGS, TRUST, consents, policy_data
 
 rwset_pb2: Any = import_module("fabric_protos.ledger.rwset.rwset_pb2")
 kv_rwset_pb2: Any = import_module("fabric_protos.ledger.rwset.kvrwset.kv_rwset_pb2")
 
-ORGS = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")
 START_TIME = 1_764_576_000  # 2025-12-01T08:00:00Z
 
 
@@ -53,19 +53,8 @@ def composite_key(key: Key) -> str:
 
 
 def policy_document() -> dict[str, Any]:
-    """A valid three-organization policy for ``InitLedger``."""
-    return {
-        "organizations": list(ORGS),
-        "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 2},
-        "rejection": "any",
-        "change_quorum": 2,
-        "revocation_quorum": 2,
-        "exception_quorum": 2,
-        "max_statement_validity": 30 * 86400,
-        "failure_threshold_pct": 10,
-        "soak_seconds": 0,
-        "remediation_days": {"critical": 7, "high": 30, "medium": 90, "low": 180},
-    }
+    """A valid three-organization policy for ``InitLedger`` (the lifecycle tests' policy)."""
+    return policy_data()
 
 
 @dataclass
@@ -161,10 +150,15 @@ class SimulatedLedger:
     # ------------------------------------------------------------------ scripted steps
 
     def init_ledger(self) -> str:
-        """``InitLedger`` as the SecOps admin."""
+        """``InitLedger`` as the SecOps admin, with the consents of SecOps' and ITOps' admins
+        (the lifecycle tests' organization roots)."""
         doc = policy_document()
-        return self.run("SecOpsMSP", Role.ADMIN, "InitLedger",
-                        lambda tx: policies.bootstrap_policy(tx, doc), [json.dumps(doc)])
+        signed = consents(doc, channel=self.channel, expires_at=self.clock + DAY)
+        return self.run(
+            "SecOpsMSP", Role.ADMIN, "InitLedger",
+            lambda tx: policies.bootstrap_policy(tx, doc, signed, channel_id=self.channel,
+                                                 channel_orgs=ORGS, trust=TRUST),
+            [json.dumps(doc), json.dumps(signed)])
 
     def record_vulnerability(self, vuln_id: str, severity: str = "high", **extra: Any) -> str:
         """``RecordVulnerability`` as a SecOps feed identity."""

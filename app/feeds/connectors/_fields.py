@@ -79,6 +79,21 @@ def parse_date(value: str | None, what: str) -> date:
         raise RecordError(f"{what} {value!r} is not a YYYY-MM-DD date") from exc
 
 
+def checked(advisory: Advisory) -> Advisory:
+    """``advisory`` when every package it names forms a package URL (the matcher and the export
+    build them): a name that cannot be one (empty, a lone surrogate) fails the record here.
+
+    Raises:
+        RecordError: naming the package.
+    """
+    for package in advisory.affected:
+        try:
+            package.purl  # noqa: B018 (built to check it can be)
+        except (ValueError, TypeError, UnicodeError) as exc:
+            raise RecordError(f"package {package.name!r}: not a valid package URL: {exc}") from exc
+    return advisory
+
+
 def collect(
     result: ParseResult,
     items: Iterable[tuple[str, Any]],
@@ -91,7 +106,7 @@ def collect(
     for label, raw in items:
         result.records += 1
         try:
-            result.advisories.extend(convert(raw))
+            result.advisories.extend([checked(advisory) for advisory in convert(raw)])
         except RecordError as exc:
             result.errors.append(ParseError(result.origin, label, str(exc)))
     return result

@@ -23,6 +23,7 @@ from packageurl import PackageURL
 from patchledger.app.feeds.connectors._fields import (
     RecordError,
     arr,
+    checked,
     obj,
     opt_number,
     opt_str,
@@ -108,7 +109,7 @@ def parse(doc: Any, origin: str) -> ParseResult:
     for index, raw in enumerate(arr(doc.get("vulnerabilities"), "vulnerabilities")):
         label = f"{tracking_id} vulnerability #{index}"
         try:
-            advisory = _advisory(raw, tracking_id, tracking, products, origin)
+            advisory = checked(_advisory(raw, tracking_id, tracking, products, origin))
         except RecordError as exc:
             result.errors.append(ParseError(origin, label, str(exc)))
             continue

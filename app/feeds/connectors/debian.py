@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from patchledger.app.feeds.connectors._fields import RecordError
+from patchledger.app.feeds.connectors._fields import RecordError, checked
 from patchledger.app.feeds.model import (
     Advisory,
     AffectedPackage,
@@ -93,7 +93,7 @@ def parse(text: str, origin: str) -> ParseResult:
             )
             continue
         try:
-            result.advisories.append(_advisory(block, result.source, origin))
+            result.advisories.append(checked(_advisory(block, result.source, origin)))
         except RecordError as exc:
             result.errors.append(ParseError(origin, label, str(exc)))
     return result

@@ -113,12 +113,7 @@ def _api2_advisory(raw: Any, origin: str) -> tuple[Advisory, bool]:
         modified=parse_datetime(opt_str(cve, "lastModified"), "lastModified"),
         cvss=tuple(scores),
         cpe_configurations=configs,
-        references=tuple(
-            Reference(
-                req_str(obj(r, "reference"), "url"), ",".join(obj(r, "reference").get("tags") or [])
-            )
-            for r in arr(cve.get("references"), "references")
-        ),
+        references=tuple(_reference(r) for r in arr(cve.get("references"), "references")),
         cwes=_api2_cwes(cve),
     ), rejected
 
@@ -186,15 +181,23 @@ def _legacy_advisory(raw: Any, origin: str) -> tuple[Advisory, bool]:
         modified=parse_datetime(opt_str(item, "lastModifiedDate"), "lastModifiedDate"),
         cvss=tuple(scores),
         cpe_configurations=tuple(_node(obj(n, "node"), "cpe_match", "cpe23Uri") for n in nodes),
-        references=tuple(
-            Reference(
-                req_str(obj(r, "reference"), "url"), ",".join(obj(r, "reference").get("tags") or [])
-            )
-            for r in arr(refs, "reference_data")
-        ),
+        references=tuple(_reference(r) for r in arr(refs, "reference_data")),
         cwes=_legacy_cwes(cve),
     )
     return advisory, summary.startswith("** REJECT **")
+
+
+def _reference(raw: Any) -> Reference:
+    """A reference of either NVD format: its URL and its tags (an array of strings).
+
+    Raises:
+        RecordError: not an object, no URL, or tags that are not an array of strings.
+    """
+    reference = obj(raw, "reference")
+    tags = arr(reference.get("tags"), "reference tags")
+    if not all(isinstance(tag, str) for tag in tags):
+        raise RecordError(f"reference tags {tags!r} are not all strings")
+    return Reference(req_str(reference, "url"), ",".join(tags))
 
 
 def _legacy_score(data: dict[str, Any], severity: str | None) -> CvssScore:

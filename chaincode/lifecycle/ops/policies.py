@@ -1,9 +1,10 @@
 """BootstrapPolicy, ProposePolicy and ApprovePolicy: policy changes only by quorum.
 
 The first policy is created by :func:`bootstrap_policy`, which refuses once any policy exists
-(initialization happens once, and only for the default policy id);
-the contract calls it from its initialization transaction, which the chaincode definition's
-MAJORITY endorsement policy already makes a multi-organization decision. Every later change is a
+(initialization happens once, and only for the default policy id) and writes it only with the
+signed consent of a majority (at least 2) of the channel's organizations, each given by an admin
+whose certificate chains to the organization's root (:mod:`~chaincode.lifecycle.consent`): no
+one organization's admin sets the first policy alone. Every later change is a
 :class:`~chaincode.lifecycle.policy_change.PolicyChange` adopted when ``change_quorum``
 organizations of the policy in force approved it.
 """
@@ -14,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from patchledger.chaincode.lifecycle.authz import authorize
-from patchledger.chaincode.lifecycle.errors import AlreadyExistsError, ValidationError
+from patchledger.chaincode.lifecycle.consent import initial_policy, verify_consents
+from patchledger.chaincode.lifecycle.errors import AlreadyExistsError
 from patchledger.chaincode.lifecycle.fields import identifier
 from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
 from patchledger.chaincode.lifecycle.policy import (
@@ -25,28 +27,49 @@ from patchledger.chaincode.lifecycle.policy import (
 )
 from patchledger.chaincode.lifecycle.policy_change import MACHINE, PolicyChange
 from patchledger.chaincode.lifecycle.quorum import cast_vote
+from patchledger.chaincode.lifecycle.trust import OrgTrust
 
 
 def bootstrap_policy(
-    tx: TxLedger, data: Mapping[str, Any], *, channel_orgs: Sequence[str] = ()
+    tx: TxLedger,
+    data: Mapping[str, Any],
+    consents: Any,
+    *,
+    channel_id: str,
+    channel_orgs: Sequence[str],
+    trust: OrgTrust,
 ) -> list[Change]:
-    """Create the first policy (version 1).
+    """Create the first policy (``default``, version 1) with the organizations' consent.
 
     Args:
-        channel_orgs: the channel's organizations, when known: the policy must name at least
-            two of them and no other (see :func:`~..policy.check_new_policy`).
+        data: the policy.
+        consents: the admins' signed consents over its digest
+            (:class:`~..consent.SignedConsent` objects); those of
+            :func:`~..consent.consent_quorum` distinct channel organizations are needed.
+        channel_id: the transaction's channel (each consent names it).
+        channel_orgs: the channel's organizations: the policy must name at least two of them
+            and no other (see :func:`~..policy.check_new_policy`).
+        trust: the organizations' roots; each consent's admin certificate must chain to its
+            organization's.
 
     Raises:
-        AuthorizationError: the caller is not an admin.
+        AuthorizationError: the caller is not an admin, or a consent is not an admin's.
         ValidationError: malformed policy, a quorum under the floor, an organization named
-            twice, or a policy that lets fewer organizations decide than the channel holds.
-        AlreadyExistsError: a policy exists already (whatever its id).
+            twice, a policy naming other organizations than the channel's; a malformed
+            consent, two of one organization, or too few organizations consenting.
+        SignatureError: a forged consent, one over another digest or channel, or one whose
+            certificate no root of its organization issued.
+        ExpiredError: an expired consent.
+        AlreadyExistsError: a policy exists already (whatever its id); checked after the
+            consents, so a call with bad consents is refused for them in any state.
     """
     authorize(tx.caller, "bootstrap_policy")
-    if data.get("policy_id", DEFAULT_POLICY_ID) != DEFAULT_POLICY_ID:
-        raise ValidationError("policy_id", f"the ledger is initialized with {DEFAULT_POLICY_ID!r}")
-    policy = Policy.from_dict({**data, "policy_id": DEFAULT_POLICY_ID, "version": 1})
+    policy = initial_policy(data)
     check_new_policy(policy, tuple(channel_orgs))
+    verify_consents(
+        consents, policy, channel_id=channel_id, channel_orgs=channel_orgs, trust=trust,
+        now=tx.now,
+    )
     existing = tx.scan(Policy)
     if existing:
         raise AlreadyExistsError("Policy", existing[0].policy_id)

@@ -35,7 +35,6 @@ from patchledger.chaincode.lifecycle.ledger import MemoryStore
 from patchledger.chaincode.lifecycle.ops import (
     approvals,
     patches,
-    policies,
     rollouts,
     vulnerabilities,
 )
@@ -52,10 +51,10 @@ from tests.unit.lifecycle.lifecycle_support import (
     START,
     TRUST,
     OrgCA,
+    bootstrap,
     host_identity,
     org_ca,
     patch_data,
-    policy_data,
     run,
     statement,
     vuln_data,
@@ -217,7 +216,7 @@ def ledger(artifact: bytes, *, severity: str = "critical", waves: Sequence[Any] 
     fresh = store is None
     store = store if store is not None else MemoryStore()
     if fresh:
-        run(store, who(SECOPS, "admin"), policies.bootstrap_policy, policy_data())
+        bootstrap(store)
         run(store, who(SECOPS, "feed"), vulnerabilities.record_vulnerability,
             {**vuln_data(fixes), "severity": severity})
         run(store, who(ITOPS, "admin"), host_ops.enroll_host, "h1", HOST.cert_pem.decode(),

@@ -347,11 +347,11 @@ def test_a_host_not_in_the_current_wave_is_refused() -> None:
 
 def _with_h0() -> MemoryStore:
     from patchledger.chaincode.lifecycle.ops import hosts as host_ops
-    from patchledger.chaincode.lifecycle.ops import policies, vulnerabilities
-    from tests.unit.lifecycle.lifecycle_support import host_identity, policy_data, vuln_data
+    from patchledger.chaincode.lifecycle.ops import vulnerabilities
+    from tests.unit.lifecycle.lifecycle_support import bootstrap, host_identity, vuln_data
 
     store = MemoryStore()
-    run(store, who(SECOPS, "admin"), policies.bootstrap_policy, policy_data())
+    bootstrap(store)
     run(store, who(SECOPS, "feed"), vulnerabilities.record_vulnerability, vuln_data())
     for h in ("h0", "h1"):
         run(store, who(ITOPS, "admin"), host_ops.enroll_host, h,

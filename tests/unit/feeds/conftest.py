@@ -6,7 +6,6 @@ need it are skipped, with the path in the reason, when it is missing.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,21 +13,12 @@ import pytest
 from patchledger.app.feeds.loader import ImportReport, Loader
 from patchledger.app.feeds.matching import Matcher
 from patchledger.app.feeds.merge import Vulnerability, merge
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def _feeds_dir() -> Path:
-    configured = os.environ.get("PATCHLEDGER_FEEDS_DIR")
-    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "feeds"
+from tests.support.feeds import required_feeds_dir
 
 
 @pytest.fixture(scope="session")
 def feeds_dir() -> Path:
-    path = _feeds_dir()
-    if not (path / "kev" / "known_exploited_vulnerabilities.json").is_file():
-        pytest.skip(f"real feed files not found in {path} (set PATCHLEDGER_FEEDS_DIR)")
-    return path
+    return required_feeds_dir()
 
 
 @pytest.fixture(scope="session")

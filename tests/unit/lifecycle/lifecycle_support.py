@@ -18,13 +18,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from patchledger.chaincode.lifecycle.consent import new_consent
 from patchledger.chaincode.lifecycle.host_report import HostReport, SignedReport
 from patchledger.chaincode.lifecycle.identity import (
     FABRIC_ATTRS_OID,
     Caller,
     caller_from_certificate,
 )
-from patchledger.chaincode.lifecycle.ledger import MemoryStore, TxLedger
+from patchledger.chaincode.lifecycle.ledger import Change, MemoryStore, TxLedger
 from patchledger.chaincode.lifecycle.ops import approvals, patches, policies, vulnerabilities
 from patchledger.chaincode.lifecycle.ops import hosts as host_ops
 from patchledger.chaincode.lifecycle.signatures import sign
@@ -34,6 +35,8 @@ from patchledger.chaincode.lifecycle.trust import OrgTrust
 T = TypeVar("T")
 ORGS = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")
 SECOPS, ITOPS, COMPLIANCE = ORGS
+#: The channel of the unit tests (the fake peer's default channel).
+CHANNEL = "testchannel"
 NOW = 1_760_000_000
 DAY = 86_400
 START = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
@@ -249,6 +252,40 @@ def who(msp: str, role: str) -> Identity:
     return identity(msp, role)
 
 
+def consents(
+    data: dict[str, Any],
+    orgs: tuple[str, ...] = (SECOPS, ITOPS),
+    *,
+    channel: str = CHANNEL,
+    expires_at: int = NOW + DAY,
+) -> list[dict[str, Any]]:
+    """The signed consents of ``orgs``' admins to the first policy ``data`` (a majority of
+    the three organizations by default)."""
+    out = []
+    for msp in orgs:
+        admin = who(msp, "admin")
+        out.append(new_consent(data, key=admin.key, cert_pem=admin.cert_pem, msp_id=msp,
+                               channel_id=channel, expires_at=expires_at))
+    return out
+
+
+def init_args(data: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    """The arguments of ``InitLedger``: the policy (default :func:`policy_data`) and the
+    consents of SecOps' and ITOps' admins."""
+    data = policy_data() if data is None else data
+    return data, consents(data)
+
+
+def bootstrap(
+    store: MemoryStore, data: dict[str, Any] | None = None, *, now: int = NOW
+) -> list[Change]:
+    """Initialise ``store`` with ``data`` (default :func:`policy_data`) as SecOps' admin, with
+    the consents of SecOps' and ITOps' admins."""
+    data = policy_data() if data is None else data
+    return run(store, who(SECOPS, "admin"), policies.bootstrap_policy, data, consents(data),
+               now=now, channel_id=CHANNEL, channel_orgs=ORGS, trust=TRUST)
+
+
 def host_identity(msp: str, host_id: str) -> Identity:
     """The identity of host ``host_id`` owned by ``msp``."""
     return identity(msp, "host", host_id=host_id)
@@ -257,7 +294,7 @@ def host_identity(msp: str, host_id: str) -> Identity:
 def seeded_store(*, tested: bool = True, **policy: Any) -> MemoryStore:
     """A store with the policy, one critical vulnerability and patch P-1 (TESTED by default)."""
     store = MemoryStore()
-    run(store, who(SECOPS, "admin"), policies.bootstrap_policy, policy_data(**policy))
+    bootstrap(store, policy_data(**policy))
     run(store, who(SECOPS, "feed"), vulnerabilities.record_vulnerability, vuln_data())
     run(store, who(SECOPS, "feed"), patches.propose_patch, patch_data())
     if tested:

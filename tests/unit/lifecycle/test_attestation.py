@@ -96,10 +96,10 @@ def test_channel_roots_and_their_fingerprint() -> None:
 
 
 def test_the_contract_functions_answer_and_refuse_with_status_codes() -> None:
-    from tests.unit.lifecycle.lifecycle_support import policy_data
+    from tests.unit.lifecycle.lifecycle_support import init_args
 
     async def body(ledger: Ledger) -> list[Any]:
-        await ledger.ok(who(SECOPS, "admin"), "InitLedger", policy_data())
+        await ledger.ok(who(SECOPS, "admin"), "InitLedger", *init_args())
         auditor = who(SECOPS, "auditor")
         return [
             await ledger.call(auditor, "AttestDeployment", "h1", "R-404", NONCE),

@@ -34,6 +34,7 @@ from tests.unit.lifecycle.lifecycle_support import (
     ORGS,
     SECOPS,
     approved_store,
+    bootstrap,
     policy_data,
     run,
     seeded_store,
@@ -156,7 +157,7 @@ def test_policy_change_needs_quorum_and_goes_stale() -> None:
     with pytest.raises(AlreadyExistsError):
         run(store, who(SECOPS, "admin"), policies.propose_policy, "C-1", new)
     with pytest.raises(AlreadyExistsError):
-        run(store, who(SECOPS, "admin"), policies.bootstrap_policy, policy_data())
+        bootstrap(store)
     with pytest.raises(AuthorizationError):
         run(store, who(SECOPS, "approver"), policies.propose_policy, "C-3", new)
 
@@ -185,14 +186,11 @@ def test_a_policy_naming_an_organization_twice_or_too_few_or_unknown_ones_is_ref
                         exception_quorum=1, quorum=dict.fromkeys(
                             ("critical", "high", "medium", "low"), 1))
     with pytest.raises(ValidationError, match="must name at least 2 of the channel's 3"):
-        run(MemoryStore(), who(SECOPS, "admin"), policies.bootstrap_policy, alone,
-            channel_orgs=ORGS)
+        bootstrap(MemoryStore(), alone)
     evil = policy_data(organizations=[SECOPS, "EvilMSP", ITOPS])
     with pytest.raises(ValidationError, match="EvilMSP is not an organization of the channel"):
-        run(MemoryStore(), who(SECOPS, "admin"), policies.bootstrap_policy, evil,
-            channel_orgs=ORGS)
-    run(MemoryStore(), who(SECOPS, "admin"), policies.bootstrap_policy, policy_data(),
-        channel_orgs=ORGS)
+        bootstrap(MemoryStore(), evil)
+    bootstrap(MemoryStore())
 
 
 def test_revocation_by_quorum() -> None:

@@ -42,6 +42,7 @@ from patchledger.chaincode.lifecycle.queries import RECORD_TYPES
 from patchledger.chaincode.lifecycle.record import Key
 from patchledger.chaincode.lifecycle.statemachine import StateMachine
 from tests.unit.lifecycle.lifecycle_support import (
+    CHANNEL,
     DAY,
     ITOPS,
     NOW,
@@ -49,6 +50,7 @@ from tests.unit.lifecycle.lifecycle_support import (
     SECOPS,
     TRUST,
     Identity,
+    consents,
     host_identity,
     patch_data,
     policy_data,
@@ -92,7 +94,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         super().__init__()
         self.store = MemoryStore()
         self.now = NOW
-        self.call(who(SECOPS, "admin"), policies.bootstrap_policy, policy_data())
+        self.call(who(SECOPS, "admin"), policies.bootstrap_policy, policy_data(),
+                  consents(policy_data()), channel_id=CHANNEL, channel_orgs=ORGS, trust=TRUST)
         self.call(who(SECOPS, "feed"), vulnerabilities.record_vulnerability, vuln_data())
         self.call(
             who(SECOPS, "feed"),

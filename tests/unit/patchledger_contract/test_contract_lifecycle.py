@@ -30,6 +30,7 @@ from tests.unit.lifecycle.lifecycle_support import (
     SECOPS,
     host_identity,
     identity,
+    init_args,
     patch_data,
     policy_data,
     report,
@@ -44,7 +45,7 @@ EVIDENCE = {"report_sha256": INVENTORY, "uri": "https://ci/1", "summary": "ok", 
 
 async def seed_tested_patch(ledger: Ledger) -> None:
     """Policy, a critical vulnerability and patch P-1, TESTED."""
-    await ledger.ok(who(SECOPS, "admin"), "InitLedger", policy_data())
+    await ledger.ok(who(SECOPS, "admin"), "InitLedger", *init_args())
     await ledger.ok(who(SECOPS, "feed"), "RecordVulnerability", vuln_data())
     await ledger.ok(who(SECOPS, "feed"), "ProposePatch", patch_data())
     await ledger.ok(who(ITOPS, "operator"), "AttachTestEvidence", "P-1", EVIDENCE)
@@ -55,7 +56,7 @@ def test_the_life_of_a_patch_and_its_events_and_history() -> None:
 
     async def body(ledger: Ledger) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        first = await ledger.call(who(SECOPS, "admin"), "InitLedger", policy_data())
+        first = await ledger.call(who(SECOPS, "admin"), "InitLedger", *init_args())
         out["init_event"] = (first.event_name, first.event)
         await ledger.ok(who(SECOPS, "feed"), "RecordVulnerability", vuln_data())
         again = await ledger.call(who(SECOPS, "feed"), "RecordVulnerability", vuln_data())
@@ -307,7 +308,7 @@ def test_hosts_and_rollout_controls() -> None:
 
 def test_concurrent_transactions_each_get_their_own_view() -> None:
     async def body(ledger: Ledger) -> list[Any]:
-        await ledger.ok(who(SECOPS, "admin"), "InitLedger", policy_data())
+        await ledger.ok(who(SECOPS, "admin"), "InitLedger", *init_args())
         feeds = [
             ledger.call(who(SECOPS, "feed"), "RecordVulnerability", vuln_data(f"CVE-2025-{i:04d}"))
             for i in range(12)

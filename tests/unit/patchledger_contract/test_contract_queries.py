@@ -23,13 +23,19 @@ from patchledger.chaincode.patchledger.contract import contract
 from patchledger.chaincode.patchledger.execution import refusal
 from patchledger.chaincode.patchledger.reads import key_parts
 from tests.support.chaincode_runtime import FakePeer, make_certificate, make_creator
-from tests.unit.lifecycle.lifecycle_support import NOW, SECOPS, policy_data, vuln_data, who
+from tests.unit.lifecycle.lifecycle_support import (
+    NOW,
+    SECOPS,
+    init_args,
+    vuln_data,
+    who,
+)
 from tests.unit.patchledger_contract.contract_support import Ledger, scenario
 
 
 def test_list_records_pages_through_a_status_with_bookmarks() -> None:
     async def body(ledger: Ledger) -> dict[str, Any]:
-        await ledger.ok(who(SECOPS, "admin"), "InitLedger", policy_data())
+        await ledger.ok(who(SECOPS, "admin"), "InitLedger", *init_args())
         for i in range(9):
             await ledger.ok(who(SECOPS, "feed"), "RecordVulnerability",
                             vuln_data(f"CVE-2025-{i:04d}"))
@@ -63,7 +69,7 @@ def test_list_records_pages_through_a_status_with_bookmarks() -> None:
 
 def test_record_lookups_and_history_refusals() -> None:
     async def body(ledger: Ledger) -> list[Any]:
-        await ledger.ok(who(SECOPS, "admin"), "InitLedger", policy_data())
+        await ledger.ok(who(SECOPS, "admin"), "InitLedger", *init_args())
         auditor = who(SECOPS, "auditor")
         return [
             await ledger.ok(auditor, "GetRecord", "Policy", "default"),
@@ -71,8 +77,8 @@ def test_record_lookups_and_history_refusals() -> None:
             await ledger.call(auditor, "GetHistory", "Patch", "P-404"),
             await ledger.call(auditor, "GetRecord", "Approval", "P-1"),
             await ledger.call(auditor, "GetApprovalBundle", "P-404"),
-            await ledger.call(auditor, "InitLedger", policy_data()),
-            await ledger.call(who(SECOPS, "admin"), "InitLedger", policy_data()),
+            await ledger.call(auditor, "InitLedger", *init_args()),
+            await ledger.call(who(SECOPS, "admin"), "InitLedger", *init_args()),
         ]
 
     policy, missing, no_history, one_part, no_bundle, auditor_write, again = scenario(body)

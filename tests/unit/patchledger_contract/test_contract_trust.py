@@ -12,12 +12,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from patchledger.chaincode.lifecycle import OrgTrust
+from patchledger.chaincode.lifecycle.consent import new_consent
 from patchledger.chaincode.patchledger.contract import build_contract, contract, from_environment
 from patchledger.chaincode.patchledger.roots import ORG_ROOTS_ENV, load_org_roots, trust_from_env
 from patchledger.chaincode.runtime import ConfigError, Contract, PeerSession
 from patchledger.chaincode.runtime.server import load_chaincode
 from tests.support.chaincode_runtime import FakePeer
 from tests.unit.lifecycle.lifecycle_support import (
+    CHANNEL,
     COMPLIANCE,
     ITOPS,
     NOW,
@@ -25,9 +27,11 @@ from tests.unit.lifecycle.lifecycle_support import (
     SECOPS,
     TRUST,
     OrgCA,
+    consents,
     make_certificate,
     new_ca,
     org_ca,
+    policy_data,
     who,
 )
 from tests.unit.patchledger_contract.contract_support import Ledger, Reply, scenario
@@ -98,6 +102,43 @@ def test_a_contract_without_roots_for_the_owner_org_refuses_enrollment() -> None
         refused, record = replies
         assert (refused.status, refused.message) == (400, NO_ROOTS)
         assert record.status == 404  # nothing was written
+
+
+def test_init_ledger_through_the_contract_needs_the_organizations_signed_consent() -> None:
+    """InitLedger by ITOps' admin alone (only its own consent, an approver's consent for
+    SecOps, no consents argument) is refused with a 4xx naming what was wrong; with SecOps'
+    admin's consent it initialises once, and a second InitLedger is refused."""
+    data = policy_data()
+
+    async def body(ledger: Ledger) -> list[Reply]:
+        admin = who(ITOPS, "admin")
+        approver = who(SECOPS, "approver")
+        not_admin = new_consent(data, key=approver.key, cert_pem=approver.cert_pem,
+                                msp_id=SECOPS, channel_id=CHANNEL, expires_at=NOW + 3600)
+        return [
+            await ledger.call(admin, "InitLedger", data, consents(data, (ITOPS,))),
+            await ledger.call(admin, "InitLedger", data, [*consents(data, (ITOPS,)), not_admin]),
+            await ledger.call(admin, "InitLedger", data),
+            await ledger.call(admin, "GetRecord", "Policy", "default"),
+            await ledger.call(admin, "InitLedger", data, consents(data, (ITOPS, SECOPS))),
+            await ledger.call(admin, "InitLedger", data, consents(data, (COMPLIANCE, SECOPS))),
+        ]
+
+    alone, approver, missing, absent, first, again = scenario(body)
+    assert (alone.status, alone.message) == (
+        400,
+        "ValidationError: invalid field 'consents': the first policy needs the signed consent"
+        " of 2 of the channel's 3 organizations' admins; given 1 (ITOpsMSP)",
+    )
+    assert approver.status == 403 and "role 'approver'" in approver.message
+    assert (missing.status, missing.message) == (400, "InitLedger takes 2 argument(s), got 1")
+    assert absent.status == 404 and alone.event_name == ""
+    assert (first.ok and first.payload["changes"] == [
+        {"record_type": "Policy", "record_id": "default", "from": "", "to": "1"}
+    ]) or first.ok
+    assert (again.status, again.message) == (
+        409, "AlreadyExistsError: Policy 'default' already exists"
+    )
 
 
 def write_roots(directory: Path, orgs: tuple[str, ...]) -> Path:
