@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -61,9 +61,14 @@ def public_key_of(cert_pem: bytes, what: str) -> ec.EllipticCurvePublicKey:
 
     Raises:
         ValidationError: not a PEM certificate.
-        SignatureError: the key is not an EC P-256 key.
+        SignatureError: the key is not an EC P-256 key, or cannot be read at all (an unknown key
+            type or curve, a malformed point: the certificate parses, its key does not).
     """
-    key = load_certificate(cert_pem, f"{what}.certificate").public_key()
+    cert = load_certificate(cert_pem, f"{what}.certificate")
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise SignatureError(f"{what}: certificate key cannot be read ({exc})") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise SignatureError(f"{what}: certificate key is not ECDSA P-256")
     return key

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.exceptions import UnsupportedAlgorithm
 from hypothesis import strategies as st
 
 from patchledger.chaincode.patchledger.contract import PatchledgerContract, build_contract
@@ -104,10 +103,7 @@ RUNTIME_LOG = logging.getLogger("patchledger.chaincode.contract")
 #: Internal-error classes the fuzzing found on main (exception type, ``file:function`` that
 #: raised it, a text of its message), each pinned by xfail(strict) cases at the end of this
 #: module. Remove an entry with the strict marks of its cases once they pass.
-KNOWN_INTERNAL: dict[str, tuple[type[BaseException], str, str]] = {
-    "unreadable-certificate-key": (ValueError, "signatures.py:public_key_of", "Invalid key"),
-    "unsupported-certificate-key": (UnsupportedAlgorithm, "signatures.py:public_key_of", ""),
-}
+KNOWN_INTERNAL: dict[str, tuple[type[BaseException], str, str]] = {}
 #: How many internal errors of each known class the fuzzers met in this session.
 KNOWN_SEEN: dict[str, int] = {}
 
@@ -290,17 +286,13 @@ def test_mutated_arguments_are_refused_not_crashed(name: str, world: World,
 
 # --- internal errors the fuzzing found ---------------------------------------------------------
 #
-# Each class is one deterministic case per affected function below. The first three classes
-# (deep JSON arguments, ids with characters reserved by composite keys, ids of another JSON type)
-# were internal errors on main until the chain branch's hardening (issue 11 section 4) landed;
-# their cases stay as regression tests. A class still failing on main is marked
-# xfail(strict=True): when its fix lands the case passes, the strict mark fails the run, and the
-# mark and the class's entry in KNOWN_INTERNAL are removed together. Until then the fuzzers above
-# count a known class's internal error as known (any other internal error fails them).
+# Each class is one deterministic case per affected function below, kept as a regression test:
+# deep JSON arguments, ids with characters reserved by composite keys, ids of another JSON type
+# (fixed by the contract's input hardening, issue 11 section 4) and host certificates whose key
+# cannot be read (fixed in signatures.public_key_of). A class found later and not yet fixed goes
+# into KNOWN_INTERNAL with its cases marked xfail(strict=True), so the fuzzers above count it as
+# known while any other internal error fails them.
 
-NOT_FIXED = ("internal error on main, also after the chain branch's hardening (issue 11 section"
-             " 4) landed: EnrollHost's cert_pem key is read by signatures.public_key_of, whose"
-             " ValueError/UnsupportedAlgorithm escapes (chaincode/ is not this branch's)")
 DEEP = "[" * 100_000 + "]" * 100_000
 
 
@@ -357,13 +349,6 @@ def _refusal(world: World, name: str, args: tuple[Any, ...]) -> Reply:
     return scenario(body, world.peer(), contract=world.contract)
 
 
-def _marked(names: list[str], failing: set[str], reason: str) -> list[Any]:
-    """``names`` as parameters, those in ``failing`` marked xfail(strict) with ``reason``."""
-    assert failing <= set(names), failing - set(names)
-    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=reason))
-            if n in failing else n for n in names]
-
-
 ID_FIELDS = [("CreateRollout", "rollout_id"), ("CreateRollout", "patch_id"),
              ("GrantException", "vuln_id"), ("GrantException", "exception_id"),
              ("EnrollHost", "host_id"), ("ProposePatch", "patch_id"),
@@ -395,7 +380,7 @@ def test_an_id_field_of_another_json_type(name: str, field: str, value: Any,
     _refused(_refusal(world, name, _with_field(name, field, value)))
 
 
-@pytest.mark.parametrize("flip", _marked(sorted(SPKI_FLIPS), set(SPKI_FLIPS), NOT_FIXED))
+@pytest.mark.parametrize("flip", sorted(SPKI_FLIPS))
 def test_a_host_certificate_whose_key_cannot_be_read(flip: str, world: World) -> None:
     _refused(_refusal(world, "EnrollHost", _with_field("EnrollHost", "cert_pem",
                                                        _corrupt_key_certificate(flip))))
