@@ -405,11 +405,13 @@ def review(patch_id: str) -> str:
                         field="valid_days")
     ledger_patch = _ledger_patch(patch_id)
     expires_at = int(time.time()) + int(raw_days) * 86400
-    user = current_user()
+    # the signer's own Fabric identity (enrolled with the CA now at the first ledger act), so
+    # the statement shown names exactly the identity that will sign it
+    actor = routes._actor()
     statement = {"patch_id": patch_id, "artifact_sha256": ledger_patch["artifact_sha256"],
                  "decision": decision, "msp_id": state().config.msp_id,
-                 "approver": user.enrollment_id or f"(a new identity for {user.username})",
-                 "expires_at": expires_at, "comment": comment}
+                 "approver": actor.enrollment_id, "expires_at": expires_at,
+                 "comment": comment}
     return page("review.html", statement=statement, patch=ledger_patch)
 
 

@@ -66,6 +66,8 @@ def test_review_then_sign_with_fresh_totp(ledger_app: APIFlask, chaincode: flow.
     assert (statement.patch_id, statement.artifact_sha256, statement.decision,
             statement.expires_at, statement.comment) == (
         "p-1", flow.DIGEST, "approve", int(form["expires_at"]), "diff read")
+    # the signer shown at the review is the identity that signed
+    assert f">{statement.approver}</dd>" in review.text
     # the decision fragment waits for the block, then shows the transaction id (286 stops
     # htmx polling)
     assert client.get("/ui/patches/p-1/decision").status_code == 200
