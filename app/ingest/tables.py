@@ -84,6 +84,8 @@ patch_candidates = Table(
     Column("updated_at", TIME, nullable=False),
     Column("decided_by", Text, nullable=False),
     Column("patch_id", ID, nullable=False),
+    # every vulnerability the package update fixes (JSON list; migration 0002)
+    Column("vuln_ids", Text, nullable=True),
     Index("ix_patch_candidates_status", "status", "candidate_id"),
     Index("ix_patch_candidates_vuln_id", "vuln_id"),
 )
@@ -120,4 +122,14 @@ ledger_submissions = Table(
     Column("submitted_at", TIME, nullable=False),
     Column("resolved_at", TIME, nullable=False),
     Index("ix_ledger_submissions_status", "status", "record_type", "record_id"),
+)
+
+#: Who runs the ingestion scheduler: one holder per deployment, renewed every run
+#: (migration 0002).
+scheduler_leases = Table(
+    "scheduler_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(256), nullable=False),
+    Column("expires_at", Float, nullable=False),
 )
