@@ -189,8 +189,9 @@ def _after(
     """The keyset condition "strictly after ``values``" in the order of ``columns``."""
     terms = []
     for i, column in enumerate(columns):
-        equal = [columns[j] == values[j] for j in range(i)]
-        beyond = column < values[i] if descending else column > values[i]
+        equal = [columns[j] == literal(values[j]) for j in range(i)]
+        value = literal(values[i])
+        beyond = column < value if descending else column > value
         terms.append(and_(*equal, beyond))
     return or_(*terms)
 

@@ -99,16 +99,17 @@ class SimulatedLedger:
         arguments: Sequence[str] = (),
         *,
         code: int = 0,
+        context: TransactionContext | None = None,
     ) -> str:
         """Run ``operation`` as a member of ``msp_id`` with ``role``; queue its envelope for
         the next block with validation ``code`` (not 0: committed invalid, its writes are
-        not applied); return the tx id.
+        not applied); return the tx id (``context``'s, when given: see :meth:`prepare`).
 
         Raises:
             LifecycleError: the core refused the operation (nothing queued).
         """
         ident = self.identity(msp_id)
-        context = TransactionContext.new(ident.identity.creator)
+        context = context or self.prepare(msp_id)
         self.clock += 1
         caller = Caller(msp_id, role, f"user.{msp_id.lower()}", ident.identity.credentials)
         tx = TxLedger(self.store, caller, self.clock, context.transaction_id)
@@ -124,16 +125,29 @@ class SimulatedLedger:
                 self.history.setdefault(key, []).append((context.transaction_id, value))
         return context.transaction_id
 
+    def prepare(self, msp_id: str) -> TransactionContext:
+        """A fresh transaction context (its tx id is known before the transaction runs)."""
+        return TransactionContext.new(self.identity(msp_id).identity.creator)
+
     def write_raw(self, msp_id: str, function: str, writes: dict[str, bytes | None]) -> str:
         """Queue a VALID transaction with arbitrary writes (``None``: delete), bypassing the
-        core: records of unknown types, deletes, simple keys, malformed values."""
+        core (records of unknown types, deletes, simple keys, malformed values, records set
+        up directly); composite-key writes reach the world state too."""
         ident = self.identity(msp_id)
         context = TransactionContext.new(ident.identity.creator)
         self.clock += 1
         self.pending.append(self._envelope(context, function, (), writes, []))
         self.codes.append(0)
-        for key, value in _keys_of(writes):
-            self.history.setdefault(key, []).append((context.transaction_id, value))
+        for raw_key, value in writes.items():
+            if raw_key.startswith("\x00"):
+                parts = raw_key[1:-1].split("\x00")
+                state_key = Key(parts[0], tuple(parts[1:]))
+                if value is None:
+                    self.store.data.pop(state_key, None)
+                else:
+                    self.store.put(state_key, value)
+        for key, text in _keys_of(writes):
+            self.history.setdefault(key, []).append((context.transaction_id, text))
         return context.transaction_id
 
     def take(self) -> tuple[list[bytes], list[int]]:
