@@ -16,11 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from patchledger.app.fabric._protos import common_pb2
 from patchledger.app.fabric.blocks import ParsedBlock
 from patchledger.app.fabric.event_stream import EventStream
 from patchledger.app.readmodel.decode import decode_block
@@ -33,6 +33,7 @@ from patchledger.app.readmodel.projection import (
 )
 
 log = logging.getLogger(__name__)
+ledger_pb2: Any = import_module("fabric_protos.common.ledger_pb2")
 
 
 class BlockSource(Protocol):
@@ -220,7 +221,10 @@ def catch_up(
     start = next_block(engine, settings)
     if stop_block is not None and stop_block < start:
         return start
-    with source.read_blocks(start, stop_block) as stream:
+    # Deliver waits for a start block that does not exist yet, even with stop "newest": start
+    # at the last projected block (which exists; projection skips it) so an up-to-date read
+    # model returns at once.
+    with source.read_blocks(max(start - 1, 0), stop_block) as stream:
         batch: list[ParsedBlock] = []
         for block in stream:
             batch.append(block)
@@ -309,4 +313,4 @@ def peer_height(network: ChainInfoSource, channel: str) -> int:
         GatewayError: the peer could not be asked (down, access refused).
     """
     raw = network.get_contract("qscc").evaluate_transaction("GetChainInfo", channel)
-    return int(common_pb2.BlockchainInfo.FromString(raw).height)
+    return int(ledger_pb2.BlockchainInfo.FromString(raw).height)

@@ -108,6 +108,7 @@ def test_catch_up_and_rebuild_equal_the_ledger(engine: Engine, fake: FakeGateway
     assert versions_of(engine) == ledger.history
     _add_blocks(fake, ledger, 2, 6)
     assert catch_up(engine, network) == fake.height
+    assert catch_up(engine, network) == fake.height  # up to date: returns at once
     before = versions_of(engine)
     assert rebuild(engine, network, ProjectorSettings(batch_blocks=3)) == fake.height
     assert versions_of(engine) == before == ledger.history
