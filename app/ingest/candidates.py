@@ -26,9 +26,9 @@ from patchledger.app.ingest.ledger import ledger_severity
 from patchledger.app.ingest.tables import patch_candidates
 from patchledger.app.readmodel.decode import iso_time
 from patchledger.app.readmodel.queries import (
-    MAX_LIMIT,
     Page,
     QueryError,
+    check_limit,
     decode_cursor,
     encode_cursor,
 )
@@ -142,8 +142,7 @@ def list_candidates(
     """
     if status is not None and status not in STATUSES:
         raise QueryError("status", f"one of {', '.join(STATUSES)}")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise QueryError("limit", f"must be an integer from 1 to {MAX_LIMIT}")
+    limit = check_limit(limit)
     t = patch_candidates.c
     query = select(patch_candidates)
     if status is not None:

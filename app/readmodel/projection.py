@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from patchledger.app.errors import UserError
 from patchledger.app.readmodel.decode import DecodedBlock, iso_time
@@ -128,7 +130,6 @@ class _Current:
     record_type: str
     record_id: str
     row: dict[str, Any] | None  # None: deleted
-    exists: bool  # a row exists in the table before this batch
 
 
 def apply_blocks(
@@ -232,7 +233,6 @@ def apply_blocks(
 
     keys = list(dict.fromkeys((w.record_type, w.record_id) for _, _, w in pending))
     versions = _max_versions(conn, keys)
-    existing = _existing(conn, keys)
     current: dict[tuple[str, str], _Current] = {}
     version_rows: list[dict[str, Any]] = []
     for block, tx_index, w in pending:
@@ -265,7 +265,7 @@ def apply_blocks(
                 "json": text,
             }
         )
-        entry = current.get(key) or _Current(spec, *key, None, key in existing)
+        entry = current.get(key) or _Current(spec, *key, None)
         if text is None:
             entry.row = None
         else:
@@ -285,10 +285,9 @@ def apply_blocks(
             }
         current[key] = entry
 
-    conn.execute(insert(blocks), block_rows)
-    conn.execute(insert(transactions), tx_rows)
-    if version_rows:
-        conn.execute(insert(record_versions), version_rows)
+    _insert_rows(conn, blocks, block_rows)
+    _insert_rows(conn, transactions, tx_rows)
+    _insert_rows(conn, record_versions, version_rows)
     _write_current(conn, current.values())
     _save_checkpoint(conn, checkpoint, channel, chaincode, next_block, last_hash, now)
     return ApplyResult(len(block_rows), len(tx_rows), len(version_rows), skipped, next_block)
@@ -298,9 +297,9 @@ def _table_of(record_type: str) -> Table:
     return RECORD_TABLES.get(record_type, other_records)
 
 
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _max_versions(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -317,43 +316,41 @@ def _max_versions(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[s
     return out
 
 
-def _existing(conn: Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    by_type: dict[str, list[str]] = {}
-    for record_type, record_id in keys:
-        by_type.setdefault(record_type, []).append(record_id)
-    found: set[tuple[str, str]] = set()
-    for record_type, ids in by_type.items():
-        table = _table_of(record_type)
-        for chunk in _chunks(ids):
-            query = select(table.c.record_id).where(table.c.record_id.in_(list(chunk)))
-            if table is other_records:
-                query = query.where(table.c.record_type == record_type)
-            found.update((record_type, rid) for (rid,) in conn.execute(query))
-    return found
+def _insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` with one ``executemany`` (one compiled statement, cached; psycopg 3
+    pipelines the rows)."""
+    if rows:
+        conn.execute(insert(table), rows)
+
+
+def _upsert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert or replace the current records ``rows`` with one ``executemany`` of
+    ``INSERT ... ON CONFLICT (key) DO UPDATE``, which SQLite and PostgreSQL both have."""
+    if not rows:
+        return
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    keys = [c.name for c in table.primary_key.columns]
+    statement = dialect_insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={name: statement.excluded[name] for name in rows[0] if name not in keys},
+    )
+    conn.execute(statement, rows)
 
 
 def _write_current(conn: Connection, entries: Iterable[_Current]) -> None:
-    inserts: dict[str, list[dict[str, Any]]] = {}
-    updates: dict[str, list[dict[str, Any]]] = {}
+    upserts: dict[str, list[dict[str, Any]]] = {}
     deletes: dict[str, list[str]] = {}
     for e in entries:
         if e.row is None:
-            if e.exists:
-                deletes.setdefault(e.record_type, []).append(e.record_id)
+            deletes.setdefault(e.record_type, []).append(e.record_id)
             continue
         row = dict(e.row)
         if e.spec is None:
             row["record_type"] = e.record_type
-        (updates if e.exists else inserts).setdefault(e.record_type, []).append(row)
-    for record_type, rows in inserts.items():
-        conn.execute(insert(_table_of(record_type)), rows)
-    for record_type, rows in updates.items():
-        table = _table_of(record_type)
-        for row in rows:
-            query = update(table).where(table.c.record_id == row["record_id"])
-            if table is other_records:
-                query = query.where(table.c.record_type == record_type)
-            conn.execute(query.values(row))
+        upserts.setdefault(e.record_type, []).append(row)
+    for record_type, rows in upserts.items():
+        _upsert_rows(conn, _table_of(record_type), rows)
     for record_type, ids in deletes.items():
         table = _table_of(record_type)
         for chunk in _chunks(ids):

@@ -149,7 +149,12 @@ def record_types() -> dict[str, tuple[str, ...]]:
     }
 
 
-def _limit(limit: int) -> int:
+def check_limit(limit: int) -> int:
+    """``limit`` when it is an integer from 1 to :data:`MAX_LIMIT`.
+
+    Raises:
+        QueryError: naming ``limit``.
+    """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise QueryError("limit", f"must be an integer from 1 to {MAX_LIMIT}")
     return limit
@@ -281,7 +286,7 @@ def list_records(
     """
     table = _record_table(record_type)
     allowed = record_types()[record_type]
-    limit = _limit(limit)
+    limit = check_limit(limit)
     query = select(table)
     for field, value in (filters or {}).items():
         if field not in allowed:
@@ -419,7 +424,7 @@ def list_blocks(
     Raises:
         QueryError: a bad limit or cursor.
     """
-    limit = _limit(limit)
+    limit = check_limit(limit)
     query = select(blocks)
     if cursor is not None:
         (after,) = decode_cursor(cursor, [int])
@@ -453,7 +458,7 @@ def list_transactions(
     Raises:
         QueryError: a bad limit or cursor.
     """
-    limit = _limit(limit)
+    limit = check_limit(limit)
     t = transactions.c
     query = select(transactions)
     if block_number is not None:

@@ -27,6 +27,8 @@ from patchledger.app.fabric._protos import (
     timestamp_pb2,
     transaction_pb2,
 )
+from patchledger.app.fabric.blocks import ParsedBlock, parse_block
+from patchledger.app.fabric.event_stream import EventStream
 from patchledger.app.fabric.testing.blocks import ChainBuilder
 from patchledger.app.fabric.testing.pki import TestCA, TestIdentity
 from patchledger.app.fabric.transaction_context import TransactionContext
@@ -265,3 +267,39 @@ def build_chain(ledger: SimulatedLedger, steps: Sequence[Callable[[], Any]],
     if ledger.pending:
         chain.add(*ledger.take())
     return chain
+
+
+class _Call:
+    """A finished "stream" over a list of blocks, shaped like a gRPC call (iterable,
+    cancellable)."""
+
+    def __init__(self, blocks: Sequence[Any]) -> None:
+        self._blocks = iter(blocks)
+
+    def __iter__(self) -> Any:
+        return self._blocks
+
+    def cancel(self) -> None:
+        self._blocks = iter(())
+
+
+@dataclass
+class ChainSource:
+    """A :class:`~patchledger.app.readmodel.projector.BlockSource` over recorded blocks
+    (``common.Block`` messages), without a peer: for the benchmark and offline rebuilds."""
+
+    blocks: Sequence[Any]
+    name: str = "patchledger"
+
+    def get_block_events(self, *, start_block: int | None = None) -> EventStream[ParsedBlock]:
+        """The recorded blocks from ``start_block`` on (then the end: nothing is committed)."""
+        return self.read_blocks(start_block or 0)
+
+    def read_blocks(
+        self, start_block: int = 0, stop_block: int | None = None
+    ) -> EventStream[ParsedBlock]:
+        """Blocks ``start_block`` to ``stop_block`` (default: the last), parsed."""
+        stop = len(self.blocks) - 1 if stop_block is None else stop_block
+        selected = self.blocks[start_block:stop + 1]
+        return EventStream(_Call(selected), lambda it: (parse_block(b) for b in it),
+                           "recorded blocks")

@@ -8,7 +8,6 @@ Debian advisories that give the fixed versions) writes nothing new when run twic
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +45,7 @@ from tests.integration.lifecycle_world import (
 )
 from tests.integration.postgres_support import PostgresServer, postgres_server
 from tests.unit.lifecycle.lifecycle_support import SECOPS
+from tests.unit.readmodel.readmodel_support import run_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -163,20 +163,6 @@ def _wait_caught_up(engine: Engine, network: Network, timeout: float = 60) -> No
         time.sleep(0.2)
 
 
-def _run(projector: Projector) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            projector.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread, errors
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_read_model_equals_the_ledger_after_a_restart_and_a_rebuild(
         backend: str, world: World, network: Network, tmp_path: Path,
@@ -198,7 +184,7 @@ def test_read_model_equals_the_ledger_after_a_restart_and_a_rebuild(
 
     projector = Projector(engine, network, ProjectorSettings(batch_blocks=1),
                           on_batch=stop_midway)
-    thread, errors = _run(projector)
+    thread, errors = run_in_thread(projector)
     thread.join(120)
     assert not thread.is_alive() and not errors
     assert next_block(engine) == stop_at
@@ -208,7 +194,7 @@ def test_read_model_equals_the_ledger_after_a_restart_and_a_rebuild(
     # second process: a new engine, resuming from the database checkpoint
     engine = open_engine(url)
     projector = Projector(engine, network)
-    thread, errors = _run(projector)
+    thread, errors = run_in_thread(projector)
     try:
         _wait_caught_up(engine, network)
     finally:

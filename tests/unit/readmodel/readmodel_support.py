@@ -4,12 +4,14 @@ model's content in the shape of a ledger history to compare with."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
 
 from patchledger.app.db import open_engine, sqlite_url, upgrade
+from patchledger.app.readmodel.projector import Projector
 from patchledger.app.readmodel.tables import RECORD_TABLES, other_records, record_versions
 
 History = dict[tuple[str, str], list[tuple[str, str | None]]]
@@ -52,3 +54,18 @@ def expected_current(history: History) -> dict[tuple[str, str], dict[str, Any]]:
     """The current records a history implies (last version, unless deleted)."""
     return {key: json.loads(versions[-1][1]) for key, versions in history.items()
             if versions[-1][1] is not None}
+
+
+def run_in_thread(projector: Projector) -> tuple[threading.Thread, list[BaseException]]:
+    """Start ``projector.run()`` in a daemon thread; what it raises lands in the list."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            projector.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, errors

@@ -3,7 +3,6 @@ Deliver stream from the in-process fake peer), and the read-model lag."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -23,7 +22,12 @@ from patchledger.app.readmodel.projector import (
 )
 from patchledger.app.readmodel.testing import SimulatedLedger
 from tests.unit.readmodel.conftest import CHANNEL
-from tests.unit.readmodel.readmodel_support import current_of, expected_current, versions_of
+from tests.unit.readmodel.readmodel_support import (
+    current_of,
+    expected_current,
+    run_in_thread,
+    versions_of,
+)
 
 
 def _add_blocks(fake: FakeGateway, ledger: SimulatedLedger, count: int, start: int) -> None:
@@ -44,20 +48,6 @@ def _wait(condition, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def _start(projector: Projector) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            projector.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, errors
-
-
 def test_live_projection_stops_mid_stream_and_resumes(engine: Engine, fake: FakeGateway,
                                                       gateway: Gateway,
                                                       ledger: SimulatedLedger) -> None:
@@ -66,7 +56,7 @@ def test_live_projection_stops_mid_stream_and_resumes(engine: Engine, fake: Fake
     _add_blocks(fake, ledger, 5, 0)
     projector = Projector(engine, network, ProjectorSettings(batch_blocks=2),
                           on_batch=batches.append)
-    thread, errors = _start(projector)
+    thread, errors = run_in_thread(projector)
     _wait(lambda: next_block(engine) == fake.height)
     _add_blocks(fake, ledger, 3, 5)  # committed while the projector streams
     _wait(lambda: next_block(engine) == fake.height)
@@ -77,7 +67,7 @@ def test_live_projection_stops_mid_stream_and_resumes(engine: Engine, fake: Fake
     _add_blocks(fake, ledger, 4, 8)  # committed while it is down
     assert next_block(engine) < fake.height
     again = Projector(engine, network)
-    thread, errors = _start(again)
+    thread, errors = run_in_thread(again)
     _wait(lambda: next_block(engine) == fake.height)
     again.stop()
     thread.join(5)
