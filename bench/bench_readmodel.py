@@ -6,7 +6,7 @@ Run on purpose (not part of the test suite)::
         [--batch-blocks 200] [--database-url URL | --postgres] [--smoke]
 
 The ledger is synthesized, not read from a network: the real lifecycle core runs each
-transaction over an in-memory world state (``patchledger.app.readmodel.testing``) and each
+transaction over an in-memory world state (``tests/support/readmodel.py``) and each
 becomes an endorser-transaction envelope whose write set holds the core's canonical JSON, cut
 into hash-chained ``common.Block`` protobufs of ``--per-block`` transactions. What is measured
 is what the projector does with blocks from a peer: parse each block, decode the write sets,
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -36,11 +37,15 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from patchledger.app.db import open_engine, sqlite_url, upgrade
-from patchledger.app.fabric.testing.pki import TestCA
 from patchledger.app.readmodel.projection import clear
 from patchledger.app.readmodel.projector import ProjectorSettings, project, rebuild
 from patchledger.app.readmodel.tables import record_versions
-from patchledger.app.readmodel.testing import ChainSource, SimulatedLedger, build_chain
+
+# Run as a file (bench/<name>.py) the repository root is not on sys.path; the test support this
+# bench uses lives in tests/support/ (it is not shipped in the wheel).
+sys.path.append(str(Path(__file__).resolve().parents[1]))
+from tests.support.fabric.pki import TestCA
+from tests.support.readmodel import ChainSource, SimulatedLedger, build_chain
 
 
 def _steps(ledger: SimulatedLedger, count: int) -> list[Callable[[], Any]]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from patchledger.network.testing import TEST_PORT_BASE
+from tests.support.network import TEST_PORT_BASE
 
 SYSTEM_USER = "postgres"
 

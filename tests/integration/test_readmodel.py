@@ -33,7 +33,6 @@ from patchledger.app.readmodel.projector import (
     rebuild,
 )
 from patchledger.chaincode.lifecycle.queries import RECORD_TYPES
-from patchledger.network.testing import LocalNetwork
 from tests.integration.lifecycle_world import (
     World,
     approve,
@@ -44,6 +43,7 @@ from tests.integration.lifecycle_world import (
     vulnerability_of,
 )
 from tests.integration.postgres_support import PostgresServer, postgres_server
+from tests.support.network import LocalNetwork
 from tests.unit.lifecycle.lifecycle_support import SECOPS
 from tests.unit.readmodel.readmodel_support import run_in_thread
 

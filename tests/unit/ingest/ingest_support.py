@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from patchledger.app.fabric.testing.blocks import ChainBuilder
 from patchledger.app.feeds.cli import default_feeds_dir
 from patchledger.app.ingest.ledger import Call, Outcome
 from patchledger.app.readmodel.projector import project
-from patchledger.app.readmodel.testing import SimulatedLedger
 from patchledger.chaincode.lifecycle.errors import LifecycleError
 from patchledger.chaincode.lifecycle.identity import Role
 from patchledger.chaincode.lifecycle.ops.hosts import update_inventory_digest
 from patchledger.chaincode.lifecycle.ops.vulnerabilities import record_vulnerability
+from tests.support.fabric.blocks import ChainBuilder
+from tests.support.readmodel import SimulatedLedger
 
 #: The shared feeds folder: ``$PATCHLEDGER_FEEDS_DIR``, else ``<repo>/../shared/feeds``.
 FEEDS = default_feeds_dir()

@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 
 from patchledger.app.fabric.channel import create_channel
 from patchledger.app.fabric.gateway import Gateway, connect
-from patchledger.app.fabric.testing import TestCA, TestIdentity
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway
-from patchledger.app.readmodel.testing import SimulatedLedger
+from tests.support.fabric.fake_gateway import FakeGateway
+from tests.support.fabric.pki import TestCA, TestIdentity
+from tests.support.readmodel import SimulatedLedger
 from tests.unit.readmodel.readmodel_support import migrated_sqlite
 
 CHANNEL = "patches"

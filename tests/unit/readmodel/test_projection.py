@@ -16,7 +16,7 @@ from patchledger.app.readmodel.decode import decode_block, split_key
 from patchledger.app.readmodel.projection import ProjectionError, apply_blocks, read_checkpoint
 from patchledger.app.readmodel.projector import ProjectorSettings, next_block, project
 from patchledger.app.readmodel.tables import blocks, record_versions, transactions
-from patchledger.app.readmodel.testing import SimulatedLedger, build_chain
+from tests.support.readmodel import SimulatedLedger, build_chain
 from tests.unit.readmodel.conftest import CHANNEL
 from tests.unit.readmodel.readmodel_support import current_of, expected_current, versions_of
 

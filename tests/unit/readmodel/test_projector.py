@@ -10,7 +10,6 @@ from sqlalchemy import Engine
 
 from patchledger.app.fabric.errors import EventsError
 from patchledger.app.fabric.gateway import Gateway
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway, ScriptedFailure
 from patchledger.app.readmodel.projection import ApplyResult
 from patchledger.app.readmodel.projector import (
     Projector,
@@ -20,7 +19,8 @@ from patchledger.app.readmodel.projector import (
     next_block,
     rebuild,
 )
-from patchledger.app.readmodel.testing import SimulatedLedger
+from tests.support.fabric.fake_gateway import FakeGateway, ScriptedFailure
+from tests.support.readmodel import SimulatedLedger
 from tests.unit.readmodel.conftest import CHANNEL
 from tests.unit.readmodel.readmodel_support import (
     current_of,

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from patchledger.app.readmodel import queries
 from patchledger.app.readmodel.projector import project
 from patchledger.app.readmodel.queries import QueryError
-from patchledger.app.readmodel.testing import SimulatedLedger, build_chain
+from tests.support.readmodel import SimulatedLedger, build_chain
 from tests.unit.readmodel.conftest import CHANNEL
 
 SEVERITIES = ("low", "medium", "high", "critical")

@@ -5,8 +5,8 @@ keys, canonical JSON) and whose chaincode event is the contract's, as the peer w
 in a block. Envelopes are not signed (projection does not verify signatures; ledger
 verification is ``app.fabric.ledger``'s job).
 
-Blocks are cut by :class:`patchledger.app.fabric.testing.blocks.ChainBuilder` (hash-chained)
-or appended to a :class:`~patchledger.app.fabric.testing.FakeGateway` (served over Deliver).
+Blocks are cut by :class:`tests.support.fabric.blocks.ChainBuilder` (hash-chained)
+or appended to a :class:`~tests.support.fabric.fake_gateway.FakeGateway` (served over Deliver).
 :attr:`SimulatedLedger.history` is the ledger's truth to compare the read model with.
 """
 
@@ -29,8 +29,6 @@ from patchledger.app.fabric._protos import (
 )
 from patchledger.app.fabric.blocks import ParsedBlock, parse_block
 from patchledger.app.fabric.event_stream import EventStream
-from patchledger.app.fabric.testing.blocks import ChainBuilder
-from patchledger.app.fabric.testing.pki import TestCA, TestIdentity
 from patchledger.app.fabric.transaction_context import TransactionContext
 from patchledger.app.readmodel.decode import split_key
 from patchledger.chaincode.lifecycle.identity import Caller, Role
@@ -38,11 +36,13 @@ from patchledger.chaincode.lifecycle.ledger import Change, MemoryStore, TxLedger
 from patchledger.chaincode.lifecycle.ops import policies, vulnerabilities
 from patchledger.chaincode.lifecycle.ops.patches import propose_patch
 from patchledger.chaincode.lifecycle.record import Key
+from tests.support.fabric.blocks import ChainBuilder
+from tests.support.fabric.pki import TestCA, TestIdentity
+from tests.unit.lifecycle.lifecycle_support import policy_data
 
 rwset_pb2: Any = import_module("fabric_protos.ledger.rwset.rwset_pb2")
 kv_rwset_pb2: Any = import_module("fabric_protos.ledger.rwset.kvrwset.kv_rwset_pb2")
 
-ORGS = ("SecOpsMSP", "ITOpsMSP", "ComplianceMSP")
 START_TIME = 1_764_576_000  # 2025-12-01T08:00:00Z
 
 
@@ -53,19 +53,8 @@ def composite_key(key: Key) -> str:
 
 
 def policy_document() -> dict[str, Any]:
-    """A valid three-organization policy for ``InitLedger``."""
-    return {
-        "organizations": list(ORGS),
-        "quorum": {"critical": 2, "high": 2, "medium": 2, "low": 1},
-        "rejection": "any",
-        "change_quorum": 2,
-        "revocation_quorum": 2,
-        "exception_quorum": 2,
-        "max_statement_validity": 30 * 86400,
-        "failure_threshold_pct": 10,
-        "soak_seconds": 0,
-        "remediation_days": {"critical": 7, "high": 30, "medium": 90, "low": 180},
-    }
+    """A valid three-organization policy for ``InitLedger`` (the lifecycle tests' policy)."""
+    return policy_data()
 
 
 @dataclass
