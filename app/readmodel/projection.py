@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -303,16 +303,23 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
 
 
 def _max_versions(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The latest version number of each key, per record type with ``record_id IN (...)`` (an
+    index condition on both backends; a row-value ``(type, id) IN`` becomes a filter evaluated
+    on every row of the type on PostgreSQL)."""
+    by_type: dict[str, list[str]] = {}
+    for record_type, record_id in keys:
+        by_type.setdefault(record_type, []).append(record_id)
     out: dict[tuple[str, str], int] = {}
     v = record_versions.c
-    for chunk in _chunks(keys):
-        query = (
-            select(v.record_type, v.record_id, func.max(v.version))
-            .where(tuple_(v.record_type, v.record_id).in_(list(chunk)))
-            .group_by(v.record_type, v.record_id)
-        )
-        for record_type, record_id, version in conn.execute(query):
-            out[(record_type, record_id)] = int(version)
+    for record_type, ids in by_type.items():
+        for chunk in _chunks(ids):
+            query = (
+                select(v.record_id, func.max(v.version))
+                .where(v.record_type == record_type, v.record_id.in_(list(chunk)))
+                .group_by(v.record_id)
+            )
+            for record_id, version in conn.execute(query):
+                out[(record_type, record_id)] = int(version)
     return out
 
 
