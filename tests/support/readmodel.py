@@ -38,7 +38,7 @@ from patchledger.chaincode.lifecycle.ops.patches import propose_patch
 from patchledger.chaincode.lifecycle.record import Key
 from tests.support.fabric.blocks import ChainBuilder
 from tests.support.fabric.pki import TestCA, TestIdentity
-from tests.unit.lifecycle.lifecycle_support import policy_data
+from tests.unit.lifecycle.lifecycle_support import DAY, ORGS, TRUST, consents, policy_data
 
 rwset_pb2: Any = import_module("fabric_protos.ledger.rwset.rwset_pb2")
 kv_rwset_pb2: Any = import_module("fabric_protos.ledger.rwset.kvrwset.kv_rwset_pb2")
@@ -150,10 +150,15 @@ class SimulatedLedger:
     # ------------------------------------------------------------------ scripted steps
 
     def init_ledger(self) -> str:
-        """``InitLedger`` as the SecOps admin."""
+        """``InitLedger`` as the SecOps admin, with the consents of SecOps' and ITOps' admins
+        (the lifecycle tests' organization roots)."""
         doc = policy_document()
-        return self.run("SecOpsMSP", Role.ADMIN, "InitLedger",
-                        lambda tx: policies.bootstrap_policy(tx, doc), [json.dumps(doc)])
+        signed = consents(doc, channel=self.channel, expires_at=self.clock + DAY)
+        return self.run(
+            "SecOpsMSP", Role.ADMIN, "InitLedger",
+            lambda tx: policies.bootstrap_policy(tx, doc, signed, channel_id=self.channel,
+                                                 channel_orgs=ORGS, trust=TRUST),
+            [json.dumps(doc), json.dumps(signed)])
 
     def record_vulnerability(self, vuln_id: str, severity: str = "high", **extra: Any) -> str:
         """``RecordVulnerability`` as a SecOps feed identity."""
