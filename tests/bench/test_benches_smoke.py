@@ -106,6 +106,14 @@ def test_bench_feeds_smoke() -> None:
                      "TOTAL import + merge + index + match"], out
 
 
+def test_bench_readmodel_smoke() -> None:
+    out = _run("bench_readmodel.py", [], timeout=180)
+    assert re.search(r"^\| step\s+\|\s+seconds \|\s+tx/s \|\s+writes/s \|$", out, re.M), out
+    steps = [line.split("|")[1].strip() for line in _rows(out, r"^\| [a-z]")]
+    assert steps == ["step", "projection (live path, batches)",
+                     "rebuild from genesis (one DB tx)"], out
+
+
 @pytest.mark.integration
 def test_bench_client_smoke(network_state: Path) -> None:
     out = _run("bench_client.py", ["--port-base", str(_port("client")),

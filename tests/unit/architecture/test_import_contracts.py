@@ -40,6 +40,8 @@ VIOLATIONS = [
     ("libraries-below-the-app", "app/fabric/probe.py", "from flask import Flask"),
     ("libraries-below-the-app", "app/feeds/connectors/probe.py", "import sqlalchemy"),
     ("libraries-below-the-app", "app/fabric/probe.py", "from patchledger.network import cli"),
+    ("app-libraries-without-flask", "app/readmodel/probe.py", "from flask import Flask"),
+    ("app-libraries-without-flask", "app/ingest/probe.py", "import flask"),
     ("fabric-and-feeds-independent", "app/feeds/probe.py",
      "from patchledger.app.fabric import connect"),
     ("network-uses-only-the-fabric-client", "network/probe.py",
