@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "patchledger.app.feeds.cli",
     "patchledger.app.dispatch.cli",
     "patchledger.app.fleet.cli",
+    "patchledger.app.web.cli",
 )
 
 

@@ -1,0 +1,185 @@
+"""Input and output schemas of the REST API (marshmallow, via APIFlask): they validate the
+input, naming each bad field, and they are the OpenAPI document's schemas."""
+
+from __future__ import annotations
+
+from apiflask import Schema
+from apiflask.fields import Boolean, Dict, Integer, List, Nested, Raw, String
+from apiflask.validators import Length, OneOf, Range, Regexp
+
+from patchledger.app.web.db import Role
+
+#: A ledger record id: printable ASCII without space or "/" (the chaincode's rule).
+RECORD_ID = Regexp(r"^[\x21-\x2e\x30-\x7e]{1,256}$",
+                   error="must be 1-256 printable ASCII characters without space or '/'")
+SHA256 = Regexp(r"^[0-9a-f]{64}$", error="must be 64 lower-case hex digits (SHA-256)")
+TOTP = Regexp(r"^\d{6}$", error="must be the 6-digit code of the authenticator")
+SEVERITIES = ("critical", "high", "medium", "low")
+
+
+class ErrorDetail(Schema):
+    status = Integer(required=True)
+    message = String(required=True)
+    field = String()
+    fields = Dict(keys=String(), values=Raw())
+    endpoint = String()
+    function = String()
+
+
+class ErrorOut(Schema):
+    error = Nested(ErrorDetail, required=True)
+
+
+class LoginIn(Schema):
+    username = String(required=True, validate=Length(1, 64))
+    password = String(required=True, validate=Length(1, 1024))
+    totp = String(load_default=None, validate=TOTP)
+
+
+class UserOut(Schema):
+    username = String()
+    role = String()
+    has_totp = Boolean()
+    locked = Boolean()
+    disabled = Boolean()
+    enrollment_id = String(allow_none=True)
+
+
+class SessionOut(Schema):
+    user = Nested(UserOut)
+    csrf_token = String()
+
+
+class CsrfOut(Schema):
+    csrf_token = String()
+
+
+class UserIn(Schema):
+    username = String(required=True, validate=Regexp(r"^[a-z][a-z0-9._-]{1,63}$"))
+    role = String(required=True, validate=OneOf([r.value for r in Role]))
+    password = String(load_default=None, validate=Length(12, 1024))
+
+
+class NewUserOut(Schema):
+    user = Nested(UserOut)
+    password = String()
+    totp_secret = String(allow_none=True)
+    totp_uri = String(allow_none=True)
+
+
+class UsersOut(Schema):
+    items = List(Nested(UserOut))
+
+
+class TokenIn(Schema):
+    name = String(required=True, validate=Length(1, 64))
+
+
+class TokenOut(Schema):
+    id = Integer()
+    name = String()
+    prefix = String()
+    username = String()
+    created_at = String()
+    last_used_at = String(allow_none=True)
+    revoked_at = String(allow_none=True)
+
+
+class NewTokenOut(Schema):
+    token = Nested(TokenOut)
+    secret = String()
+
+
+class TokensOut(Schema):
+    items = List(Nested(TokenOut))
+
+
+class PageQuery(Schema):
+    limit = Integer(load_default=50, validate=Range(1, 200))
+    cursor = String(load_default="", validate=Length(0, 4096))
+    status = String(load_default="", validate=Regexp(r"^[A-Z_]{0,32}$",
+                                                     error="must be a record state, "
+                                                           "e.g. OPEN"))
+
+
+class RecordsOut(Schema):
+    items = List(Dict())
+    next_cursor = String()
+
+
+class RecordOut(Schema):
+    record = Dict()
+
+
+class ResultOut(Schema):
+    result = Raw(allow_none=True)
+
+
+class SourceIn(Schema):
+    name = String(required=True, validate=Length(1, 64))
+    reference = String(required=True, validate=Length(1, 1024))
+
+
+class VulnerabilityIn(Schema):
+    vuln_id = String(required=True, validate=RECORD_ID)
+    severity = String(required=True, validate=OneOf(SEVERITIES))
+    title = String(load_default="", validate=Length(0, 1024))
+    cvss_score = String(load_default="", validate=Regexp(r"^(\d{1,2}(\.\d)?)?$"))
+    aliases = List(String(validate=RECORD_ID), load_default=list)
+    known_exploited = Boolean(load_default=False)
+    kev_due_date = String(load_default="", validate=Regexp(r"^(\d{4}-\d{2}-\d{2})?$",
+                                                           error="must be YYYY-MM-DD"))
+    sources = List(Nested(SourceIn), load_default=list)
+
+
+class AssessmentIn(Schema):
+    status = String(required=True, validate=OneOf(["NOT_AFFECTED", "OPEN", "MITIGATED"]))
+
+
+class PatchIn(Schema):
+    patch_id = String(required=True, validate=RECORD_ID)
+    title = String(required=True, validate=Length(1, 1024))
+    vendor = String(required=True, validate=Length(1, 256))
+    artifact_sha256 = String(required=True, validate=SHA256)
+    artifact_size = Integer(required=True, validate=Range(1, 2**40))
+    artifact_uri = String(required=True, validate=Length(1, 2048))
+    fixes = List(String(validate=RECORD_ID), required=True, validate=Length(1, 100))
+    targets = List(String(validate=Length(1, 1024)), required=True, validate=Length(1, 100))
+    supersedes = String(load_default="", validate=Regexp(r"^[\x21-\x2e\x30-\x7e]{0,256}$"))
+
+
+class EvidenceIn(Schema):
+    report_sha256 = String(required=True, validate=SHA256)
+    uri = String(required=True, validate=Length(1, 2048))
+    summary = String(required=True, validate=Length(1, 4096))
+    passed = Boolean(required=True)
+
+
+class DecisionIn(Schema):
+    totp = String(required=True, validate=TOTP)
+    comment = String(load_default="", validate=Length(0, 4096))
+    valid_days = Integer(load_default=7, validate=Range(1, 30))
+
+
+class RevokeIn(Schema):
+    totp = String(required=True, validate=TOTP)
+    reason = String(required=True, validate=Length(1, 4096))
+
+
+class DocumentIn(Schema):
+    """A record document passed to the contract, which validates every field of it."""
+
+    document = Dict(required=True, keys=String(), values=Raw())
+
+
+class PolicyProposalIn(Schema):
+    proposal_id = String(required=True, validate=RECORD_ID)
+    policy = Dict(required=True, keys=String(), values=Raw())
+
+
+class InventoryIn(Schema):
+    inventory_sha256 = String(required=True, validate=SHA256)
+
+
+class HistoryOut(Schema):
+    items = List(Dict())
