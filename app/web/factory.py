@@ -206,6 +206,8 @@ def _authenticate() -> Response | None:
     permission = permission_of(view)
     if permission is None:
         return _json_error(403, f"endpoint {endpoint} declares no permission: refused")
+    if permission == PUBLIC:
+        return None  # nothing done as anyone: no credentials read, no CSRF check
     st = state()
     db = st.db()
     header = request.headers.get("Authorization", "")
@@ -235,8 +237,6 @@ def _authenticate() -> Response | None:
             except Exception as exc:  # flask_wtf raises ValidationError
                 return _json_error(400, f"CSRF check failed: {exc}", field="X-CSRFToken")
     g.user = user
-    if permission == PUBLIC:
-        return None
     if user is None:
         return _json_error(401, "authentication required: an API token or a session")
     if not allowed(user.role, permission):
