@@ -246,7 +246,7 @@ def revoke_token(session: Session, user: User, token_id: int, *, any_user: bool 
     Raises:
         AuthError: no such token of this user (404), already revoked (409).
     """
-    token = session.get(ApiToken, token_id)
+    token = session.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
     if token is None or (token.user_id != user.id and not any_user):
         raise AuthError(f"token {token_id} does not exist", status=404, field="token_id")
     if token.revoked_at is not None:

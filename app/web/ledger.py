@@ -195,8 +195,9 @@ class Ledger:
         Raises:
             LedgerError: refused (400/403/404/409), or the peer is down (503).
         """
+        channel = self._open()
         identity, signer = self._identity(actor)
-        gateway = connect(identity, signer, self._open(), endpoint=self.endpoint,
+        gateway = connect(identity, signer, channel, endpoint=self.endpoint,
                           timeouts=self._config.timeouts)
         contract = gateway.get_network(self._config.channel).get_contract(
             self._config.chaincode)
@@ -210,8 +211,9 @@ class Ledger:
             LedgerError: refused (400/403/404/409), committed invalid (409), or the peer or
                 orderer is down (503).
         """
+        channel = self._open()
         identity, signer = self._identity(actor)
-        gateway = connect(identity, signer, self._open(), endpoint=self.endpoint,
+        gateway = connect(identity, signer, channel, endpoint=self.endpoint,
                           timeouts=self._config.timeouts)
         contract = gateway.get_network(self._config.channel).get_contract(
             self._config.chaincode)

@@ -169,7 +169,7 @@ def list_users() -> dict[str, Any]:
 
 
 @api.get("/users/<username>")
-@api.output(s.UserOut)
+@api.output(s.UserDetailOut)
 @api.doc(summary="One user", **_doc(401, 403, 404))
 @requires("users.manage")
 def get_user(username: str) -> dict[str, Any]:
@@ -177,7 +177,7 @@ def get_user(username: str) -> dict[str, Any]:
 
 
 @api.post("/users/<username>/unlock")
-@api.output(s.UserOut)
+@api.output(s.UserDetailOut)
 @api.doc(summary="Clear a lockout", **_doc(401, 403, 404))
 @requires("users.manage")
 def unlock_user(username: str) -> dict[str, Any]:
@@ -188,7 +188,7 @@ def unlock_user(username: str) -> dict[str, Any]:
 
 
 @api.post("/users/<username>/disable")
-@api.output(s.UserOut)
+@api.output(s.UserDetailOut)
 @api.doc(summary="Disable a user: sessions and tokens stop working at once",
          **_doc(401, 403, 404))
 @requires("users.manage")
@@ -202,7 +202,7 @@ def disable_user(username: str) -> dict[str, Any]:
 
 
 @api.post("/users/<username>/enroll")
-@api.output(s.UserOut)
+@api.output(s.UserDetailOut)
 @api.doc(summary="Register and enroll the user's Fabric identity with the CA now",
          **_doc(401, 403, 404, 503))
 @requires("users.manage")
@@ -242,7 +242,7 @@ def list_tokens() -> dict[str, Any]:
 
 
 @api.delete("/tokens/<int:token_id>")
-@api.output(s.TokenOut)
+@api.output(s.TokenDetailOut)
 @api.doc(summary="Revoke an API token (an admin may revoke anyone's)", **_doc(401, 404, 409))
 @requires("tokens.own")
 def revoke_token(token_id: int) -> dict[str, Any]:

@@ -183,3 +183,11 @@ class InventoryIn(Schema):
 
 class HistoryOut(Schema):
     items = List(Dict())
+
+
+class UserDetailOut(UserOut):
+    """One user (a class of its own: apispec registers the nested UserOut by itself)."""
+
+
+class TokenDetailOut(TokenOut):
+    """One token (a class of its own: apispec registers the nested TokenOut by itself)."""
