@@ -42,14 +42,12 @@ def load_config(args: argparse.Namespace) -> AppConfig:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from patchledger.app.db import open_engine
     from patchledger.app.web import auth
-    from patchledger.app.web.db import User, create_schema, make_engine, session_factory
+    from patchledger.app.web.db import User, create_schema, session_factory
 
     config = load_config(args)
-    if config.database_url.startswith("sqlite:///"):
-        Path(config.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True,
-                                                                          exist_ok=True)
-    engine = make_engine(config.database_url)
+    engine = open_engine(config.database_url)
     create_schema(engine)
     with session_factory(engine)() as db:
         if db.scalar(select(User).limit(1)) is not None:
@@ -74,12 +72,21 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args)
     configure_json_logging(logging.DEBUG if args.verbose else logging.INFO)
     app = create_app(config)
+    runner = None
+    if config.run_projector and config.peer is not None:
+        from patchledger.app.web.projection import start_projection
+
+        runner = start_projection(app)
     logging.getLogger("patchledger.app.web").info(
         "serving", extra={"org": config.organization, "host": config.listen_host,
                           "port": config.listen_port, "peer": config.peer.endpoint
                           if config.peer else None})
-    serve(app, host=config.listen_host, port=config.listen_port, threads=args.threads,
-          ident="patchledger", _quiet=True)
+    try:
+        serve(app, host=config.listen_host, port=config.listen_port, threads=args.threads,
+              ident="patchledger", _quiet=True)
+    finally:
+        if runner is not None:
+            runner.stop()
     return 0
 
 

@@ -64,6 +64,11 @@ class AppConfig:
         timeouts: deadlines of ledger calls (bounded: a peer that is down gives a 503).
         security: authentication settings.
         max_upload_bytes: largest request body (artifact uploads).
+        trust_msp_dirs: (MSP id, MSP directory) of every organization, the trust anchors of
+            ledger verification.
+        orderer_msp_ids: the MSPs whose members sign blocks.
+        run_projector: ``app serve`` feeds the read model from the peer's blocks (one
+            projector per database: turn off in all apps but one that share a database).
     """
 
     organization: str
@@ -87,6 +92,9 @@ class AppConfig:
     )
     security: SecurityConfig = field(default_factory=SecurityConfig)
     max_upload_bytes: int = 512 * 1024 * 1024
+    trust_msp_dirs: tuple[tuple[str, Path], ...] = ()
+    orderer_msp_ids: tuple[str, ...] = ()
+    run_projector: bool = True
 
     def with_port(self, port: int | None) -> AppConfig:
         """This configuration listening on ``port`` (unchanged when ``None``)."""
@@ -126,7 +134,8 @@ def config_from_mapping(values: Mapping[str, Any], org: str | None = None) -> Ap
     secrets live under it unless given), ``database_url``, ``artifact_dir``, ``wallet_dir``,
     ``wallet_passphrase``, ``secret_key``, ``peer``, ``peer_tls_ca``, ``ca_url``, ``ca_tls_ca``,
     ``registrar_msp_dir``, ``channel``, ``chaincode``, ``host``, ``port``, ``feeds``
-    (comma-separated in the environment, a list in a file).
+    (comma-separated in the environment, a list in a file), ``trust``
+    (``MSP=DIR,MSP=DIR``), ``orderer_msp``, ``projector`` (``0`` to turn it off).
 
     Raises:
         UserError: a missing or malformed value, naming the key.
@@ -150,6 +159,15 @@ def config_from_mapping(values: Mapping[str, Any], org: str | None = None) -> Ap
     feeds_value = values.get("feeds") or ()
     feeds = tuple(f for f in (feeds_value.split(",") if isinstance(feeds_value, str)
                               else feeds_value) if f)
+    trust: list[tuple[str, Path]] = []
+    for item in str(values.get("trust") or "").split(","):
+        if not item.strip():
+            continue
+        msp, sep, directory = item.partition("=")
+        if not sep or not msp.strip() or not directory.strip():
+            raise UserError(f"configuration 'trust' entry {item!r} must be MSP=DIRECTORY")
+        trust.append((msp.strip(), Path(directory.strip())))
+    orderers = tuple(m for m in str(values.get("orderer_msp") or "").split(",") if m)
     try:
         port = int(values.get("port") or 8080)
     except ValueError as exc:
@@ -173,6 +191,9 @@ def config_from_mapping(values: Mapping[str, Any], org: str | None = None) -> Ap
         listen_host=str(values.get("host") or "127.0.0.1"),
         listen_port=port,
         feed_sources=feeds,
+        trust_msp_dirs=tuple(trust),
+        orderer_msp_ids=orderers,
+        run_projector=str(values.get("projector", "1")).lower() not in ("0", "false", "no"),
     )
 
 
@@ -228,4 +249,6 @@ def local_network_values(org: str, env: Mapping[str, str]) -> dict[str, str]:
         "ca_tls_ca": tls,
         "registrar_msp_dir": str(admin),
         "channel": config.topology.channel,
+        "trust": ",".join(f"{o.msp_id}={layout.org_msp(o.name)}" for o in config.topology.orgs),
+        "orderer_msp": config.topology.orderer_org.msp_id,
     }

@@ -1,4 +1,5 @@
-"""The app's own tables: users, their API tokens. SQLAlchemy 2, SQLite by default.
+"""The app's own tables: users, their API tokens (SQLAlchemy 2 ORM, in the app database that
+app.db opens: SQLite by default, PostgreSQL by URL).
 
 The read model (ledger records, blocks) has its tables of its own; these are the few rows that
 are authoritative in the app (who may log in), never ledger state.
@@ -9,18 +10,11 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import (
-    Boolean,
-    DateTime,
-    ForeignKey,
-    Integer,
-    String,
-    create_engine,
-    event,
-)
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
-from sqlalchemy.pool import StaticPool
+
+from patchledger.app.db import upgrade
 
 
 class Role(enum.StrEnum):
@@ -86,28 +80,14 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets foreign keys on and, in memory, one shared
-    connection (so that every thread sees the same database)."""
-    if url.startswith("sqlite"):
-        kwargs: dict[str, object] = {"connect_args": {"check_same_thread": False}}
-        if url in ("sqlite://", "sqlite:///:memory:"):
-            kwargs["poolclass"] = StaticPool
-        engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(conn: object, _record: object) -> None:
-            cursor = conn.cursor()  # type: ignore[attr-defined]
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=5000")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
 def create_schema(engine: Engine) -> None:
-    """Create the app's tables where missing."""
+    """Bring the app database to the newest schema: the Alembic migrations of app.db (read
+    model, ingestion), then the app's own tables where missing.
+
+    The users and tokens tables are created with ``create_all`` until they get an Alembic
+    revision of their own in app/db/migrations (owned by the read-model area).
+    """
+    upgrade(engine)
     Base.metadata.create_all(engine)
 
 

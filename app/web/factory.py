@@ -22,12 +22,14 @@ from apiflask.exceptions import HTTPError
 from flask import Response, current_app, g, request, session
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf, validate_csrf
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
+from patchledger.app.db import open_engine
 from patchledger.app.web import auth
 from patchledger.app.web.config import AppConfig
-from patchledger.app.web.db import User, create_schema, make_engine, session_factory
+from patchledger.app.web.db import User, create_schema, session_factory
 from patchledger.app.web.ledger import Ledger, LedgerError
 from patchledger.app.web.metrics import Metrics
 from patchledger.app.web.rbac import PUBLIC, allowed, permission_of
@@ -46,6 +48,7 @@ class AppState:
     """What the views share: the configuration, the database, the ledger, the metrics."""
 
     config: AppConfig
+    engine: Engine
     sessions: sessionmaker  # type: ignore[type-arg]
     ledger: Ledger
     metrics: Metrics
@@ -87,7 +90,8 @@ def create_app(config: AppConfig, *, ledger: Ledger | None = None) -> APIFlask:
     """Build the app for ``config`` (creates the app's tables where missing).
 
     Raises:
-        sqlalchemy.exc.ArgumentError: the database URL is malformed.
+        DatabaseError: the database URL is malformed or of an unsupported backend.
+        sqlalchemy.exc.SQLAlchemyError: the database refused the schema migrations.
     """
     app = APIFlask("patchledger.app.web", title=f"patchledger {config.organization} API",
                    version="1", spec_path="/api/v1/openapi.json", docs_path="/api/v1/docs",
@@ -110,11 +114,11 @@ def create_app(config: AppConfig, *, ledger: Ledger | None = None) -> APIFlask:
         "session": {"type": "apiKey", "in": "cookie", "name": "session"},
     }
     CSRFProtect(app)
-    engine = make_engine(config.database_url)
+    engine = open_engine(config.database_url)
     create_schema(engine)
     metrics = Metrics()
     app.extensions["patchledger"] = AppState(
-        config, session_factory(engine), ledger or Ledger(config, metrics), metrics)
+        config, engine, session_factory(engine), ledger or Ledger(config, metrics), metrics)
 
     _install_hooks(app)
     from patchledger.app.web.api import routes

@@ -23,7 +23,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,15 +34,18 @@ from patchledger.app.fabric import (
     CAError,
     CommitError,
     EcdsaSigner,
+    EventsError,
     FabricError,
     GatewayError,
     Identity,
+    Network,
     RegistrationRequest,
     Wallet,
     WalletError,
     connect,
     create_channel,
 )
+from patchledger.app.readmodel.projector import peer_height
 from patchledger.app.web.config import AppConfig
 from patchledger.app.web.metrics import Metrics
 from patchledger.chaincode.lifecycle.signatures import encode_b64
@@ -96,6 +99,9 @@ def map_gateway_error(exc: FabricError, function: str, endpoint: str) -> LedgerE
                                f"failed ({exc.code.name}): {exc.message}",
                                endpoint=endpoint, function=function)
         return LedgerError(502, f"{function}: {exc}", endpoint=endpoint, function=function)
+    if isinstance(exc, EventsError):
+        return LedgerError(503, f"the block stream of {endpoint} failed: {exc}",
+                           endpoint=endpoint, function=function)
     if isinstance(exc, CAError):
         status = 503 if exc.status == 0 or exc.status >= 500 else 502
         return LedgerError(status, f"the CA refused or is unreachable: {exc}",
@@ -227,6 +233,43 @@ class Ledger:
             return submitted.result
 
         return self._call(function, run, "submit")
+
+    def network(self) -> Network:
+        """The channel as the registrar (block events for the projector, verification).
+
+        Raises:
+            LedgerError: no peer or registrar is configured (503).
+        """
+        channel = self._open()
+        identity, signer = self._registrar()
+        gateway = connect(identity, signer, channel, endpoint=self.endpoint,
+                          timeouts=self._config.timeouts)
+        return gateway.get_network(self._config.channel)
+
+    def height(self) -> int:
+        """The peer's ledger height (``qscc GetChainInfo``, bounded by the evaluate deadline).
+
+        Raises:
+            LedgerError: the peer is down or refused (503/502).
+        """
+        network = self.network()
+        try:
+            return peer_height(network, self._config.channel)
+        except FabricError as exc:
+            raise map_gateway_error(exc, "GetChainInfo", self.endpoint) from exc
+
+    def raw_blocks(self, start: int, stop: int) -> Iterator[Any]:
+        """The peer's ``common.Block`` messages ``start`` to ``stop`` (inclusive), for ledger
+        verification.
+
+        Raises:
+            LedgerError: the peer is down or refused (503/502), when iterated.
+        """
+        request = self.network().new_block_events_request(start_block=start, stop_block=stop)
+        try:
+            yield from request.get_raw_blocks()
+        except FabricError as exc:
+            raise map_gateway_error(exc, "Deliver", self.endpoint) from exc
 
     def enroll(self, username: str, role: str) -> str:
         """Register and enroll a Fabric identity for ``username`` with ``role``; put it in the

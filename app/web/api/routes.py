@@ -1,9 +1,8 @@
-"""The REST API under /api/v1: auth, users, tokens and the ledger's resources.
+"""The REST API under /api/v1: auth, users, tokens and the ledger's write operations.
 
-Reads of ledger records are answered from the organization's peer (``ListRecords``,
-``GetRecord``, ``GetHistory``) until the read model serves them; writes are transactions
-submitted with the calling user's own Fabric identity. Detail reads carry an ETag and answer
-304 to a matching ``If-None-Match``; lists page with an opaque ``cursor``.
+Writes are transactions submitted with the calling user's own Fabric identity; the approval
+bundle and the patch record an approver signs are read from the peer itself (authoritative);
+every other read is served from the read model (app.web.api.reads).
 """
 
 from __future__ import annotations
@@ -70,8 +69,10 @@ def _actor() -> Actor:
     return Actor(user.enrollment_id, user.role)
 
 
-def _etagged(doc: dict[str, Any]) -> Response | dict[str, Any]:
-    tag = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
+def _etagged(doc: dict[str, Any], *, tag: str | None = None) -> Response | dict[str, Any]:
+    """``doc`` with an ETag (``tag``, or a digest of ``doc``), or a 304 when the client's
+    ``If-None-Match`` holds it."""
+    tag = tag or hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
     if tag in request.if_none_match:
         response = Response(status=304)
         response.set_etag(tag)
@@ -255,51 +256,7 @@ def revoke_token(token_id: int) -> dict[str, Any]:
     return _token_out(token, owner.username if owner else "")
 
 
-# ---------------------------------------------------------------------------- records (reads)
-
-
-def _list(record_type: str, query: dict[str, Any]) -> dict[str, Any]:
-    page = state().ledger.evaluate("ListRecords", record_type, query["status"],
-                                   str(query["limit"]), query["cursor"])
-    return {"items": page["records"], "next_cursor": page["bookmark"]}
-
-
-def _detail(record_type: str, record_id: str, name: str) -> Response | dict[str, Any]:
-    record = state().ledger.evaluate("GetRecord", record_type, _record_id(record_id, name))
-    return _etagged({"record": record})
-
-
-_READS = {
-    "vulnerabilities": ("Vulnerability", "vuln_id"),
-    "patches": ("Patch", "patch_id"),
-    "hosts": ("Host", "host_id"),
-    "rollouts": ("Rollout", "rollout_id"),
-    "exceptions": ("RiskAcceptance", "exception_id"),
-    "policies": ("Policy", "policy_id"),
-    "policy-changes": ("PolicyChange", "proposal_id"),
-}
-
-
-def _make_reads(path: str, record_type: str, id_name: str) -> None:
-    def list_view(query: dict[str, Any]) -> dict[str, Any]:
-        return _list(record_type, query)
-
-    def detail_view(record_id: str) -> Response | dict[str, Any]:
-        return _detail(record_type, record_id, id_name)
-
-    list_view.__name__ = f"list_{record_type.lower()}"
-    detail_view.__name__ = f"get_{record_type.lower()}"
-    api.get(f"/{path}")(api.input(s.PageQuery, location="query", arg_name="query")(
-        api.output(s.RecordsOut)(api.doc(
-            summary=f"{record_type} records, a page at a time (filter: status)",
-            **_doc(400, 401, 503))(requires("records.read")(list_view)))))
-    api.get(f"/{path}/<record_id>")(api.output(s.RecordOut)(api.doc(
-        summary=f"One {record_type} record (ETag)", **_doc(400, 401, 404, 503))(
-        requires("records.read")(detail_view))))
-
-
-for _path, (_type, _name) in _READS.items():
-    _make_reads(_path, _type, _name)
+# ---------------------------------------------------------------------------- ledger reads
 
 
 @api.get("/patches/<patch_id>/bundle")
@@ -497,21 +454,6 @@ def expire_exception(vuln_id: str, exception_id: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- audit, health
 
 
-@api.get("/audit/history/<record_type>/<path:record_id>")
-@api.output(s.HistoryOut)
-@api.doc(summary="Every version of a record: transaction, time, organization, state",
-         **_doc(400, 401, 403, 404, 503))
-@requires("audit.read")
-def record_history(record_type: str, record_id: str) -> Response | dict[str, Any]:
-    if not re.fullmatch(r"[A-Z][A-Za-z]{1,31}", record_type):
-        raise auth.AuthError(f"record_type {record_type!r} must be a record type such as "
-                             "Patch", status=400, field="record_type")
-    if not re.fullmatch(r"[\x21-\x7e]{1,600}", record_id):
-        raise auth.AuthError(f"record_id {record_id!r} must be printable ASCII",
-                             status=400, field="record_id")
-    return _etagged({"items": state().ledger.evaluate("GetHistory", record_type, record_id)})
-
-
 @api.get("/health")
 @api.output(s.ResultOut)
 @api.doc(summary="Liveness of the app (not of the ledger)")
@@ -521,5 +463,7 @@ def health() -> dict[str, Any]:
 
 
 def register(app: APIFlask) -> None:
-    """Mount the API on ``app``."""
+    """Mount the API on ``app`` (the read endpoints of app.web.api.reads included)."""
+    from patchledger.app.web.api import reads  # noqa: F401  (registers its views on api)
+
     app.register_blueprint(api)

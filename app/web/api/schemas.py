@@ -94,21 +94,96 @@ class TokensOut(Schema):
     items = List(Nested(TokenOut))
 
 
-class PageQuery(Schema):
-    limit = Integer(load_default=50, validate=Range(1, 200))
+class CursorQuery(Schema):
+    limit = Integer(load_default=50, validate=Range(1, 500))
     cursor = String(load_default="", validate=Length(0, 4096))
-    status = String(load_default="", validate=Regexp(r"^[A-Z_]{0,32}$",
-                                                     error="must be a record state, "
-                                                           "e.g. OPEN"))
 
 
-class RecordsOut(Schema):
+class ListQuery(CursorQuery):
+    """Paging and sorting; any indexed field of the record type is a filter as well."""
+
+    state = String(validate=Regexp(r"^[A-Z_]{1,32}$", error="must be a record state, "
+                                                            "e.g. OPEN"))
+    sort = String(load_default="record_id", validate=Regexp(r"^[a-z_]{1,64}$"))
+    descending = Boolean(load_default=False)
+
+
+class TransactionQuery(CursorQuery):
+    block_number = Integer(validate=Range(0, 2**62))
+    function = String(validate=Length(1, 128))
+    creator_msp = String(validate=Length(1, 128))
+    valid = Boolean()
+
+
+class PageOut(Schema):
     items = List(Dict())
+    next_cursor = String()
+
+
+class RecordRowOut(Schema):
+    record_type = String()
+    record_id = String()
+    state = String()
+    record = Dict()
+    updated_at = Integer()
+    updated_by = String()
+    versions = Integer()
+    tx_id = String()
+    block_number = Integer()
+    tx_time = String()
+
+
+class RecordPageOut(Schema):
+    items = List(Nested(RecordRowOut))
     next_cursor = String()
 
 
 class RecordOut(Schema):
     record = Dict()
+
+
+class BlockOut(Schema):
+    block = Dict()
+    transactions = List(Dict())
+
+
+class TransactionOut(Schema):
+    transaction = Dict()
+    writes = List(Dict())
+
+
+class VerifyIn(Schema):
+    start = Integer(load_default=0, validate=Range(0, 2**62))
+    stop = Integer(load_default=None, allow_none=True, validate=Range(0, 2**62))
+
+
+class VerifyOut(Schema):
+    ok = Boolean()
+    start = Integer()
+    stop = Integer()
+    height = Integer()
+    blocks_checked = Integer()
+    transactions_checked = Integer()
+    last_block_hash = String()
+    inconsistency = Dict(allow_none=True)
+
+
+class LagOut(Schema):
+    projected = Integer()
+    peer_height = Integer(allow_none=True)
+    behind = Integer(allow_none=True)
+    checked_at = Raw()
+
+
+class FeedsOut(Schema):
+    sources = List(String())
+    last_import = Dict(allow_none=True)
+
+
+class ArtifactOut(Schema):
+    sha256 = String()
+    size = Integer()
+    created = Boolean()
 
 
 class ResultOut(Schema):
@@ -191,3 +266,7 @@ class UserDetailOut(UserOut):
 
 class TokenDetailOut(TokenOut):
     """One token (a class of its own: apispec registers the nested TokenOut by itself)."""
+
+
+class RecordDetailOut(RecordRowOut):
+    """One record (a class of its own: apispec registers the nested RecordRowOut itself)."""

@@ -52,10 +52,13 @@ def test_approval_needs_a_six_digit_totp(client: FlaskClient,
 
 def test_query_parameters_are_checked(client: FlaskClient,
                                       accounts: dict[str, Account]) -> None:
-    response = client.get("/api/v1/vulnerabilities?limit=100000&status=open;drop",
+    response = client.get("/api/v1/vulnerabilities?limit=100000&state=open;drop",
                           headers=accounts["auditor"].headers)
     assert response.status_code == 400
-    assert _fields(response) == {"query.limit", "query.status"}
+    assert _fields(response) == {"query.limit", "query.state"}
+    unknown = client.get("/api/v1/vulnerabilities?colour=red", headers=accounts["auditor"].headers)
+    assert unknown.status_code == 400 and unknown.json["error"]["field"] == "colour"
+    assert "severity" in unknown.json["error"]["message"]  # names the filters there are
 
 
 def test_path_identifiers_are_checked(client: FlaskClient,
