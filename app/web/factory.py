@@ -19,7 +19,7 @@ from typing import Any
 
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
-from flask import Response, current_app, g, request, session
+from flask import Response, current_app, g, jsonify, request, session
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf, validate_csrf
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
@@ -75,7 +75,7 @@ def error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def _json_error(status: int, message: str, **extra: Any) -> Response:
-    response: Response = current_app.json.response(error_body(status, message, **extra))
+    response = jsonify(error_body(status, message, **extra))
     response.status_code = status
     return response
 
@@ -161,7 +161,7 @@ def _install_hooks(app: APIFlask) -> None:
             if isinstance(problems, dict):
                 for name, messages in problems.items():
                     fields[f"{location}.{name}"] = messages
-        message = error.message
+        message = error.message or ""
         if fields:
             message = "invalid input: " + "; ".join(
                 f"{name}: {msgs}" for name, msgs in sorted(fields.items()))

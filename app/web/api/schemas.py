@@ -21,7 +21,7 @@ class ErrorDetail(Schema):
     status = Integer(required=True)
     message = String(required=True)
     field = String()
-    fields = Dict(keys=String(), values=Raw())
+    field_errors = Dict(keys=String(), values=Raw(), data_key="fields")
     endpoint = String()
     function = String()
 

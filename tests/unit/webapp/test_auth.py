@@ -4,6 +4,7 @@ the HTTP API of a real app on SQLite."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from apiflask import APIFlask
 from flask.testing import FlaskClient
@@ -23,7 +24,7 @@ from tests.unit.webapp.conftest import (
 
 
 def _login(client: FlaskClient, account: Account, totp: str | None = None,
-           password: str = PASSWORD) -> tuple[int, dict]:
+           password: str = PASSWORD) -> tuple[int, Any]:
     body = {"username": account.username, "password": password}
     if totp is not None:
         body["totp"] = totp

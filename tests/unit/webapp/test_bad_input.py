@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from apiflask import APIFlask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -15,7 +17,7 @@ GOOD_PATCH = {"patch_id": "p-1", "title": "fix", "vendor": "Debian",
               "fixes": ["CVE-2024-3094"], "targets": ["pkg:deb/debian/xz-utils"]}
 
 
-def _fields(response) -> set[str]:  # type: ignore[no-untyped-def]
+def _fields(response: Any) -> set[str]:
     return set(response.json["error"].get("fields", {}))
 
 
