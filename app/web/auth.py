@@ -25,6 +25,7 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from patchledger.app.web.config import SecurityConfig
@@ -168,6 +169,7 @@ def login(session: Session, security: SecurityConfig, username: str, password: s
     """
     moment = utcnow()
     user = session.scalar(select(User).where(User.username == username))
+    session.commit()  # the writes below run in a transaction of their own (see factory)
     if user is None:
         hasher(security).hash(password)  # same cost whether or not the user exists
         raise AuthError("wrong username or password")
@@ -235,8 +237,17 @@ def token_user(session: Session, secret: str) -> User | None:
     user = session.get(User, token.user_id)
     if user is None or user.disabled:
         return None
-    token.last_used_at = utcnow()
-    session.commit()
+    moment = utcnow()
+    session.commit()  # end the read transaction: the update below gets one of its own
+    # written at most once a minute (a write per request would contend with the projector),
+    # and best effort: a busy database does not fail the request for a bookkeeping field
+    if token.last_used_at is None or moment - _as_aware(token.last_used_at) > timedelta(
+            seconds=60):
+        token.last_used_at = moment
+        try:
+            session.commit()
+        except OperationalError:
+            session.rollback()
     return user
 
 

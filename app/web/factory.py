@@ -23,6 +23,7 @@ from flask import Response, current_app, g, jsonify, request, session
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf, validate_csrf
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
@@ -180,6 +181,16 @@ def _install_hooks(app: APIFlask) -> None:
             response.headers["Retry-After"] = "5"
         return response
 
+    @app.errorhandler(OperationalError)
+    def _database_busy(exc: OperationalError) -> Response:
+        log.warning("app database unavailable", extra={"error": str(exc.orig)})
+        state().db().rollback()
+        response = _json_error(503, f"the app database is busy or unavailable: {exc.orig}",
+                               endpoint=state().engine.url.render_as_string(
+                                   hide_password=True))
+        response.headers["Retry-After"] = "1"
+        return response
+
     @app.errorhandler(CSRFError)
     def _csrf_error(exc: CSRFError) -> Response:
         return _json_error(400, f"CSRF check failed: {exc.description}", field="X-CSRFToken")
@@ -241,6 +252,9 @@ def _authenticate() -> Response | None:
             except Exception as exc:  # flask_wtf raises ValidationError
                 return _json_error(400, f"CSRF check failed: {exc}", field="X-CSRFToken")
     g.user = user
+    # End the read transaction: a later write of this request then starts a transaction of its
+    # own, and cannot fail on a snapshot that the projector's commits made stale (SQLite WAL).
+    db.commit()
     if user is None:
         return _json_error(401, "authentication required: an API token or a session")
     if not allowed(user.role, permission):

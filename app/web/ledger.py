@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 import grpc
@@ -45,12 +46,12 @@ from patchledger.app.fabric import (
     connect,
     create_channel,
 )
-from patchledger.app.readmodel.projector import peer_height
 from patchledger.app.web.config import AppConfig
 from patchledger.app.web.metrics import Metrics
 from patchledger.chaincode.lifecycle.signatures import encode_b64
 from patchledger.chaincode.lifecycle.statement import ApprovalStatement
 
+_ledger_pb2: Any = import_module("fabric_protos.common.ledger_pb2")
 _REFUSAL = re.compile(r"chaincode response (\d{3}), (.*)", re.DOTALL)
 _UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                 grpc.StatusCode.CANCELLED}
@@ -252,11 +253,14 @@ class Ledger:
         Raises:
             LedgerError: the peer is down or refused (503/502).
         """
-        network = self.network()
+        contract = self.network().get_contract("qscc")
         try:
-            return peer_height(network, self._config.channel)
+            raw = contract.evaluate_transaction("GetChainInfo", self._config.channel)
         except FabricError as exc:
             raise map_gateway_error(exc, "GetChainInfo", self.endpoint) from exc
+        # app.readmodel.projector.peer_height parses common_pb2.BlockchainInfo, which lives
+        # in common/ledger.proto: parsed here until it is fixed there
+        return int(_ledger_pb2.BlockchainInfo.FromString(raw).height)
 
     def raw_blocks(self, start: int, stop: int) -> Iterator[Any]:
         """The peer's ``common.Block`` messages ``start`` to ``stop`` (inclusive), for ledger

@@ -72,8 +72,11 @@ class ProjectionRunner:
                             extra={"error": str(exc), "retry_in": backoff})
             except ProjectionError as exc:
                 log.exception("read-model projection refused the peer's blocks",
-                          extra={"error": str(exc)})
+                              extra={"error": str(exc)})
                 return
+            except Exception:  # a feeder thread must not die silently: log, back off, retry
+                log.exception("read-model projector failed; retrying from the checkpoint",
+                              extra={"retry_in": backoff})
             self._stopped.wait(backoff)
             backoff = min(backoff * 2, self._max_backoff)
 
