@@ -16,6 +16,7 @@ admin, not an app operation).
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -156,10 +157,16 @@ def _state_in(org_app: OrgApp, path: str) -> str | None:
     return response.json["state"] if response.status_code == 200 else None
 
 
+def _has_state(org_app: OrgApp, path: str, wanted: str | None) -> bool:
+    """Whether ``path`` is in ``org_app``'s read model (in state ``wanted``, when given)."""
+    found = _state_in(org_app, path)
+    return found is not None if wanted is None else found == wanted
+
+
 def _everywhere(apps: dict[str, OrgApp], path: str, wanted: str) -> None:
     for org_app in apps.values():
         _wait(f"{path} {wanted} in {org_app.org}'s read model",
-              lambda a=org_app: _state_in(a, path) == wanted)
+              functools.partial(_has_state, org_app, path, wanted))
 
 
 def test_patch_lifecycle_through_the_api(apps: dict[str, OrgApp]) -> None:
@@ -173,7 +180,7 @@ def test_patch_lifecycle_through_the_api(apps: dict[str, OrgApp]) -> None:
     assert recorded.status_code in (201, 409), recorded.json
     for org_app in apps.values():
         _wait(f"{vuln_id} in {org_app.org}'s read model",
-              lambda a=org_app: _state_in(a, f"/api/v1/vulnerabilities/{vuln_id}") is not None)
+              functools.partial(_has_state, org_app, f"/api/v1/vulnerabilities/{vuln_id}", None))
 
     artifact = f"xz-utils 5.4.5 rebuilt {secrets.token_hex(4)}".encode() * 50
     stored = _ok(secops.client.post("/api/v1/artifacts", data=artifact,
