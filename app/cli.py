@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "patchledger.app.dispatch.cli",
     "patchledger.app.fleet.cli",
     "patchledger.app.web.cli",
+    "patchledger.app.web.client_cli",
 )
 
 
