@@ -24,17 +24,19 @@ from datetime import datetime, timedelta
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from patchledger.app.web.config import SecurityConfig
-from patchledger.app.web.db import TOTP_ROLES, ApiToken, Role, User, utcnow
+from patchledger.app.web.db import TOTP_ROLES, ApiToken, EnrollmentToken, Role, User, utcnow
 
 #: What a username may look like (it becomes part of a Fabric CA enrollment id).
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 #: The prefix of every API token, so that scanners can recognise leaked ones.
 TOKEN_PREFIX = "plt_"  # noqa: S105 (a public prefix, not a secret)
+#: The prefix of host enrollment tokens.
+ENROLLMENT_PREFIX = "ple_"
 
 
 class AuthError(Exception):
@@ -265,3 +267,69 @@ def revoke_token(session: Session, user: User, token_id: int, *, any_user: bool 
                         status=409, field="token_id")
     token.revoked_at = utcnow()
     session.commit()
+
+
+@dataclass(frozen=True)
+class NewEnrollmentToken:
+    """A created host enrollment token with its secret (shown once)."""
+
+    token: EnrollmentToken
+    secret: str
+
+
+def create_enrollment_token(session: Session, creator: User, host_id: str,
+                            valid_hours: int) -> NewEnrollmentToken:
+    """A one-time enrollment token for ``host_id`` valid ``valid_hours`` (committed).
+
+    Raises:
+        AuthError: a host id that is not a ledger identifier (400, field ``host_id``).
+    """
+    if not re.fullmatch(r"[\x21-\x2e\x30-\x7e]{1,200}", host_id):
+        raise AuthError(f"host_id {host_id!r} must be 1-200 printable ASCII characters "
+                        "without space or '/'", status=400, field="host_id")
+    secret = f"{ENROLLMENT_PREFIX}{secrets.token_urlsafe(32)}"
+    token = EnrollmentToken(host_id=host_id, secret_sha256=_digest(secret),
+                            created_by=creator.username,
+                            expires_at=utcnow() + timedelta(hours=valid_hours))
+    session.add(token)
+    session.commit()
+    return NewEnrollmentToken(token, secret)
+
+
+def check_enrollment_token(session: Session, secret: str) -> EnrollmentToken:
+    """The live (unused, unexpired) enrollment token with this secret.
+
+    Raises:
+        AuthError: unknown, used or expired (401, field ``token``).
+    """
+    token = session.scalar(select(EnrollmentToken).where(
+        EnrollmentToken.secret_sha256 == _digest(secret)))
+    session.commit()
+    if token is None:
+        raise AuthError("the enrollment token is unknown", field="token")
+    if token.used_at is not None:
+        raise AuthError(f"the enrollment token of host {token.host_id!r} was used at "
+                        f"{_as_aware(token.used_at).isoformat(timespec='seconds')}",
+                        field="token")
+    if _as_aware(token.expires_at) <= utcnow():
+        raise AuthError(f"the enrollment token of host {token.host_id!r} expired at "
+                        f"{_as_aware(token.expires_at).isoformat(timespec='seconds')}",
+                        field="token")
+    return token
+
+
+def mark_enrollment_token_used(session: Session, token: EnrollmentToken,
+                               enrollment_id: str) -> None:
+    """Record that ``token`` was redeemed for ``enrollment_id`` (committed), once.
+
+    Raises:
+        AuthError: it was redeemed concurrently (409, field ``token``).
+    """
+    done = session.execute(
+        update(EnrollmentToken)
+        .where(EnrollmentToken.id == token.id, EnrollmentToken.used_at.is_(None))
+        .values(used_at=utcnow(), enrollment_id=enrollment_id))
+    session.commit()
+    if getattr(done, "rowcount", 0) != 1:
+        raise AuthError(f"the enrollment token of host {token.host_id!r} was just used",
+                        status=409, field="token")

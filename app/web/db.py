@@ -80,6 +80,24 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class EnrollmentToken(Base):
+    """A one-time token with which a host's agent gets its CA registration (hashed at rest).
+
+    ``used_at`` is set when the agent redeemed it; a used or expired token is refused.
+    """
+
+    __tablename__ = "app_enrollment_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[str] = mapped_column(String(256))
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    enrollment_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
 def create_schema(engine: Engine) -> None:
     """Bring the app database to the newest schema: the Alembic migrations of app.db (read
     model, ingestion), then the app's own tables where missing.

@@ -27,7 +27,7 @@ from patchledger.app.artifacts import (
     parse_range_header,
 )
 from patchledger.app.fabric import FabricError, TrustAnchors, verify_chain
-from patchledger.app.ingest.tables import feed_imports
+from patchledger.app.ingest.tables import feed_imports, findings
 from patchledger.app.readmodel import queries
 from patchledger.app.readmodel.projector import lag
 from patchledger.app.web.api import schemas as s
@@ -125,6 +125,63 @@ def _make_reads(path: str, record_type: str) -> None:
 
 for _path, _type in RESOURCES.items():
     _make_reads(_path, _type)
+
+
+@api.get("/vulnerabilities/<vuln_id>/findings")
+@api.input(s.CursorQuery, location="query", arg_name="query")
+@api.output(s.PageOut)
+@api.doc(summary="The organization's hosts affected by a vulnerability (off-ledger findings "
+                 "of the last feed import), highest priority first, with the explained "
+                 "priority and the remediation deadline", **_doc(400, 401))
+@requires("records.read")
+def vulnerability_findings(vuln_id: str, query: dict[str, Any]) -> dict[str, Any]:
+    cursor = query["cursor"]
+    if cursor and not cursor.isdigit():
+        raise AuthError("cursor must come from a previous page", status=400, field="cursor")
+    f = findings.c
+    stmt = select(findings).where(f.vuln_id == vuln_id).order_by(
+        desc(f.priority_score), f.id).limit(query["limit"] + 1)
+    if cursor:
+        stmt = stmt.offset(int(cursor[:9]))
+    with state().engine.connect() as conn:
+        rows = conn.execute(stmt).mappings().all()
+    more = len(rows) > query["limit"]
+    items = []
+    for row in rows[:query["limit"]]:
+        doc = dict(row)
+        doc["priority"] = json.loads(doc.pop("priority_json") or "{}")
+        for key in ("first_seen", "last_seen"):
+            doc[key] = doc[key].isoformat() if hasattr(doc[key], "isoformat") else doc[key]
+        items.append(doc)
+    offset = int(cursor or 0) + len(items)
+    return {"items": items, "next_cursor": str(offset) if more else ""}
+
+
+@api.get("/rollouts/<rollout_id>/progress")
+@api.output(s.ProgressOut)
+@api.doc(summary="A rollout's deployments counted per wave and state", **_doc(401, 404))
+@requires("records.read")
+def rollout_progress(rollout_id: str) -> Response | dict[str, Any]:
+    with state().engine.connect() as conn:
+        rollout = queries.get_record(conn, "Rollout", rollout_id)
+        if rollout is None:
+            raise AuthError(f"Rollout {rollout_id!r} is not in the read model", status=404,
+                            field="rollout_id")
+        waves: dict[int, dict[str, int]] = {}
+        cursor: str | None = None
+        while True:
+            page = queries.list_records(conn, "Deployment", filters={"rollout_id": rollout_id},
+                                        limit=queries.MAX_LIMIT, cursor=cursor)
+            for row in page.items:
+                wave = int(row.record.get("wave", 0))
+                counts = waves.setdefault(wave, {})
+                counts[row.state] = counts.get(row.state, 0) + 1
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+    return _etagged({"rollout_id": rollout_id, "state": rollout.state,
+                     "current_wave": rollout.record.get("current_wave"),
+                     "waves": [{"wave": w, "deployments": waves[w]} for w in sorted(waves)]})
 
 
 # ---------------------------------------------------------------------------- audit

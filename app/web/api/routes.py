@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from patchledger.app.web import auth
 from patchledger.app.web.api import schemas as s
-from patchledger.app.web.db import ApiToken, User, utcnow
+from patchledger.app.web.db import ApiToken, EnrollmentToken, User, utcnow
 from patchledger.app.web.factory import csrf_token, current_user, state
 from patchledger.app.web.ledger import Actor
 from patchledger.app.web.rbac import PUBLIC, requires
@@ -50,6 +50,15 @@ def _token_out(token: ApiToken, username: str) -> dict[str, Any]:
     return {"id": token.id, "name": token.name, "prefix": token.prefix, "username": username,
             "created_at": iso(token.created_at), "last_used_at": iso(token.last_used_at),
             "revoked_at": iso(token.revoked_at)}
+
+
+def _enrollment_out(token: EnrollmentToken) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
+    return {"id": token.id, "host_id": token.host_id, "created_by": token.created_by,
+            "created_at": iso(token.created_at), "expires_at": iso(token.expires_at),
+            "used_at": iso(token.used_at), "enrollment_id": token.enrollment_id}
 
 
 def _record_id(value: str, name: str) -> str:
@@ -385,6 +394,46 @@ def vote_policy(proposal_id: str) -> dict[str, Any]:
 @requires("host.manage")
 def enroll_host(body: dict[str, Any]) -> dict[str, Any]:
     return _submit("EnrollHost", body["document"])
+
+
+@api.post("/hosts/enrollment-tokens")
+@api.input(s.EnrollmentTokenIn, arg_name="body")
+@api.output(s.NewEnrollmentTokenOut, status_code=201)
+@api.doc(summary="A one-time token for a host's agent to enroll with (shown once)",
+         **_doc(400, 401, 403))
+@requires("host.manage")
+def create_enrollment_token(body: dict[str, Any]) -> dict[str, Any]:
+    new = auth.create_enrollment_token(state().db(), current_user(), body["host_id"],
+                                       body["valid_hours"])
+    return {"token": _enrollment_out(new.token), "secret": new.secret}
+
+
+@api.get("/hosts/enrollment-tokens")
+@api.output(s.EnrollmentTokensOut)
+@api.doc(summary="Host enrollment tokens (never their secrets)", **_doc(401, 403))
+@requires("host.manage")
+def list_enrollment_tokens() -> dict[str, Any]:
+    tokens = state().db().scalars(select(EnrollmentToken).order_by(EnrollmentToken.id))
+    return {"items": [_enrollment_out(t) for t in tokens]}
+
+
+@api.post("/agent/enroll")
+@api.input(s.AgentEnrollIn, arg_name="body")
+@api.output(s.AgentEnrollOut)
+@api.doc(summary="An agent redeems its one-time enrollment token for a CA registration; "
+                 "it then enrolls at the CA with a key it made itself",
+         **_doc(400, 401, 409, 503))
+@requires(PUBLIC)
+def agent_enroll(body: dict[str, Any]) -> dict[str, Any]:
+    st = state()
+    db = st.db()
+    token = auth.check_enrollment_token(db, body["token"])
+    enrollment_id, secret = st.ledger.register_host(token.host_id)
+    auth.mark_enrollment_token_used(db, token, enrollment_id)
+    ca = st.config.ca
+    return {"host_id": token.host_id, "enrollment_id": enrollment_id,
+            "enrollment_secret": secret, "msp_id": st.config.msp_id,
+            "ca_url": ca.url if ca else "", "ca_name": ca.ca_name if ca else ""}
 
 
 @api.post("/hosts/<host_id>/inventory")

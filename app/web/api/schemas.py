@@ -270,3 +270,47 @@ class TokenDetailOut(TokenOut):
 
 class RecordDetailOut(RecordRowOut):
     """One record (a class of its own: apispec registers the nested RecordRowOut itself)."""
+
+
+class ProgressOut(Schema):
+    rollout_id = String()
+    state = String()
+    current_wave = Raw(allow_none=True)
+    waves = List(Dict())
+
+
+class EnrollmentTokenIn(Schema):
+    host_id = String(required=True, validate=Regexp(r"^[\x21-\x2e\x30-\x7e]{1,200}$"))
+    valid_hours = Integer(load_default=24, validate=Range(1, 168))
+
+
+class EnrollmentTokenOut(Schema):
+    id = Integer()
+    host_id = String()
+    created_by = String()
+    created_at = String()
+    expires_at = String()
+    used_at = String(allow_none=True)
+    enrollment_id = String(allow_none=True)
+
+
+class NewEnrollmentTokenOut(Schema):
+    token = Nested(EnrollmentTokenOut)
+    secret = String()
+
+
+class EnrollmentTokensOut(Schema):
+    items = List(Nested(EnrollmentTokenOut))
+
+
+class AgentEnrollIn(Schema):
+    token = String(required=True, validate=Length(1, 256))
+
+
+class AgentEnrollOut(Schema):
+    host_id = String()
+    enrollment_id = String()
+    enrollment_secret = String()
+    msp_id = String()
+    ca_url = String()
+    ca_name = String()

@@ -186,3 +186,28 @@ def test_user_creation_shows_secrets_once_and_validates(client: FlaskClient,
     assert set(bad.json["error"]["fields"]) == {"json.username", "json.role"}
     add_user(app, "dave", "auditor")
     assert client.get("/api/v1/users/dave", headers=admin.headers).json["has_totp"] is False
+
+
+def test_expired_enrollment_token_is_refused(app: APIFlask, client: FlaskClient,
+                                             accounts: dict[str, Account]) -> None:
+    from datetime import timedelta
+
+    from patchledger.app.web.db import EnrollmentToken, utcnow
+
+    made = client.post("/api/v1/hosts/enrollment-tokens",
+                       json={"host_id": "db-01", "valid_hours": 1},
+                       headers=accounts["operator"].headers).json
+    with app.app_context():
+        db = state().sessions()
+        token = db.get(EnrollmentToken, made["token"]["id"])
+        assert token is not None
+        token.expires_at = utcnow() - timedelta(seconds=1)
+        db.commit()
+        db.close()
+    refused = client.post("/api/v1/agent/enroll", json={"token": made["secret"]})
+    assert refused.status_code == 401 and "expired" in refused.json["error"]["message"]
+    bad = client.post("/api/v1/hosts/enrollment-tokens", json={"host_id": "a b",
+                                                               "valid_hours": 999},
+                      headers=accounts["operator"].headers)
+    assert bad.status_code == 400
+    assert set(bad.json["error"]["fields"]) == {"json.host_id", "json.valid_hours"}

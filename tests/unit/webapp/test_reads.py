@@ -122,3 +122,34 @@ def test_artifact_upload_and_ranged_download(client: FlaskClient,
     assert outside.status_code == 416
     assert client.get(f"/api/v1/artifacts/{'1' * 64}", headers=auditor).status_code == 404
     assert client.get("/api/v1/artifacts/nothex", headers=auditor).status_code == 400
+
+
+def test_findings_highest_priority_first(app: APIFlask, client: FlaskClient,
+                                         accounts: dict[str, Account]) -> None:
+    import datetime as dt
+    import json
+
+    from sqlalchemy import insert
+
+    from patchledger.app.ingest.tables import findings
+
+    now = dt.datetime(2025, 12, 1, tzinfo=dt.UTC)
+    rows = [{"host_id": f"h{i}", "vuln_id": "CVE-2025-0001", "package": "xz-utils",
+             "installed_version": "5.6.0", "fixed_version": "5.6.1", "advisory_id": "DSA-1",
+             "source": "debian", "reason": "5.6.0 < 5.6.1", "priority_score": float(i),
+             "priority_json": json.dumps({"score": i, "because": ["KEV"]}),
+             "deadline": "2025-12-08", "first_seen": now, "last_seen": now, "import_id": 1}
+            for i in range(5)]
+    with app.app_context(), state().engine.begin() as conn:
+        conn.execute(insert(findings), rows)
+    headers = accounts["auditor"].headers
+    first = client.get("/api/v1/vulnerabilities/CVE-2025-0001/findings?limit=3",
+                       headers=headers).json
+    assert [f["host_id"] for f in first["items"]] == ["h4", "h3", "h2"]
+    assert first["items"][0]["priority"] == {"score": 4, "because": ["KEV"]}
+    assert first["items"][0]["deadline"] == "2025-12-08"
+    rest = client.get(f"/api/v1/vulnerabilities/CVE-2025-0001/findings?limit=3"
+                      f"&cursor={first['next_cursor']}", headers=headers).json
+    assert [f["host_id"] for f in rest["items"]] == ["h1", "h0"] and rest["next_cursor"] == ""
+    missing = client.get("/api/v1/rollouts/r-9/progress", headers=headers)
+    assert missing.status_code == 404 and missing.json["error"]["field"] == "rollout_id"
