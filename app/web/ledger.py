@@ -34,6 +34,7 @@ from patchledger.app.fabric import (
     Attribute,
     CAError,
     CommitError,
+    Contract,
     EcdsaSigner,
     EventsError,
     FabricError,
@@ -234,6 +235,18 @@ class Ledger:
             return submitted.result
 
         return self._call(function, run, "submit")
+
+    def contract(self, actor: Actor) -> Contract:
+        """The contract on a gateway of ``actor`` (for batch writers such as ingestion's).
+
+        Raises:
+            LedgerError: no peer configured (503), no identity in the wallet (403).
+        """
+        channel = self._open()
+        identity, signer = self._identity(actor)
+        gateway = connect(identity, signer, channel, endpoint=self.endpoint,
+                          timeouts=self._config.timeouts)
+        return gateway.get_network(self._config.channel).get_contract(self._config.chaincode)
 
     def network(self) -> Network:
         """The channel as the registrar (block events for the projector, verification).

@@ -23,6 +23,7 @@ certificate: the app's table can only be stricter, never looser.
 | exception.expire | x | x | x | | |
 | audit.read (history, blocks, verification) | x | x | x | x | |
 | feeds.read | x | | x | x | x |
+| feeds.import (run an import of the configured feeds now) | | | | | x |
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "exception.expire": frozenset({A, P, OP}),
     "audit.read": frozenset({A, P, OP, Role.AUDITOR}),
     "feeds.read": frozenset({A, OP, Role.AUDITOR, F}),
+    "feeds.import": frozenset({F}),
 }
 
 #: Marker permission of endpoints open without login (login, health, OpenAPI, metrics).

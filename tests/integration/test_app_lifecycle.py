@@ -4,8 +4,10 @@ Three apps (SecOps, ITOps, Compliance), in process, each on its own peer and CA 
 SQLite database, each feeding its read model from its peer's blocks. Each app's bootstrap admin
 is made as ``patchledger app init`` makes it; everything after goes through HTTP: the admin
 logs in with password and TOTP and creates users; each user logs in (TOTP for approvers) and
-creates an API token; the app registers and enrolls each acting user with its CA. Then: a KEV
-entry of the shared feeds is recorded, an artifact uploaded, the patch proposed with its digest,
+creates an API token; the app registers and enrolls each acting user with its CA. Then: a
+host's packages are stored, the shared feeds (KEV catalog, a Debian DSA list) imported and
+matched, the KEV vulnerability recorded by the feed user and seen in every read model with
+its finding, an artifact uploaded, the patch proposed with its digest,
 test evidence attached by ITOps, approvals by a SecOps and an ITOps approver each with a fresh
 TOTP code (statements signed with their own keys), and APPROVED is read from every
 organization's read model.
@@ -35,7 +37,8 @@ from patchledger.app.web.config import SecurityConfig, config_from_mapping
 from patchledger.app.web.factory import create_app, state
 from patchledger.app.web.projection import ProjectionRunner, start_projection
 from patchledger.network.testing import LocalNetwork
-from tests.integration.lifecycle_world import bootstrap_policy, kev_entry, vulnerability_of
+from tests.integration.lifecycle_world import bootstrap_policy
+from tests.unit.ingest.ingest_support import DPKG, require_feeds
 from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, ITOPS, SECOPS
 
 pytestmark = pytest.mark.integration
@@ -92,7 +95,10 @@ def _ok(response: Any, status: int = 200) -> Any:
 def _build(net: LocalNetwork, org: str, home: Path, run: str) -> OrgApp:
     from dataclasses import replace
 
-    config = replace(config_from_mapping(_org_values(net, org, home)), security=FAST)
+    values = _org_values(net, org, home)
+    if org == "secops":
+        values["feeds"] = ",".join(require_feeds())
+    config = replace(config_from_mapping(values), security=FAST)
     app = create_app(config)
     with app.app_context():
         db = state().sessions()
@@ -171,16 +177,30 @@ def _everywhere(apps: dict[str, OrgApp], path: str, wanted: str) -> None:
 
 def test_patch_lifecycle_through_the_api(apps: dict[str, OrgApp]) -> None:
     secops, itops = apps["secops"], apps["itops"]
-    vulnerability = vulnerability_of(kev_entry())
-    vuln_id = vulnerability["vuln_id"]
-    recorded = secops.client.post("/api/v1/vulnerabilities", json=vulnerability,
-                                  headers=secops.tokens["feed"])
-    # another module of the session may have recorded the same entry: the same content again
-    # is accepted, different content is a 409 naming the record
-    assert recorded.status_code in (201, 409), recorded.json
+    vuln_id = "CVE-2022-46169"  # cacti; in the KEV catalog
+    # the SecOps app's feeds are the shared KEV catalog and a Debian DSA list; its operator
+    # stores a host's packages (cacti below the DSA-5298-1 fix: CVE-2022-46169, in KEV)
+    _ok(secops.client.put("/api/v1/hosts/web-1/packages", json={
+        "format": "dpkg", "content": DPKG, "release": "bullseye", "criticality": "high"},
+        headers=secops.tokens["operator"]))
+    imported = _ok(secops.client.post("/api/v1/feeds/import", headers=secops.tokens["feed"]))
+    report = imported["report"]
+    assert report["status"] == "ok" and report["findings"] > 0, report
+    assert report["refused"] == 0 and report["failed"] == 0, report
     for org_app in apps.values():
         _wait(f"{vuln_id} in {org_app.org}'s read model",
               functools.partial(_has_state, org_app, f"/api/v1/vulnerabilities/{vuln_id}", None))
+    kev = _ok(itops.client.get(f"/api/v1/vulnerabilities/{vuln_id}",
+                               headers=itops.tokens["operator"]))["record"]
+    assert kev["known_exploited"] is True and kev["severity"] == "critical"
+    found = _ok(secops.client.get(f"/api/v1/vulnerabilities/{vuln_id}/findings",
+                                  headers=secops.tokens["operator"]))["items"]
+    assert [(f["host_id"], f["package"].split("@")[0]) for f in found] == [
+        ("web-1", "pkg:deb/debian/cacti")]
+    assert "CISA KEV" in str(found[0]["priority"])
+    # importing the same feeds again writes nothing new
+    again = _ok(secops.client.post("/api/v1/feeds/import", headers=secops.tokens["feed"]))
+    assert again["report"]["submitted"] == 0, again["report"]
 
     artifact = f"xz-utils 5.4.5 rebuilt {secrets.token_hex(4)}".encode() * 50
     stored = _ok(secops.client.post("/api/v1/artifacts", data=artifact,

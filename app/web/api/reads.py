@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import threading
 from typing import Any
 
 from flask import Response, request
@@ -27,11 +28,22 @@ from patchledger.app.artifacts import (
     parse_range_header,
 )
 from patchledger.app.fabric import FabricError, TrustAnchors, verify_chain
+from patchledger.app.feeds.errors import InventoryError as FeedInventoryError
+from patchledger.app.feeds.inventory import parse_dpkg, parse_rpm, parse_sbom
+from patchledger.app.ingest.inventories import InventoryError, store_inventory
+from patchledger.app.ingest.ledger import GatewayLedgerWriter
+from patchledger.app.ingest.pipeline import (
+    IngestionSettings,
+    acquire_lease,
+    default_holder,
+    release_lease,
+    run_ingestion_once,
+)
 from patchledger.app.ingest.tables import feed_imports, findings
 from patchledger.app.readmodel import queries
 from patchledger.app.readmodel.projector import lag
 from patchledger.app.web.api import schemas as s
-from patchledger.app.web.api.routes import _doc, _etagged, api
+from patchledger.app.web.api.routes import _actor, _doc, _etagged, api
 from patchledger.app.web.auth import AuthError
 from patchledger.app.web.factory import state
 from patchledger.app.web.ledger import LedgerError
@@ -381,6 +393,69 @@ def feed_import_list(query: dict[str, Any]) -> dict[str, Any]:
     rows = rows[:query["limit"]]
     return {"items": [_import_out(r) for r in rows],
             "next_cursor": str(rows[-1]["id"]) if more else ""}
+
+
+@api.post("/feeds/import")
+@api.output(s.ImportOut)
+@api.doc(summary="Import the configured feeds now: match the organization's inventories and "
+                 "record new or changed vulnerabilities on the ledger as the calling feed "
+                 "user (importing the same feeds again writes nothing)",
+         **_doc(401, 403, 409, 503))
+@requires("feeds.import")
+def import_feeds() -> dict[str, Any]:
+    st = state()
+    if not st.config.feed_sources:
+        raise AuthError(f"{st.config.organization}'s app has no feed sources configured "
+                        "(feeds)", status=409, field="feeds")
+    settings = IngestionSettings(sources=st.config.feed_sources)
+    writer = GatewayLedgerWriter(st.ledger.contract(_actor()))
+    try:
+        height: int | None = st.ledger.height()
+    except LedgerError:
+        height = None
+    caught_up = lag(st.engine, height).behind == 0
+    # the scheduler lease: never two imports at once (another request, a scheduler loop)
+    holder = f"{default_holder()}:api:{threading.get_ident()}"
+    if not acquire_lease(st.engine, holder, ttl=600):
+        raise AuthError("a feed import is running already (the scheduler lease is held); "
+                        "try again when it is done", status=409, field="feeds")
+    try:
+        report = run_ingestion_once(st.engine, settings, writer,
+                                    read_model_caught_up=caught_up)
+    finally:
+        release_lease(st.engine, holder)
+    for source in st.config.feed_sources:
+        st.metrics.feed_imports.labels(source, report.status).inc()
+    return {"report": dataclasses.asdict(report)}
+
+
+@api.put("/hosts/<host_id>/packages")
+@api.input(s.PackagesIn, arg_name="body")
+@api.output(s.StoredInventoryOut)
+@api.doc(summary="Store a host's full package inventory off the ledger (dpkg or rpm query "
+                 "text, or an SBOM); feed imports match it", **_doc(400, 401, 403))
+@requires("host.manage")
+def put_packages(host_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    content = body["content"]
+    try:
+        if body["format"] == "sbom":
+            if not isinstance(content, dict):
+                raise AuthError("an SBOM must be a JSON object", status=400, field="content")
+            inventory = parse_sbom(content, host=host_id, origin="api")
+        elif not isinstance(content, str):
+            raise AuthError(f"{body['format']} content must be the query's text", status=400,
+                            field="content")
+        elif body["format"] == "dpkg":
+            inventory = parse_dpkg(content, host=host_id, release=body["release"])
+        else:
+            inventory = parse_rpm(content, host=host_id, distro=body["release"])
+        with state().engine.begin() as conn:
+            stored = store_inventory(conn, dataclasses.replace(
+                inventory, criticality=body["criticality"]), origin=f"api:{body['format']}")
+    except (FeedInventoryError, InventoryError) as exc:
+        raise AuthError(str(exc), status=400, field="content") from exc
+    return {"host_id": stored.host_id, "inventory_sha256": stored.inventory_sha256,
+            "package_count": stored.package_count, "criticality": stored.criticality}
 
 
 # ---------------------------------------------------------------------------- artifacts

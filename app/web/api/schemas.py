@@ -314,3 +314,24 @@ class AgentEnrollOut(Schema):
     msp_id = String()
     ca_url = String()
     ca_name = String()
+
+
+class PackagesIn(Schema):
+    format = String(required=True, validate=OneOf(["dpkg", "rpm", "sbom"]))
+    content = Raw(required=True, metadata={"description": "dpkg/rpm query text, or the SBOM "
+                                                         "(CycloneDX or SPDX JSON object)"})
+    release = String(load_default=None, validate=Length(1, 64),
+                     metadata={"description": "distribution release, e.g. bookworm"})
+    criticality = String(load_default="medium",
+                         validate=OneOf(["low", "medium", "high", "critical"]))
+
+
+class StoredInventoryOut(Schema):
+    host_id = String()
+    inventory_sha256 = String()
+    package_count = Integer()
+    criticality = String()
+
+
+class ImportOut(Schema):
+    report = Dict()

@@ -33,6 +33,7 @@ EXPECTED = {
     "exception.expire": {"admin", "approver", "operator"},
     "audit.read": {"admin", "approver", "operator", "auditor"},
     "feeds.read": {"admin", "operator", "auditor", "feed"},
+    "feeds.import": {"feed"},
 }
 _OPEN = {"openapi.spec", "openapi.docs", "openapi.swagger_ui_oauth_redirect", "static"}
 

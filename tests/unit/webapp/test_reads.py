@@ -153,3 +153,26 @@ def test_findings_highest_priority_first(app: APIFlask, client: FlaskClient,
     assert [f["host_id"] for f in rest["items"]] == ["h1", "h0"] and rest["next_cursor"] == ""
     missing = client.get("/api/v1/rollouts/r-9/progress", headers=headers)
     assert missing.status_code == 404 and missing.json["error"]["field"] == "rollout_id"
+
+
+def test_packages_stored_off_ledger_and_import_needs_feeds(
+        client: FlaskClient, accounts: dict[str, Account]) -> None:
+    operator = accounts["operator"].headers
+    stored = client.put("/api/v1/hosts/web-1/packages", json={
+        "format": "dpkg", "content": "cacti 1.2.16+ds1-2\nopenssl 1.1.1n-0+deb11u3\n",
+        "release": "bullseye", "criticality": "high"}, headers=operator)
+    assert stored.status_code == 200, stored.json
+    assert stored.json["package_count"] == 2 and len(stored.json["inventory_sha256"]) == 64
+    again = client.put("/api/v1/hosts/web-1/packages", json={
+        "format": "dpkg", "content": "openssl 1.1.1n-0+deb11u3\ncacti 1.2.16+ds1-2\n",
+        "release": "bullseye", "criticality": "high"}, headers=operator)
+    assert again.json["inventory_sha256"] == stored.json["inventory_sha256"]  # canonical
+    bad = client.put("/api/v1/hosts/web-1/packages", json={
+        "format": "dpkg", "content": "justonefield\n"}, headers=operator)
+    assert bad.status_code == 400 and bad.json["error"]["field"] == "content"
+    assert "line 1" in bad.json["error"]["message"]
+    wrong_type = client.put("/api/v1/hosts/web-1/packages", json={
+        "format": "sbom", "content": "not an object"}, headers=operator)
+    assert wrong_type.status_code == 400 and wrong_type.json["error"]["field"] == "content"
+    no_feeds = client.post("/api/v1/feeds/import", headers=accounts["feed"].headers)
+    assert no_feeds.status_code == 409 and no_feeds.json["error"]["field"] == "feeds"
