@@ -128,7 +128,8 @@ def find_user(session: Session, username: str) -> User:
     return user
 
 
-def _as_aware(moment: datetime) -> datetime:
+def as_aware(moment: datetime) -> datetime:
+    """``moment`` with UTC as its zone when it has none (SQLite returns naive datetimes)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
 
@@ -175,9 +176,9 @@ def login(session: Session, security: SecurityConfig, username: str, password: s
     if user is None:
         hasher(security).hash(password)  # same cost whether or not the user exists
         raise AuthError("wrong username or password")
-    if user.locked_until is not None and _as_aware(user.locked_until) > moment:
+    if user.locked_until is not None and as_aware(user.locked_until) > moment:
         raise AuthError(f"account {username!r} is locked until "
-                        f"{_as_aware(user.locked_until).isoformat(timespec='seconds')} after "
+                        f"{as_aware(user.locked_until).isoformat(timespec='seconds')} after "
                         f"{user.failed_logins} failed logins", status=423)
     ph = hasher(security)
     try:
@@ -243,7 +244,7 @@ def token_user(session: Session, secret: str) -> User | None:
     session.commit()  # end the read transaction: the update below gets one of its own
     # written at most once a minute (a write per request would contend with the projector),
     # and best effort: a busy database does not fail the request for a bookkeeping field
-    if token.last_used_at is None or moment - _as_aware(token.last_used_at) > timedelta(
+    if token.last_used_at is None or moment - as_aware(token.last_used_at) > timedelta(
             seconds=60):
         token.last_used_at = moment
         try:
@@ -309,11 +310,11 @@ def check_enrollment_token(session: Session, secret: str) -> EnrollmentToken:
         raise AuthError("the enrollment token is unknown", field="token")
     if token.used_at is not None:
         raise AuthError(f"the enrollment token of host {token.host_id!r} was used at "
-                        f"{_as_aware(token.used_at).isoformat(timespec='seconds')}",
+                        f"{as_aware(token.used_at).isoformat(timespec='seconds')}",
                         field="token")
-    if _as_aware(token.expires_at) <= utcnow():
+    if as_aware(token.expires_at) <= utcnow():
         raise AuthError(f"the enrollment token of host {token.host_id!r} expired at "
-                        f"{_as_aware(token.expires_at).isoformat(timespec='seconds')}",
+                        f"{as_aware(token.expires_at).isoformat(timespec='seconds')}",
                         field="token")
     return token
 

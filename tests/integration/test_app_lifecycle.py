@@ -250,3 +250,13 @@ def test_patch_lifecycle_through_the_api(apps: dict[str, OrgApp]) -> None:
     status = _ok(compliance.client.get("/api/v1/readmodel/status",
                                        headers=compliance.tokens["operator"]))
     assert status["peer_height"] is not None and status["behind"] is not None
+    # an auditor-side check of the whole chain: hashes, orderer and creator signatures
+    verified = _ok(compliance.client.post("/api/v1/audit/verify", json={},
+                                          headers=compliance.tokens["operator"]))
+    assert verified["ok"] is True, verified["inconsistency"]
+    assert verified["blocks_checked"] == verified["stop"] + 1 >= status["projected"]
+    approve_tx = next(v["tx_id"] for v in history if v["state"] == "APPROVED")
+    tx = _ok(compliance.client.get(f"/api/v1/audit/transactions/{approve_tx}",
+                                   headers=compliance.tokens["operator"]))["transaction"]
+    assert tx["function"] == "Approve" and tx["creator_msp"] == ITOPS and tx["valid"]
+    assert "approver-" in tx["creator_subject"]

@@ -38,7 +38,7 @@ def _doc(*statuses: int) -> dict[str, Any]:
 
 
 def _user_out(user: User) -> dict[str, Any]:
-    locked = user.locked_until is not None and auth._as_aware(user.locked_until) > utcnow()
+    locked = user.locked_until is not None and auth.as_aware(user.locked_until) > utcnow()
     return {"username": user.username, "role": user.role, "has_totp": bool(user.totp_secret),
             "locked": locked, "disabled": user.disabled, "enrollment_id": user.enrollment_id}
 
