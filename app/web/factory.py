@@ -176,7 +176,7 @@ def _install_hooks(app: APIFlask) -> None:
     @app.errorhandler(LedgerError)
     def _ledger_error(exc: LedgerError) -> Response:
         response = _json_error(exc.status, exc.message, endpoint=exc.endpoint,
-                               function=exc.function)
+                               function=exc.function, transaction_id=exc.transaction_id)
         if exc.status == 503:
             response.headers["Retry-After"] = "5"
         return response

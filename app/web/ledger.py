@@ -66,15 +66,19 @@ class LedgerError(Exception):
         message: what happened, with the chaincode's own words when it refused.
         endpoint: the peer or CA concerned.
         function: the transaction function called.
+        transaction_id: the transaction's id when one was built: after a 503 of a submit the
+            client looks it up (``GET /audit/transactions/{id}``) instead of resubmitting
+            blindly.
     """
 
     def __init__(self, status: int, message: str, *, endpoint: str = "",
-                 function: str = "") -> None:
+                 function: str = "", transaction_id: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.endpoint = endpoint
         self.function = function
+        self.transaction_id = transaction_id
 
 
 def _refusal(texts: Sequence[str]) -> tuple[int, str] | None:
@@ -91,16 +95,20 @@ def map_gateway_error(exc: FabricError, function: str, endpoint: str) -> LedgerE
     if isinstance(exc, CommitError):
         return LedgerError(409, f"{function}: transaction {exc.transaction_id} was committed "
                            f"invalid ({exc.code_name}) in block {exc.block_number}",
-                           endpoint=endpoint, function=function)
+                           endpoint=endpoint, function=function,
+                           transaction_id=exc.transaction_id)
     if isinstance(exc, GatewayError):
+        tx = exc.transaction_id
         refused = _refusal([exc.message, *(d.message for d in exc.details)])
         if refused:
-            return LedgerError(refused[0], refused[1], endpoint=endpoint, function=function)
+            return LedgerError(refused[0], refused[1], endpoint=endpoint, function=function,
+                               transaction_id=tx)
         if exc.code in _UNAVAILABLE:
             return LedgerError(503, f"the ledger is unreachable: {exc.phase} at {endpoint} "
                                f"failed ({exc.code.name}): {exc.message}",
-                               endpoint=endpoint, function=function)
-        return LedgerError(502, f"{function}: {exc}", endpoint=endpoint, function=function)
+                               endpoint=endpoint, function=function, transaction_id=tx)
+        return LedgerError(502, f"{function}: {exc}", endpoint=endpoint, function=function,
+                           transaction_id=tx)
     if isinstance(exc, EventsError):
         return LedgerError(503, f"the block stream of {endpoint} failed: {exc}",
                            endpoint=endpoint, function=function)

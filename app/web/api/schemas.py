@@ -24,6 +24,7 @@ class ErrorDetail(Schema):
     field_errors = Dict(keys=String(), values=Raw(), data_key="fields")
     endpoint = String()
     function = String()
+    transaction_id = String()
 
 
 class ErrorOut(Schema):

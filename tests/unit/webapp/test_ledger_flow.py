@@ -157,6 +157,7 @@ def test_ledger_refusal_maps_to_its_status_and_message(
     assert refused.status_code == 409
     assert refused.json["error"]["message"] == message
     assert refused.json["error"]["function"] == "AttachTestEvidence"
+    assert len(refused.json["error"]["transaction_id"]) == 64
     fake_peer.fail_next("evaluate", ScriptedFailure(
         grpc.StatusCode.UNKNOWN, "evaluate call to endorser returned error",
         [ErrorDetail(fake_peer.address, "SecOpsMSP",
