@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from patchledger.app.web.config import SecurityConfig
 from patchledger.app.web.db import TOTP_ROLES, ApiToken, EnrollmentToken, Role, User, utcnow
+from patchledger.app.web.errors import RequestError
 
 #: What a username may look like (it becomes part of a Fabric CA enrollment id).
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
@@ -39,19 +40,11 @@ TOKEN_PREFIX = "plt_"  # noqa: S105 (a public prefix, not a secret)
 ENROLLMENT_PREFIX = "ple_"
 
 
-class AuthError(Exception):
-    """Authentication or account management refused.
-
-    Attributes:
-        status: the HTTP status to answer with (400, 401, 403, 404, 409, 423).
-        field: the input field at fault, when one is.
-    """
+class AuthError(RequestError):
+    """Authentication or account management refused (401 unless said otherwise)."""
 
     def __init__(self, message: str, *, status: int = 401, field: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.field = field
+        super().__init__(message, status=status, field=field)
 
 
 @dataclass(frozen=True)

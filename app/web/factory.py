@@ -31,6 +31,7 @@ from patchledger.app.db import open_engine
 from patchledger.app.web import auth
 from patchledger.app.web.config import AppConfig
 from patchledger.app.web.db import User, create_schema, session_factory
+from patchledger.app.web.errors import RequestError
 from patchledger.app.web.ledger import Ledger, LedgerError
 from patchledger.app.web.metrics import Metrics
 from patchledger.app.web.rbac import PUBLIC, allowed, permission_of
@@ -169,8 +170,8 @@ def _install_hooks(app: APIFlask) -> None:
         return error_body(error.status_code, message, fields=fields, **error.extra_data), \
             error.status_code, error.headers
 
-    @app.errorhandler(auth.AuthError)
-    def _auth_error(exc: auth.AuthError) -> Response:
+    @app.errorhandler(RequestError)
+    def _request_error(exc: RequestError) -> Response:
         return _json_error(exc.status, exc.message, field=exc.field)
 
     @app.errorhandler(LedgerError)

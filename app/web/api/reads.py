@@ -44,7 +44,7 @@ from patchledger.app.readmodel import queries
 from patchledger.app.readmodel.projector import lag
 from patchledger.app.web.api import schemas as s
 from patchledger.app.web.api.routes import _actor, _doc, _etagged, api
-from patchledger.app.web.auth import AuthError
+from patchledger.app.web.errors import RequestError
 from patchledger.app.web.factory import state
 from patchledger.app.web.ledger import LedgerError
 from patchledger.app.web.rbac import requires
@@ -67,8 +67,8 @@ _PAGING = {"limit", "cursor", "sort", "descending"}
 MAX_VERIFY_BLOCKS = 2000
 
 
-def _query_error(exc: queries.QueryError) -> AuthError:
-    return AuthError(str(exc), status=400, field=exc.field)
+def _query_error(exc: queries.QueryError) -> RequestError:
+    return RequestError(str(exc), status=400, field=exc.field)
 
 
 def _row(row: queries.RecordRow) -> dict[str, Any]:
@@ -87,7 +87,7 @@ def list_records(record_type: str, query: dict[str, Any]) -> dict[str, Any]:
     """One page of ``record_type`` from the read model; extra query arguments are filters.
 
     Raises:
-        AuthError: a bad filter, sort field or cursor (400, naming it).
+        RequestError: a bad filter, sort field or cursor (400, naming it).
     """
     filters = {k: v for k, v in request.args.items() if k not in _PAGING and v != ""}
     try:
@@ -104,13 +104,13 @@ def get_record(record_type: str, record_id: str) -> Response | dict[str, Any]:
     """One record of the read model with its version's ETag.
 
     Raises:
-        AuthError: not in the read model (404, naming the record and the projected height).
+        RequestError: not in the read model (404, naming the record and the projected height).
     """
     with state().engine.connect() as conn:
         row = queries.get_record(conn, record_type, record_id)
         height = queries.projected_height(conn)
     if row is None:
-        raise AuthError(f"{record_type} {record_id!r} is not in the read model (blocks 0 to "
+        raise RequestError(f"{record_type} {record_id!r} is not in the read model (blocks 0 to "
                         f"{height - 1} projected)", status=404, field="record_id")
     return _etagged(_row(row), tag=row.etag.strip('"'))
 
@@ -149,7 +149,7 @@ for _path, _type in RESOURCES.items():
 def vulnerability_findings(vuln_id: str, query: dict[str, Any]) -> dict[str, Any]:
     cursor = query["cursor"]
     if cursor and not cursor.isdigit():
-        raise AuthError("cursor must come from a previous page", status=400, field="cursor")
+        raise RequestError("cursor must come from a previous page", status=400, field="cursor")
     f = findings.c
     stmt = select(findings).where(f.vuln_id == vuln_id).order_by(
         desc(f.priority_score), f.id).limit(query["limit"] + 1)
@@ -177,7 +177,7 @@ def rollout_progress(rollout_id: str) -> Response | dict[str, Any]:
     with state().engine.connect() as conn:
         rollout = queries.get_record(conn, "Rollout", rollout_id)
         if rollout is None:
-            raise AuthError(f"Rollout {rollout_id!r} is not in the read model", status=404,
+            raise RequestError(f"Rollout {rollout_id!r} is not in the read model", status=404,
                             field="rollout_id")
         waves: dict[int, dict[str, int]] = {}
         cursor: str | None = None
@@ -206,12 +206,12 @@ def rollout_progress(rollout_id: str) -> Response | dict[str, Any]:
 @requires("audit.read")
 def record_history(record_type: str, record_id: str) -> Response | dict[str, Any]:
     if record_type not in queries.record_types():
-        raise AuthError(f"record_type {record_type!r} is not one of "
+        raise RequestError(f"record_type {record_type!r} is not one of "
                         f"{', '.join(queries.record_types())}", status=400, field="record_type")
     with state().engine.connect() as conn:
         versions = queries.record_history(conn, record_type, record_id)
     if not versions:
-        raise AuthError(f"{record_type} {record_id!r} has no version in the read model",
+        raise RequestError(f"{record_type} {record_id!r} has no version in the read model",
                         status=404, field="record_id")
     return _etagged({"items": [dataclasses.asdict(v) for v in versions]})
 
@@ -247,7 +247,7 @@ def get_block(number: int) -> Response | dict[str, Any]:
     with state().engine.connect() as conn:
         block = queries.get_block(conn, number) if number < 2**62 else None
         if block is None:
-            raise AuthError(f"block {number} is not in the read model (blocks 0 to "
+            raise RequestError(f"block {number} is not in the read model (blocks 0 to "
                             f"{queries.projected_height(conn) - 1} projected)", status=404,
                             field="number")
         txs = queries.list_transactions(conn, block_number=number, descending=False,
@@ -282,7 +282,7 @@ def get_transaction(tx_id: str) -> Response | dict[str, Any]:
         tx = queries.get_transaction(conn, tx_id)
         writes = queries.transaction_writes(conn, tx_id) if tx else []
     if tx is None:
-        raise AuthError(f"transaction {tx_id!r} is not in the read model", status=404,
+        raise RequestError(f"transaction {tx_id!r} is not in the read model", status=404,
                         field="tx_id")
     return _etagged({"transaction": _tx_out(tx),
                      "writes": [dataclasses.asdict(w) for w in writes]})
@@ -306,10 +306,10 @@ def verify_ledger(body: dict[str, Any]) -> dict[str, Any]:
     stop = min(height - 1, start + MAX_VERIFY_BLOCKS - 1) if body["stop"] is None \
         else body["stop"]
     if start >= height or stop < start or stop >= height:
-        raise AuthError(f"blocks {start} to {stop} are not all on the ledger (height {height})",
+        raise RequestError(f"blocks {start} to {stop} are not all on the ledger (height {height})",
                         status=400, field="stop" if start < height else "start")
     if stop - start + 1 > MAX_VERIFY_BLOCKS:
-        raise AuthError(f"at most {MAX_VERIFY_BLOCKS} blocks per request", status=400,
+        raise RequestError(f"at most {MAX_VERIFY_BLOCKS} blocks per request", status=400,
                         field="stop")
     try:
         anchors = TrustAnchors.from_msp_dirs(dict(config.trust_msp_dirs),
@@ -383,7 +383,7 @@ def feeds() -> dict[str, Any]:
 def feed_import_list(query: dict[str, Any]) -> dict[str, Any]:
     cursor = query["cursor"]
     if cursor and not cursor.isdigit():
-        raise AuthError("cursor must come from a previous page", status=400, field="cursor")
+        raise RequestError("cursor must come from a previous page", status=400, field="cursor")
     stmt = select(feed_imports).order_by(desc(feed_imports.c.id)).limit(query["limit"] + 1)
     if cursor:
         stmt = stmt.where(feed_imports.c.id < int(cursor[:18]))
@@ -405,7 +405,7 @@ def feed_import_list(query: dict[str, Any]) -> dict[str, Any]:
 def import_feeds() -> dict[str, Any]:
     st = state()
     if not st.config.feed_sources:
-        raise AuthError(f"{st.config.organization}'s app has no feed sources configured "
+        raise RequestError(f"{st.config.organization}'s app has no feed sources configured "
                         "(feeds)", status=409, field="feeds")
     settings = IngestionSettings(sources=st.config.feed_sources)
     writer = GatewayLedgerWriter(st.ledger.contract(_actor()))
@@ -417,7 +417,7 @@ def import_feeds() -> dict[str, Any]:
     # the scheduler lease: never two imports at once (another request, a scheduler loop)
     holder = f"{default_holder()}:api:{threading.get_ident()}"
     if not acquire_lease(st.engine, holder, ttl=600):
-        raise AuthError("a feed import is running already (the scheduler lease is held); "
+        raise RequestError("a feed import is running already (the scheduler lease is held); "
                         "try again when it is done", status=409, field="feeds")
     try:
         report = run_ingestion_once(st.engine, settings, writer,
@@ -440,10 +440,10 @@ def put_packages(host_id: str, body: dict[str, Any]) -> dict[str, Any]:
     try:
         if body["format"] == "sbom":
             if not isinstance(content, dict):
-                raise AuthError("an SBOM must be a JSON object", status=400, field="content")
+                raise RequestError("an SBOM must be a JSON object", status=400, field="content")
             inventory = parse_sbom(content, host=host_id, origin="api")
         elif not isinstance(content, str):
-            raise AuthError(f"{body['format']} content must be the query's text", status=400,
+            raise RequestError(f"{body['format']} content must be the query's text", status=400,
                             field="content")
         elif body["format"] == "dpkg":
             inventory = parse_dpkg(content, host=host_id, release=body["release"])
@@ -453,7 +453,7 @@ def put_packages(host_id: str, body: dict[str, Any]) -> dict[str, Any]:
             stored = store_inventory(conn, dataclasses.replace(
                 inventory, criticality=body["criticality"]), origin=f"api:{body['format']}")
     except (FeedInventoryError, InventoryError) as exc:
-        raise AuthError(str(exc), status=400, field="content") from exc
+        raise RequestError(str(exc), status=400, field="content") from exc
     return {"host_id": stored.host_id, "inventory_sha256": stored.inventory_sha256,
             "package_count": stored.package_count, "criticality": stored.criticality}
 
@@ -466,16 +466,16 @@ def _store() -> FilesystemStore:
     return FilesystemStore(config.artifact_dir, max_size=config.max_upload_bytes)
 
 
-def _artifact_error(exc: ArtifactError) -> AuthError:
+def _artifact_error(exc: ArtifactError) -> RequestError:
     if isinstance(exc, ArtifactNotFound):
-        return AuthError(str(exc), status=404, field="sha256")
+        return RequestError(str(exc), status=404, field="sha256")
     if isinstance(exc, ArtifactTooLarge):
-        return AuthError(str(exc), status=413, field="body")
+        return RequestError(str(exc), status=413, field="body")
     if isinstance(exc, RangeNotSatisfiable):
-        return AuthError(str(exc), status=416, field="Range")
+        return RequestError(str(exc), status=416, field="Range")
     if isinstance(exc, InvalidDigest):
-        return AuthError(str(exc), status=400, field="sha256")
-    return AuthError(str(exc), status=400, field="body")
+        return RequestError(str(exc), status=400, field="sha256")
+    return RequestError(str(exc), status=400, field="body")
 
 
 @api.post("/artifacts")
@@ -487,7 +487,7 @@ def _artifact_error(exc: ArtifactError) -> AuthError:
 def upload_artifact() -> dict[str, Any]:
     expected = request.headers.get("X-Artifact-SHA256") or None
     if expected is not None and not re.fullmatch(r"[0-9a-f]{64}", expected):
-        raise AuthError("X-Artifact-SHA256 must be 64 lower-case hex digits", status=400,
+        raise RequestError("X-Artifact-SHA256 must be 64 lower-case hex digits", status=400,
                         field="X-Artifact-SHA256")
     try:
         stored = _store().put(request.stream, expected_sha256=expected,

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from patchledger.app.web import auth
 from patchledger.app.web.api import schemas as s
 from patchledger.app.web.db import ApiToken, EnrollmentToken, User, utcnow
+from patchledger.app.web.errors import RequestError
 from patchledger.app.web.factory import csrf_token, current_user, state
 from patchledger.app.web.ledger import Actor
 from patchledger.app.web.rbac import PUBLIC, requires
@@ -63,7 +64,7 @@ def _enrollment_out(token: EnrollmentToken) -> dict[str, Any]:
 
 def _record_id(value: str, name: str) -> str:
     if not _ID.match(value):
-        raise auth.AuthError(f"{name} {value!r} must be 1-256 printable ASCII characters "
+        raise RequestError(f"{name} {value!r} must be 1-256 printable ASCII characters "
                              "without space or '/'", status=400, field=name)
     return value
 
@@ -221,7 +222,7 @@ def enroll_user(username: str) -> dict[str, Any]:
     db = st.db()
     user = auth.find_user(db, username)
     if user.enrollment_id:
-        raise auth.AuthError(f"user {username!r} has a Fabric identity already: "
+        raise RequestError(f"user {username!r} has a Fabric identity already: "
                              f"{user.enrollment_id}", status=409, field="username")
     user.enrollment_id = st.ledger.enroll(user.username, user.role)
     db.commit()
