@@ -77,6 +77,17 @@ def _serve(args: argparse.Namespace) -> int:
         from patchledger.app.web.projection import start_projection
 
         runner = start_projection(app)
+    scheduler = None
+    if args.ingest_as:
+        from patchledger.app.web.errors import RequestError
+        from patchledger.app.web.ingestion import IngestionScheduler
+        from patchledger.app.web.ledger import LedgerError
+
+        try:
+            scheduler = IngestionScheduler(app, args.ingest_as, args.ingest_interval)
+        except (RequestError, LedgerError) as exc:
+            raise UserError(f"cannot schedule feed imports: {exc}") from exc
+        scheduler.start()
     logging.getLogger("patchledger.app.web").info(
         "serving", extra={"org": config.organization, "host": config.listen_host,
                           "port": config.listen_port, "peer": config.peer.endpoint
@@ -85,6 +96,8 @@ def _serve(args: argparse.Namespace) -> int:
         serve(app, host=config.listen_host, port=config.listen_port, threads=args.threads,
               ident="patchledger", _quiet=True)
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         if runner is not None:
             runner.stop()
     return 0
@@ -111,5 +124,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     serve = sub.add_parser("serve", help="serve the app with waitress")
     common(serve)
     serve.add_argument("--threads", type=int, default=8, help="worker threads")
+    serve.add_argument("--ingest-as", metavar="USER",
+                       help="import the configured feeds on a schedule as this feed user "
+                            "(one scheduler per database: a second one is refused)")
+    serve.add_argument("--ingest-interval", type=float, default=3600.0, metavar="SECONDS",
+                       help="seconds between scheduled imports")
     serve.set_defaults(func=_serve)
 

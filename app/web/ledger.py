@@ -25,10 +25,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from importlib import import_module
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
 from patchledger.app.fabric import (
     Attribute,
@@ -47,12 +47,12 @@ from patchledger.app.fabric import (
     connect,
     create_channel,
 )
+from patchledger.app.readmodel.projector import peer_height
 from patchledger.app.web.config import AppConfig
 from patchledger.app.web.metrics import Metrics
 from patchledger.chaincode.lifecycle.signatures import encode_b64
 from patchledger.chaincode.lifecycle.statement import ApprovalStatement
 
-_ledger_pb2: Any = import_module("fabric_protos.common.ledger_pb2")
 _REFUSAL = re.compile(r"chaincode response (\d{3}), (.*)", re.DOTALL)
 _UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
                 grpc.StatusCode.CANCELLED}
@@ -274,14 +274,14 @@ class Ledger:
         Raises:
             LedgerError: the peer is down or refused (503/502).
         """
-        contract = self.network().get_contract("qscc")
         try:
-            raw = contract.evaluate_transaction("GetChainInfo", self._config.channel)
+            return peer_height(self.network(), self._config.channel)
         except FabricError as exc:
             raise map_gateway_error(exc, "GetChainInfo", self.endpoint) from exc
-        # app.readmodel.projector.peer_height parses common_pb2.BlockchainInfo, which lives
-        # in common/ledger.proto: parsed here until it is fixed there
-        return int(_ledger_pb2.BlockchainInfo.FromString(raw).height)
+        except DecodeError as exc:
+            raise LedgerError(502, f"the peer {self.endpoint} answered GetChainInfo with "
+                              f"something that is not a BlockchainInfo: {exc}",
+                              endpoint=self.endpoint, function="GetChainInfo") from exc
 
     def raw_blocks(self, start: int, stop: int) -> Iterator[Any]:
         """The peer's ``common.Block`` messages ``start`` to ``stop`` (inclusive), for ledger

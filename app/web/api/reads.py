@@ -31,13 +31,11 @@ from patchledger.app.fabric import FabricError, TrustAnchors, verify_chain
 from patchledger.app.feeds.errors import InventoryError as FeedInventoryError
 from patchledger.app.feeds.inventory import parse_dpkg, parse_rpm, parse_sbom
 from patchledger.app.ingest.inventories import InventoryError, store_inventory
-from patchledger.app.ingest.ledger import GatewayLedgerWriter
 from patchledger.app.ingest.pipeline import (
     IngestionSettings,
     acquire_lease,
     default_holder,
     release_lease,
-    run_ingestion_once,
 )
 from patchledger.app.ingest.tables import feed_imports, findings
 from patchledger.app.readmodel import queries
@@ -46,6 +44,7 @@ from patchledger.app.web.api import schemas as s
 from patchledger.app.web.api.routes import _actor, _doc, _etagged, api
 from patchledger.app.web.errors import RequestError
 from patchledger.app.web.factory import state
+from patchledger.app.web.ingestion import ingest_once
 from patchledger.app.web.ledger import LedgerError
 from patchledger.app.web.rbac import requires
 
@@ -408,24 +407,17 @@ def import_feeds() -> dict[str, Any]:
         raise RequestError(f"{st.config.organization}'s app has no feed sources configured "
                         "(feeds)", status=409, field="feeds")
     settings = IngestionSettings(sources=st.config.feed_sources)
-    writer = GatewayLedgerWriter(st.ledger.contract(_actor()))
-    try:
-        height: int | None = st.ledger.height()
-    except LedgerError:
-        height = None
-    caught_up = lag(st.engine, height).behind == 0
+    actor = _actor()
     # the scheduler lease: never two imports at once (another request, a scheduler loop)
     holder = f"{default_holder()}:api:{threading.get_ident()}"
     if not acquire_lease(st.engine, holder, ttl=600):
-        raise RequestError("a feed import is running already (the scheduler lease is held); "
-                        "try again when it is done", status=409, field="feeds")
+        raise RequestError("a feed import is running already or the scheduler runs (the "
+                           "scheduler lease is held); try again later", status=409,
+                           field="feeds")
     try:
-        report = run_ingestion_once(st.engine, settings, writer,
-                                    read_model_caught_up=caught_up)
+        report = ingest_once(st, actor, settings)
     finally:
         release_lease(st.engine, holder)
-    for source in st.config.feed_sources:
-        st.metrics.feed_imports.labels(source, report.status).inc()
     return {"report": dataclasses.asdict(report)}
 
 

@@ -10,6 +10,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,12 @@ from patchledger.app.fabric.identity import load_certificate, parse_serialized_i
 from patchledger.app.fabric.testing import TestCA
 from patchledger.app.fabric.testing.fake_ca import FakeCA
 from patchledger.app.fabric.testing.fake_gateway import FakeGateway, ScriptedFailure
+from patchledger.app.web.errors import RequestError
 from patchledger.app.web.factory import create_app
 from patchledger.chaincode.lifecycle.statement import SignedStatement, verify_statement
 from tests.unit.webapp.conftest import Account, add_user, make_config, totp_code
 
+_ledger_pb2: Any = import_module("fabric_protos.common.ledger_pb2")
 DIGEST = "ab" * 32
 PATCH = {"patch_id": "p-1", "title": "xz-utils fix", "vendor": "Debian",
          "artifact_sha256": DIGEST, "artifact_size": 1024,
@@ -54,6 +57,8 @@ class Chaincode:
             return json.dumps({"patch_id": patch["patch_id"]}).encode(), (function, b"{}")
         if function == "GetRecord":
             return json.dumps(self.records[(decoded[0], decoded[1])]).encode(), None
+        if function == "GetChainInfo":  # qscc: the read model counts as caught up
+            return _ledger_pb2.BlockchainInfo(height=0).SerializeToString(), None
         return b'{"ok": true}', (function, b"{}")
 
 
@@ -78,8 +83,8 @@ def fake_peer(chaincode: Chaincode) -> Iterator[FakeGateway]:
         yield server
 
 
-@pytest.fixture
-def ledger_app(tmp_path: Path, fake_ca: FakeCA, fake_peer: FakeGateway) -> APIFlask:
+def _ledger_app(tmp_path: Path, fake_ca: FakeCA, fake_peer: FakeGateway,
+                **overrides: Any) -> APIFlask:
     ca_tls = tmp_path / "ca-tls.pem"
     ca_tls.write_bytes(fake_ca.tls_ca_pem)
     registrar = CAClient(fake_ca.url, tls_ca_certificate=fake_ca.tls_ca_pem, ca_name="ca"
@@ -87,7 +92,12 @@ def ledger_app(tmp_path: Path, fake_ca: FakeCA, fake_peer: FakeGateway) -> APIFl
     return create_app(make_config(
         tmp_path, peer=PeerConfig(fake_peer.address, insecure=True),
         ca=CAConfig(fake_ca.url, tls_ca_cert=ca_tls, ca_name="ca"),
-        registrar=IdentitySource("SecOpsMSP", msp_dir=registrar)))
+        registrar=IdentitySource("SecOpsMSP", msp_dir=registrar), **overrides))
+
+
+@pytest.fixture
+def ledger_app(tmp_path: Path, fake_ca: FakeCA, fake_peer: FakeGateway) -> APIFlask:
+    return _ledger_app(tmp_path, fake_ca, fake_peer)
 
 
 def _creator(fake: FakeGateway) -> Identity:
@@ -226,3 +236,42 @@ def test_host_enrollment_token_is_redeemed_once_for_a_ca_registration(
                       ).status_code == 401
     used = client.get("/api/v1/hosts/enrollment-tokens", headers=operator.headers).json
     assert used["items"][0]["enrollment_id"] == registration["enrollment_id"]
+
+
+def test_scheduled_ingestion_records_matched_vulnerabilities_once_per_deployment(
+        tmp_path: Path, fake_ca: FakeCA, fake_peer: FakeGateway, chaincode: Chaincode) -> None:
+    from patchledger.app.web.ingestion import IngestionScheduler
+    from tests.unit.ingest.ingest_support import DPKG, require_feeds
+
+    app = _ledger_app(tmp_path, fake_ca, fake_peer, feed_sources=require_feeds())
+    client = app.test_client()
+    operator = add_user(app, "olga", "operator")
+    feed = add_user(app, "fido", "feed")
+    assert client.put("/api/v1/hosts/web-1/packages", json={
+        "format": "dpkg", "content": DPKG, "release": "bullseye"},
+        headers=operator.headers).status_code == 200
+    scheduler = IngestionScheduler(app, "fido", interval=3600)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler.reports and scheduler.error is None:
+            assert time.monotonic() < deadline, "no scheduled import ran"
+            time.sleep(0.1)
+        assert scheduler.error is None, scheduler.error
+        report = scheduler.reports[0]
+        assert report.status == "ok" and report.submitted > 0, report
+        recorded = [json.loads(args[0])["vuln_id"] for function, args in chaincode.calls
+                    if function == "RecordVulnerability"]
+        assert "CVE-2022-46169" in recorded
+        assert _creator(fake_peer).attributes["role"] == "feed"
+        # one scheduler per deployment: a second one, and a manual import, are refused
+        second = IngestionScheduler(app, "fido", interval=3600)
+        second.start()
+        second.stop()
+        assert second.error is not None and "already runs" in str(second.error)
+        manual = client.post("/api/v1/feeds/import", headers=feed.headers)
+        assert manual.status_code == 409 and manual.json["error"]["field"] == "feeds"
+    finally:
+        scheduler.stop()
+    with pytest.raises(RequestError, match="not an active feed user"):
+        IngestionScheduler(app, "olga", interval=3600)
