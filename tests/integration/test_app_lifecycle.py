@@ -36,8 +36,8 @@ from patchledger.app.web import auth
 from patchledger.app.web.config import SecurityConfig, config_from_mapping
 from patchledger.app.web.factory import create_app, state
 from patchledger.app.web.projection import ProjectionRunner, start_projection
-from patchledger.network.testing import LocalNetwork
 from tests.integration.lifecycle_world import bootstrap_policy
+from tests.support.network import LocalNetwork
 from tests.unit.ingest.ingest_support import DPKG, require_feeds
 from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, ITOPS, SECOPS
 

@@ -16,8 +16,8 @@ from waitress import create_server
 
 from patchledger.app.cli import main
 from patchledger.app.readmodel.projector import project
-from patchledger.app.readmodel.testing import SimulatedLedger, build_chain
 from patchledger.app.web.factory import state
+from tests.support.readmodel import SimulatedLedger, build_chain
 from tests.unit.webapp.conftest import Account
 
 

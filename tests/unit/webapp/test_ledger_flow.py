@@ -23,12 +23,12 @@ from patchledger.app.fabric import CAClient, ErrorDetail, Identity
 from patchledger.app.fabric._protos import common_pb2, proposal_pb2
 from patchledger.app.fabric.config import CAConfig, IdentitySource, PeerConfig
 from patchledger.app.fabric.identity import load_certificate, parse_serialized_identity
-from patchledger.app.fabric.testing import TestCA
-from patchledger.app.fabric.testing.fake_ca import FakeCA
-from patchledger.app.fabric.testing.fake_gateway import FakeGateway, ScriptedFailure
 from patchledger.app.web.errors import RequestError
 from patchledger.app.web.factory import create_app
 from patchledger.chaincode.lifecycle.statement import SignedStatement, verify_statement
+from tests.support.fabric.fake_ca import FakeCA
+from tests.support.fabric.fake_gateway import FakeGateway, ScriptedFailure
+from tests.support.fabric.pki import TestCA
 from tests.unit.webapp.conftest import Account, add_user, make_config, totp_code
 
 _ledger_pb2: Any = import_module("fabric_protos.common.ledger_pb2")

@@ -8,8 +8,8 @@ from apiflask import APIFlask
 from flask.testing import FlaskClient
 
 from patchledger.app.readmodel.projector import project
-from patchledger.app.readmodel.testing import SimulatedLedger, build_chain
 from patchledger.app.web.factory import state
+from tests.support.readmodel import SimulatedLedger, build_chain
 from tests.unit.webapp.conftest import Account
 
 
