@@ -26,7 +26,12 @@ enrolling hundreds of hosts through the CA's REST API would dominate the run.
 still works end to end, in well under a minute with the network start.
 
     .venv/bin/python bench/bench_host_reports.py [--hosts 500] [--batches 1:30,10:10,100:5,500:2]
-        [--port-base 19000] [--state-dir DIR] [--smoke]
+        [--port-base 19000] [--state-dir DIR] [--keep-logs DIR] [--smoke]
+
+``--batches`` takes ``size:count[:in_flight]`` entries: ``in_flight`` batches (default 1) are
+submitted at once, each by its own stream over its own slice of the hosts, so batches in
+flight never name the same host (no endorser reads a record another batch in flight writes);
+each stream still waits for every endorser's commit before its next batch.
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ class Host:
 class Row:
     batch: int
     batches: int
+    in_flight: int
     reports: int
     seconds: float
     endorse: list[float]
@@ -271,54 +277,142 @@ def next_reports(hosts: list[Host], cursor: int, count: int, rollout: str,
 ENDORSERS = ("ITOpsMSP", "SecOpsMSP")
 
 
-def measure(op: Session, hosts: list[Host], rollout: str, patch: str,
-            plan: list[tuple[int, int]]) -> list[Row]:
-    """Submit the batches of ``plan`` ((size, count) pairs), one at a time.
+@dataclass(frozen=True)
+class Step:
+    """One row of the plan: ``count`` batches of ``size`` reports, ``in_flight`` at a time."""
+
+    size: int
+    count: int
+    in_flight: int = 1
+
+
+def parse_plan(text: str) -> list[Step]:
+    """``size:count[:in_flight]`` pairs or triples, comma-separated.
+
+    Raises:
+        SystemExit: a malformed entry, or a number below 1.
+    """
+    steps = []
+    for part in text.split(","):
+        try:
+            numbers = [int(n) for n in part.split(":")]
+            step = Step(*numbers)
+        except (TypeError, ValueError):
+            raise SystemExit(f"--batches: {part!r} is not size:count[:in_flight]") from None
+        if min(numbers) < 1:
+            raise SystemExit(f"--batches: {part!r} needs numbers of at least 1")
+        steps.append(step)
+    return steps
+
+
+def run_stream(op: Session, hosts: list[Host], size: int, count: int, rollout: str,
+               patch: str, endorser_peers: list[Gateway]) -> tuple[list[float], ...]:
+    """Submit ``count`` batches of ``size`` reports of ``hosts``, one after the other: each
+    once the previous one is committed on every endorsing organization's peer.
 
     Raises:
         SystemExit: a batch was not committed valid, or not every report was accepted.
     """
-    rows = []
+    endorse, latency, lag = [], [], []
     cursor = 0
+    for _ in range(count):
+        if cursor % len(hosts) + size > len(hosts):
+            cursor += len(hosts) - cursor % len(hosts)  # a batch names each host once
+        reports, cursor = next_reports(hosts, cursor, size, rollout, patch)
+        arg = json.dumps(reports)
+        t0 = time.monotonic()
+        submitted = op.contract.submit_async("ReportDeployments", [arg], endorse_timeout=120,
+                                             endorsing_organizations=list(ENDORSERS))
+        t1 = time.monotonic()
+        status = submitted.get_status(120)
+        t2 = time.monotonic()
+        result = json.loads(submitted.result)
+        if not status.successful or result["accepted"] != size:
+            raise SystemExit(f"batch of {size}: {status.code_name}, "
+                             f"{result['accepted']} accepted: {result['results'][:3]}")
+        for gateway in endorser_peers:
+            gateway.new_commit(submitted.bytes).get_status(120)
+        endorse.append(t1 - t0)
+        latency.append(t2 - t0)
+        lag.append(time.monotonic() - t2)
+    return endorse, latency, lag
+
+
+def streams_of(sequences: list[int], step: Step) -> list[tuple[list[int], int]]:
+    """Split host indices for ``step``: ``in_flight`` disjoint slices of the least-reported
+    hosts (``sequences``: reports so far per host), with the batch count of each.
+
+    Raises:
+        SystemExit: too few hosts for ``in_flight`` batches of ``size`` at once.
+    """
+    share = len(sequences) // step.in_flight
+    if step.size > share:
+        raise SystemExit(f"{step.in_flight} batches of {step.size} in flight need at least "
+                         f"{step.size * step.in_flight} hosts")
+    fresh = sorted(range(len(sequences)), key=lambda i: sequences[i])
+    return [(fresh[i * share:(i + 1) * share],
+             step.count // step.in_flight + (i < step.count % step.in_flight))
+            for i in range(step.in_flight)]
+
+
+def check_plan(n_hosts: int, plan: list[Step]) -> None:
+    """Refuse, before any network starts, a plan that gives a host more reports than
+    :data:`OUTCOMES` has steps (each report moves its deployment forward).
+
+    Raises:
+        SystemExit: naming the step that runs out.
+    """
+    sequences = [0] * n_hosts
+    for step in plan:
+        for part, count in streams_of(sequences, step):
+            cursor = 0  # as run_stream walks its hosts
+            for _ in range(count):
+                if cursor % len(part) + step.size > len(part):
+                    cursor += len(part) - cursor % len(part)
+                for _ in range(step.size):
+                    sequences[part[cursor % len(part)]] += 1
+                    cursor += 1
+        if max(sequences) > len(OUTCOMES):
+            raise SystemExit(f"{n_hosts} hosts allow at most {len(OUTCOMES)} reports each; "
+                             f"the plan runs out at {step.size}:{step.count}:{step.in_flight}")
+
+
+def measure(op: Session, hosts: list[Host], rollout: str, patch: str,
+            plan: list[Step]) -> list[Row]:
+    """Submit the batches of ``plan``: per step, ``in_flight`` streams run at once, each over
+    its own slice of the hosts (so batches in flight never name the same host, and no
+    endorser reads a host record another batch in flight writes), each stream one batch at a
+    time.
+
+    Raises:
+        SystemExit: a batch was not committed valid, not every report was accepted, or the
+            hosts are too few for ``in_flight`` disjoint batches.
+    """
+    rows = []
     # the other endorsers' peers, where each batch must be committed before the next
     endorser_peers = [g for msp, g in op.others.items() if msp in ENDORSERS]
-    for size, count in plan:
-        if size > len(hosts):
-            raise SystemExit(f"batch {size} needs at least {size} hosts")
-        endorse, latency, lag = [], [], []
+    for step in plan:
+        streams_plan = streams_of([h.sequence for h in hosts], step)
         started = time.monotonic()
-        for _ in range(count):
-            if cursor % len(hosts) + size > len(hosts):
-                cursor += len(hosts) - cursor % len(hosts)  # a batch names each host once
-            reports, cursor = next_reports(hosts, cursor, size, rollout, patch)
-            arg = json.dumps(reports)
-            t0 = time.monotonic()
-            submitted = op.contract.submit_async("ReportDeployments", [arg], endorse_timeout=120,
-                                                 endorsing_organizations=list(ENDORSERS))
-            t1 = time.monotonic()
-            status = submitted.get_status(120)
-            t2 = time.monotonic()
-            result = json.loads(submitted.result)
-            if not status.successful or result["accepted"] != size:
-                raise SystemExit(f"batch of {size}: {status.code_name}, "
-                                 f"{result['accepted']} accepted: {result['results'][:3]}")
-            for gateway in endorser_peers:
-                gateway.new_commit(submitted.bytes).get_status(120)
-            endorse.append(t1 - t0)
-            latency.append(t2 - t0)
-            lag.append(time.monotonic() - t2)
-        rows.append(Row(size, count, size * count, time.monotonic() - started, endorse, latency,
-                        lag))
-        progress(f"batch {size}: done")
+        with ThreadPoolExecutor(step.in_flight) as pool:
+            futures = [pool.submit(run_stream, op, [hosts[i] for i in part], step.size, n,
+                                   rollout, patch, endorser_peers)
+                       for part, n in streams_plan]
+            streams = [f.result() for f in futures]
+        seconds = time.monotonic() - started
+        endorse, latency, lag = ([x for s in streams for x in s[i]] for i in range(3))
+        rows.append(Row(step.size, step.count, step.in_flight, step.size * step.count, seconds,
+                        endorse, latency, lag))
+        progress(f"batch {step.size} x{step.in_flight}: done")
     return rows
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| reports/batch | batches | reports/s | endorse p50 s | commit latency p50 s "
-             "| commit latency max s | endorser lag max s |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| reports/batch | batches | reports/s | in flight | endorse p50 s "
+             "| commit latency p50 s | commit latency max s | endorser lag max s |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r.batch} | {r.batches} | {r.reports / r.seconds:.1f} | "
+        lines.append(f"| {r.batch} | {r.batches} | {r.reports / r.seconds:.1f} | {r.in_flight} | "
                      f"{statistics.median(r.endorse):.3f} | {statistics.median(r.latency):.3f} "
                      f"| {max(r.latency):.3f} | {max(r.lag):.3f} |")
     return "\n".join(lines)
@@ -337,21 +431,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
     parser.add_argument("--hosts", type=int, default=500)
     parser.add_argument("--batches", default="1:30,10:10,100:5,500:2",
-                        help="size:count pairs, in order")
+                        help="size:count[:in_flight] entries, run in order (in_flight: "
+                             "batches at once, over disjoint hosts; default 1)")
     parser.add_argument("--port-base", type=int, default=PORT_BASE,
                         help=f"the network's port base (default {PORT_BASE})")
     parser.add_argument("--state-dir", type=Path,
                         help="the network's state directory (default: a new temporary one); "
                              "removed at the end")
+    parser.add_argument("--keep-logs", type=Path,
+                        help="copy the nodes' logs (peers: 'Validated block [N] in X ms') "
+                             "into this directory before the network is reset")
     parser.add_argument("--smoke", action="store_true",
                         help=f"smallest scale ({SMOKE_HOSTS} hosts, batches {SMOKE_BATCHES})")
     args = parser.parse_args(argv)
     if args.smoke:
         args.hosts, args.batches = SMOKE_HOSTS, SMOKE_BATCHES
-    plan = [(int(a), int(b)) for a, b in (p.split(":") for p in args.batches.split(","))]
-    needed = max(sum(s * c for s, c in plan) / args.hosts, 1)
-    if needed > len(OUTCOMES) - 0.5:
-        raise SystemExit(f"{args.hosts} hosts allow at most {len(OUTCOMES)} reports each")
+    plan = parse_plan(args.batches)
+    check_plan(args.hosts, plan)
     state = args.state_dir or Path(tempfile.mkdtemp(prefix="patchledger-bench-reports-"))
     env = {**os.environ, "PATCHLEDGER_STATE_DIR": str(state / "network"),
            "PATCHLEDGER_PORT_BASE": str(args.port_base)}
@@ -362,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         op, hosts, rollout, patch = setup(LocalNetwork(manager), args.hosts)
         rows = measure(op, hosts, rollout, patch, plan)
     finally:
+        if args.keep_logs and (state / "network" / "logs").is_dir():
+            shutil.copytree(state / "network" / "logs", args.keep_logs, dirs_exist_ok=True)
         if manager.config.state_dir.exists():
             manager.reset()
         shutil.rmtree(state, ignore_errors=True)

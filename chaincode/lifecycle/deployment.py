@@ -2,15 +2,18 @@
 
 State machine (``status``), driven by signed host reports::
 
-    SCHEDULED ──> DISPATCHED, APPLIED, VERIFIED, FAILED
-    DISPATCHED ──> APPLIED, VERIFIED, FAILED
+    SCHEDULED ──> DISPATCHED, APPLIED, VERIFIED, FAILED, ROLLED_BACK
+    DISPATCHED ──> APPLIED, VERIFIED, FAILED, ROLLED_BACK
     APPLIED ──> VERIFIED, FAILED, ROLLED_BACK
     VERIFIED ──> ROLLED_BACK       rolled back on order (the rollout was halted)
     FAILED ──> ROLLED_BACK
     ROLLED_BACK                    terminal
 
 A report may skip intermediate success steps (an agent that applied and verified in one run
-reports VERIFIED directly), but never goes backwards and never leaves ROLLED_BACK. VERIFIED,
+reports VERIFIED directly), but never goes backwards and never leaves ROLLED_BACK. ROLLED_BACK
+from SCHEDULED or DISPATCHED records a host that applied the patch while its rollout was being
+halted (its VERIFIED report was refused, as a stopped rollout takes only ROLLED_BACK reports)
+and then undid it on order. VERIFIED,
 FAILED and ROLLED_BACK are *settled* states for the rollout's wave gates.
 """
 
@@ -28,8 +31,8 @@ MACHINE = machine(
     "Deployment",
     "SCHEDULED",
     {
-        "SCHEDULED": {"DISPATCHED", "APPLIED", "VERIFIED", "FAILED"},
-        "DISPATCHED": {"APPLIED", "VERIFIED", "FAILED"},
+        "SCHEDULED": {"DISPATCHED", "APPLIED", "VERIFIED", "FAILED", "ROLLED_BACK"},
+        "DISPATCHED": {"APPLIED", "VERIFIED", "FAILED", "ROLLED_BACK"},
         "APPLIED": {"VERIFIED", "FAILED", "ROLLED_BACK"},
         "VERIFIED": {"ROLLED_BACK"},
         "FAILED": {"ROLLED_BACK"},

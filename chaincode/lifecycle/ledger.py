@@ -121,6 +121,9 @@ class TxLedger:
     owners: dict[Key, str] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     seen: dict[Key, str | None] = field(default_factory=dict)
+    #: The last record parsed per key, with the exact bytes it was parsed from: a batch that
+    #: loads one rollout (which names every host of its waves) once per report parses it once.
+    parsed: dict[Key, tuple[bytes, Record]] = field(default_factory=dict, repr=False)
 
     def _raw(self, key: Key) -> bytes | None:
         if key in self.writes:
@@ -148,10 +151,25 @@ class TxLedger:
         """
         key = cls.key_for(*parts)
         raw = self._raw(key)
-        found = None if raw is None else cls.from_json(raw)
+        found = None if raw is None else self.parse(cls, key, raw)
         if cls.MACHINE is not None:
             self.seen[key] = None if found is None else found.state
         return found
+
+    def parse(self, cls: type[R], key: Key, raw: bytes) -> R:
+        """``cls.from_json(raw)`` for the value ``raw`` of ``key``, reused while the key's bytes
+        are unchanged (records are immutable, so sharing one parsed record is safe). Only
+        parses: the state machines' view (:meth:`find`) is not touched.
+
+        Raises:
+            ValidationError: as :meth:`Record.from_json`.
+        """
+        cached = self.parsed.get(key)
+        if cached is not None and cached[0] == raw and isinstance(cached[1], cls):
+            return cached[1]
+        record = cls.from_json(raw)
+        self.parsed[key] = (raw, record)
+        return record
 
     def load(self, cls: type[R], *parts: str) -> R:
         """The record of type ``cls`` at ``parts``.

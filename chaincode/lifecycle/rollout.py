@@ -11,6 +11,11 @@ State machine (``status``)::
     RUNNING ──> COMPLETED     complete: the last wave settled within the threshold (terminal)
     HALTED ──> ROLLED_BACK    roll back: hosts are ordered to roll back (terminal)
 
+Each move may carry a ``reason`` (``DecideRollout``: the dispatcher's verdict, a revocation);
+the record keeps the reason of its latest move (and the transaction's event lists it with the
+change), so its history lists every decision with its reason. A move without one (the plain
+transactions) clears it.
+
 A wave is *settled* when every deployment in it is VERIFIED, FAILED or ROLLED_BACK; it is
 *within the threshold* when ``failed * 100 <= failure_threshold_pct * hosts``. Failure counts
 are evaluated when the operator advances or completes, not when hosts report, so host report
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from patchledger.chaincode.lifecycle.errors import ValidationError
-from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer
+from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer, text
 from patchledger.chaincode.lifecycle.record import Nested, Record
 from patchledger.chaincode.lifecycle.statemachine import StateMachine, machine
 
@@ -86,6 +91,7 @@ class Rollout(Record):
     status: str = "PLANNED"
     current_wave: int = -1
     wave_started_at: int = 0
+    reason: str = ""
 
     @classmethod
     def decode_field(cls, name: str, value: Any) -> Any:
@@ -107,7 +113,7 @@ class Rollout(Record):
         MACHINE.validate_state("status", self.status)
         integer("current_wave", self.current_wave, minimum=-1, maximum=len(self.waves) - 1)
         integer("wave_started_at", self.wave_started_at)
-
+        text("reason", self.reason, optional=True)
 
     @property
     def state(self) -> str:

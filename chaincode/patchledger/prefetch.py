@@ -51,13 +51,16 @@ def _reports(tx: TxLedger, raw_reports: Any) -> list[HostReport]:
     return out
 
 
-def _record(store: StubStore, cls: type[Any], *parts: str) -> Any:
-    """The cached record at ``parts`` (None when absent or not decodable)."""
-    raw = store.get(Key(cls.RECORD_TYPE, parts))
+def _record(tx: TxLedger, store: StubStore, cls: type[Any], *parts: str) -> Any:
+    """The cached record at ``parts`` (None when absent or not decodable), parsed through the
+    transaction's cache (:meth:`TxLedger.parse`), so the core does not parse it again and a
+    rollout read for every report of a batch is parsed once."""
+    key = Key(cls.RECORD_TYPE, parts)
+    raw = store.get(key)
     if raw is None:
         return None
     try:
-        return cls.from_json(raw)
+        return tx.parse(cls, key, raw)
     except LifecycleError:
         return None
 
@@ -78,22 +81,19 @@ def prefetch_reports(tx: TxLedger, raw_reports: Any) -> int:
     read = store.prefetch([Key(Host.RECORD_TYPE, (r.host_id,)) for r in reports])
     reporting: list[HostReport] = []
     for report in reports:
-        host = _record(store, Host, report.host_id)
+        host = _record(tx, store, Host, report.host_id)
         if host is not None and host.status == "ENROLLED" and host.owner_msp == tx.caller.msp_id:
             reporting.append(report)
     read += store.prefetch(
         [Key(Deployment.RECORD_TYPE, (r.rollout_id, r.host_id)) for r in reporting]
     )
-    deployed = [
-        (r, d)
-        for r, d in ((r, _record(store, Deployment, r.rollout_id, r.host_id)) for r in reporting)
-        if d is not None
-    ]
+    found = ((r, _record(tx, store, Deployment, r.rollout_id, r.host_id)) for r in reporting)
+    deployed = [(r, d) for r, d in found if d is not None]
     rollouts: Sequence[Key] = [Key(Rollout.RECORD_TYPE, (d.rollout_id,)) for _, d in deployed]
     read += store.prefetch(rollouts)
     patches = []
     for report, deployment in deployed:
-        rollout = _record(store, Rollout, deployment.rollout_id)
+        rollout = _record(tx, store, Rollout, deployment.rollout_id)
         if (
             rollout is not None
             and takes_report(rollout, report.outcome)

@@ -221,6 +221,15 @@ async def RollBackRollout(ctx: LedgerContext, rollout_id: str) -> Result:
     return _summary(ctx, await submit(ctx, lambda tx: rollouts.roll_back_rollout(tx, rollout_id)))
 
 
+async def DecideRollout(ctx: LedgerContext, rollout_id: str, action: str, reason: str) -> Result:
+    """A rollout move (advance, pause, resume, halt, complete, roll_back) with its reason
+    recorded on the rollout (operator of the rollout's organization; the dispatcher)."""
+    return _summary(
+        ctx,
+        await submit(ctx, lambda tx: rollouts.decide_rollout(tx, rollout_id, action, reason)),
+    )
+
+
 async def ReportDeployments(ctx: LedgerContext, reports: list[Any]) -> Result:
     """Record a batch of signed host reports (a host: its own; an operator: its org's hosts).
 
@@ -303,6 +312,7 @@ SUBMIT = (
     HaltRollout,
     CompleteRollout,
     RollBackRollout,
+    DecideRollout,
     ReportDeployments,
     RevokePatch,
     GrantException,

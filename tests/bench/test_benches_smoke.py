@@ -33,7 +33,8 @@ DEFAULT_TEST_PORT_BASE = 27000
 #: A network uses ports B+50 to B+213 (docs/operations.md), so these offsets from the test
 #: session's base keep the session's network and the three bench networks apart; the loopback
 #: chaincode bench uses one port in the gap of the session's plan.
-OFFSETS = {"chaincode": 230, "client": 250, "host_reports": 500, "runtime_peers": 750}
+OFFSETS = {"chaincode": 230, "client": 250, "host_reports": 500, "runtime_peers": 750,
+           "rollout": 1000}
 #: The Node comparison sides run (npm install from the registry) when node and npm are on PATH;
 #: otherwise their rows must say why they were skipped.
 NODE = bool(shutil.which("node") and shutil.which("npm"))
@@ -149,4 +150,13 @@ def test_bench_runtime_peers_smoke(network_state: Path) -> None:
                                          ["8", "python (ours)"], ["8", "node (fabric-shim 2.5.8)"]]
     node_skipped = [row[2] == "skipped (node/npm not found on PATH)" for row in rows[1::2]]
     assert node_skipped == [not NODE, not NODE], out
+    assert not network_state.exists(), "the bench left its network's state directory"
+
+
+@pytest.mark.integration
+def test_bench_rollout_smoke(network_state: Path) -> None:
+    out = _run("bench_rollout.py", ["--port-base", str(_port("rollout")),
+                                    "--state-dir", str(network_state)], timeout=420)
+    assert "| phase | seconds |" in out, out
+    assert re.search(r"^\| 95% of hosts VERIFIED after \| [0-9.]+ \|$", out, re.M), out
     assert not network_state.exists(), "the bench left its network's state directory"

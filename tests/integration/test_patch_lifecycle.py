@@ -354,6 +354,31 @@ def test_compliances_peer_alone_cannot_change_its_host_but_with_a_majority_it_ca
     assert owner.evaluate("GetRecord", "Host", c1)["inventory_sha256"] == majority
 
 
+def test_report_writes_keep_the_owner_and_majority_policy(world: World, vuln_id: str) -> None:
+    """A report batch writes the host and deployment records without setting their key-level
+    policy again (docs/benchmarks.md): the policy set at enrolment and rollout start still
+    governs every report. ITOps' peer alone (a compromised ITOps running modified chaincode)
+    and SecOps' and Compliance's peers without ITOps' (a majority, not the owner) cannot
+    commit a report; ITOps' peer and one more organization can."""
+    w = world
+    patch_id, rollout_id, (h2,) = start_rollout(w, vuln_id, "K", ("h2",), "keylevel")
+    host, op = w["host-h2"], w["itops-operator"]
+    seq = op.evaluate("GetRecord", "Host", h2)["last_report_sequence"]
+    assert host.submit("ReportDeployments", [
+        signed_report(host, h2, rollout_id, patch_id, "APPLIED", seq + 1)])["accepted"] == 1
+    verified = [signed_report(host, h2, rollout_id, patch_id, "VERIFIED", seq + 2)]
+    for endorsers in ([ITOPS], [SECOPS, COMPLIANCE]):
+        with pytest.raises(CommitError) as excinfo:
+            host.submit("ReportDeployments", verified, endorsing=endorsers)
+        assert excinfo.value.code_name == "ENDORSEMENT_POLICY_FAILURE", endorsers
+        deployment = op.evaluate("GetRecord", "Deployment", f"{rollout_id}/{h2}")
+        assert (deployment["status"], deployment["report_sequence"]) == ("APPLIED", seq + 1)
+        assert op.evaluate("GetRecord", "Host", h2)["last_report_sequence"] == seq + 1
+    assert host.submit("ReportDeployments", verified,
+                       endorsing=[ITOPS, COMPLIANCE])["accepted"] == 1
+    assert op.evaluate("GetRecord", "Deployment", f"{rollout_id}/{h2}")["status"] == "VERIFIED"
+
+
 def test_another_organization_cannot_change_a_compliance_host(world: World) -> None:
     """Nobody outside Compliance gets past the contract's own check, whoever endorses."""
     w = world

@@ -21,6 +21,18 @@ Reports of one host inside a batch are processed in order, so a host may send se
 (APPLIED then VERIFIED) with increasing sequence numbers in one batch. When the caller is a host
 identity, every report must be its own; an operator may relay any of its organization's hosts'
 reports, but never forge them, because the signature is checked against the host's certificate.
+
+Key-level policies: a report writes the host and deployment records without setting their
+key-level endorsement policy again. Both keys got it when they were created (the owner's peer
+AND a majority of the channel's organizations) and Fabric keeps a key's policy until a write
+changes it, so every peer still checks each report's writes against it: the owner alone, or
+the other organizations without the owner, cannot commit a batch. Re-setting the same policy
+added one metadata write per key, which each peer evaluates like a value write, hashing the
+whole (for a batch, large) proposal response once per endorsement each time
+(docs/benchmarks.md, "Host-report throughput"). A key created before the owner-AND-majority
+policy (an older ledger) keeps its older policy until a transaction that sets it writes the
+record (for a host: an inventory update or decommissioning; a deployment is created once, by
+AdvanceRollout).
 """
 
 from __future__ import annotations
@@ -146,18 +158,20 @@ def _accept(tx: TxLedger, signed: SignedReport) -> None:
         last_sequence=host.last_report_sequence,
         now=tx.now,
     )
+    # Both records exist (loaded above) and keep the key-level policy they were created with
+    # (owner's peer AND a majority: EnrollHost, AdvanceRollout); the peers check these writes
+    # against it. Setting it again would add a metadata write per key, which every peer
+    # checks against the same policy once more (module docstring, "Key-level policies").
     tx.save(
         deployment.evolve(
             status=report.outcome,
             report_sequence=report.sequence,
             inventory_sha256=report.inventory_sha256,
             detail=report.detail,
-        ),
-        owner_org=host.owner_msp,
+        )
     )
     tx.save(
-        host.evolve(last_report_sequence=report.sequence, inventory_sha256=report.inventory_sha256),
-        owner_org=host.owner_msp,
+        host.evolve(last_report_sequence=report.sequence, inventory_sha256=report.inventory_sha256)
     )
 
 

@@ -77,11 +77,13 @@ def _stop_rollouts(tx: TxLedger, patch_id: str) -> None:
             continue
         if rollout.status in _UNFINISHED:
             rollout = tx.save(
-                rollout.evolve(status="HALTED"), owner_org=rollout.owner_msp, reason=reason
+                rollout.evolve(status="HALTED", reason=reason), owner_org=rollout.owner_msp,
+                reason=reason,
             )
         if rollout.status == "HALTED":
             tx.save(
-                rollout.evolve(status="ROLLED_BACK"), owner_org=rollout.owner_msp, reason=reason
+                rollout.evolve(status="ROLLED_BACK", reason=reason), owner_org=rollout.owner_msp,
+                reason=reason,
             )
 
 

@@ -1,5 +1,5 @@
 """CreateRollout, AdvanceRollout, PauseRollout, ResumeRollout, HaltRollout, CompleteRollout,
-RollBackRollout.
+RollBackRollout, and DecideRollout (any of those moves with its reason recorded).
 
 A rollout belongs to the caller's organization and may only include that organization's
 enrolled hosts (their deployment records need that organization's endorsement). Waves are given
@@ -20,7 +20,7 @@ from patchledger.chaincode.lifecycle.errors import (
     PreconditionError,
     ValidationError,
 )
-from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer
+from patchledger.chaincode.lifecycle.fields import id_tuple, identifier, integer, text
 from patchledger.chaincode.lifecycle.host import Host
 from patchledger.chaincode.lifecycle.ledger import Change, TxLedger
 from patchledger.chaincode.lifecycle.ops.patches import release
@@ -144,7 +144,7 @@ def _check_gate(tx: TxLedger, rollout: Rollout) -> None:
         )
 
 
-def advance_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
+def advance_rollout(tx: TxLedger, rollout_id: str, *, reason: str = "") -> list[Change]:
     """Start the first wave (PLANNED) or the next one (RUNNING, gate passed).
 
     Starting the first wave releases the patch. Each started wave schedules one deployment per
@@ -184,61 +184,65 @@ def advance_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
             )
             tx.save(deployment, owner_org=host.owner_msp)
     tx.save(
-        rollout.evolve(status="RUNNING", current_wave=wave, wave_started_at=tx.now),
+        rollout.evolve(status="RUNNING", current_wave=wave, wave_started_at=tx.now,
+                       reason=reason),
         owner_org=rollout.owner_msp,
+        reason=reason,
     )
     return tx.changes
 
 
 def _move(
-    tx: TxLedger, operation: str, rollout_id: str, target: str, *, only_from: str = ""
+    tx: TxLedger, operation: str, rollout_id: str, target: str, *, only_from: str = "",
+    reason: str = "",
 ) -> list[Change]:
     rollout = _load_own(tx, operation, rollout_id)
     if only_from:
         MACHINE.check_from(
             rollout_id, rollout.status, target, allowed_from=frozenset({only_from})
         )
-    tx.save(rollout.evolve(status=target), owner_org=rollout.owner_msp)
+    tx.save(rollout.evolve(status=target, reason=reason), owner_org=rollout.owner_msp,
+            reason=reason)
     return tx.changes
 
 
-def pause_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
+def pause_rollout(tx: TxLedger, rollout_id: str, *, reason: str = "") -> list[Change]:
     """RUNNING -> PAUSED.
 
     Raises:
         AuthorizationError, NotFoundError, TransitionError.
     """
-    return _move(tx, "pause_rollout", rollout_id, "PAUSED", only_from="RUNNING")
+    return _move(tx, "pause_rollout", rollout_id, "PAUSED", only_from="RUNNING", reason=reason)
 
 
-def resume_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
+def resume_rollout(tx: TxLedger, rollout_id: str, *, reason: str = "") -> list[Change]:
     """PAUSED -> RUNNING.
 
     Raises:
         AuthorizationError, NotFoundError, TransitionError.
     """
-    return _move(tx, "resume_rollout", rollout_id, "RUNNING", only_from="PAUSED")
+    return _move(tx, "resume_rollout", rollout_id, "RUNNING", only_from="PAUSED", reason=reason)
 
 
-def halt_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
+def halt_rollout(tx: TxLedger, rollout_id: str, *, reason: str = "") -> list[Change]:
     """PLANNED, RUNNING or PAUSED -> HALTED.
 
     Raises:
         AuthorizationError, NotFoundError, TransitionError.
     """
-    return _move(tx, "halt_rollout", rollout_id, "HALTED")
+    return _move(tx, "halt_rollout", rollout_id, "HALTED", reason=reason)
 
 
-def roll_back_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
+def roll_back_rollout(tx: TxLedger, rollout_id: str, *, reason: str = "") -> list[Change]:
     """HALTED -> ROLLED_BACK: agents roll back and report ROLLED_BACK per host.
 
     Raises:
         AuthorizationError, NotFoundError, TransitionError.
     """
-    return _move(tx, "roll_back_rollout", rollout_id, "ROLLED_BACK")
+    return _move(tx, "roll_back_rollout", rollout_id, "ROLLED_BACK", reason=reason)
 
 
-def complete_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
+def complete_rollout(tx: TxLedger, rollout_id: str, *, reason: str = "") -> list[Change]:
     """RUNNING (last wave, gate passed) -> COMPLETED.
 
     Raises:
@@ -260,5 +264,31 @@ def complete_rollout(tx: TxLedger, rollout_id: str) -> list[Change]:
             f"wave {rollout.current_wave} of {len(rollout.waves)} is running; advance first",
         )
     _check_gate(tx, rollout)
-    tx.save(rollout.evolve(status="COMPLETED"), owner_org=rollout.owner_msp)
+    tx.save(rollout.evolve(status="COMPLETED", reason=reason), owner_org=rollout.owner_msp,
+            reason=reason)
     return tx.changes
+
+
+#: The moves DecideRollout takes, by name.
+DECISIONS = {
+    "advance": advance_rollout,
+    "pause": pause_rollout,
+    "resume": resume_rollout,
+    "halt": halt_rollout,
+    "complete": complete_rollout,
+    "roll_back": roll_back_rollout,
+}
+
+
+def decide_rollout(tx: TxLedger, rollout_id: str, action: str, reason: str) -> list[Change]:
+    """One of the moves above (``action``: a key of :data:`DECISIONS`) with its ``reason``
+    recorded on the rollout record: a dispatcher's decision, attributable and explained.
+
+    Raises:
+        ValidationError: an unknown action, or an empty or over-long reason.
+        AuthorizationError, NotFoundError, TransitionError, PreconditionError: as the move.
+    """
+    move = DECISIONS.get(action)
+    if move is None:
+        raise ValidationError("action", f"must be one of {sorted(DECISIONS)}, not {action!r}")
+    return move(tx, rollout_id, reason=text("reason", reason))

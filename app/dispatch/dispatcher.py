@@ -1,0 +1,491 @@
+"""The dispatcher: one process per organization that drives its rollouts on the ledger and
+batches its agents' signed reports into ``ReportDeployments`` transactions.
+
+Each step (every ``interval`` seconds):
+
+1. **Reports**: the inbox (:mod:`app.dispatch.board`) is cut into batches of at most
+   ``batch_max_reports`` reports, whole agent runs, in arrival order; a batch is submitted when
+   it is full or its oldest report waited ``batch_max_latency`` seconds (since this process
+   first saw it). Each submit waits
+   until every endorsing organization's peer committed it (:mod:`app.dispatch.ledger`), then
+   its inbox files are removed. Reports the ledger refuses as replays were recorded before (a
+   resubmission after a crash); other refusals are logged and kept in ``refused.jsonl``.
+2. **Rollouts**: for every rollout this dispatcher planned (``plans/<id>.json``), its state is
+   read from the ledger (Rollout, Patch and Deployment records) and:
+
+   - the patch is REVOKED and the rollout not finished: **halt**, then **roll back**
+     (a revocation stops dispatching at once);
+   - HALTED by anyone else (an operator, the ledger's revocation rule): **roll back**; halted
+     by this dispatcher's own failure verdict, rolled back when the plan says so;
+   - PLANNED: **advance** (the canary starts);
+   - RUNNING: the wave's verdict (:mod:`app.dispatch.gates`): RUNNING releases hosts within
+     the disruption budget, the concurrency, their windows and online; SUCCESS **advances** or
+     **completes**; FAILURE **halts** (and **rolls back** when the plan says so);
+     INCONCLUSIVE **pauses** for a person (who resumes it; the wave's timeout restarts then);
+   - PAUSED: nothing is released; released hosts may still report;
+   - ROLLED_BACK: hosts that reported the patch applied, and released hosts that had not
+     reported when the rollout stopped, are ordered to roll back (each agent rolls back only
+     what its own state shows it installed), until none reports APPLIED or VERIFIED any more
+     and the wave timeout passed since the roll back.
+
+   Every decision is a ``DecideRollout`` transaction carrying its reason, which the rollout
+   record keeps (its history lists every decision with its reason).
+3. **Orders**: ``orders.json`` is rewritten from the released hosts and the ledger.
+
+Restart semantics: the state is the ledger plus ``checkpoint.json`` (the released hosts per
+rollout, written durably *before* the release is published) and the plan files. Decisions are
+derived from the ledger's state each step, so a decision made before a crash is seen, not
+repeated; one in flight during the crash either committed (and is seen) or did not (and is
+made again): two copies cannot both commit, because each reads the rollout record and the
+second fails its MVCC check. Inbox files are removed only after their batch committed, and a
+resubmitted report is refused as a replay: nothing is lost or recorded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from patchledger.agent.window import Window, parse_window
+from patchledger.app.dispatch.board import Board, InboxFile, Order
+from patchledger.app.dispatch.gates import (
+    HostView,
+    VerdictKind,
+    WaveRules,
+    WaveView,
+    classify,
+    select_releases,
+    wave_verdict,
+)
+from patchledger.app.dispatch.ledger import LedgerPort, SubmitFailed
+from patchledger.app.dispatch.planner import (
+    HostInfo,
+    PlanError,
+    RolloutPlan,
+    RolloutRequest,
+    plan_rollout,
+)
+from patchledger.app.errors import UserError
+from patchledger.app.fabric import GatewayError
+from patchledger.common.durable import write_atomic
+
+__all__ = ["Decision", "DispatchSettings", "Dispatcher", "StepReport"]
+
+log = logging.getLogger(__name__)
+
+#: Prefix of every reason this dispatcher records.
+PREFIX = "dispatcher: "
+#: Ledger maximum of reports per ReportDeployments batch.
+MAX_BATCH = 500
+_ACTIVE = frozenset({"SCHEDULED", "DISPATCHED", "APPLIED"})
+_APPLIED = frozenset({"APPLIED", "VERIFIED"})
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """How the dispatcher batches and paces (a typed config; the CLI reads the flags).
+
+    Attributes:
+        batch_max_reports: reports per ``ReportDeployments`` (1 to 500).
+        batch_max_latency: seconds a report may wait for its batch to fill.
+        interval: seconds between steps.
+        offline_after: a host not seen polling for this long is offline (not released).
+        report_endorsing: organizations named to endorse report batches (empty: the
+            gateway chooses).
+    """
+
+    batch_max_reports: int = 200
+    batch_max_latency: float = 1.0
+    interval: float = 0.5
+    offline_after: float = 60.0
+    report_endorsing: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        """Raises:
+        UserError: a value out of range, naming it.
+        """
+        if not 1 <= self.batch_max_reports <= MAX_BATCH:
+            raise UserError(f"batch_max_reports must be 1 to {MAX_BATCH}, not "
+                            f"{self.batch_max_reports}")
+        for name in ("batch_max_latency", "interval", "offline_after"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{name} must be above 0, not {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decision the dispatcher recorded on the ledger."""
+
+    rollout_id: str
+    action: str
+    reason: str
+
+
+@dataclass
+class StepReport:
+    """What one step did; ``progress`` counts each driven rollout's deployments by status
+    as the step read them from the ledger."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    batches: int = 0
+    accepted: int = 0
+    replayed: int = 0
+    refused: int = 0
+    progress: dict[str, Counter[str]] = field(default_factory=dict)
+
+
+@dataclass
+class _Checkpoint:
+    released: dict[str, list[str]] = field(default_factory=dict)
+    finished: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> _Checkpoint:
+        if not path.exists():
+            return cls()
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            return cls({str(k): [str(h) for h in v] for k, v in doc["released"].items()},
+                       [str(r) for r in doc["finished"]])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UserError(f"dispatcher checkpoint {path} is unreadable: {exc}") from exc
+
+    def save(self, path: Path) -> None:
+        write_atomic(path, json.dumps({"version": 1, "released": self.released,
+                                       "finished": self.finished}, sort_keys=True))
+
+
+class Dispatcher:
+    """One organization's dispatcher over one state directory (module docstring)."""
+
+    def __init__(self, ledger: LedgerPort, state_dir: Path, msp_id: str,
+                 settings: DispatchSettings | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """Args:
+        ledger: the ledger adapter (as the organization's operator).
+        state_dir: the checkpoint, plans, orders and inbox.
+        msp_id: the organization (its enrolled hosts are planned).
+        settings: batching and pacing.
+        clock: seconds since the epoch.
+
+        Raises:
+            UserError: the checkpoint is unreadable.
+        """
+        self.ledger = ledger
+        self.state_dir = state_dir
+        self.msp_id = msp_id
+        self.settings = settings or DispatchSettings()
+        self.clock = clock
+        self.board = Board(state_dir)
+        self.plans_dir = state_dir / "plans"
+        self.checkpoint_path = state_dir / "checkpoint.json"
+        self.checkpoint = _Checkpoint.load(self.checkpoint_path)
+        self._windows: dict[str, Window] = {}
+        self._first_seen: dict[str, float] = {}  # inbox file -> when this process saw it
+
+    # ---------------------------------------------------------------- planning
+
+    def plans(self) -> dict[str, RolloutPlan]:
+        """The stored plans by rollout id.
+
+        Raises:
+            PlanError: a plan file is malformed (named).
+        """
+        out = {}
+        if self.plans_dir.is_dir():
+            for path in sorted(self.plans_dir.glob("*.json")):
+                try:
+                    data = json.loads(path.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    raise PlanError(f"plan {path} is unreadable: {exc}") from exc
+                plan = RolloutPlan.from_dict(data)
+                out[plan.rollout_id] = plan
+        return out
+
+    def enrolled_hosts(self) -> list[HostInfo]:
+        """The organization's ENROLLED hosts on the ledger."""
+        return [HostInfo(h["host_id"], tuple(h.get("groups", ())),
+                         h.get("maintenance_window") or "always")
+                for h in self.ledger.records("Host", "ENROLLED")
+                if h.get("owner_msp") == self.msp_id]
+
+    def create_rollout(self, request: RolloutRequest) -> RolloutPlan:
+        """Plan ``request`` over the organization's enrolled hosts, store the plan and create
+        the rollout on the ledger (the dispatcher then runs it). The library function the
+        org app's API calls.
+
+        Raises:
+            PlanError: the request cannot be planned, or a plan of that id exists.
+            SubmitFailed: ``CreateRollout`` was refused (the patch is not APPROVED, ...);
+                the plan is removed again.
+        """
+        path = self.plans_dir / f"{request.rollout_id}.json"
+        if path.exists():
+            raise PlanError(f"rollout {request.rollout_id!r} is already planned ({path})")
+        plan = plan_rollout(request, self.enrolled_hosts())
+        write_atomic(path, json.dumps(plan.to_dict(), sort_keys=True))
+        try:
+            self.ledger.submit("CreateRollout", plan.create_rollout_argument())
+        except SubmitFailed:
+            path.unlink(missing_ok=True)
+            raise
+        log.info("rollout %s planned: %s", plan.rollout_id,
+                 ", ".join(f"{w.label} {len(w.hosts)}" for w in plan.waves))
+        return plan
+
+    # -------------------------------------------------------------------- loop
+
+    def run(self, stop: threading.Event, on_step: Callable[[StepReport], None] | None = None
+            ) -> None:
+        """Step until ``stop`` is set; a failed step (a peer that cannot be reached, a
+        transaction whose retries ran out, an unreadable plan) is logged and retried with
+        back-off, never a crash."""
+        delay = self.settings.interval
+        while not stop.is_set():
+            try:
+                report = self.step()
+            except (GatewayError, OSError, UserError) as exc:
+                # a peer unreachable, retries used up, an unreadable state file: logged and
+                # retried with back-off, the process keeps its place (nothing half-done)
+                log.warning("dispatcher step failed, retrying in %.1fs: %s", delay, exc)
+                stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            delay = self.settings.interval
+            if on_step is not None:
+                on_step(report)
+            stop.wait(self.settings.interval)
+        self.flush_reports(StepReport(), force=True)
+
+    def step(self) -> StepReport:
+        """One step (module docstring).
+
+        Raises:
+            GatewayError: the peer could not be reached (nothing half-done: retry).
+            UserError: a state file is unreadable.
+        """
+        report = StepReport()
+        self.flush_reports(report)
+        plans = {k: v for k, v in self.plans().items() if k not in self.checkpoint.finished}
+        orders: dict[str, Order] = {}
+        if plans:
+            seen = self.board.seen()
+            deployments = self._deployments(plans)
+            report.progress = {rid: Counter(d.get("status", "") for d in deps.values())
+                               for rid, deps in deployments.items()}
+            for rollout_id, plan in plans.items():
+                orders.update(self._drive(plan, deployments.get(rollout_id, {}), seen, report))
+        self.board.publish_orders(orders)
+        return report
+
+    # ----------------------------------------------------------------- reports
+
+    def flush_reports(self, report: StepReport, *, force: bool = False) -> None:
+        """Submit the inbox's due batches (module docstring, step 1).
+
+        Raises:
+            GatewayError: the peer could not be reached (the files stay for the next try).
+        """
+        files = self.board.pending_reports()
+        limit = self.settings.batch_max_reports
+        while files:
+            used: list[InboxFile] = []
+            batch: list[dict[str, Any]] = []
+            for f in files:
+                if used and len(batch) + len(f.reports) > limit:
+                    break
+                used.append(f)
+                batch.extend(f.reports)
+            now = self.clock()
+            first = self._first_seen.setdefault(used[0].path.name, now)
+            waited = now - first
+            if not force and len(batch) < limit and waited < self.settings.batch_max_latency:
+                return
+            self._submit_batch(batch[:MAX_BATCH], used, report)
+            files = files[len(used):]
+
+    def _submit_batch(self, batch: list[dict[str, Any]], used: list[InboxFile],
+                      report: StepReport) -> None:
+        try:
+            result = self.ledger.submit("ReportDeployments", batch,
+                                        endorsing=self.settings.report_endorsing)
+        except SubmitFailed as exc:
+            if not exc.refused:
+                raise
+            log.warning("a report batch was refused whole, set aside: %s", exc)
+            self._set_aside(batch, str(exc))
+            result = {"results": []}
+        report.batches += 1
+        refused = []
+        for r in result.get("results", []):
+            if r.get("accepted"):
+                report.accepted += 1
+            elif r.get("error_type") == "ReplayError":
+                report.replayed += 1
+            else:
+                report.refused += 1
+                refused.append(r)
+        if refused:
+            log.warning("%d report(s) refused, e.g. %s", len(refused), refused[0])
+            self._set_aside(refused, "refused")
+        for f in used:
+            f.path.unlink(missing_ok=True)
+            self._first_seen.pop(f.path.name, None)
+
+    def _set_aside(self, items: Iterable[Mapping[str, Any]], why: str) -> None:
+        path = self.state_dir / "refused.jsonl"
+        with path.open("a", encoding="utf-8") as fh:
+            for item in items:
+                fh.write(json.dumps({"why": why, "at": self.clock(), "item": dict(item)}) + "\n")
+
+    # ---------------------------------------------------------------- rollouts
+
+    def _deployments(self, plans: Mapping[str, RolloutPlan]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for d in self.ledger.records("Deployment"):
+            if d.get("rollout_id") in plans:
+                out.setdefault(d["rollout_id"], {})[d["host_id"]] = d
+        return out
+
+    def _decide(self, rollout_id: str, action: str, reason: str, report: StepReport) -> bool:
+        text = (PREFIX + reason)[:1000]
+        try:
+            self.ledger.submit("DecideRollout", rollout_id, action, text)
+        except SubmitFailed as exc:
+            if not exc.refused:
+                raise
+            log.warning("rollout %s: %s refused (retried next step): %s", rollout_id, action,
+                        exc)
+            return False
+        log.info("rollout %s: %s (%s)", rollout_id, action, text)
+        report.decisions.append(Decision(rollout_id, action, text))
+        with (self.state_dir / "decisions.jsonl").open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"at": self.clock(), "rollout_id": rollout_id,
+                                 "action": action, "reason": text}) + "\n")
+        return True
+
+    def _finish(self, rollout_id: str) -> None:
+        if rollout_id not in self.checkpoint.finished:
+            self.checkpoint.finished.append(rollout_id)
+            self.checkpoint.save(self.checkpoint_path)
+
+    def _window(self, text: str) -> Window:
+        if text not in self._windows:
+            self._windows[text] = parse_window(text)
+        return self._windows[text]
+
+    def _drive(self, plan: RolloutPlan, deps: dict[str, Any], seen: dict[str, float] | None,
+               report: StepReport) -> dict[str, Order]:
+        rid = plan.rollout_id
+        try:
+            rollout = self.ledger.evaluate("GetRecord", "Rollout", rid)
+        except GatewayError as exc:
+            if "does not exist" not in str(exc):
+                raise
+            log.info("rollout %s is planned but not on the ledger: creating it", rid)
+            self.ledger.submit("CreateRollout", plan.create_rollout_argument())
+            return {}
+        patch = self.ledger.evaluate("GetRecord", "Patch", plan.patch_id)
+        status = rollout["status"]
+        digest = str(patch.get("artifact_sha256", ""))
+        if status in ("COMPLETED",):
+            self._finish(rid)
+            return {}
+        if patch["status"] == "REVOKED" and status in ("PLANNED", "RUNNING", "PAUSED"):
+            why = f"patch {plan.patch_id} was revoked: dispatching stopped, rolling back"
+            if self._decide(rid, "halt", why, report):
+                self._decide(rid, "roll_back", why, report)
+            return {}
+        if status == "HALTED":
+            reason = str(rollout.get("reason", ""))
+            ours = reason.startswith(PREFIX + "FAILURE")
+            if ours and not plan.rollback_on_failure:
+                self._finish(rid)
+                return {}
+            by = reason or f"halted by {rollout.get('updated_by', 'an operator')}"
+            self._decide(rid, "roll_back", f"rollout halted ({by}); rolling its hosts back",
+                         report)
+            return {}
+        if status == "ROLLED_BACK":
+            # Hosts that reported the patch applied, and released hosts whose report the
+            # ledger refused once the rollout stopped (they may have applied it): the agent
+            # rolls back only what its own state shows it installed in this rollout.
+            released_active = [h for h in self.checkpoint.released.get(rid, [])
+                               if deps.get(h, {}).get("status") in _ACTIVE]
+            applied = [h for h, d in deps.items() if d.get("status") in _APPLIED]
+            grace_over = self.clock() >= int(rollout.get("updated_at", 0)) + \
+                plan.wave_timeout_seconds
+            if not applied and (grace_over or not released_active):
+                self._finish(rid)
+                return {}
+            return {h: Order("roll_back", rid, plan.patch_id, digest)
+                    for h in sorted({*applied, *released_active})}
+        if status == "PLANNED":
+            first = plan.waves[0]
+            self._decide(rid, "advance", f"start: {first.label} of {len(first.hosts)} host(s)",
+                         report)
+            return {}
+        released = self.checkpoint.released.setdefault(rid, [])
+        orders = {h: Order("apply", rid, plan.patch_id, digest) for h in released
+                  if deps.get(h, {}).get("status") in _ACTIVE}
+        if status != "RUNNING":
+            return orders
+        index = int(rollout["current_wave"])
+        view = self._wave_view(plan, rollout, index, deps, set(released), seen)
+        rules = WaveRules(int(rollout["failure_threshold_pct"]), int(rollout["soak_seconds"]),
+                          plan.wave_timeout_seconds, int(rollout["wave_started_at"]),
+                          max(int(rollout["wave_started_at"]), int(rollout.get("updated_at", 0))))
+        verdict = wave_verdict(view, rules, int(self.clock()))
+        if verdict.kind is VerdictKind.RUNNING:
+            fresh = select_releases(view)
+            if fresh:
+                released.extend(fresh)
+                self.checkpoint.save(self.checkpoint_path)  # before the orders are published
+                report.released.extend(fresh)
+                orders.update({h: Order("apply", rid, plan.patch_id, digest) for h in fresh})
+            return orders
+        if verdict.kind is VerdictKind.SUCCESS:
+            last = index == len(rollout["waves"]) - 1
+            if last:
+                self._decide(rid, "complete", f"SUCCESS: {verdict.reason}", report)
+            else:
+                nxt = plan.waves[index + 1] if index + 1 < len(plan.waves) else None
+                label = f"{nxt.label} of {len(nxt.hosts)} host(s)" if nxt else "next wave"
+                self._decide(rid, "advance", f"SUCCESS: {verdict.reason}; starting {label}",
+                             report)
+            return orders
+        if verdict.kind is VerdictKind.FAILURE:
+            if self._decide(rid, "halt", f"FAILURE: {verdict.reason}", report) and \
+                    plan.rollback_on_failure:
+                self._decide(rid, "roll_back", f"FAILURE: {verdict.reason}; the policy rolls "
+                             "the rollout's hosts back", report)
+            return {}
+        self._decide(rid, "pause", f"INCONCLUSIVE: {verdict.reason}; a person must resume or "
+                     "halt", report)
+        return orders
+
+    def _wave_view(self, plan: RolloutPlan, rollout: Mapping[str, Any], index: int,
+                   deps: Mapping[str, Any], released: set[str],
+                   seen: dict[str, float] | None) -> WaveView:
+        wave_hosts = rollout["waves"][index]["hosts"]
+        limits = plan.waves[index] if index < len(plan.waves) else plan.waves[-1]
+        now = self.clock()
+        views = []
+        for h in wave_hosts:
+            d = deps.get(h)
+            if d is None or d.get("wave") != index:
+                continue  # decommissioned before the wave started: no deployment
+            online = seen is None or now - seen.get(h, float("-inf")) <= \
+                self.settings.offline_after
+            views.append(HostView(h, classify(d.get("status"), h in released),
+                                  self._window(plan.windows.get(h, "always")).is_open(int(now)),
+                                  online))
+        return WaveView(index, tuple(views), limits.disruption_budget, limits.max_concurrency)

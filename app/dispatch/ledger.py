@@ -1,0 +1,170 @@
+"""The dispatcher's one door to the ledger: reads on its organization's peer, and submits that
+wait until **every** endorsing organization's peer has committed the transaction.
+
+Why every peer (the ``ProposalResponsePayloads do not match`` defect): a transaction is
+endorsed by several organizations' peers, each simulating it on its own copy of the state.
+When a batch of host reports is submitted right after the previous one committed on the
+gateway's peer but not yet on the second endorser, that peer reads older host records, and
+the two endorsements differ; the gateway refuses the transaction with ``ABORTED`` ("do not
+match"). :meth:`FabricLedger.submit` therefore waits, after each commit, for the commit
+status on each other endorsing peer (a CommitStatus call on a gateway to that peer, which
+answers once that peer has committed the block), so the next transaction's endorsers all
+read the same state. Transactions other clients submit can still race; a mismatch, an MVCC
+or phantom read conflict is therefore retried (bounded, with back-off): nothing was written,
+and host reports are idempotent by host sequence, so a retry can never record twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+
+from patchledger.app.errors import UserError
+from patchledger.app.fabric import CommitError, Contract, EndorseError, Gateway, GatewayError
+
+__all__ = ["FabricLedger", "LedgerPort", "SubmitFailed", "is_mismatch"]
+
+log = logging.getLogger(__name__)
+
+#: Commit codes after which the same transaction may be endorsed and submitted again.
+RETRYABLE_CODES = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})
+PAGE = 200
+
+
+class SubmitFailed(UserError):
+    """A transaction the dispatcher submitted was refused or committed invalid; the message
+    names the function, its first argument, and the chaincode's or the peer's reason."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+def is_mismatch(exc: GatewayError) -> bool:
+    """Whether an endorsement failed because the endorsers' answers differ (a peer behind)."""
+    texts = [exc.message, *(d.message for d in exc.details)]
+    return exc.code == grpc.StatusCode.ABORTED or any("do not match" in t for t in texts)
+
+
+class LedgerPort(Protocol):
+    """What the dispatcher needs of the ledger (the Fabric adapter, or a test double)."""
+
+    def evaluate(self, function: str, *args: Any) -> Any:
+        """The JSON answer of a query."""
+
+    def submit(self, function: str, *args: Any, endorsing: Sequence[str] = ()) -> Any:
+        """Submit, wait for the commit everywhere, return the JSON result."""
+
+    def records(self, record_type: str, status: str = "") -> Iterator[dict[str, Any]]:
+        """Every record of a type (optionally in one status), in key order."""
+
+
+def _arg(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@dataclass
+class FabricLedger:
+    """:class:`LedgerPort` over the Fabric Gateway client.
+
+    Attributes:
+        own: a gateway to the organization's own peer (evaluates, submits).
+        others: gateways (same identity) to the other endorsing organizations' peers, on which
+            each submit waits for the commit.
+        channel: the channel name.
+        chaincode: the chaincode name.
+        attempts: how many times a retryable failure is tried in all.
+        commit_timeout: seconds to wait for a commit on each peer.
+        sleep: the back-off's sleep (tests pass a fake).
+    """
+
+    own: Gateway
+    others: Sequence[Gateway]
+    channel: str = "patchledger"
+    chaincode: str = "patchledger"
+    attempts: int = 8
+    commit_timeout: float = 120.0
+    sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def contract(self) -> Contract:
+        """The chaincode on the own peer."""
+        return self.own.get_network(self.channel).get_contract(self.chaincode)
+
+    def evaluate(self, function: str, *args: Any) -> Any:
+        """Evaluate on the own peer; the JSON answer (``None`` for an empty one).
+
+        Raises:
+            GatewayError: the query failed (404 for an absent record).
+        """
+        raw = self.contract.evaluate(function, [_arg(a) for a in args])
+        return json.loads(raw) if raw else None
+
+    def records(self, record_type: str, status: str = "") -> Iterator[dict[str, Any]]:
+        """Every record of ``record_type`` (in ``status``), paging ``ListRecords``; entries
+        the contract lists as unreadable are logged and skipped.
+
+        Raises:
+            GatewayError: a page could not be read.
+        """
+        bookmark = ""
+        while True:
+            page = self.evaluate("ListRecords", record_type, status, str(PAGE), bookmark)
+            for record in page["records"]:
+                if "unreadable" in record:  # a stored value a later rule refuses: not ours
+                    log.warning("%s %s is unreadable, skipped: %s", record_type,
+                                record.get("record_id"), record["unreadable"])
+                    continue
+                yield record
+            bookmark = page["bookmark"]
+            if not bookmark:
+                return
+
+    def submit(self, function: str, *args: Any, endorsing: Sequence[str] = ()) -> Any:
+        """Endorse, submit, wait until the own peer and every other peer committed it.
+
+        A mismatch of endorsements and MVCC/phantom read conflicts are retried with back-off
+        (module docstring), up to :attr:`attempts` tries in all.
+
+        Raises:
+            SubmitFailed: the chaincode refused it (``refused``), it committed invalid for
+                another reason, or the retries ran out.
+            GatewayError: the peer could not be reached (submit or commit status).
+        """
+        arguments = [_arg(a) for a in args]
+        what = f"{function}({arguments[0][:60] if arguments else ''})"
+        delay = 0.2
+        for attempt in range(1, self.attempts + 1):
+            try:
+                submitted = self.contract.submit_async(
+                    function, arguments, endorse_timeout=self.commit_timeout,
+                    endorsing_organizations=list(endorsing))
+            except EndorseError as exc:
+                if is_mismatch(exc) and attempt < self.attempts:
+                    log.info("%s: endorsements differ (a peer is behind); retry %d in %.1fs",
+                             what, attempt, delay)
+                    self.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                reasons = "; ".join(d.message for d in exc.details) or exc.message
+                raise SubmitFailed(f"{what} refused: {reasons}",
+                                   refused=not is_mismatch(exc)) from exc
+            status = submitted.get_status(self.commit_timeout)
+            if not status.successful:
+                if status.code_name in RETRYABLE_CODES and attempt < self.attempts:
+                    log.info("%s committed %s; retry %d", what, status.code_name, attempt)
+                    self.sleep(delay)
+                    continue
+                raise SubmitFailed(f"{what} committed invalid: {status.code_name} in block "
+                                   f"{status.block_number}") from CommitError(
+                    status.transaction_id, status.code, status.code_name, status.block_number)
+            for other in self.others:
+                other.new_commit(submitted.bytes).get_status(self.commit_timeout)
+            return json.loads(submitted.result) if submitted.result else None
+        raise SubmitFailed(f"{what}: no valid commit after {self.attempts} attempts")

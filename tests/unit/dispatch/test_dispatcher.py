@@ -1,0 +1,265 @@
+"""The dispatcher over the real lifecycle core (tests/unit/dispatch/core_ledger.py): hosts act
+on its orders through the board and report signed results into its inbox. A rollout runs to
+COMPLETED within its limits; a failing canary halts and rolls back; a revocation stops it; an
+offline host makes the wave inconclusive; a new dispatcher on the same state directory carries
+on without releasing, deciding or recording anything twice."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from patchledger.app.dispatch.board import Board
+from patchledger.app.dispatch.dispatcher import Dispatcher, DispatchSettings, StepReport
+from patchledger.app.dispatch.planner import PlanError, Quantity, RolloutRequest, WaveRequest
+from patchledger.chaincode.lifecycle.deployment import Deployment
+from patchledger.chaincode.lifecycle.ops import hosts as host_ops
+from patchledger.chaincode.lifecycle.queries import get_record
+from patchledger.chaincode.lifecycle.rollout import Rollout
+from tests.unit.dispatch.core_ledger import Clock, CoreLedger
+from tests.unit.lifecycle.lifecycle_support import (
+    COMPLIANCE,
+    ITOPS,
+    SECOPS,
+    TRUST,
+    approved_store,
+    host_identity,
+    report,
+    run,
+    who,
+)
+
+HOSTS = tuple(f"h{i}" for i in range(1, 11))
+
+
+@dataclass
+class Hosts:
+    """Agents that obey the orders: ``fail`` hosts report FAILED then ROLLED_BACK, hosts in
+    ``offline`` never act; every host numbers its reports."""
+
+    board: Board
+    fail: set[str] = field(default_factory=set)
+    offline: set[str] = field(default_factory=set)
+    sequence: Counter[str] = field(default_factory=Counter)
+    done: set[tuple[str, str, str]] = field(default_factory=set)
+    concurrent_max: int = 0
+
+    def act(self) -> None:
+        runs = []
+        for host in HOSTS:
+            if host in self.offline:
+                continue
+            self.board.mark_seen(host)
+            order = self.board.order_for(host)
+            if order is None or (host, order.action, order.rollout_id) in self.done:
+                continue
+            self.done.add((host, order.action, order.rollout_id))
+            if order.action == "roll_back":
+                outcomes = ["ROLLED_BACK"]
+            else:
+                outcomes = ["FAILED", "ROLLED_BACK"] if host in self.fail else ["VERIFIED"]
+            signed = []
+            for outcome in outcomes:
+                self.sequence[host] += 1
+                signed.append(report(host_identity(ITOPS, host), self.sequence[host], outcome,
+                                     rollout_id=order.rollout_id))
+            runs.append(signed)
+        self.board.flush_seen()
+        for signed in runs:
+            self.board.put_reports(signed)
+
+
+@dataclass
+class World:
+    ledger: CoreLedger
+    clock: Clock
+    state: Path
+    hosts: Hosts
+
+    def dispatcher(self, **settings: object) -> Dispatcher:
+        return Dispatcher(self.ledger, self.state, ITOPS,
+                          DispatchSettings(batch_max_latency=0.1, **settings),  # type: ignore[arg-type]
+                          clock=self.clock)
+
+    def status(self, rollout_id: str = "R-1") -> str:
+        return get_record(self.ledger.store, "Rollout", rollout_id).state
+
+    def drive(self, d: Dispatcher, steps: int = 60, until: set[str] | None = None) -> None:
+        for _ in range(steps):
+            d.step()
+            orders = [d.board.order_for(h) for h in HOSTS]
+            active = sum(1 for o in orders if o is not None and o.action == "apply")
+            self.hosts.concurrent_max = max(self.hosts.concurrent_max, active)
+            self.hosts.act()
+            self.clock.now += 1
+            if until and self.status() in until:
+                d.step()
+                return
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    clock = Clock()
+    ledger = CoreLedger(approved_store(HOSTS), who(ITOPS, "operator"), clock)
+    return World(ledger, clock, tmp_path / "dispatch", Hosts(Board(tmp_path / "dispatch")))
+
+
+def request(**changes: object) -> RolloutRequest:
+    base: dict[str, object] = {
+        "rollout_id": "R-1", "patch_id": "P-1", "canary": Quantity(2),
+        "waves": (WaveRequest(percent=30),), "disruption_budget": Quantity(3),
+        "max_concurrency": Quantity(2), "soak_seconds": 2, "wave_timeout_seconds": 30}
+    base.update(changes)
+    return RolloutRequest(**base)  # type: ignore[arg-type]
+
+
+def test_a_rollout_runs_wave_by_wave_to_completed_within_its_limits(world: World) -> None:
+    d = world.dispatcher()
+    plan = d.create_rollout(request())
+    assert [len(w.hosts) for w in plan.waves] == [2, 3, 5]
+    world.drive(d, until={"COMPLETED"})
+    assert world.status() == "COMPLETED"
+    assert world.hosts.concurrent_max <= 2
+    actions = [a for a, _ in world.ledger.decisions()]
+    assert actions == ["advance", "advance", "advance", "complete"]
+    reasons = [r for _, r in world.ledger.decisions()]
+    assert reasons[1].startswith("dispatcher: SUCCESS: wave 0: 2/2 verified")
+    record = get_record(world.ledger.store, "Rollout", "R-1")
+    assert isinstance(record, Rollout)
+    assert record.reason.startswith("dispatcher: SUCCESS: wave 2")
+    for host in HOSTS:
+        assert get_record(world.ledger.store, "Deployment", "R-1", host).state == "VERIFIED"
+    assert not list((world.state / "inbox").iterdir())
+    with pytest.raises(PlanError, match="already planned"):
+        d.create_rollout(request())
+
+
+def test_a_failing_canary_halts_and_rolls_back_with_the_reason_on_the_ledger(
+    world: World,
+) -> None:
+    d = world.dispatcher()
+    plan = d.create_rollout(request())
+    world.hosts.fail.add(plan.waves[0].hosts[0])
+    world.drive(d, until={"ROLLED_BACK"})
+    assert world.status() == "ROLLED_BACK"
+    actions = [a for a, _ in world.ledger.decisions()]
+    assert actions == ["advance", "halt", "roll_back"]
+    halt_reason = world.ledger.decisions()[1][1]
+    assert "FAILURE: wave 0: 1/2 host(s) failed, above the 0% threshold" in halt_reason
+    world.drive(d, steps=5)
+    ok = plan.waves[0].hosts[1]
+    assert get_record(world.ledger.store, "Deployment", "R-1", ok).state == "ROLLED_BACK"
+    # the later waves never started: only the canary has deployments
+    assert {d_.host_id for d_ in _deployments(world)} == set(plan.waves[0].hosts)
+    assert "R-1" in d.checkpoint.finished
+
+
+def _deployments(world: World) -> list[Deployment]:
+    return [Deployment.from_json(raw) for _, raw in world.ledger.store.scan("Deployment", ())]
+
+
+def test_a_revocation_mid_rollout_stops_dispatching_and_rolls_back(world: World) -> None:
+    d = world.dispatcher()
+    d.create_rollout(request())
+    world.drive(d, until={"RUNNING"})
+    world.drive(d, steps=4)
+    for org in (SECOPS, COMPLIANCE):
+        world.ledger.submit("RevokePatch", "P-1", "backdoored build", caller=who(org, "approver"))
+    # the ledger's rule: the revocation itself halts the rollout and orders the rollback
+    assert world.status() == "ROLLED_BACK"
+    record = get_record(world.ledger.store, "Rollout", "R-1")
+    assert isinstance(record, Rollout) and record.reason == "patch P-1 revoked"
+    decided = len(world.ledger.decisions())
+    world.drive(d, steps=6)
+    assert len(world.ledger.decisions()) == decided  # nothing left to decide: it stopped
+    verified = [dep for dep in _deployments(world) if dep.state == "VERIFIED"]
+    assert not verified, verified  # every host that had applied it rolled back on order
+    assert any(dep.state == "ROLLED_BACK" for dep in _deployments(world))
+
+
+def test_a_halt_by_an_operator_orders_rollback(world: World) -> None:
+    d = world.dispatcher()
+    d.create_rollout(request())
+    world.drive(d, steps=3)
+    world.ledger.submit("HaltRollout", "R-1")
+    world.drive(d, steps=4)
+    assert world.status() == "ROLLED_BACK"
+    assert "rollout halted (halted by ITOpsMSP)" in world.ledger.decisions()[-1][1]
+
+
+def test_an_offline_host_makes_the_wave_inconclusive_and_pauses_it(world: World) -> None:
+    d = world.dispatcher()
+    plan = d.create_rollout(request(wave_timeout_seconds=10))
+    silent = plan.waves[0].hosts[1]
+    world.hosts.offline.add(silent)
+    world.drive(d, steps=20)
+    assert world.status() == "PAUSED"
+    action, reason = world.ledger.decisions()[-1]
+    assert action == "pause"
+    assert f"INCONCLUSIVE: wave 0: 1/2 host(s) did not report within 10s: offline: {silent}" \
+        in reason
+    world.hosts.offline.clear()
+    world.ledger.submit("ResumeRollout", "R-1")
+    world.drive(d, until={"COMPLETED"})
+    assert world.status() == "COMPLETED"
+
+
+def test_a_restarted_dispatcher_repeats_and_loses_nothing(world: World) -> None:
+    d = world.dispatcher()
+    d.create_rollout(request(max_concurrency=Quantity(1)))
+    world.drive(d, steps=3)
+    assert world.status() == "RUNNING"
+    world.hosts.act()  # reports waiting in the inbox when the dispatcher "dies"
+    assert list((world.state / "inbox").iterdir())
+    fresh = world.dispatcher()  # a new process on the same state directory
+    assert fresh.checkpoint.released == d.checkpoint.released
+    world.drive(fresh, until={"COMPLETED"})
+    assert world.status() == "COMPLETED"
+    actions = [a for a, _ in world.ledger.decisions()]
+    assert actions == ["advance", "advance", "advance", "complete"]
+    released = [h for hs in fresh.checkpoint.released.values() for h in hs]
+    assert sorted(released) == sorted(HOSTS)
+    batches = [a[0] for f, a in world.ledger.calls if f == "ReportDeployments"]
+    reports = [r["report"]["host_id"] for b in batches for r in b]
+    assert Counter(reports) == Counter(HOSTS)  # each host's report submitted once
+
+
+def test_a_batch_resubmitted_after_a_crash_is_refused_as_replays(world: World) -> None:
+    d = world.dispatcher()
+    d.create_rollout(request())
+    world.drive(d, steps=2)
+    world.hosts.act()
+    files = d.board.pending_reports()
+    assert files
+    saved = [(f.path, f.path.read_bytes()) for f in files]
+    first = StepReport()
+    d.flush_reports(first, force=True)  # submitted and removed
+    assert first.accepted == sum(len(f.reports) for f in files)
+    assert not d.board.pending_reports()
+    for path, data in saved:  # the crash came before the removal
+        path.write_bytes(data)
+    step = StepReport()
+    d.flush_reports(step, force=True)
+    assert (step.accepted, step.replayed, step.refused) == (0, sum(len(f.reports)
+                                                                   for f in files), 0)
+
+
+def test_a_host_outside_its_window_waits_and_is_reported(world: World) -> None:
+    for host in ("w1", "w2"):  # NOW is a Thursday morning: a Saturday-night window is closed
+        run(world.ledger.store, who(ITOPS, "admin"), host_ops.enroll_host, host,
+            host_identity(ITOPS, host).cert_pem.decode(), trust=TRUST, groups=["night"],
+            maintenance_window="Sat 02:00-04:00 UTC")
+    d = world.dispatcher()
+    plan = d.create_rollout(request(target_groups=("night",), canary=Quantity(1),
+                                    waves=(), wave_timeout_seconds=10))
+    assert plan.windows == {"w1": "Sat 02:00-04:00 UTC", "w2": "Sat 02:00-04:00 UTC"}
+    for _ in range(15):
+        d.step()
+        assert d.board.order_for("w1") is None and d.board.order_for("w2") is None
+        world.clock.now += 1
+    assert world.status() == "PAUSED"
+    waiting = plan.waves[0].hosts[0]
+    assert f"outside their maintenance window: {waiting}" in world.ledger.decisions()[-1][1]

@@ -1,0 +1,101 @@
+"""FabricLedger's submit: it waits for the commit on every other endorsing peer, retries a
+mismatch of endorsements (the ABORTED 'ProposalResponsePayloads do not match' defect) and MVCC
+conflicts, and refuses what the chaincode refuses, naming it. The gateways are stand-ins that
+answer as the Fabric gateway does (the timing of a real peer falling behind cannot be forced;
+the real network runs the same code in tests/integration/test_dispatch.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import pytest
+
+from patchledger.app.dispatch.ledger import FabricLedger, SubmitFailed, is_mismatch
+from patchledger.app.fabric import EndorseError, ErrorDetail, Status
+
+MISMATCH = EndorseError("failed to collect enough transaction endorsements",
+                        code=grpc.StatusCode.ABORTED, details=[ErrorDetail(
+                            "peer0.secops:7051", "SecOpsMSP",
+                            "ProposalResponsePayloads do not match")])
+REFUSED = EndorseError("chaincode response 409", code=grpc.StatusCode.FAILED_PRECONDITION,
+                       details=[ErrorDetail("peer0.itops:9051", "ITOpsMSP",
+                                            "PreconditionError: wave 0 not settled")])
+
+
+@dataclass
+class Submitted:
+    code: int
+    result: bytes = b'{"ok": true}'
+    bytes: bytes = b"commit-request"
+
+    def get_status(self, timeout: float | None = None) -> Status:
+        return Status(self.code, "tx1", 7)
+
+
+@dataclass
+class Gateway:
+    """Plays the own peer (``script``: what each submit does) or another peer (``waited``)."""
+
+    script: list[Any] = field(default_factory=list)
+    waited: list[bytes] = field(default_factory=list)
+
+    def get_network(self, channel: str) -> Gateway:
+        return self
+
+    def get_contract(self, chaincode: str) -> Gateway:
+        return self
+
+    def submit_async(self, function: str, arguments: list[str], **_: Any) -> Submitted:
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        assert isinstance(step, Submitted)
+        return step
+
+    def new_commit(self, data: bytes) -> Submitted:
+        self.waited.append(data)
+        return Submitted(0)
+
+
+def ledger(own: Gateway, *others: Gateway) -> tuple[FabricLedger, list[float]]:
+    sleeps: list[float] = []
+    return FabricLedger(own, list(others), sleep=sleeps.append, attempts=4), sleeps  # type: ignore[arg-type]
+
+
+def test_a_submit_waits_for_the_commit_on_every_other_peer() -> None:
+    secops, compliance = Gateway(), Gateway()
+    fabric, _ = ledger(Gateway([Submitted(0)]), secops, compliance)
+    assert fabric.submit("ReportDeployments", [{"report": {}}]) == {"ok": True}
+    assert secops.waited == compliance.waited == [b"commit-request"]
+
+
+def test_a_mismatch_and_an_mvcc_conflict_are_retried_with_back_off() -> None:
+    other = Gateway()
+    fabric, sleeps = ledger(Gateway([MISMATCH, Submitted(11), Submitted(0)]), other)
+    assert is_mismatch(MISMATCH) and not is_mismatch(REFUSED)
+    assert fabric.submit("ReportDeployments", []) == {"ok": True}
+    assert len(sleeps) == 2 and sleeps[0] > 0
+    assert other.waited == [b"commit-request"]  # only the valid commit is waited for
+
+
+def test_retries_are_bounded() -> None:
+    fabric, sleeps = ledger(Gateway([MISMATCH] * 4))
+    with pytest.raises(SubmitFailed, match=r"ReportDeployments.*do not match") as info:
+        fabric.submit("ReportDeployments", [])
+    assert not info.value.refused and len(sleeps) == 3
+
+
+def test_a_chaincode_refusal_is_not_retried_and_names_the_reason() -> None:
+    fabric, sleeps = ledger(Gateway([REFUSED]))
+    with pytest.raises(SubmitFailed, match="wave 0 not settled") as info:
+        fabric.submit("DecideRollout", "R-1", "advance", "why")
+    assert info.value.refused and sleeps == []
+    assert "DecideRollout(R-1)" in str(info.value)
+
+
+def test_an_invalid_commit_that_is_not_a_conflict_fails() -> None:
+    fabric, _ = ledger(Gateway([Submitted(10)]))  # ENDORSEMENT_POLICY_FAILURE
+    with pytest.raises(SubmitFailed, match="ENDORSEMENT_POLICY_FAILURE in block 7"):
+        fabric.submit("EnrollHost", {"host_id": "h1"})
