@@ -28,6 +28,9 @@ _COMMAND_MODULES = (
     "patchledger.app.feeds.cli",
     "patchledger.app.dispatch.cli",
     "patchledger.app.fleet.cli",
+    "patchledger.app.web.cli",
+    "patchledger.app.web.client_cli",
+    "patchledger.app.reports.cli",
 )
 
 

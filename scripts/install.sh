@@ -203,11 +203,33 @@ install_oracles() {
     fi
 }
 
+# ---------------------------------------------------------------------------------------------
+# 3. Debian packages: pango for WeasyPrint (PDF reports), chromium for the browser tests
+# ---------------------------------------------------------------------------------------------
+install_debian_packages() {
+    local missing=()
+    command -v dpkg-query >/dev/null 2>&1 || return 0
+    for pkg in libpango-1.0-0 libpangoft2-1.0-0; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    if [[ "$(id -u)" -ne 0 ]]; then
+        say "missing Debian packages: ${missing[*]} (run: sudo apt-get install -y ${missing[*]})"
+        return 0
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    apt-get install -y "${missing[@]}" >/dev/null \
+        || { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; } \
+        || say "could not install ${missing[*]}: PDF reports or browser tests will be skipped"
+}
+
 # One install at a time (demo.sh and test.sh may be started together).
 mkdir -p "$CACHE_ROOT"
 exec 9>"$CACHE_ROOT/.install.lock"
 flock 9
 install_venv
+install_debian_packages
 install_fabric
 link_typecheck_tree
 install_oracles

@@ -1,0 +1,1 @@
+"""The org app: a Flask application per organization (REST API, users, access)."""
