@@ -129,6 +129,8 @@ CALLS: dict[str, Call] = {
     "ResumeRollout": Call(who(ITOPS, "operator"), ("R-1",)),
     "HaltRollout": Call(who(ITOPS, "operator"), ("R-1",)),
     "CompleteRollout": Call(who(ITOPS, "operator"), ("R-1",)),
+    "DecideRollout": Call(who(ITOPS, "operator"),
+                          ("R-1", "pause", "wave 1 inconclusive: 2 of 5 hosts offline")),
     "RollBackRollout": Call(who(ITOPS, "operator"), ("R-1",)),
     "ReportDeployments": Call(H1, ([report(H1, 1, "APPLIED"), report(H1, 2, "VERIFIED")],)),
     "RevokePatch": Call(who(SECOPS, "approver"), ("P-1", "bad build")),
