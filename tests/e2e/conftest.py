@@ -1,5 +1,5 @@
 """Fixtures of the browser tests: Debian's chromium through Playwright, and the integration
-session's real Fabric network (tests/integration/conftest.py) for the three-organization
+session's real Fabric network (tests/conftest.py) for the three-organization
 test."""
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.integration import conftest as integration
-
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "tmp" / "test-artifacts"
 
-fabric_network = integration.fabric_network
 
 
 @pytest.fixture(scope="module")
