@@ -51,6 +51,8 @@ def test_a_renewal_is_a_new_version_of_the_approval_and_a_revocation_is_owned() 
             "bad": await ledger.call(who(SECOPS, "admin"), "RevokeIdentity", "alice", "x"),
         }
         out["bundle"] = await ledger.ok(who(SECOPS, "auditor"), "GetApprovalBundle", "P-1")
+        out["record"] = await ledger.ok(who(SECOPS, "auditor"), "GetRecord", "RevokedIdentity",
+                                        f"{SECOPS}/enrollment_id/{approver.caller.name}")
         return out
 
     out = scenario(body, peer)
@@ -67,3 +69,4 @@ def test_a_renewal_is_a_new_version_of_the_approval_and_a_revocation_is_owned() 
     assert is_satisfied_by(rule, [(SECOPS, ROLE_PEER), (COMPLIANCE, ROLE_PEER)])
     [revoked] = out["bundle"]["revoked_identities"]
     assert revoked["value"] == approver.caller.name and revoked["reason"] == "key leaked"
+    assert out["record"] == revoked and revoked["updated_by"] == SECOPS
