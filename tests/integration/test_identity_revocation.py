@@ -17,19 +17,16 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from patchledger.agent.attestation import verify_channel_roots, verify_deployment
+from patchledger.agent.attestation import verify_channel_roots
 from patchledger.agent.errors import QuorumNotMetError
-from patchledger.agent.verify import ArtifactFacts
-from patchledger.app.fabric import Contract, EndorseError
-from patchledger.app.fabric.attest import attest_channel_roots, attest_deployment
+from patchledger.app.fabric import EndorseError
+from patchledger.app.fabric.attest import attest_channel_roots
 from patchledger.chaincode.lifecycle.attestation import roots_fingerprint
 from patchledger.chaincode.lifecycle.trust import OrgTrust
 from tests.integration.lifecycle_world import (
-    World,
     approve,
     kev_entry,
     make_tested_patch,
@@ -37,8 +34,9 @@ from tests.integration.lifecycle_world import (
     signed_statement,
     vulnerability_of,
 )
+from tests.integration.test_attestation import Rollout
 from tests.support.network import LocalNetwork
-from tests.unit.agent.agent_support import make_tar, sha256
+from tests.unit.agent.agent_support import make_tar
 from tests.unit.agent.attestation_support import answer_of
 from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, DAY, ORGS, SECOPS
 
@@ -52,26 +50,11 @@ IDENTITIES = (
 
 @dataclass
 class Released:
-    w: World
-    patch_id: str
-    rollout_id: str
+    """The rollout (test_attestation's helper: attest through the ITOps app, verify as the
+    agent) and the patch's artifact digest."""
+
+    rollout: Rollout
     digest: str
-    artifact: bytes
-    host_id: str
-    roots: OrgTrust
-    app: Contract  # the ITOps app's contract (its operator, its own peer)
-
-    def attest(self, nonce: str) -> dict[str, Any]:
-        return attest_deployment(self.app, self.host_id, self.rollout_id, nonce,
-                                 endorsing_organizations=ORGS)
-
-    def verify(self, bundle: dict[str, Any], nonce: str) -> Any:
-        return verify_deployment(
-            bundle, channel=self.w.net.config.topology.channel, chaincode="patchledger",
-            host_id=self.host_id, rollout_id=self.rollout_id, patch_id=self.patch_id,
-            nonce=nonce, artifact=ArtifactFacts(sha256(self.artifact), len(self.artifact)),
-            roots=self.roots, now=int(time.time()), min_quorum=2)
-
 
 @pytest.fixture(scope="module")
 def released(fabric_network: LocalNetwork) -> Iterator[Released]:
@@ -99,15 +82,16 @@ def released(fabric_network: LocalNetwork) -> Iterator[Released]:
             attest_channel_roots(app, nonce, endorsing_organizations=ORGS),
             channel=net.config.topology.channel, chaincode="patchledger", nonce=nonce,
             fingerprint=roots_fingerprint(admin_view), now=int(time.time()))
-        yield Released(w, patch_id, rollout_id, digest, artifact, host_id, roots, app)
+        yield Released(Rollout(w, patch_id, rollout_id, artifact, {"h1": host_id}, roots, app),
+                       digest)
     finally:
         w.close()
 
 
 def test_a_renewed_approval_is_a_new_version_in_the_history(released: Released) -> None:
-    r = released
+    r = released.rollout
     signer = r.w["compliance-approver"]
-    renewal = signed_statement(signer, r.patch_id, r.digest,
+    renewal = signed_statement(signer, r.patch_id, released.digest,
                                expires_at=int(time.time()) + 2 * DAY)
     signer.submit("RenewApproval", renewal)
     history = signer.evaluate("GetHistory", "Approval", f"{r.patch_id}/{COMPLIANCE}")
@@ -118,9 +102,11 @@ def test_a_renewed_approval_is_a_new_version_in_the_history(released: Released) 
 def test_a_revoked_approvers_approval_stops_counting_for_the_attestation(
     released: Released,
 ) -> None:
-    r = released
+    r = released.rollout
+    host = r.hosts["h1"]
     nonce = secrets.token_hex(32)
-    assert r.verify(r.attest(nonce), nonce).verdict.approving == (COMPLIANCE, SECOPS)
+    assert r.verify(r.attest(host, r.rollout_id, nonce), "h1",
+                    nonce).verdict.approving == (COMPLIANCE, SECOPS)
     approver = r.w["secops-approver"].name
     identity = {"msp_id": SECOPS, "enrollment_id": approver}
     # another organization's admin cannot silence SecOps' approver
@@ -129,13 +115,14 @@ def test_a_revoked_approvers_approval_stops_counting_for_the_attestation(
     assert "belongs to SecOpsMSP" in (str(refused.value)
                                       + " ".join(d.message for d in refused.value.details))
     nonce = secrets.token_hex(32)
-    assert r.verify(r.attest(nonce), nonce).verdict.approving == (COMPLIANCE, SECOPS)
+    assert r.verify(r.attest(host, r.rollout_id, nonce), "h1",
+                    nonce).verdict.approving == (COMPLIANCE, SECOPS)
     r.w["secops-admin"].submit("RevokeIdentity", identity, "approver's key leaked")
     nonce = secrets.token_hex(32)
-    bundle = r.attest(nonce)
+    bundle = r.attest(host, r.rollout_id, nonce)
     answer = answer_of(bundle)
     assert answer["quorum_met"] is False and answer["approving"] == [COMPLIANCE]
     assert [x["value"] for x in answer["revoked_identities"]] == [approver]
     with pytest.raises(QuorumNotMetError, match="signer revoked") as short:
-        r.verify(bundle, nonce)
+        r.verify(bundle, "h1", nonce)
     assert short.value.approving == (COMPLIANCE,)

@@ -30,7 +30,7 @@ from patchledger.chaincode.lifecycle.approval import Approval
 from patchledger.chaincode.lifecycle.attestation import attest_deployment
 from patchledger.chaincode.lifecycle.identity import load_certificate
 from patchledger.chaincode.lifecycle.identity_revocation import RevokedIdentity, normalize_serial
-from patchledger.chaincode.lifecycle.ops import approvals, identities, rollouts
+from patchledger.chaincode.lifecycle.ops import approvals, identities
 from patchledger.chaincode.lifecycle.patch import Patch
 from patchledger.chaincode.lifecycle.policy import Policy
 from patchledger.chaincode.lifecycle.queries import approval_bundle, get_record
@@ -49,8 +49,8 @@ from tests.unit.lifecycle.lifecycle_support import (
     statement,
     who,
 )
+from tests.unit.lifecycle.test_attestation import NONCE, running_store
 
-NONCE = "0123456789abcdef" * 4
 SECOPS_APPROVER = who(SECOPS, "approver")
 
 
@@ -62,14 +62,6 @@ def revoke(store: MemoryStore, msp: str, identity: dict[str, Any], *, by: str | 
 
 def revoke_secops_approver(store: MemoryStore, now: int = NOW) -> None:
     revoke(store, SECOPS, {"enrollment_id": SECOPS_APPROVER.caller.name}, now=now)
-
-
-def running_store() -> MemoryStore:
-    store = approved_store()
-    run(store, who(ITOPS, "operator"), rollouts.create_rollout, "R-1", "P-1",
-        [{"hosts": ["h1"]}, {"groups": ["web"]}])
-    run(store, who(ITOPS, "operator"), rollouts.advance_rollout, "R-1")
-    return store
 
 
 def approval(store: MemoryStore, msp: str) -> Approval:
