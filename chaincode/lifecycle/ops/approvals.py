@@ -13,13 +13,14 @@ evaluated over the live statements of signers that are not revoked.
 RenewApproval replaces an organization's decision by a fresh statement with a later expiry,
 so an APPROVED or RELEASED patch need not be re-proposed under a new id when its approvals
 near expiry. Same first checks (role, organization, approver, not revoked, voter), then: the
-patch is APPROVED or RELEASED (before that, Approve/Reject decide; a REJECTED or REVOKED patch
-is not revived); the organization has a decision on the patch, not yet expired (an expired
-approval no longer counts: approving again is a new review of the artifact, which happens in
-TESTED, so a new proposal); the new statement has the same decision (a renewal never turns a
-rejection into an approval) and a later expiry; it verifies like any statement (signature,
-same patch id and artifact digest, validity). The record is overwritten in place: the ledger's
-history of the key (``GetHistory``) keeps every version.
+patch is APPROVED or RELEASED (before that, Approve/Reject decide; a REJECTED or REVOKED
+patch is not revived); the organization has a decision on the patch, not yet expired and
+whose signer is not revoked (such a decision no longer counts: approving again is a new
+review of the artifact, which happens in TESTED, so a new proposal); the new statement has
+the same decision (a renewal never turns a rejection into an approval) and a later expiry; it
+verifies like any statement (signature, same patch id and artifact digest, validity). The
+record is overwritten in place: the ledger's history of the key (``GetHistory``) keeps every
+version.
 """
 
 from __future__ import annotations
@@ -145,16 +146,24 @@ def decide(tx: TxLedger, signed_statement: Mapping[str, Any], decision: str) -> 
 
 
 def _check_renewal(
-    patch: Patch, previous: Approval | None, statement: ApprovalStatement, now: int
+    tx: TxLedger, patch: Patch, previous: Approval | None, statement: ApprovalStatement
 ) -> None:
     where = f"{patch.patch_id}/{statement.msp_id}"
     if previous is None:
         raise NotFoundError("Approval", where)
     before = previous.signed_statement.statement
-    if now >= before.expires_at:
+    if tx.now >= before.expires_at:
         raise ExpiredError(
-            f"approval {where} expired at {before.expires_at} (now {now}): an expired decision"
-            " cannot be renewed; propose the patch again for a new review"
+            f"approval {where} expired at {before.expires_at} (now {tx.now}): an expired"
+            " decision cannot be renewed; propose the patch again for a new review"
+        )
+    revoked = revoked_signer(tx.scan(RevokedIdentity, previous.msp_id), previous.msp_id,
+                             previous.approver, previous.signer_cert_pem.encode("ascii"))
+    if revoked is not None:
+        raise PreconditionError(
+            "Approval", where, previous.decision,
+            f"its signer is revoked ({revoked.describe()}): a decision that no longer counts"
+            " cannot be renewed; propose the patch again for a new review",
         )
     if statement.decision != previous.decision:
         raise ValidationError(
@@ -177,7 +186,8 @@ def renew_approval(tx: TxLedger, signed_statement: Mapping[str, Any]) -> list[Ch
         ValidationError: malformed statement, another decision than the renewed one, an expiry
             not later than the renewed one's, a non-voting organization.
         NotFoundError: unknown patch, no policy, or no decision of the organization to renew.
-        PreconditionError: the patch is not APPROVED or RELEASED.
+        PreconditionError: the patch is not APPROVED or RELEASED, or the renewed decision's
+            signer is revoked.
         ExpiredError: the decision being renewed has expired; or the new statement expired or
             is valid for too long.
         SignatureError: forged, altered, high-S, or bound to another patch or artifact.
@@ -192,7 +202,7 @@ def renew_approval(tx: TxLedger, signed_statement: Mapping[str, Any]) -> list[Ch
         )
     policy = tx.load(Policy, DEFAULT_POLICY_ID)
     check_voter(policy, statement.msp_id)
-    _check_renewal(patch, tx.find(Approval, patch.patch_id, statement.msp_id), statement, tx.now)
+    _check_renewal(tx, patch, tx.find(Approval, patch.patch_id, statement.msp_id), statement)
     _verify(tx, signed, patch, policy)
     _store(tx, signed)
     return tx.changes

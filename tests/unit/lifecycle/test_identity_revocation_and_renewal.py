@@ -44,6 +44,7 @@ from tests.unit.lifecycle.lifecycle_support import (
     SECOPS,
     TRUST,
     approved_store,
+    identity,
     run,
     seeded_store,
     statement,
@@ -169,6 +170,15 @@ def test_a_revoked_identity_can_neither_approve_nor_renew() -> None:
     revoke_secops_approver(store)
     with pytest.raises(AuthorizationError, match="renew_approval refused"):
         renew(store, statement(SECOPS_APPROVER, expires_at=NOW + 5 * DAY))
+
+
+def test_a_decision_of_a_revoked_signer_cannot_be_renewed_by_a_colleague() -> None:
+    store = approved_store()
+    revoke_secops_approver(store)
+    colleague = identity(SECOPS, "approver", "bob")
+    with pytest.raises(PreconditionError, match="its signer is revoked"):
+        renew(store, statement(colleague, expires_at=NOW + 5 * DAY), caller=colleague)
+    assert approval(store, SECOPS).approver == SECOPS_APPROVER.caller.name
 
 
 def test_another_organization_cannot_revoke_my_identities() -> None:
