@@ -136,7 +136,6 @@ CALLS: dict[str, Call] = {
     "DecideRollout": Call(who(ITOPS, "operator"),
                           ("R-1", "pause", "wave 1 inconclusive: 2 of 5 hosts offline")),
     "RollBackRollout": Call(who(ITOPS, "operator"), ("R-1",)),
-    "DecideRollout": Call(who(ITOPS, "operator"), ("R-1", "pause", "maintenance")),
     "ReportDeployments": Call(H1, ([report(H1, 1, "APPLIED"), report(H1, 2, "VERIFIED")],)),
     "RevokePatch": Call(who(SECOPS, "approver"), ("P-1", "bad build")),
     "GrantException": Call(who(ITOPS, "approver"), (_exception("E-1"),)),
