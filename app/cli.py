@@ -26,10 +26,11 @@ _COMMAND_MODULES = (
     "patchledger.network.cli",
     "patchledger.app.fabric.cli",
     "patchledger.app.feeds.cli",
-    "patchledger.app.dispatch.cli",
-    "patchledger.app.fleet.cli",
     "patchledger.app.web.cli",
     "patchledger.app.web.client_cli",
+    "patchledger.app.dispatch.cli",
+    "patchledger.app.fleet.cli",
+    "patchledger.app.demo.cli",
     "patchledger.app.reports.cli",
 )
 

@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
-# The main job: set up everything, start the Fabric network (or find it running), deploy the
-# chaincode, run a smoke transaction through it, and print the network's status.
+# The product on one machine: set up everything (scripts/install.sh), then `patchledger demo up`:
+# the Fabric network, the three organizations' apps, ITOps' dispatcher and a simulated fleet, and
+# the scripted scenario (a KEV vulnerability matched, a patch proposed, tested, approved by two
+# organizations, rolled out canary-then-waves, one failing host rolled back, compliance facts).
+# Safe to run again; `./scripts/demo.sh --fresh` starts over. Stop: .venv/bin/patchledger demo down
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/install.sh
-.venv/bin/patchledger network up
-.venv/bin/patchledger network smoke
-.venv/bin/patchledger network status
-cat <<'TXT'
-
-The network keeps running. To stop it:   .venv/bin/patchledger network down
-To delete its state:                      .venv/bin/patchledger network reset
-TXT
+exec .venv/bin/patchledger demo up "$@"

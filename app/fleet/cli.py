@@ -13,6 +13,7 @@ then poll the relay over the dispatcher's state directory until ``--duration`` p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import secrets
 import threading
@@ -72,6 +73,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                        groups=[g for g in args.groups.split(",") if g],
                        failure_rate=args.failure_rate, offline_rate=args.offline_rate,
                        seed=args.seed, windows=_windows(args.window))
+    unknown = set(args.fail_host) - {s.host_id for s in specs}
+    if unknown:
+        raise UserError(f"--fail-host {', '.join(sorted(unknown))}: no such host in this fleet")
+    specs = [dataclasses.replace(s, fails_health=True) if s.host_id in args.fail_host else s
+             for s in specs]
     with operator_ledger(args) as (where, ledger):
         layout = StateLayout(where.config.state_dir)
         admin = layout.user_dir(where.org.name, "admin") / "msp"
@@ -119,6 +125,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                      help="GROUP=WINDOW maintenance window of a group's hosts (repeatable)")
     sim.add_argument("--failure-rate", type=float, default=0.0, help="share failing health")
     sim.add_argument("--offline-rate", type=float, default=0.0, help="share never polling")
+    sim.add_argument("--fail-host", action="append", default=[], metavar="HOST_ID",
+                     help="this host's health check fails (repeatable; besides the rate)")
     sim.add_argument("--seed", default="fleet", help="seed of the failing/offline draw")
     sim.add_argument("--artifact", default="", help="artifact file to serve (stored by digest)")
     sim.add_argument("--workers", type=int, default=8, help="agent threads")

@@ -21,6 +21,7 @@ later tick. Offline hosts never poll.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -99,7 +100,9 @@ def host_specs(count: int, *, prefix: str, groups: Sequence[str] = ("fleet",),
 def artifact_of(files: Mapping[str, bytes]) -> bytes:
     """A tar.gz of ``files`` (path -> content): an artifact the file-tree backend applies."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+    # gzip's header holds a time stamp: fixed, so the same files give the same artifact digest
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as zipped, \
+            tarfile.open(fileobj=zipped, mode="w") as tar:
         for name, data in sorted(files.items()):
             info = tarfile.TarInfo(name)
             info.size = len(data)
