@@ -30,7 +30,8 @@ a JSON object (binary fields standard base64)::
 The chaincode's answer (the response's payload, canonical JSON) is what the agent acts on:
 :func:`verify_deployment` applies the rules of the deployment (the attested quorum and the
 agent's floor on endorsing organizations, the patch's status, approvals and artifact through
-:func:`agent.verify.verify_patch`, the rollout, wave and deployment states, supersession).
+:func:`agent.verify.verify_patch`, statements of revoked signers discounted, the attested
+``quorum_met``, the rollout, wave and deployment states, supersession).
 :func:`verify_channel_roots` verifies an ``AttestChannelRoots`` bundle at enrollment against the
 fingerprint an administrator gives.
 
@@ -66,6 +67,7 @@ from patchledger.agent.errors import (
     DeploymentStateError,
     EndorsementError,
     EndorsementQuorumError,
+    QuorumNotMetError,
 )
 from patchledger.agent.signer import issuing_organizations
 from patchledger.agent.verify import ArtifactFacts, Verdict, verify_patch
@@ -423,10 +425,11 @@ def verify_deployment(
     module docstring), endorsed by peers of at least ``max(attested quorum, min_endorsers)``
     distinct organizations. Then, on the attested state: the patch verifies with
     :func:`agent.verify.verify_patch` (artifact digest and size, APPROVED or RELEASED, every
-    statement genuine, the quorum of the attested policy for the attested severity met and no
-    live rejection); the attested quorum is the policy's for that severity; the rollout is
-    RUNNING with the host in its current wave, the host ENROLLED, its deployment not settled;
-    no patch superseding this one is released.
+    statement genuine, the quorum of the attested policy for the attested severity met by
+    statements whose signers the attested ``revoked_identities`` do not name, and no live
+    rejection); the attestation reports ``quorum_met``; the attested quorum is the policy's
+    for that severity; the rollout is RUNNING with the host in its current wave, the host
+    ENROLLED, its deployment not settled; no patch superseding this one is released.
 
     Raises:
         AttestationError: a subclass names what failed (format, binding, endorsement,
@@ -451,15 +454,24 @@ def verify_deployment(
                           f" {severity!r}")
     require_endorsers(endorsed, max(quorum, min_endorsers),
                       f"the attestation of host {host_id!r} in rollout {rollout_id!r}")
+    revoked = state.get("revoked_identities")
+    if not isinstance(revoked, list):
+        raise AttestationFormatError("the attestation's revoked_identities is not a list")
     verdict = verify_patch(
         patch_id=patch_id,
-        bundle={"patch": patch, "approvals": state.get("approvals")},
+        bundle={"patch": patch, "approvals": state.get("approvals"),
+                "revoked_identities": revoked},
         artifact=artifact,
         policy=policy,
         roots=roots,
         now=now,
         min_quorum=min_quorum,
     )
+    if state.get("quorum_met") is not True:
+        attested = state.get("approving")
+        orgs = tuple(str(o) for o in attested) if isinstance(attested, list) else ()
+        raise QuorumNotMetError(patch_id, orgs, quorum,
+                                ("the attestation reports the patch's quorum as not met",))
     _check_deployment_state(state, host_id, rollout_id, patch_id)
     chain = state.get("supersedes_chain", [])
     if not isinstance(chain, list) or not all(isinstance(c, str) for c in chain):

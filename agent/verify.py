@@ -18,7 +18,11 @@ and the agent's own configuration are. Rules, checked in this order:
    core's :func:`chaincode.lifecycle.signatures.verify`); it does not claim a validity
    longer than the policy's ``max_statement_validity`` (``StatementValidityError``);
 5. a genuine statement counts only while it and its certificate are valid (``now <
-   expires_at``); an expired one is listed in the refusal when the quorum falls short;
+   expires_at``) and its signer's identity is not revoked on the ledger (the bundle's
+   ``revoked_identities``, matched by the core's
+   :func:`chaincode.lifecycle.identity_revocation.revoked_signer`: same organization, and
+   the enrollment id or the certificate serial); an expired or revoked one is listed in the
+   refusal when the quorum falls short;
 6. the counted decisions, one per organization (an organization's approvers count once; a
    rejection wins over an approval of the same organization), are evaluated with the core's
    :func:`chaincode.lifecycle.approval_policy.evaluate`: a rejection under the policy's rule
@@ -55,6 +59,7 @@ from patchledger.agent.errors import (
 from patchledger.agent.signer import Stale, check_signer
 from patchledger.chaincode.lifecycle.approval_policy import Decision, evaluate
 from patchledger.chaincode.lifecycle.errors import LifecycleError, SignatureError
+from patchledger.chaincode.lifecycle.identity_revocation import RevokedIdentity, revoked_signer
 from patchledger.chaincode.lifecycle.patch import DEPLOYABLE, Patch
 from patchledger.chaincode.lifecycle.policy import Policy
 from patchledger.chaincode.lifecycle.signatures import decode_b64, verify
@@ -142,6 +147,16 @@ def _parse_entry(index: int, entry: Any) -> tuple[SignedStatement, bytes]:
     return signed, cert.encode("ascii", errors="replace")
 
 
+def _revocations(bundle: Mapping[str, Any]) -> tuple[RevokedIdentity, ...]:
+    raw = bundle.get("revoked_identities", [])
+    if not isinstance(raw, list | tuple):
+        raise BundleError("the approval bundle's 'revoked_identities' is not a list")
+    try:
+        return tuple(RevokedIdentity.from_dict(r) for r in raw)
+    except (LifecycleError, TypeError, AttributeError) as exc:
+        raise BundleError(f"the bundle's revoked_identities are malformed: {exc}") from exc
+
+
 def _check_statement(
     index: int,
     entry: Any,
@@ -149,6 +164,7 @@ def _check_statement(
     roots: OrgTrust,
     max_validity: int,
     now: int,
+    revocations: tuple[RevokedIdentity, ...] = (),
 ) -> CountedDecision | str:
     """One statement: a counted decision, or why a genuine one is not counted (rule 5).
 
@@ -187,6 +203,9 @@ def _check_statement(
         return f"{label}: {stale.reason}"
     if now >= s.expires_at:
         return f"{label}: expired at {s.expires_at} (now {now})"
+    revoked = revoked_signer(revocations, s.msp_id, s.approver, cert_pem)
+    if revoked is not None:
+        return f"{label}: signer revoked ({revoked.describe()})"
     return CountedDecision(index, s.msp_id, s.approver, s.decision, s.expires_at)
 
 
@@ -214,7 +233,7 @@ def verify_patch(
     Args:
         patch_id: the patch the assignment names.
         bundle: ``GetApprovalBundle``'s answer: ``{patch, approvals: [{statement,
-            signer_cert_pem}]}``.
+            signer_cert_pem}], revoked_identities?: [RevokedIdentity records]}``.
         artifact: the SHA-256 and size of the artifact bytes on the host.
         policy: the approval policy record (organizations, quorum per severity, rejection
             rule, longest statement validity).
@@ -243,8 +262,9 @@ def verify_patch(
     entries = bundle.get("approvals")
     if not isinstance(entries, list | tuple):
         raise BundleError("the approval bundle's 'approvals' is not a list")
+    revocations = _revocations(bundle)
     checked = [
-        _check_statement(i, e, patch, roots, policy.max_statement_validity, now)
+        _check_statement(i, e, patch, roots, policy.max_statement_validity, now, revocations)
         for i, e in enumerate(entries)
     ]
     counted = tuple(c for c in checked if isinstance(c, CountedDecision))

@@ -3,7 +3,9 @@
 Key ``(patch_id, msp_id)``: an organization decides once per patch, so approvals of the same
 organization can never count twice. The record keeps the signed statement and the signer's
 certificate, which together form the patch's approval bundle that agents verify offline.
-Approvals have no state machine: they are written once and never changed.
+Approvals have no state machine: they are written by Approve/Reject and replaced only by a
+renewal of the same decision with a later expiry (``RenewApproval``), the key's history keeping
+every version.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Rules (pure, order-independent; each organization counts at most once because de
 mapping from organization to decision):
 
 1. only decisions of the policy's voting organizations count, and only while their statement
-   has not expired (``now < expires_at``);
+   has not expired (``now < expires_at``); statements whose signer's identity is revoked are
+   left out before (:func:`counted_decisions`);
 2. REJECTED when the rejection rule triggers: ``any`` -> at least one rejection; ``majority`` ->
    more than half of the voting organizations rejected;
 3. otherwise APPROVED when at least ``quorum[severity]`` distinct organizations approved;
@@ -15,9 +16,11 @@ mapping from organization to decision):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from patchledger.chaincode.lifecycle.approval import Approval
+from patchledger.chaincode.lifecycle.identity_revocation import RevokedIdentity, revoked_signer
 from patchledger.chaincode.lifecycle.policy import Policy
 
 
@@ -27,6 +30,33 @@ class Decision:
 
     decision: str
     expires_at: int
+
+
+def counted_decisions(
+    approvals: Iterable[Approval], revocations: Iterable[RevokedIdentity]
+) -> dict[str, Decision]:
+    """Each organization's stored decision whose signer is not revoked (expiry and voting
+    membership are :func:`evaluate`'s).
+
+    Raises:
+        ValidationError: a stored signer certificate is not PEM.
+    """
+    revoked = list(revocations)
+    return {
+        a.msp_id: Decision(a.decision, a.signed_statement.statement.expires_at)
+        for a in approvals
+        if revoked_signer(revoked, a.msp_id, a.approver, a.signer_cert_pem.encode("ascii"))
+        is None
+    }
+
+
+def approving_organizations(
+    policy: Policy, decisions: Mapping[str, Decision], now: int
+) -> tuple[str, ...]:
+    """The voting organizations whose approval counts now (live), sorted."""
+    members = set(policy.organizations)
+    return tuple(sorted(org for org, d in decisions.items()
+                        if org in members and d.decision == "approve" and now < d.expires_at))
 
 
 def evaluate(policy: Policy, severity: str, decisions: Mapping[str, Decision], now: int) -> str:

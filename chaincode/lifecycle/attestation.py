@@ -16,7 +16,12 @@ and docs/security.md). The answer is this module's :func:`attest_deployment`: on
   ``supersedes``);
 - ``policy``: the policy record in force, and ``quorum``: its quorum for the patch's severity;
 - ``approvals``: every stored signed statement on the patch with its signer's certificate (the
-  approval bundle's list, so the agent verifies the signatures itself);
+  approval bundle's list, so the agent verifies the signatures itself), and
+  ``revoked_identities``: the revocation records of those statements' signers (their
+  statements count nowhere);
+- ``approving``: the voting organizations whose approval counts now (live, signer not
+  revoked) and ``quorum_met``: whether they reach ``quorum``, so a patch whose quorum dropped
+  (expired or revoked approvers) is attested as such;
 - ``rollout``, ``host`` and ``deployment``: the records (``deployment`` is ``null`` while the
   host's wave has not started), and ``in_current_wave``: whether the host is in the rollout's
   current wave.
@@ -37,11 +42,17 @@ from typing import Any, TypeVar
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from patchledger.chaincode.lifecycle.approval import Approval
+from patchledger.chaincode.lifecycle.approval_policy import (
+    approving_organizations,
+    counted_decisions,
+)
 from patchledger.chaincode.lifecycle.canonical import canonical_json
 from patchledger.chaincode.lifecycle.deployment import Deployment
 from patchledger.chaincode.lifecycle.errors import NotFoundError, ValidationError
 from patchledger.chaincode.lifecycle.fields import identifier
 from patchledger.chaincode.lifecycle.host import Host
+from patchledger.chaincode.lifecycle.identity_revocation import RevokedIdentity
 from patchledger.chaincode.lifecycle.ledger import StateStore
 from patchledger.chaincode.lifecycle.patch import Patch
 from patchledger.chaincode.lifecycle.policy import DEFAULT_POLICY_ID, Policy
@@ -143,6 +154,12 @@ def attest_deployment(
     bundle = approval_bundle(store, rollout.patch_id)
     patch = Patch.from_dict(bundle["patch"])
     policy = _load(store, Policy, DEFAULT_POLICY_ID)
+    decisions = counted_decisions(
+        (Approval.from_json(raw) for _, raw in store.scan("Approval", (patch.patch_id,))),
+        (RevokedIdentity.from_dict(r) for r in bundle["revoked_identities"]),
+    )
+    approving = approving_organizations(policy, decisions, now)
+    quorum = policy.quorum.get(patch.severity, 0)
     wave = rollout.current_wave
     in_wave = 0 <= wave < len(rollout.waves) and host_id in rollout.waves[wave].hosts
     return {
@@ -155,8 +172,11 @@ def attest_deployment(
         "supersedes_chain": _chain(store, patch),
         "superseded_by": _superseded_by(store, patch.patch_id),
         "policy": policy.to_dict(),
-        "quorum": policy.quorum.get(patch.severity, 0),
+        "quorum": quorum,
         "approvals": bundle["approvals"],
+        "revoked_identities": bundle["revoked_identities"],
+        "approving": list(approving),
+        "quorum_met": quorum > 0 and len(approving) >= quorum,
         "rollout": rollout.to_dict(),
         "host": host.to_dict(),
         "deployment": deployment,

@@ -10,8 +10,8 @@ owner, a statement's organization, a host reporting for itself) are made by the 
 | assess_vulnerability | feed, operator |
 | propose_patch | feed, operator |
 | attach_test_evidence | operator |
-| approve_patch / reject_patch | approver |
-| bootstrap_policy, propose_policy, approve_policy | admin |
+| approve_patch / reject_patch / renew_approval | approver |
+| bootstrap_policy, propose_policy, approve_policy, revoke_identity | admin |
 | enroll_host, decommission_host | admin, operator |
 | update_inventory_digest | operator, host (its own host only) |
 | create/advance/pause/resume/halt/complete/roll_back rollout | operator |
@@ -38,9 +38,11 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "attach_test_evidence": frozenset({Role.OPERATOR}),
     "approve_patch": frozenset({Role.APPROVER}),
     "reject_patch": frozenset({Role.APPROVER}),
+    "renew_approval": frozenset({Role.APPROVER}),
     "bootstrap_policy": frozenset({Role.ADMIN}),
     "propose_policy": frozenset({Role.ADMIN}),
     "approve_policy": frozenset({Role.ADMIN}),
+    "revoke_identity": frozenset({Role.ADMIN}),
     "enroll_host": frozenset({Role.ADMIN, Role.OPERATOR}),
     "decommission_host": frozenset({Role.ADMIN, Role.OPERATOR}),
     "update_inventory_digest": frozenset({Role.OPERATOR, Role.HOST}),

@@ -10,6 +10,7 @@ from patchledger.chaincode.lifecycle.approval import Approval
 from patchledger.chaincode.lifecycle.deployment import Deployment
 from patchledger.chaincode.lifecycle.errors import NotFoundError, ValidationError
 from patchledger.chaincode.lifecycle.host import Host
+from patchledger.chaincode.lifecycle.identity_revocation import RevokedIdentity, revoked_signer
 from patchledger.chaincode.lifecycle.ledger import StateStore
 from patchledger.chaincode.lifecycle.patch import Patch
 from patchledger.chaincode.lifecycle.policy import Policy
@@ -33,6 +34,7 @@ RECORD_TYPES: Mapping[str, type[Record]] = {
         Deployment,
         RiskAcceptance,
         Revocation,
+        RevokedIdentity,
     )
 }
 
@@ -65,7 +67,9 @@ def get_record(store: StateStore, record_type: str, *parts: str) -> Record:
 
 
 def approval_bundle(store: StateStore, patch_id: str) -> dict[str, Any]:
-    """The patch record and every stored signed statement with its signer's certificate.
+    """The patch record, every stored signed statement with its signer's certificate, and
+    ``revoked_identities``: the :class:`RevokedIdentity` records that silence a signer of
+    those statements (agents discount their statements).
 
     Raises:
         ValidationError: ``patch_id`` is not an identifier.
@@ -73,9 +77,18 @@ def approval_bundle(store: StateStore, patch_id: str) -> dict[str, Any]:
     """
     patch = get_record(store, "Patch", patch_id)
     approvals = [Approval.from_json(raw) for _, raw in store.scan("Approval", (patch_id,))]
+    revoked: dict[tuple[str, ...], RevokedIdentity] = {}
+    for msp_id in sorted({a.msp_id for a in approvals}):
+        of_org = [RevokedIdentity.from_json(raw)
+                  for _, raw in store.scan(RevokedIdentity.RECORD_TYPE, (msp_id,))]
+        for a in approvals:
+            hit = revoked_signer(of_org, a.msp_id, a.approver, a.signer_cert_pem.encode("ascii"))
+            if hit is not None:
+                revoked[hit.key.parts] = hit
     return {
         "patch": patch.to_dict(),
         "approvals": [
             {"statement": a.statement, "signer_cert_pem": a.signer_cert_pem} for a in approvals
         ],
+        "revoked_identities": [revoked[k].to_dict() for k in sorted(revoked)],
     }

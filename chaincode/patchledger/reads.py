@@ -2,8 +2,9 @@
 and a patch's approval bundle.
 
 Record ids are the ids of the ``patchledger`` event's changes: the record's key parts joined
-by ``/`` (``P-1``, ``P-1/SecOpsMSP`` for an Approval, ``R-1/h1`` for a Deployment). For the
-two-part keys (Approval, Deployment, RiskAcceptance) the id is split at its first ``/``.
+by ``/`` (``P-1``, ``P-1/SecOpsMSP`` for an Approval, ``R-1/h1`` for a Deployment,
+``SecOpsMSP/serial/1f`` for a RevokedIdentity). An id of an n-part key (two: Approval,
+Deployment, RiskAcceptance; three: RevokedIdentity) is split at its first n - 1 ``/``.
 
 History: every version of a record carries ``updated_by``, the MSP id of the creator of the
 transaction that wrote it (stamped by the core from the transaction's validated creator), and
@@ -32,7 +33,6 @@ MAX_PAGE_SIZE = 200
 #: Most entries one ListRecords call examines when filtering by status; when reached, the page
 #: is returned short with a bookmark to continue from.
 MAX_SCAN = 5000
-_TWO_PART = frozenset({"Approval", "Deployment", "RiskAcceptance"})
 
 
 def key_parts(record_type: str, record_id: str) -> tuple[str, ...]:
@@ -41,12 +41,14 @@ def key_parts(record_type: str, record_id: str) -> tuple[str, ...]:
     Raises:
         ValidationError: unknown record type, or an id without the parts the type needs.
     """
-    record_class(record_type)
-    if record_type not in _TWO_PART:
+    n = len(record_class(record_type).KEY_FIELDS)
+    if n == 1:
         return (record_id,)
-    parts = tuple(record_id.split("/", 1))
-    if len(parts) != 2 or not all(parts):
-        raise ValidationError("record_id", f"a {record_type} id has two parts, 'a/b'")
+    parts = tuple(record_id.split("/", n - 1))
+    if len(parts) != n or not all(parts):
+        count = {2: "two", 3: "three"}.get(n, str(n))
+        shape = "/".join("abc"[:n])
+        raise ValidationError("record_id", f"a {record_type} id has {count} parts, {shape!r}")
     return parts
 
 

@@ -23,6 +23,7 @@ from patchledger.chaincode.lifecycle.ops import (
     deployments,
     governance,
     hosts,
+    identities,
     patches,
     policies,
     rollouts,
@@ -112,6 +113,22 @@ async def Approve(ctx: LedgerContext, signed_statement: dict[str, Any]) -> Resul
 async def Reject(ctx: LedgerContext, signed_statement: dict[str, Any]) -> Result:
     """Reject with a signed statement ``{statement, signature}`` (approver of its org)."""
     return _summary(ctx, await submit(ctx, lambda tx: approvals.reject_patch(tx, signed_statement)))
+
+
+async def RenewApproval(ctx: LedgerContext, signed_statement: dict[str, Any]) -> Result:
+    """Renew the caller's organization's live decision on an APPROVED or RELEASED patch with a
+    fresh signed statement (same patch, digest and decision, later expiry; approver)."""
+    return _summary(
+        ctx, await submit(ctx, lambda tx: approvals.renew_approval(tx, signed_statement))
+    )
+
+
+async def RevokeIdentity(ctx: LedgerContext, identity: dict[str, Any], reason: str) -> Result:
+    """Record that an identity ``{msp_id, enrollment_id | serial}`` of the caller's
+    organization is revoked (admin of that organization); its statements count nowhere."""
+    return _summary(
+        ctx, await submit(ctx, lambda tx: identities.revoke_identity(tx, identity, reason))
+    )
 
 
 async def ProposePolicy(ctx: LedgerContext, proposal_id: str, policy: dict[str, Any]) -> Result:
@@ -300,6 +317,8 @@ SUBMIT = (
     AttachTestEvidence,
     Approve,
     Reject,
+    RenewApproval,
+    RevokeIdentity,
     ProposePolicy,
     ApprovePolicy,
     EnrollHost,

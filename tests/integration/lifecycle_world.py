@@ -60,6 +60,8 @@ REVIEWED = "reviewed the diff and the test evidence"
 #: name -> (organization, role, extra attributes); enrollment ids get the run suffix.
 IDENTITIES: dict[str, tuple[str, str, dict[str, str]]] = {
     "secops-feed": (SECOPS, "feed", {}),
+    "secops-admin": (SECOPS, "admin", {}),
+    "itops-admin": (ITOPS, "admin", {}),
     "secops-operator": (SECOPS, "operator", {}),
     "secops-approver": (SECOPS, "approver", {}),
     "secops-approver2": (SECOPS, "approver", {}),
@@ -254,15 +256,17 @@ def signed_statement(
     *,
     msp_id: str | None = None,
     comment: str = REVIEWED,
+    expires_at: int | None = None,
 ) -> dict[str, Any]:
-    """A statement signed with ``signer``'s enrollment key (fields overridable for attacks)."""
+    """A statement signed with ``signer``'s enrollment key (fields overridable for attacks;
+    expiring a day from now by default)."""
     body = ApprovalStatement(
         patch_id=patch_id,
         artifact_sha256=artifact_sha256,
         decision=decision,
         msp_id=msp_id or signer.msp_id,
         approver=signer.name,
-        expires_at=int(time.time()) + DAY,
+        expires_at=int(time.time()) + DAY if expires_at is None else expires_at,
         comment=comment,
     )
     return {"statement": body.to_dict(), "signature": signer.sign(body.to_json())}

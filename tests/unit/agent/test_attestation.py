@@ -30,6 +30,7 @@ from patchledger.agent.errors import (
     EndorsementQuorumError,
     PatchNotDeployableError,
     PatchRejectedError,
+    QuorumNotMetError,
     RollbackRefusedError,
 )
 from patchledger.agent.health import HealthResult
@@ -39,7 +40,7 @@ from patchledger.agent.verify import ArtifactFacts
 from patchledger.chaincode.lifecycle.attestation import attest_channel_roots, roots_fingerprint
 from patchledger.chaincode.lifecycle.canonical import canonical_json
 from patchledger.chaincode.lifecycle.ledger import MemoryStore
-from patchledger.chaincode.lifecycle.ops import governance, rollouts
+from patchledger.chaincode.lifecycle.ops import governance, identities, rollouts
 from patchledger.chaincode.lifecycle.trust import OrgTrust
 from tests.unit.agent.agent_support import make_tar, sha256
 from tests.unit.agent.attestation_support import (
@@ -557,3 +558,44 @@ def test_a_statement_that_never_reached_the_ledger_cannot_be_slipped_in() -> Non
         check(forged(store, slip))
     with pytest.raises(EndorsementError, match="does not verify"):
         check(with_honest_signatures(store, slip))
+
+
+# ---------------------------------------------------------------------------- revoked approvers
+
+
+def _revoke_secops_approver(store: MemoryStore) -> None:
+    run(store, who(SECOPS, "admin"), identities.revoke_identity,
+        {"msp_id": SECOPS, "enrollment_id": who(SECOPS, "approver").caller.name}, "key leaked")
+
+
+def test_an_honest_attestation_of_a_quorum_dropped_by_a_revocation_is_refused() -> None:
+    store = ledger(ARTIFACT)
+    _revoke_secops_approver(store)
+    attested = honest(store)
+    assert answer_of(attested)["quorum_met"] is False
+    with pytest.raises(QuorumNotMetError, match="signer revoked"):
+        check(attested)
+
+
+def test_a_revocation_left_out_by_the_app_is_detected() -> None:
+    store = ledger(ARTIFACT)
+    _revoke_secops_approver(store)
+
+    def hide(a: dict[str, Any]) -> None:  # the app drops the revocation and the verdict
+        a["revoked_identities"] = []
+        a["quorum_met"] = True
+        a["approving"] = [COMPLIANCE, SECOPS]
+
+    # only the app's own peer signs the altered answer
+    with pytest.raises(EndorsementQuorumError):
+        check(forged(store, hide))
+    # next to the other organizations' genuine endorsements, which sign the honest answer
+    with pytest.raises(EndorsementError, match="does not verify"):
+        check(with_honest_signatures(store, hide))
+
+
+def test_an_attestation_without_revoked_identities_is_refused() -> None:
+    store = ledger(ARTIFACT)
+    b = forged(store, lambda a: a.pop("revoked_identities"), endorsers=ALL_PEERS)
+    with pytest.raises(AttestationFormatError, match="revoked_identities"):
+        check(b)
