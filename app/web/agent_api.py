@@ -131,11 +131,18 @@ def _echo(response: Response) -> Response:
     return response
 
 
+def peer_organizations(config: AppConfig) -> list[str]:
+    """The channel's organizations with peers: ``trust_msp_dirs`` but the orderers'."""
+    return [m for m, _ in config.trust_msp_dirs if m not in config.orderer_msp_ids]
+
+
 def org_roots(config: AppConfig) -> dict[str, list[str]]:
-    """Every channel organization's root certificates (PEM) from ``trust_msp_dirs``
-    (``<msp dir>/cacerts/*.pem``)."""
+    """Every peer organization's root certificates (PEM) from ``trust_msp_dirs``
+    (``<msp dir>/cacerts/*.pem``); the orderers' are not the agents' business."""
     roots: dict[str, list[str]] = {}
     for msp_id, directory in config.trust_msp_dirs:
+        if msp_id in config.orderer_msp_ids:
+            continue
         pems = [p.read_text() for p in sorted((directory / "cacerts").glob("*.pem"))]
         if pems:
             roots[msp_id] = pems
@@ -190,7 +197,7 @@ def _relay() -> AgentRelay:
         contract = None  # poll/report need no peer; attest raises below
     return AgentRelay(Board(st.config.dispatch_dir), contract,  # type: ignore[arg-type]
                       ArtifactDirectory(st.config.artifact_dir),
-                      [m for m, _ in st.config.trust_msp_dirs])
+                      peer_organizations(st.config))
 
 
 def _json(doc: Any, status: int = 200) -> Response:
@@ -229,9 +236,10 @@ def enrollment_bundle() -> Response:
     try:
         contract = st.ledger.network().get_contract(st.config.chaincode)
         attestation = attest_channel_roots(
-            contract, nonce, endorsing_organizations=[m for m, _ in st.config.trust_msp_dirs])
+            contract, nonce, endorsing_organizations=peer_organizations(st.config))
     except (LedgerError, FabricError, ValueError) as exc:
-        log.warning("no AttestChannelRoots for an enrollment bundle", extra={"error": str(exc)})
+        log.warning("no AttestChannelRoots for an enrollment bundle: %s", exc,
+                    extra={"error": str(exc)})
     return _json({"msp_id": st.config.msp_id, "roots": org_roots(st.config),
                   "attestation": attestation})
 
