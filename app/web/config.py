@@ -67,6 +67,13 @@ class AppConfig:
         trust_msp_dirs: (MSP id, MSP directory) of every organization, the trust anchors of
             ledger verification.
         orderer_msp_ids: the MSPs whose members sign blocks.
+        agent_cert_header: the request header in which the TLS-terminating proxy in front
+            of the app passes the client certificate it verified (PEM, URL-encoded, as
+            nginx's ``$ssl_client_escaped_cert``); ``""``: the agent endpoints that need a
+            host certificate answer 503 (docs/agent.md "The org app's side").
+        dispatch_dir: the dispatcher's board (orders, report inbox) the agent endpoints
+            serve from (``None``: they answer 503).
+        agent_poll_interval: the poll interval (seconds) the app tells its agents.
         run_projector: ``app serve`` feeds the read model from the peer's blocks (one
             projector per database: turn off in all apps but one that share a database).
     """
@@ -95,6 +102,9 @@ class AppConfig:
     trust_msp_dirs: tuple[tuple[str, Path], ...] = ()
     orderer_msp_ids: tuple[str, ...] = ()
     run_projector: bool = True
+    agent_cert_header: str = ""
+    dispatch_dir: Path | None = None
+    agent_poll_interval: int = 60
 
     def with_port(self, port: int | None) -> AppConfig:
         """This configuration listening on ``port`` (unchanged when ``None``)."""
@@ -135,7 +145,8 @@ def config_from_mapping(values: Mapping[str, Any], org: str | None = None) -> Ap
     ``wallet_passphrase``, ``secret_key``, ``peer``, ``peer_tls_ca``, ``ca_url``, ``ca_tls_ca``,
     ``registrar_msp_dir``, ``channel``, ``chaincode``, ``host``, ``port``, ``feeds``
     (comma-separated in the environment, a list in a file), ``trust``
-    (``MSP=DIR,MSP=DIR``), ``orderer_msp``, ``projector`` (``0`` to turn it off).
+    (``MSP=DIR,MSP=DIR``), ``orderer_msp``, ``projector`` (``0`` to turn it off),
+    ``agent_cert_header``, ``dispatch_dir``, ``agent_poll_interval``.
 
     Raises:
         UserError: a missing or malformed value, naming the key.
@@ -174,6 +185,13 @@ def config_from_mapping(values: Mapping[str, Any], org: str | None = None) -> Ap
         raise UserError(f"configuration 'port' must be a number, not {values['port']!r}") from exc
     if not 0 <= port <= 65535:
         raise UserError(f"configuration 'port' {port} is out of range 0-65535")
+    try:
+        interval = int(values.get("agent_poll_interval") or 60)
+    except ValueError as exc:
+        raise UserError("configuration 'agent_poll_interval' must be a number of seconds, "
+                        f"not {values['agent_poll_interval']!r}") from exc
+    if interval < 1:
+        raise UserError(f"configuration 'agent_poll_interval' {interval} must be positive")
     return AppConfig(
         organization=short,
         msp_id=msp_id,
@@ -194,6 +212,9 @@ def config_from_mapping(values: Mapping[str, Any], org: str | None = None) -> Ap
         trust_msp_dirs=tuple(trust),
         orderer_msp_ids=orderers,
         run_projector=str(values.get("projector", "1")).lower() not in ("0", "false", "no"),
+        agent_cert_header=str(values.get("agent_cert_header") or ""),
+        dispatch_dir=Path(str(values["dispatch_dir"])) if values.get("dispatch_dir") else None,
+        agent_poll_interval=interval,
     )
 
 

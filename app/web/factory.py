@@ -34,7 +34,7 @@ from patchledger.app.web.db import User, create_schema, session_factory
 from patchledger.app.web.errors import RequestError
 from patchledger.app.web.ledger import Ledger, LedgerError
 from patchledger.app.web.metrics import Metrics
-from patchledger.app.web.rbac import PUBLIC, allowed, permission_of
+from patchledger.app.web.rbac import HOST, PUBLIC, allowed, permission_of
 
 log = logging.getLogger("patchledger.app.web")
 _HERE = Path(__file__).resolve().parent
@@ -126,6 +126,9 @@ def create_app(config: AppConfig, *, ledger: Ledger | None = None) -> APIFlask:
     from patchledger.app.web.api import routes
 
     routes.register(app)
+    from patchledger.app.web import agent_api
+
+    agent_api.register(app)
     from patchledger.app.ui.views import register as register_ui  # the web UI (app/ui)
     register_ui(app)
     return app
@@ -224,8 +227,10 @@ def _authenticate() -> Response | None:
     permission = permission_of(view)
     if permission is None:
         return _json_error(403, f"endpoint {endpoint} declares no permission: refused")
-    if permission == PUBLIC:
-        return None  # nothing done as anyone: no credentials read, no CSRF check
+    if permission in (PUBLIC, HOST):
+        # nothing done as a user: no credentials read, no CSRF check; HOST views are
+        # authenticated by the host certificate (app/web/agent_api.py)
+        return None
     st = state()
     db = st.db()
     header = request.headers.get("Authorization", "")

@@ -319,28 +319,29 @@ class Ledger:
                          enrollment.signer)
         return enrollment_id
 
-    def register_host(self, host_id: str) -> tuple[str, str]:
-        """Register a host identity (``role=host``, ``host_id``) for one enrollment; return
-        its enrollment id and one-time secret, with which the agent enrolls at the CA itself
-        (its private key never leaves the host).
+    def enroll_host_csr(self, host_id: str, csr_pem: bytes) -> bytes:
+        """Have the organization's CA issue the host's certificate for the host's own CSR:
+        register ``host_id`` (``role=host``, ``host_id``, one enrollment) and enroll the CSR
+        (its CN must be ``host_id``); the certificate (PEM). The host's private key never
+        reaches the app.
 
         Raises:
-            LedgerError: the CA refused (502) or is down, or none is configured (503).
+            LedgerError: the CA refused (e.g. the host id is registered already: 409/502) or
+                is down, or none is configured (503).
         """
         if self._config.ca is None:
             raise LedgerError(503, f"no CA is configured for {self._config.organization}'s "
-                              "app: hosts cannot be registered")
-        enrollment_id = f"host.{host_id}.{secrets.token_hex(3)}"
+                              "app: hosts cannot be enrolled")
         registrar, registrar_signer = self._registrar()
         try:
-            secret = self._config.ca.client().register(
-                registrar, registrar_signer, RegistrationRequest(
-                    enrollment_id, max_enrollments=1,
-                    attributes=[Attribute("role", "host", ecert=True),
-                                Attribute("host_id", host_id, ecert=True)]))
+            ca = self._config.ca.client()
+            secret = ca.register(registrar, registrar_signer, RegistrationRequest(
+                host_id, max_enrollments=1,
+                attributes=[Attribute("role", "host", ecert=True),
+                            Attribute("host_id", host_id, ecert=True)]))
+            return ca.enroll_csr(host_id, secret, csr_pem)
         except FabricError as exc:
-            raise map_gateway_error(exc, "register", self._config.ca.url) from exc
-        return enrollment_id, secret
+            raise map_gateway_error(exc, "enroll", self._config.ca.url) from exc
 
     def sign_statement(self, actor: Actor, patch_id: str, artifact_sha256: str, decision: str,
                        comment: str, expires_at: int) -> dict[str, Any]:

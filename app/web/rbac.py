@@ -24,6 +24,16 @@ certificate: the app's table can only be stricter, never looser.
 | audit.read (history, blocks, verification) | x | x | x | x | |
 | feeds.read | x | | x | x | x |
 | feeds.import (run an import of the configured feeds now) | | | | | x |
+
+Hosts are not users: the agent endpoints (app/web/agent_api.py) are either :data:`PUBLIC`
+(the enrollment bundle; enrollment, which the one-time token authorizes) or :data:`HOST`: only
+the holder of a host certificate issued by the organization's CA (``role=host``), acting as the
+``host_id`` of that certificate, never as another host and never as a user; no user role has
+it, and a host certificate opens no user endpoint.
+
+| permission | host |
+|---|---|
+| host (poll, desired state, artifacts, attestations, reports, inventory) | x |
 """
 
 from __future__ import annotations
@@ -59,6 +69,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
 
 #: Marker permission of endpoints open without login (login, health, OpenAPI, metrics).
 PUBLIC = "public"
+#: Marker permission of the agent endpoints a host certificate opens (no user role has it).
+HOST = "host"
 
 V = TypeVar("V", bound=Callable[..., Any])
 
@@ -69,7 +81,7 @@ def requires(permission: str) -> Callable[[V], V]:
     Raises:
         KeyError: at import time, for a permission not in :data:`PERMISSIONS`.
     """
-    if permission != PUBLIC and permission not in PERMISSIONS:
+    if permission not in (PUBLIC, HOST) and permission not in PERMISSIONS:
         raise KeyError(f"unknown permission {permission!r}")
 
     def mark(view: V) -> V:

@@ -428,6 +428,16 @@ def import_feeds() -> dict[str, Any]:
                  "text, or an SBOM); feed imports match it", **_doc(400, 401, 403))
 @requires("host.manage")
 def put_packages(host_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return store_packages(host_id, body)
+
+
+def store_packages(host_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Parse and store a host's inventory (``format`` dpkg|rpm|sbom, ``content``,
+    ``release``, ``criticality``) off the ledger.
+
+    Raises:
+        RequestError: content that does not parse (400, field ``content``).
+    """
     content = body["content"]
     try:
         if body["format"] == "sbom":
@@ -453,7 +463,8 @@ def put_packages(host_id: str, body: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- artifacts
 
 
-def _store() -> FilesystemStore:
+def store() -> FilesystemStore:
+    """The app's content-addressed artifact store."""
     config = state().config
     return FilesystemStore(config.artifact_dir, max_size=config.max_upload_bytes)
 
@@ -482,7 +493,7 @@ def upload_artifact() -> dict[str, Any]:
         raise RequestError("X-Artifact-SHA256 must be 64 lower-case hex digits", status=400,
                         field="X-Artifact-SHA256")
     try:
-        stored = _store().put(request.stream, expected_sha256=expected,
+        stored = store().put(request.stream, expected_sha256=expected,
                               expected_size=request.content_length)
     except ArtifactError as exc:
         raise _artifact_error(exc) from exc
@@ -498,12 +509,21 @@ def upload_artifact() -> dict[str, Any]:
                     **_doc(400, 401, 404)["responses"]})
 @requires("records.read")
 def download_artifact(sha256: str) -> Response:
-    store = _store()
+    return artifact_response(sha256)
+
+
+def artifact_response(sha256: str) -> Response:
+    """The stored artifact ``sha256``, whole (200) or the request's ``Range`` (206).
+
+    Raises:
+        RequestError: unknown (404), malformed digest (400), unsatisfiable range (416).
+    """
+    artifacts = store()
     try:
-        size = store.stat(sha256).size
+        size = artifacts.stat(sha256).size
         header = request.headers.get("Range")
         byte_range = parse_range_header(header, size) if header else None
-        chunks = store.read(sha256, byte_range)
+        chunks = artifacts.read(sha256, byte_range)
     except ArtifactError as exc:
         raise _artifact_error(exc) from exc
     response = Response(chunks, mimetype="application/octet-stream",

@@ -71,8 +71,16 @@ def _record_id(value: str, name: str) -> str:
 
 def _actor() -> Actor:
     """The calling user as a ledger actor, enrolled with the CA at their first ledger act."""
+    return actor_of(current_user())
+
+
+def actor_of(user: User) -> Actor:
+    """``user`` as a ledger actor, enrolled with the CA at their first ledger act.
+
+    Raises:
+        LedgerError: the CA refused or is down (502/503).
+    """
     st = state()
-    user = current_user()
     if not user.enrollment_id:
         user.enrollment_id = st.ledger.enroll(user.username, user.role)
         st.db().commit()
@@ -416,25 +424,6 @@ def create_enrollment_token(body: dict[str, Any]) -> dict[str, Any]:
 def list_enrollment_tokens() -> dict[str, Any]:
     tokens = state().db().scalars(select(EnrollmentToken).order_by(EnrollmentToken.id))
     return {"items": [_enrollment_out(t) for t in tokens]}
-
-
-@api.post("/agent/enroll")
-@api.input(s.AgentEnrollIn, arg_name="body")
-@api.output(s.AgentEnrollOut)
-@api.doc(summary="An agent redeems its one-time enrollment token for a CA registration; "
-                 "it then enrolls at the CA with a key it made itself",
-         **_doc(400, 401, 409, 503))
-@requires(PUBLIC)
-def agent_enroll(body: dict[str, Any]) -> dict[str, Any]:
-    st = state()
-    db = st.db()
-    token = auth.check_enrollment_token(db, body["token"])
-    enrollment_id, secret = st.ledger.register_host(token.host_id)
-    auth.mark_enrollment_token_used(db, token, enrollment_id)
-    ca = st.config.ca
-    return {"host_id": token.host_id, "enrollment_id": enrollment_id,
-            "enrollment_secret": secret, "msp_id": st.config.msp_id,
-            "ca_url": ca.url if ca else "", "ca_name": ca.ca_name if ca else ""}
 
 
 @api.post("/hosts/<host_id>/inventory")

@@ -304,19 +304,6 @@ class EnrollmentTokensOut(Schema):
     items = List(Nested(EnrollmentTokenOut))
 
 
-class AgentEnrollIn(Schema):
-    token = String(required=True, validate=Length(1, 256))
-
-
-class AgentEnrollOut(Schema):
-    host_id = String()
-    enrollment_id = String()
-    enrollment_secret = String()
-    msp_id = String()
-    ca_url = String()
-    ca_name = String()
-
-
 class PackagesIn(Schema):
     format = String(required=True, validate=OneOf(["dpkg", "rpm", "sbom"]))
     content = Raw(required=True, metadata={"description": "dpkg/rpm query text, or the SBOM "

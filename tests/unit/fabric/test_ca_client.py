@@ -120,6 +120,23 @@ def test_errors_carry_ca_codes_and_url(
     assert "/api/v1/register" in str(dup.value)
 
 
+def test_enroll_csr_issues_for_a_key_held_elsewhere(
+    client: CAClient, admin: Enrollment, fake_ca: FakeCA
+) -> None:
+    registrar = admin.identity("SecOpsMSP")
+    secret = client.register(registrar, admin.signer, RegistrationRequest(
+        "host-7", max_enrollments=1, attributes=[Attribute("role", "host", ecert=True)]))
+    holder = EcdsaSigner.generate()  # the host's key: only its CSR reaches the client
+    pem = client.enroll_csr("host-7", secret, make_csr("host-7", holder))
+    cert = x509.load_pem_x509_certificate(pem)
+    assert holder.matches(cert)
+    assert Identity.from_certificate("SecOpsMSP", cert).attributes == {"role": "host"}
+    _, _, body = fake_ca.requests[-1]
+    assert "PRIVATE" not in str(body) and body["caname"] == "ca"
+    with pytest.raises(CAError, match="common name"):  # the CA binds CN to the enrollment id
+        client.enroll_csr("host-7", secret, make_csr("host-8", EcdsaSigner.generate()))
+
+
 def test_reenroll_revoke_and_list(client: CAClient, admin: Enrollment) -> None:
     registrar = admin.identity("SecOpsMSP")
     client.register(registrar, admin.signer, RegistrationRequest("host1", secret="pw"))

@@ -4,6 +4,7 @@ starts the fake peer and CA (test_ledger_flow.py)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +39,12 @@ def make_config(tmp_path: Path, **overrides: Any) -> AppConfig:
         security=SECURITY,
     )
     return replace(config, **overrides)
+
+
+def agent_headers(**extra: str) -> dict[str, str]:
+    """The agent protocol's headers: a fresh nonce and the time (docs/agent.md)."""
+    return {"X-Patchledger-Nonce": secrets.token_hex(16),
+            "X-Patchledger-Time": str(int(time.time())), **extra}
 
 
 def totp_code(secret: str, steps: int = 0) -> str:

@@ -18,6 +18,7 @@ from tests.unit.webapp.conftest import (
     SECURITY,
     Account,
     add_user,
+    agent_headers,
     make_config,
     totp_code,
 )
@@ -204,8 +205,11 @@ def test_expired_enrollment_token_is_refused(app: APIFlask, client: FlaskClient,
         token.expires_at = utcnow() - timedelta(seconds=1)
         db.commit()
         db.close()
-    refused = client.post("/api/v1/agent/enroll", json={"token": made["secret"]})
+    refused = client.post("/api/v1/agent/enroll", headers=agent_headers(),
+                          json={"token": made["secret"], "host_id": "db-01",
+                                "csr_pem": "unused: the token is checked first"})
     assert refused.status_code == 401 and "expired" in refused.json["error"]["message"]
+    assert refused.json["error"]["field"] == "token"
     bad = client.post("/api/v1/hosts/enrollment-tokens", json={"host_id": "a b",
                                                                "valid_hours": 999},
                       headers=accounts["operator"].headers)

@@ -209,35 +209,6 @@ def test_dead_peer_and_ca_give_503_naming_the_endpoint_quickly(
             in metrics)
 
 
-def test_host_enrollment_token_is_redeemed_once_for_a_ca_registration(
-        ledger_app: APIFlask, fake_ca: FakeCA) -> None:
-    client = ledger_app.test_client()
-    operator = add_user(ledger_app, "olga", "operator")
-    made = client.post("/api/v1/hosts/enrollment-tokens", json={"host_id": "web-01"},
-                       headers=operator.headers)
-    assert made.status_code == 201, made.json
-    secret = made.json["secret"]
-    listed = client.get("/api/v1/hosts/enrollment-tokens", headers=operator.headers).json
-    assert secret not in str(listed) and listed["items"][0]["host_id"] == "web-01"
-    agent = ledger_app.test_client()  # no credentials but the token
-    answer = agent.post("/api/v1/agent/enroll", json={"token": secret})
-    assert answer.status_code == 200, answer.json
-    registration = answer.json
-    assert registration["host_id"] == "web-01" and registration["msp_id"] == "SecOpsMSP"
-    # the agent enrolls at the CA itself: its key is made on the host
-    ca = CAClient(fake_ca.url, tls_ca_certificate=fake_ca.tls_ca_pem, ca_name="ca")
-    enrollment = ca.enroll(registration["enrollment_id"], registration["enrollment_secret"])
-    identity = enrollment.identity("SecOpsMSP")
-    assert identity.attributes["role"] == "host"
-    assert identity.attributes["host_id"] == "web-01"
-    replay = agent.post("/api/v1/agent/enroll", json={"token": secret})
-    assert replay.status_code == 401 and "was used" in replay.json["error"]["message"]
-    assert agent.post("/api/v1/agent/enroll", json={"token": "ple_forged"}
-                      ).status_code == 401
-    used = client.get("/api/v1/hosts/enrollment-tokens", headers=operator.headers).json
-    assert used["items"][0]["enrollment_id"] == registration["enrollment_id"]
-
-
 def test_scheduled_ingestion_records_matched_vulnerabilities_once_per_deployment(
         tmp_path: Path, fake_ca: FakeCA, fake_peer: FakeGateway, chaincode: Chaincode) -> None:
     from patchledger.app.web.ingestion import IngestionScheduler

@@ -5,14 +5,16 @@ permission table of app.web.rbac. No ledger is configured, so an allowed call en
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from apiflask import APIFlask
 from flask.testing import FlaskClient
 
 from patchledger.app.web.db import Role
-from patchledger.app.web.rbac import PERMISSIONS, PUBLIC, permission_of
-from tests.unit.webapp.conftest import Account
+from patchledger.app.web.factory import create_app
+from patchledger.app.web.rbac import HOST, PERMISSIONS, PUBLIC, permission_of
+from tests.unit.webapp.conftest import Account, add_user, agent_headers, make_config
 
 #: What the table in app/web/rbac.py's docstring says, written out independently.
 EXPECTED = {
@@ -60,7 +62,7 @@ def test_the_table_is_the_documented_one() -> None:
 def test_every_endpoint_declares_a_known_permission(app: APIFlask) -> None:
     endpoints = _endpoints(app)
     assert len(endpoints) > 40
-    assert {p for _, _, p in endpoints} - {PUBLIC} <= set(PERMISSIONS)
+    assert {p for _, _, p in endpoints} - {PUBLIC, HOST} <= set(PERMISSIONS)
 
 
 @pytest.mark.parametrize("role", [r.value for r in Role])
@@ -69,6 +71,8 @@ def test_matrix(app: APIFlask, client: FlaskClient, accounts: dict[str, Account]
     account = accounts[role]
     wrong = []
     for method, path, permission in _endpoints(app):
+        if permission == HOST:
+            continue  # no user role has it: test_host_endpoints_refuse_every_user
         response = client.open(path, method=method, json={}, headers=account.headers)
         allowed = permission == PUBLIC or role in EXPECTED[permission]
         status = response.status_code
@@ -87,8 +91,24 @@ def test_nobody_gets_only_public_endpoints(app: APIFlask, client: FlaskClient) -
         status = client.open(path, method=method, json={}).status_code
         if permission == PUBLIC:
             assert status not in (401, 403), (method, path)
+        elif permission == HOST:
+            assert status == 400, (method, path, status)  # no nonce, no certificate
         else:
             assert status == 401, (method, path, status)
+
+
+def test_host_endpoints_refuse_every_user(tmp_path: Path) -> None:
+    app = create_app(make_config(tmp_path, agent_cert_header="X-Client-Cert"))
+    client = app.test_client()
+    hosts = [(m, p) for m, p, perm in _endpoints(app) if perm == HOST]
+    assert len(hosts) == 6
+    for role in Role:
+        account = add_user(app, f"u-{role.value}", role.value)
+        for method, path in hosts:
+            response = client.open(path, method=method, json={},
+                                   headers=agent_headers(**account.headers))
+            assert response.status_code == 401, (role, method, path, response.json)
+            assert response.json["error"]["field"] == "X-Client-Cert"
 
 
 def test_undeclared_view_is_refused_to_everyone(app: APIFlask, client: FlaskClient,
