@@ -148,6 +148,12 @@ RECORD_SPECS: tuple[RecordSpec, ...] = (
         ("patch_id",),
         _s("patch_id", "status", "proposed_by"),
     ),
+    RecordSpec(
+        "RevokedIdentity",
+        "revoked_identities",
+        ("msp_id", "kind", "value"),
+        (*_s("msp_id", "kind", "value", "revoked_by"), Indexed("revoked_at", "int")),
+    ),
     RecordSpec("Ping", "pings", ("msp_id",), (Indexed("msp_id"), Indexed("at", "int"))),
 )
 
