@@ -173,6 +173,8 @@ def test_read_model_equals_the_ledger_after_a_restart_and_a_rebuild(
         server: PostgresServer = request.getfixturevalue("postgres")
         url = server.create_database(f"readmodel_{world.run}")
     engine = open_engine(url)
+    # a failed assertion must not leave open connections for the next test's warnings check
+    request.addfinalizer(engine.dispose)
     upgrade(engine)
     # first process: projects the first part of the chain, stopped mid-stream
     stop_at = max(2, peer_height(network, network.name) // 2)
@@ -193,6 +195,7 @@ def test_read_model_equals_the_ledger_after_a_restart_and_a_rebuild(
     _more_history(world, backend)
     # second process: a new engine, resuming from the database checkpoint
     engine = open_engine(url)
+    request.addfinalizer(engine.dispose)
     projector = Projector(engine, network)
     thread, errors = run_in_thread(projector)
     try:
