@@ -67,6 +67,7 @@ from patchledger.network.config import config_from_env
 from patchledger.network.manager import Manager
 from tests.integration.lifecycle_world import (
     approve,
+    feeds_dir,
     kev_entry,
     make_tested_patch,
     open_world,
@@ -235,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="state directory (default: a new temporary one); removed at the end")
     args = parser.parse_args(argv)
     n_hosts = SMOKE_HOSTS if args.smoke else args.hosts
+    kev = feeds_dir() / "kev" / "known_exploited_vulnerabilities.json"
+    if not kev.is_file():
+        print(f"bench_rollout: no KEV catalog at {kev} (set PATCHLEDGER_FEEDS_DIR)",
+              file=sys.stderr)
+        return 2
     root = args.state_dir or Path(tempfile.mkdtemp(prefix="patchledger-bench-rollout-"))
     env = {**os.environ, "PATCHLEDGER_STATE_DIR": str(root / "network"),
            "PATCHLEDGER_PORT_BASE": str(args.port_base), "PATCHLEDGER_LEDGER_POLICY": ""}

@@ -93,11 +93,18 @@ def test_bench_chaincode_smoke() -> None:
     assert [line.split()[0] for line in _rows(out, r"^\s+\d+\s")] == ["1", "8"], out
 
 
-def test_bench_feeds_smoke() -> None:
+def _shared_feeds() -> Path:
+    """The shared feeds folder (PATCHLEDGER_FEEDS_DIR, default ../shared/feeds); the test is
+    skipped, saying where it looked, when the real KEV catalog is not there."""
     configured = os.environ.get("PATCHLEDGER_FEEDS_DIR")
     feeds = Path(configured) if configured else ROOT.parent / "shared" / "feeds"
     if not (feeds / "kev" / "known_exploited_vulnerabilities.json").is_file():
         pytest.skip(f"real feed files not found in {feeds} (set PATCHLEDGER_FEEDS_DIR)")
+    return feeds
+
+
+def test_bench_feeds_smoke() -> None:
+    feeds = _shared_feeds()
     out = _run("bench_feeds.py", ["--feeds", str(feeds)], timeout=180)
     steps = [line[:45].strip() for line in out.splitlines()[1:]]
     assert out.splitlines()[0].split() == ["step", "seconds", "detail"], out
@@ -155,6 +162,7 @@ def test_bench_runtime_peers_smoke(network_state: Path) -> None:
 
 @pytest.mark.integration
 def test_bench_rollout_smoke(network_state: Path) -> None:
+    _shared_feeds()  # the bench records the newest real KEV entry
     out = _run("bench_rollout.py", ["--port-base", str(_port("rollout")),
                                     "--state-dir", str(network_state)], timeout=420)
     assert "| phase | seconds |" in out, out
