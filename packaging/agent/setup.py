@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import tomllib
 from importlib import metadata
 from importlib.util import find_spec
@@ -51,8 +52,9 @@ def _dependencies() -> list[str]:
     except metadata.PackageNotFoundError:
         raise SystemExit(f"agent build: {PROTOS_DIST} is not installed in the build "
                          "environment (it is a build requirement)") from None
-    return [_requirement("cryptography", list(project["dependencies"])),  # type: ignore[call-overload]
-            _requirement("protobuf", protos_requires)]
+    dependencies = project["dependencies"]
+    assert isinstance(dependencies, list)
+    return [_requirement("cryptography", dependencies), _requirement("protobuf", protos_requires)]
 
 
 def _agent_modules() -> tuple[str, ...]:
@@ -103,8 +105,11 @@ class BuildAgent(build_py):
     """setuptools' build_py, plus chaincode/__init__.py and the vendored protobuf modules."""
 
     def run(self) -> None:
-        super().run()
         out = Path(self.build_lib) / "patchledger"
+        # setuptools' build folder keeps files of earlier builds: start from nothing, so a
+        # module removed from the source cannot linger in the wheel
+        shutil.rmtree(out, ignore_errors=True)
+        super().run()
         (out / "chaincode").mkdir(parents=True, exist_ok=True)
         (out / "chaincode" / "__init__.py").write_text(
             (REPO / "chaincode" / "__init__.py").read_text())
