@@ -350,7 +350,11 @@ def attest() -> Response:
 
 
 @api.post("/reports")
-@api.doc(summary="Signed deployment reports, stored durably for the dispatcher")
+@api.doc(summary="Signed deployment reports, stored durably for the dispatcher, once per "
+         "(host, sequence)",
+         responses={200: "{acknowledged: [sequence, ...]}; a report received before is "
+                         "acknowledged again and not stored twice",
+                    409: "a sequence received before with another report"})
 @requires(HOST)
 def reports() -> Response:
     doc = _body()
