@@ -12,8 +12,11 @@ and its organization's app"), under ``/api/v1/agent``.
   as itself: its id comes from the certificate, never from the request.
 
 Every request carries ``X-Patchledger-Nonce`` (32 hex digits, refused when seen within
-:data:`NONCE_WINDOW` seconds: 409 ``replay``) and ``X-Patchledger-Time`` (within
-:data:`MAX_SKEW` s: 400 ``clock``); every answer echoes the nonce.
+:data:`NONCE_WINDOW` seconds: 409 ``replay``; remembered in the app database, so by every
+app process and across restarts: :mod:`patchledger.app.web.agent_store`) and
+``X-Patchledger-Time`` (within :data:`MAX_SKEW` s: 400 ``clock``); every answer echoes the
+nonce. Reports are stored once per (host, sequence): a resent batch is acknowledged again and
+not stored twice.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import hashlib
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -33,13 +35,15 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from flask import Response, g, request
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from patchledger.app.artifacts.store import ArtifactError
 from patchledger.app.dispatch.board import Board, BoardError
 from patchledger.app.dispatch.relay import AgentRelay, ArtifactDirectory
 from patchledger.app.fabric import FabricError
 from patchledger.app.fabric.attest import attest_channel_roots
-from patchledger.app.web import auth
+from patchledger.app.web import agent_store, auth
+from patchledger.app.web.agent_store import claim_nonce
 from patchledger.app.web.api import reads, routes
 from patchledger.app.web.config import AppConfig
 from patchledger.app.web.db import User
@@ -62,29 +66,6 @@ MAX_SKEW = 300
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
 _HOST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class NonceLedger:
-    """The nonces seen in the last :data:`NONCE_WINDOW` seconds (thread-safe, in memory: one
-    app process; several processes behind one proxy need a shared store)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def fresh(self, nonce: str, now: float) -> bool:
-        """Whether ``nonce`` is new (it is remembered from now on)."""
-        with self._lock:
-            if len(self._seen) > 10_000:
-                self._seen = {n: t for n, t in self._seen.items() if now - t < NONCE_WINDOW}
-            seen = self._seen.get(nonce)
-            if seen is not None and now - seen < NONCE_WINDOW:
-                return False
-            self._seen[nonce] = now
-            return True
-
-
-_NONCES = "patchledger.agent.nonces"
 
 
 def _protocol_error(status: int, code: str, message: str, field: str) -> RequestError:
@@ -110,8 +91,9 @@ def _protocol() -> None:
                               "X-Patchledger-Time")
     from flask import current_app
 
-    nonces: NonceLedger = current_app.extensions.setdefault(_NONCES, NonceLedger())
-    if not nonces.fresh(nonce, now):
+    with state().engine.begin() as conn:  # shared by every app process (agent_store)
+        fresh = claim_nonce(conn, nonce, now=now, window=NONCE_WINDOW)
+    if not fresh:
         log.warning("agent request replayed", extra={"nonce": nonce, "path": request.path,
                                                      "source": request.remote_addr})
         raise _protocol_error(409, "replay", f"nonce {nonce} was already used",
@@ -368,7 +350,11 @@ def attest() -> Response:
 
 
 @api.post("/reports")
-@api.doc(summary="Signed deployment reports, stored durably for the dispatcher")
+@api.doc(summary="Signed deployment reports, stored durably for the dispatcher, once per "
+         "(host, sequence)",
+         responses={200: "{acknowledged: [sequence, ...]}; a report received before is "
+                         "acknowledged again and not stored twice",
+                    409: "a sequence received before with another report"})
 @requires(HOST)
 def reports() -> Response:
     doc = _body()
@@ -388,8 +374,37 @@ def reports() -> Response:
             raise RequestError(f"reports[{index}] is for host {report.get('host_id')!r}, "
                                f"not {g.host_id!r}", status=403, field=f"reports[{index}]")
         sequences.append(report["sequence"])
-    _relay().report(batch)
+    _store_once(g.host_id, batch)
     return _json({"acknowledged": sequences})
+
+
+def _store_once(host_id: str, batch: list[dict[str, Any]]) -> None:
+    """The reports of ``batch`` not received before, into the dispatcher's inbox, and their
+    receipts, in one database transaction: the inbox file is written before the commit, so a
+    failed write records nothing (the agent resends); a failed commit after it may store a
+    resend twice, which the ledger refuses as a replay (host sequence). Another process storing
+    the same resend at the same moment makes the insert fail: the second try leaves it out.
+
+    Raises:
+        RequestError: 409 when a sequence was received before with another report.
+        OSError: the inbox cannot be written.
+    """
+    for attempt in (1, 2):
+        try:
+            with state().engine.begin() as conn:
+                fresh = agent_store.new_reports(conn, host_id, batch)
+                agent_store.record_receipts(conn, host_id, fresh)
+                _relay().report(fresh)
+            if len(fresh) < len(batch):
+                log.info("reports received again", extra={
+                    "host_id": host_id, "stored": len(fresh), "received": len(batch)})
+            return
+        except agent_store.ReportConflictError as exc:
+            log.warning("report sequence reused", extra={"host_id": host_id})
+            raise RequestError(str(exc), status=409, field="reports") from exc
+        except IntegrityError:
+            if attempt == 2:
+                raise
 
 
 @api.put("/inventory")

@@ -1,7 +1,8 @@
 """Support shared by the integration tests that drive the patch-lifecycle contract on the real
-network (test_patch_lifecycle.py, test_agent.py): the default policy, the identities and their
-roles, a real KEV entry as the vulnerability, clients that wait for every commit on every peer,
-and the steps that bring a patch to TESTED and APPROVED. No tests here.
+network (test_patch_lifecycle.py, test_agent.py, test_attestation.py, ...): the default policy,
+the identities and their roles, a real KEV entry as the vulnerability, clients that wait for
+every commit on every peer, the steps that bring a patch to TESTED and APPROVED, and a running
+rollout with the roots an agent pins (:func:`running_rollout`). No tests here.
 
 Every identity is registered by its organization's admin and enrolled from its organization's
 CA (``LocalNetwork.enroll_user``) with ``role`` (and ``host_id``) attributes; a client is our
@@ -15,8 +16,9 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,11 @@ from typing import Any
 import grpc
 import pytest
 
+from patchledger.agent.attestation import verify_channel_roots, verify_deployment
+from patchledger.agent.verify import ArtifactFacts
 from patchledger.app.fabric import (
     CommitError,
+    Contract,
     EcdsaSigner,
     EndorseError,
     Gateway,
@@ -34,13 +39,17 @@ from patchledger.app.fabric import (
     connect,
     create_channel,
 )
+from patchledger.app.fabric.attest import attest_channel_roots, attest_deployment
 from patchledger.app.feeds.formats import parse_bytes
 from patchledger.app.feeds.model import Advisory
+from patchledger.chaincode.lifecycle.attestation import roots_fingerprint
 from patchledger.chaincode.lifecycle.signatures import encode_b64
 from patchledger.chaincode.lifecycle.statement import ApprovalStatement
+from patchledger.chaincode.lifecycle.trust import OrgTrust
 from patchledger.network.bootstrap import every_admins_consent
 from patchledger.network.config import REPO_ROOT
 from tests.support.network import EnrolledUser, LocalNetwork
+from tests.unit.agent.agent_support import make_tar
 from tests.unit.lifecycle.lifecycle_support import (
     COMPLIANCE,
     DAY,
@@ -309,3 +318,85 @@ def approve(w: World, patch_id: str, digest: str, *approvers: str,
     """Each of ``approvers`` signs an approval statement of the patch and submits it."""
     for name in approvers:
         w[name].submit("Approve", signed_statement(w[name], patch_id, digest, comment=comment))
+
+
+# ---------------------------------------------------------------------------- rollouts
+
+
+@dataclass
+class Rollout:
+    """A patch approved by SecOps' and Compliance's approvers, its rollout started by ITOps
+    over hosts enrolled on the ledger, and what the agent needs: the roots it pinned from the
+    peers' ``AttestChannelRoots`` answer and the ITOps app's contract (its operator, its own
+    peer) that relays attestations."""
+
+    w: World
+    patch_id: str
+    rollout_id: str
+    artifact: bytes
+    digest: str
+    hosts: dict[str, str]  # short name -> ledger host id
+    roots: OrgTrust
+    app: Contract
+
+    @property
+    def channel(self) -> str:
+        return self.w.net.config.topology.channel
+
+    def attest(self, host_id: str, rollout_id: str, nonce: str,
+               orgs: tuple[str, ...] = ORGS) -> dict[str, Any]:
+        """``AttestDeployment`` endorsed by the peers of ``orgs`` through the ITOps app."""
+        return attest_deployment(self.app, host_id, rollout_id, nonce,
+                                 endorsing_organizations=orgs)
+
+    def verify(self, bundle: dict[str, Any], host: str, nonce: str) -> Any:
+        """The agent's verification of ``bundle`` for host ``host`` (a short name)."""
+        return verify_deployment(
+            bundle, channel=self.channel, chaincode="patchledger", host_id=self.hosts[host],
+            rollout_id=self.rollout_id, patch_id=self.patch_id, nonce=nonce,
+            artifact=ArtifactFacts(hashlib.sha256(self.artifact).hexdigest(),
+                                   len(self.artifact)),
+            roots=self.roots, now=int(time.time()), min_quorum=2)
+
+
+@contextmanager
+def running_rollout(net: LocalNetwork, identities: Iterable[str], *, name: str,
+                    waves: Sequence[Sequence[str]], groups: Sequence[str] = (),
+                    ) -> Iterator[Rollout]:
+    """A :class:`Rollout` of a tar artifact over the hosts of ``waves`` (short names ``x`` of
+    ``host-x`` identities in ``identities``), each enrolled with ``groups``, its first wave
+    started; the patch and rollout ids are ``P-<name>-<run>``, ``R-<name>-<run>``. The
+    identities are closed on exit."""
+    w = open_world(net, identities, prefix=f"{name}-")
+    try:
+        vuln = vulnerability_of(kev_entry())
+        w["secops-feed"].submit("RecordVulnerability", vuln)
+        patch_id, rollout_id = f"P-{name}-{w.run}", f"R-{name}-{w.run}"
+        artifact = make_tar({"VERSION": f"patched {w.run}\n".encode()})
+        digest = make_tested_patch(w, patch_id, vuln["vuln_id"], artifact,
+                                   title=f"{name} test patch")
+        approve(w, patch_id, digest, "secops-approver", "compliance-approver")
+        op = w["itops-operator"]
+        hosts = {short: f"{short}-{w.run}" for wave in waves for short in wave}
+        for short, host_id in hosts.items():
+            enrolled: dict[str, Any] = {"host_id": host_id,
+                                        "cert_pem": w[f"host-{short}"].user.cert_pem.decode()}
+            if groups:
+                enrolled["groups"] = list(groups)
+            op.submit("EnrollHost", enrolled)
+        op.submit("CreateRollout", {"rollout_id": rollout_id, "patch_id": patch_id,
+                                    "waves": [{"hosts": [hosts[s] for s in wave]}
+                                              for wave in waves]})
+        op.submit("AdvanceRollout", rollout_id)
+        app = op.gateway.get_network(op.channel).get_contract("patchledger")
+        # Enrollment: pin the roots from an attested bundle, checked against the
+        # administrator's fingerprint of the channel's roots (here: the CAs' certificates).
+        admin_view = OrgTrust.from_pem({m: net.ca_cert(m).read_bytes() for m in ORGS})
+        nonce = secrets.token_hex(32)
+        roots = verify_channel_roots(
+            attest_channel_roots(app, nonce, endorsing_organizations=ORGS),
+            channel=net.config.topology.channel, chaincode="patchledger", nonce=nonce,
+            fingerprint=roots_fingerprint(admin_view), now=int(time.time()))
+        yield Rollout(w, patch_id, rollout_id, artifact, digest, hosts, roots, app)
+    finally:
+        w.close()

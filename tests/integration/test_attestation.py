@@ -17,15 +17,12 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from patchledger.agent.attestation import verify_channel_roots, verify_deployment
 from patchledger.agent.config import AgentConfig
 from patchledger.agent.errors import (
     AttestationBindingError,
@@ -35,22 +32,13 @@ from patchledger.agent.errors import (
 )
 from patchledger.agent.health import HealthResult
 from patchledger.agent.runner import Assignment, Outcome, run_assignment
-from patchledger.agent.verify import ArtifactFacts
-from patchledger.app.fabric import Contract
 from patchledger.app.fabric._protos import proposal_pb2, proposal_response_pb2
-from patchledger.app.fabric.attest import attest_channel_roots, attest_deployment
-from patchledger.chaincode.lifecycle.attestation import roots_fingerprint
-from patchledger.chaincode.lifecycle.trust import OrgTrust
 from tests.integration.lifecycle_world import (
+    Rollout,
     World,
-    approve,
-    kev_entry,
-    make_tested_patch,
-    open_world,
-    vulnerability_of,
+    running_rollout,
 )
 from tests.support.network import LocalNetwork
-from tests.unit.agent.agent_support import make_tar, sha256
 from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, ITOPS, ORGS, SECOPS
 
 pytestmark = pytest.mark.integration
@@ -59,35 +47,6 @@ IDENTITIES = (
     "secops-feed", "secops-operator", "itops-operator", "secops-approver",
     "compliance-approver", "host-a1", "host-a2", "host-h3",
 )
-
-
-@dataclass
-class Rollout:
-    """A rollout running on the network and what the agent needs."""
-
-    w: World
-    patch_id: str
-    rollout_id: str
-    artifact: bytes
-    hosts: dict[str, str]  # short name -> ledger host id
-    roots: OrgTrust
-    app: Contract  # the ITOps app's contract (its operator, its own peer)
-
-    @property
-    def channel(self) -> str:
-        return self.w.net.config.topology.channel
-
-    def attest(self, host_id: str, rollout_id: str, nonce: str,
-               orgs: tuple[str, ...] = ORGS) -> dict[str, Any]:
-        return attest_deployment(self.app, host_id, rollout_id, nonce,
-                                 endorsing_organizations=orgs)
-
-    def verify(self, bundle: dict[str, Any], host: str, nonce: str) -> Any:
-        return verify_deployment(
-            bundle, channel=self.channel, chaincode="patchledger", host_id=self.hosts[host],
-            rollout_id=self.rollout_id, patch_id=self.patch_id, nonce=nonce,
-            artifact=ArtifactFacts(sha256(self.artifact), len(self.artifact)),
-            roots=self.roots, now=_now(), min_quorum=2)
 
 
 def _now() -> int:
@@ -107,39 +66,9 @@ def _host_key(w: World, short: str) -> ec.EllipticCurvePrivateKey:
 
 @pytest.fixture(scope="module")
 def rollout(fabric_network: LocalNetwork) -> Iterator[Rollout]:
-    net = fabric_network
-    w = open_world(net, IDENTITIES, prefix="attest-")
-    try:
-        vuln = vulnerability_of(kev_entry())
-        w["secops-feed"].submit("RecordVulnerability", vuln)
-        patch_id, rollout_id = f"P-attest-{w.run}", f"R-attest-{w.run}"
-        artifact = make_tar({"VERSION": f"patched {w.run}\n".encode()})
-        digest = make_tested_patch(w, patch_id, vuln["vuln_id"], artifact,
-                                   title="attestation test patch")
-        approve(w, patch_id, digest, "secops-approver", "compliance-approver")
-        op = w["itops-operator"]
-        hosts = {}
-        for short in ("a1", "a2", "h3"):
-            hosts[short] = f"{short}-{w.run}"
-            op.submit("EnrollHost", {"host_id": hosts[short],
-                                     "cert_pem": w[f"host-{short}"].user.cert_pem.decode(),
-                                     "groups": ["attest"]})
-        op.submit("CreateRollout", {"rollout_id": rollout_id, "patch_id": patch_id,
-                                    "waves": [{"hosts": [hosts["a1"], hosts["a2"]]},
-                                              {"hosts": [hosts["h3"]]}]})
-        op.submit("AdvanceRollout", rollout_id)
-        app = op.gateway.get_network(op.channel).get_contract("patchledger")
-        # Enrollment: pin the roots from an attested bundle, checked against the
-        # administrator's fingerprint of the channel's roots (here: the CAs' certificates).
-        admin_view = OrgTrust.from_pem({m: net.ca_cert(m).read_bytes() for m in ORGS})
-        nonce = _nonce()
-        roots = verify_channel_roots(
-            attest_channel_roots(app, nonce, endorsing_organizations=ORGS),
-            channel=net.config.topology.channel, chaincode="patchledger", nonce=nonce,
-            fingerprint=roots_fingerprint(admin_view), now=_now())
-        yield Rollout(w, patch_id, rollout_id, artifact, hosts, roots, app)
-    finally:
-        w.close()
+    with running_rollout(fabric_network, IDENTITIES, name="attest",
+                         waves=[["a1", "a2"], ["h3"]], groups=["attest"]) as r:
+        yield r
 
 
 def test_enrollment_pinned_every_organizations_root(rollout: Rollout) -> None:

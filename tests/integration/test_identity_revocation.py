@@ -16,29 +16,19 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
-from patchledger.agent.attestation import verify_channel_roots
 from patchledger.agent.errors import QuorumNotMetError
 from patchledger.app.fabric import EndorseError
-from patchledger.app.fabric.attest import attest_channel_roots
-from patchledger.chaincode.lifecycle.attestation import roots_fingerprint
-from patchledger.chaincode.lifecycle.trust import OrgTrust
 from tests.integration.lifecycle_world import (
-    approve,
-    kev_entry,
-    make_tested_patch,
-    open_world,
+    Rollout,
+    running_rollout,
     signed_statement,
-    vulnerability_of,
 )
-from tests.integration.test_attestation import Rollout
 from tests.support.network import LocalNetwork
-from tests.unit.agent.agent_support import make_tar
 from tests.unit.agent.attestation_support import answer_of
-from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, DAY, ORGS, SECOPS
+from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, DAY, SECOPS
 
 pytestmark = pytest.mark.integration
 
@@ -48,50 +38,16 @@ IDENTITIES = (
 )
 
 
-@dataclass
-class Released:
-    """The rollout (test_attestation's helper: attest through the ITOps app, verify as the
-    agent) and the patch's artifact digest."""
-
-    rollout: Rollout
-    digest: str
-
 @pytest.fixture(scope="module")
-def released(fabric_network: LocalNetwork) -> Iterator[Released]:
-    net = fabric_network
-    w = open_world(net, IDENTITIES, prefix="revid-")
-    try:
-        vuln = vulnerability_of(kev_entry())
-        w["secops-feed"].submit("RecordVulnerability", vuln)
-        patch_id, rollout_id = f"P-revid-{w.run}", f"R-revid-{w.run}"
-        artifact = make_tar({"VERSION": f"patched {w.run}\n".encode()})
-        digest = make_tested_patch(w, patch_id, vuln["vuln_id"], artifact,
-                                   title="identity revocation test patch")
-        approve(w, patch_id, digest, "secops-approver", "compliance-approver")
-        op = w["itops-operator"]
-        host_id = f"h1-{w.run}"
-        op.submit("EnrollHost", {"host_id": host_id,
-                                 "cert_pem": w["host-h1"].user.cert_pem.decode()})
-        op.submit("CreateRollout", {"rollout_id": rollout_id, "patch_id": patch_id,
-                                    "waves": [{"hosts": [host_id]}]})
-        op.submit("AdvanceRollout", rollout_id)
-        app = op.gateway.get_network(op.channel).get_contract("patchledger")
-        admin_view = OrgTrust.from_pem({m: net.ca_cert(m).read_bytes() for m in ORGS})
-        nonce = secrets.token_hex(32)
-        roots = verify_channel_roots(
-            attest_channel_roots(app, nonce, endorsing_organizations=ORGS),
-            channel=net.config.topology.channel, chaincode="patchledger", nonce=nonce,
-            fingerprint=roots_fingerprint(admin_view), now=int(time.time()))
-        yield Released(Rollout(w, patch_id, rollout_id, artifact, {"h1": host_id}, roots, app),
-                       digest)
-    finally:
-        w.close()
+def rollout(fabric_network: LocalNetwork) -> Iterator[Rollout]:
+    with running_rollout(fabric_network, IDENTITIES, name="revid", waves=[["h1"]]) as r:
+        yield r
 
 
-def test_a_renewed_approval_is_a_new_version_in_the_history(released: Released) -> None:
-    r = released.rollout
+def test_a_renewed_approval_is_a_new_version_in_the_history(rollout: Rollout) -> None:
+    r = rollout
     signer = r.w["compliance-approver"]
-    renewal = signed_statement(signer, r.patch_id, released.digest,
+    renewal = signed_statement(signer, r.patch_id, r.digest,
                                expires_at=int(time.time()) + 2 * DAY)
     signer.submit("RenewApproval", renewal)
     history = signer.evaluate("GetHistory", "Approval", f"{r.patch_id}/{COMPLIANCE}")
@@ -100,9 +56,9 @@ def test_a_renewed_approval_is_a_new_version_in_the_history(released: Released) 
 
 
 def test_a_revoked_approvers_approval_stops_counting_for_the_attestation(
-    released: Released,
+    rollout: Rollout,
 ) -> None:
-    r = released.rollout
+    r = rollout
     host = r.hosts["h1"]
     nonce = secrets.token_hex(32)
     assert r.verify(r.attest(host, r.rollout_id, nonce), "h1",

@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support.wheels import build_wheel, clean_source
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    """The wheel that ``pip install .`` would install from a clean clone of this checkout.
-
-    The tracked and untracked-but-not-ignored files are copied first, so that a stale build/
-    directory or leftover __pycache__ folders of moved packages cannot leak into the wheel.
-    """
-    source = tmp_path_factory.mktemp("source")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, check=True, capture_output=True).stdout.decode().split("\0")
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (source / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, source / name)
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "-q", "-w", str(out), str(source)],
-                   check=True, capture_output=True, timeout=300)
-    (built,) = out.glob("patchledger-*.whl")
-    return zipfile.ZipFile(built)
+    """The wheel that ``pip install .`` would install from a clean clone of this checkout."""
+    source = clean_source(tmp_path_factory.mktemp("source"))
+    return zipfile.ZipFile(build_wheel(source, tmp_path_factory.mktemp("wheel"),
+                                       "patchledger-*.whl"))
 
 
 def test_wheel_installs_only_the_patchledger_namespace(wheel: zipfile.ZipFile) -> None:

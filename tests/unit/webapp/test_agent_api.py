@@ -9,6 +9,9 @@ a certificate of another CA or of a user, a host reporting for another host."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -224,3 +227,100 @@ def test_without_a_configured_proxy_header_host_endpoints_are_closed(tmp_path: P
     answer = app.test_client().get(f"{PREFIX}/poll", headers=agent_headers(
         **{"X-Client-Cert": "anything"}))
     assert answer.status_code == 503 and answer.json["error"]["field"] == "agent_cert_header"
+
+
+REPLAY_IN_ANOTHER_PROCESS = """
+import json, sys
+from pathlib import Path
+from patchledger.app.web.factory import create_app
+from tests.unit.webapp.conftest import make_config
+tmp, nonce, sent = sys.argv[1:]
+app = create_app(make_config(Path(tmp), agent_cert_header="X-Client-Cert"))
+answer = app.test_client().get("/api/v1/agent/poll", headers={
+    "X-Patchledger-Nonce": nonce, "X-Patchledger-Time": sent})
+print(json.dumps({"status": answer.status_code, "error": answer.json["error"]}))
+"""
+
+
+def test_a_replay_is_refused_by_another_app_process_and_after_a_restart(tmp_path: Path) -> None:
+    """The attack: a request captured on the way to one app worker is sent to another worker
+    (another process behind the same proxy), or to the app after it restarted. The nonce is
+    remembered in the shared database, so both refuse it."""
+    from patchledger.app.web.factory import create_app
+    from tests.support.wheels import ROOT
+    from tests.unit.webapp.conftest import make_config
+
+    config = make_config(tmp_path, agent_cert_header=HEADER)
+    captured = agent_headers()
+    first = create_app(config).test_client().get(f"{PREFIX}/poll", headers=captured)
+    assert first.status_code == 401  # no certificate; the nonce is spent all the same
+    other = subprocess.run([sys.executable, "-c", REPLAY_IN_ANOTHER_PROCESS, str(tmp_path),
+                            captured["X-Patchledger-Nonce"], captured["X-Patchledger-Time"]],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert other.returncode == 0, other.stderr
+    seen = json.loads(other.stdout)
+    assert seen["status"] == 409 and "replay" in seen["error"]["message"], seen
+    restarted = create_app(config).test_client()
+    again = restarted.get(f"{PREFIX}/poll", headers=captured)
+    assert again.status_code == 409 and again.json["error"]["field"] == "X-Patchledger-Nonce"
+    assert restarted.get(f"{PREFIX}/poll", headers=agent_headers()).status_code == 401  # fresh
+
+
+def test_nonces_are_remembered_until_they_expire(tmp_path: Path) -> None:
+    from patchledger.app.db import open_engine, sqlite_url, upgrade
+    from patchledger.app.web.agent_store import agent_nonces, claim_nonce
+
+    engine = open_engine(sqlite_url(tmp_path / "app.db"))
+    upgrade(engine)
+    with engine.begin() as conn:
+        assert claim_nonce(conn, "n1", now=1000, window=600)
+        assert not claim_nonce(conn, "n1", now=1600, window=600)  # the window's last second
+        assert claim_nonce(conn, "n1", now=1602, window=600)  # expired: a new claim
+        assert claim_nonce(conn, "n2", now=1602, window=600)
+    with engine.begin() as conn:  # old rows are deleted as claims go by
+        claim_nonce(conn, "n3", now=10_000, window=600)
+        left = {r.nonce for r in conn.execute(agent_nonces.select())}
+    assert left <= {"n1", "n2", "n3"} and "n3" in left
+    engine.dispose()
+
+
+def test_a_resent_report_batch_is_stored_once(agent_app: APIFlask, tmp_path: Path) -> None:
+    """The agent resends what it has not seen acknowledged (the answer was lost): the app
+    acknowledges again and keeps one copy in the inbox, one receipt per (host, sequence)."""
+    from sqlalchemy import select
+
+    from patchledger.app.web.agent_store import agent_report_receipts
+    from patchledger.app.web.factory import state
+
+    cert = _enrolled(agent_app, "web-01")
+    client = agent_app.test_client()
+
+    def report(sequence: int, status: str = "APPLIED") -> dict[str, Any]:
+        return {"report": {"host_id": "web-01", "sequence": sequence, "rollout_id": "R-1",
+                           "patch_id": "P-1", "status": status}, "signature": "c2ln"}
+
+    def post(*reports: dict[str, Any]) -> Any:
+        return client.post(f"{PREFIX}/reports", headers=agent_headers(**cert),
+                           json={"reports": list(reports)})
+
+    def inbox() -> list[int]:
+        return [r["report"]["sequence"] for f in Board(tmp_path / "board").pending_reports()
+                for r in f.reports]
+
+    assert post(report(1), report(2, "VERIFIED")).json == {"acknowledged": [1, 2]}
+    resent = post(report(1), report(2, "VERIFIED"))
+    assert resent.status_code == 200 and resent.json == {"acknowledged": [1, 2]}
+    assert inbox() == [1, 2]
+    assert post(report(2, "VERIFIED"), report(3), report(3)).json == {
+        "acknowledged": [2, 3, 3]}
+    assert inbox() == [1, 2, 3]
+    # another report under a used sequence: refused, nothing stored
+    conflict = post(report(4), report(2, "FAILED"))
+    assert conflict.status_code == 409 and conflict.json["error"]["field"] == "reports"
+    assert "sequence 2 of host web-01" in conflict.json["error"]["message"]
+    assert inbox() == [1, 2, 3]
+    with agent_app.app_context(), state().engine.connect() as conn:
+        rows = conn.execute(select(agent_report_receipts.c.host_id,
+                                   agent_report_receipts.c.sequence)).all()
+    assert sorted(tuple(r) for r in rows) == [("web-01", 1), ("web-01", 2), ("web-01", 3)]
