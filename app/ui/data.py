@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, RowMapping, and_, func, select
 
 from patchledger.app.ingest.tables import findings
 from patchledger.app.readmodel import queries
@@ -164,11 +164,20 @@ class Finding:
     deadline_reason: str
 
 
+def finding_rows(conn: Connection, vuln_id: str, *, limit: int, offset: int = 0
+                 ) -> Sequence[RowMapping]:
+    """The off-ledger findings rows of ``vuln_id`` (ingestion's ``findings`` table), highest
+    priority first (then host, then row id: a stable order for offset paging). The one query
+    behind the UI's vulnerability page and the API's ``/vulnerabilities/<id>/findings``."""
+    return conn.execute(select(findings).where(findings.c.vuln_id == vuln_id)
+                        .order_by(findings.c.priority_score.desc(), findings.c.host_id,
+                                  findings.c.id)
+                        .limit(limit).offset(offset)).mappings().all()
+
+
 def findings_of(conn: Connection, vuln_id: str, *, limit: int = 200) -> list[Finding]:
-    """The findings of ``vuln_id``, highest priority first."""
-    rows = conn.execute(select(findings).where(findings.c.vuln_id == vuln_id)
-                        .order_by(findings.c.priority_score.desc(), findings.c.host_id)
-                        .limit(limit)).mappings().all()
+    """The findings of ``vuln_id``, highest priority first (:func:`finding_rows`)."""
+    rows = finding_rows(conn, vuln_id, limit=limit)
     out = []
     for r in rows:
         try:

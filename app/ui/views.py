@@ -431,18 +431,10 @@ def sign(patch_id: str) -> str:
     if not raw_expiry.isdigit() or not now < int(raw_expiry) <= now + 31 * 86400:
         raise PageError("expires_at must be within the next 30 days: review again",
                         status=400, field="expires_at")
-    routes._fresh_totp(request.form.get("totp", "").strip())
-    ledger_patch = _ledger_patch(patch_id)
-    if ledger_patch.get("artifact_sha256") != digest:
-        raise PageError(f"patch {patch_id!r} now has artifact "
-                        f"{ledger_patch.get('artifact_sha256')}, not the reviewed {digest}: "
-                        "nothing was signed", status=409, field="artifact_sha256")
+    statement, result = routes._decide(
+        patch_id, {"totp": request.form.get("totp", "").strip(), "comment": comment},
+        decision, expires_at=int(raw_expiry), artifact_sha256=digest)
     st = state()
-    actor = routes._actor()
-    statement = st.ledger.sign_statement(actor, patch_id, digest, decision, comment,
-                                         int(raw_expiry))
-    result = st.ledger.submit(actor, "Approve" if decision == "approve" else "Reject",
-                              statement)
     return page("signed.html", patch_id=patch_id, statement=statement, result=result,
                 record_id=f"{patch_id}/{st.config.msp_id}")
 
