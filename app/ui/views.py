@@ -53,6 +53,7 @@ from patchledger.app.web.db import ApiToken, Role, User
 from patchledger.app.web.factory import csrf_token, current_user, state
 from patchledger.app.web.ledger import LedgerError
 from patchledger.app.web.rbac import PUBLIC, allowed, requires
+from patchledger.common.durable import write_atomic
 
 _HERE = Path(__file__).resolve().parent
 log = logging.getLogger("patchledger.app.ui")
@@ -542,49 +543,99 @@ def _wizard_number(name: str, default: int, high: int) -> int:
     return int(raw)
 
 
+_WIZARD_DEFAULTS = {"rollout_id": "", "patch_id": "", "mode": "groups", "groups": "",
+                    "percentages": "10,30,60", "canary": "0", "failure_threshold_pct": "10",
+                    "soak_seconds": "3600", "disruption_budget": str(wizard.DEFAULT_BUDGET),
+                    "max_concurrency": str(wizard.DEFAULT_CONCURRENCY),
+                    "wave_timeout_seconds": "3600"}
+
+
+def _plan_path(rollout_id: str) -> Path | None:
+    """Where the dispatcher reads this rollout's plan (``<dispatch_dir>/plans/<id>.json``;
+    ``None`` when the app has no dispatcher board configured)."""
+    board = state().config.dispatch_dir
+    return None if board is None else board / "plans" / f"{rollout_id}.json"
+
+
 @ui.route("/rollouts/new", methods=["GET", "POST"])
 @requires("rollout.manage")
 def rollout_wizard() -> str:
-    """Plan a rollout: patch, waves from groups or percentages, canary, failure threshold,
-    soak; a preview of which hosts go in which wave and when; then ``CreateRollout`` with
-    exactly the previewed hosts."""
+    """Plan a rollout: patch, waves from groups or percentages, canary, per-wave disruption
+    budget and maximum concurrency, failure threshold, soak, wave timeout; a preview of which
+    hosts go in which wave, when, and with which limits; then ``CreateRollout`` with exactly
+    the previewed hosts (refused when the plan's digest differs from the preview's) and the
+    plan handed to the dispatcher (``dispatch_dir``), which enforces the limits."""
     with state().engine.connect() as conn:
         deployable = queries.list_records(conn, "Patch", filters={
             "state": ["APPROVED", "RELEASED"]}, limit=queries.MAX_LIMIT).items
     form = request.form
     hosts = _own_hosts()
-    values = {"rollout_id": form.get("rollout_id", ""), "patch_id": form.get("patch_id", ""),
-              "mode": form.get("mode", "groups"), "groups": form.get("groups", ""),
-              "percentages": form.get("percentages", "10,30,60"),
-              "canary": form.get("canary", "0"), "failure_threshold_pct":
-              form.get("failure_threshold_pct", "10"), "soak_seconds":
-              form.get("soak_seconds", "3600")}
+    values = {k: form.get(k, default) for k, default in _WIZARD_DEFAULTS.items()}
+    if request.method == "POST":
+        values["rollback_on_failure"] = "yes" if form.get("rollback_on_failure") else ""
+    else:
+        values["rollback_on_failure"] = "yes"
     group_names = sorted({g for h in hosts for g in h.groups})
+    common = {"patches": deployable, "values": values, "host_count": len(hosts),
+              "group_names": group_names, "dispatcher": state().config.dispatch_dir is not None}
     if request.method == "GET":
-        return page("wizard.html", patches=deployable, values=values, waves=None,
-                    host_count=len(hosts), group_names=group_names)
+        return page("wizard.html", waves=None, **common)
     if values["patch_id"] not in {p.record_id for p in deployable}:
         raise PageError(f"patch {values['patch_id']!r} is not APPROVED or RELEASED in the "
                         "read model", status=400, field="patch_id")
     rollout_id = routes._record_id(values["rollout_id"], "rollout_id")
     soak = _wizard_number("soak_seconds", 3600, 30 * 86400)
     threshold = _wizard_number("failure_threshold_pct", 10, 100)
+    timeout = _wizard_number("wave_timeout_seconds", 3600, 7 * 86400)
+    if timeout < 1:
+        raise PageError("wave_timeout_seconds must be at least 1", status=400,
+                        field="wave_timeout_seconds")
     try:
         waves = wizard.plan(hosts, mode=values["mode"], groups_text=values["groups"],
                             percentages=values["percentages"],
                             canary=_wizard_number("canary", 0, len(hosts)),
-                            soak_seconds=soak)
+                            soak_seconds=soak,
+                            disruption_budget=wizard.quantity(values["disruption_budget"],
+                                                              "disruption_budget"),
+                            max_concurrency=wizard.quantity(values["max_concurrency"],
+                                                            "max_concurrency"))
     except wizard.PlanError as exc:
         raise PageError(str(exc), status=400, field=exc.field) from exc
+    plan = wizard.rollout_plan(rollout_id, values["patch_id"], waves, hosts,
+                               failure_threshold_pct=threshold, soak_seconds=soak,
+                               wave_timeout_seconds=timeout,
+                               rollback_on_failure=bool(values["rollback_on_failure"]))
+    digest = wizard.plan_digest(plan)
     if form.get("step") != "create":
         windows = {h.host_id: h.maintenance_window for h in hosts}
-        return page("wizard.html", patches=deployable, values=values, waves=waves,
-                    host_count=len(hosts), group_names=group_names, windows=windows)
-    document = wizard.rollout_document(rollout_id, values["patch_id"], waves,
-                                       failure_threshold_pct=threshold, soak_seconds=soak)
-    result = routes._submit("CreateRollout", document)
+        return page("wizard.html", waves=waves, windows=windows, plan_sha256=digest, **common)
+    if form.get("plan_sha256") != digest:
+        raise PageError("the plan differs from the preview (hosts were enrolled or "
+                        "decommissioned, or the form changed): preview it again; nothing was "
+                        "created", status=409, field="plan_sha256")
+    path = _plan_path(rollout_id)
+    if path is not None and path.exists():
+        raise PageError(f"the dispatcher has a plan for rollout {rollout_id!r} already "
+                        f"({path}): choose another id", status=409, field="rollout_id")
+    # the ledger first: a plan file the dispatcher saw before the rollout existed would make
+    # it create the rollout itself, under its own identity instead of the operator's
+    result = routes._submit("CreateRollout", plan.create_rollout_argument())
+    handed = ""
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(plan.to_dict(), sort_keys=True))
+            handed = str(path)
+        except OSError as exc:
+            log.exception("rollout %s was created but its plan could not be written",
+                          rollout_id)
+            raise PageError(f"rollout {rollout_id} was created on the ledger, but the "
+                            f"dispatcher's plan could not be written ({exc}): the dispatcher "
+                            "will not start it; halt the rollout", status=503,
+                            field="dispatch_dir") from exc
     return page("done.html", title=f"Rollout {rollout_id} planned", result=result,
-                back=url_for("ui.rollout", rollout_id=rollout_id))
+                back=url_for("ui.rollout", rollout_id=rollout_id), plan_path=handed,
+                plan=plan)
 
 
 @ui.post("/rollouts/<rollout_id>/action")
