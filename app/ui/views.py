@@ -68,6 +68,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 PAGE_SIZE = 50
+#: Patch states a revocation may start from (chaincode/lifecycle/patch.py's machine).
+_REVOCABLE = frozenset({"PROPOSED", "TESTED", "APPROVED", "RELEASED", "SUPERSEDED"})
 #: The navigation: (endpoint, label, permission).
 NAV = (
     ("ui.dashboard", "Dashboard", "records.read"),
@@ -94,6 +96,8 @@ class PageError(auth.AuthError):
 
 def register(app: Flask) -> None:
     """Mount the UI on ``app`` (after the API: its request hook and error handlers apply)."""
+    from patchledger.app.ui import manage  # noqa: F401  (registers its views on ui)
+
     app.before_request_funcs.setdefault(None, []).insert(0, bridge_form_csrf)
     app.register_blueprint(ui)
 
@@ -344,6 +348,7 @@ def vulnerability(vuln_id: str) -> str:
         exceptions = queries.list_records(conn, "RiskAcceptance",
                                           filters={"vuln_id": vuln_id}, limit=100).items
     return page("vulnerability.html", row=row, findings=found, exceptions=exceptions,
+                may_propose=can("patch.propose"),
                 history=_history("Vulnerability", vuln_id))
 
 
@@ -368,6 +373,7 @@ def _patch_view(patch_id: str) -> dict[str, Any]:
     quorum = data.quorum_of(row.record, approvals, policy.record if policy else None)
     return {"row": row, "approvals": approvals, "quorum": quorum, "policy": policy,
             "may_decide": can("patch.decide") and row.state == "TESTED",
+            "may_revoke": can("patch.revoke") and row.state in _REVOCABLE,
             "history": _history("Patch", patch_id)}
 
 
@@ -464,6 +470,7 @@ def hosts() -> str:
     with state().engine.connect() as conn:
         deployments = data.deployment_states(conn, [r.record_id for r in result.items])
     return page("hosts.html", rows=result.items, deployments=deployments,
+                may_manage=can("host.manage"),
                 next_url=_next_url(result.next_cursor), args=request.args)
 
 
@@ -664,7 +671,11 @@ def policy() -> str:
         current = data.current_policy(conn)
         changes = queries.list_records(conn, "PolicyChange", sort="updated_at",
                                        descending=True, limit=PAGE_SIZE).items
-    return page("policy.html", current=current, changes=changes)
+    from patchledger.app.ui.manage import proposal_template
+
+    return page("policy.html", current=current, changes=changes,
+                may_change=can("policy.change"),
+                policy_json=proposal_template(current.record if current else None))
 
 
 @ui.get("/feeds")

@@ -395,9 +395,23 @@ def reject_patch(patch_id: str, body: dict[str, Any]) -> dict[str, Any]:
 @api.doc(summary="Revoke a patch (a fresh TOTP code)", **_WRITE_DOC)
 @requires("patch.revoke")
 def revoke_patch(patch_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return revoke(patch_id, body["totp"], body["reason"])
+
+
+def revoke(patch_id: str, totp: str, reason: str) -> dict[str, Any]:
+    """Propose or agree to revoking ``patch_id`` (``RevokePatch``) after a fresh TOTP code,
+    as the caller (the API's and the UI's one path).
+
+    Raises:
+        RequestError: a bad patch id or an empty reason (400).
+        AuthError: the TOTP code is missing, wrong or replayed.
+        LedgerError: the ledger refused (the patch's state, a repeated vote) or is down.
+    """
     patch_id = _record_id(patch_id, "patch_id")
-    _fresh_totp(body["totp"])
-    return _submit("RevokePatch", patch_id, body["reason"])
+    if not reason.strip() or len(reason) > 4096:
+        raise RequestError("reason must have 1 to 4096 characters", status=400, field="reason")
+    _fresh_totp(totp)
+    return _submit("RevokePatch", patch_id, reason)
 
 
 @api.post("/policy-changes")
