@@ -26,7 +26,7 @@ from patchledger.app.ui.views import _REVOCABLE as REVOCABLE
 from patchledger.app.ui.views import PageError, _record, page, ui
 from patchledger.app.web import auth
 from patchledger.app.web.api import reads, routes
-from patchledger.app.web.db import EnrollmentToken
+from patchledger.app.web.db import EnrollmentToken, utcnow
 from patchledger.app.web.factory import current_user, state
 from patchledger.app.web.rbac import requires
 
@@ -46,7 +46,7 @@ def _qr(uri: str) -> str:
 
 def _enrollment_tokens() -> list[tuple[EnrollmentToken, bool]]:
     """The newest 200 tokens, each with whether it is live (unused, unexpired)."""
-    now = auth.utcnow()
+    now = utcnow()
     tokens = state().db().scalars(select(EnrollmentToken).order_by(
         EnrollmentToken.id.desc()).limit(200))
     return [(t, t.used_at is None and auth.as_aware(t.expires_at) > now) for t in tokens]

@@ -23,8 +23,8 @@ from patchledger.app.dispatch.planner import Quantity, RolloutPlan, RolloutReque
 from patchledger.app.errors import UserError
 
 #: The dispatcher's own defaults (app.dispatch.planner.RolloutRequest).
-DEFAULT_BUDGET: Quantity = RolloutRequest.__dataclass_fields__["disruption_budget"].default
-DEFAULT_CONCURRENCY: Quantity = RolloutRequest.__dataclass_fields__["max_concurrency"].default
+DEFAULT_BUDGET: Quantity = RolloutRequest("defaults", "defaults").disruption_budget
+DEFAULT_CONCURRENCY: Quantity = RolloutRequest("defaults", "defaults").max_concurrency
 
 
 @dataclass(frozen=True)

@@ -368,8 +368,8 @@ def check_password(session: Session, security: SecurityConfig, user: User,
     counts as a failed login (lockout), so a stolen session cannot guess it.
 
     Raises:
-        AuthError: the account is locked (423) or the password is wrong (401, field
-            ``current_password``).
+        AuthError: the account is locked (423) or the password is wrong (400, field
+            ``current_password``: the session itself is authenticated).
     """
     if user.locked_until is not None and as_aware(user.locked_until) > utcnow():
         raise AuthError(f"account {user.username!r} is locked until "
@@ -379,7 +379,8 @@ def check_password(session: Session, security: SecurityConfig, user: User,
         hasher(security).verify(user.password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         _failed_attempt(session, security, user)
-        raise AuthError("the current password is wrong", field="current_password") from None
+        raise AuthError("the current password is wrong", status=400,
+                        field="current_password") from None
 
 
 def change_password(session: Session, security: SecurityConfig, user: User, current: str,
@@ -388,7 +389,7 @@ def change_password(session: Session, security: SecurityConfig, user: User, curr
     other session of the user ends (the session version is bumped).
 
     Raises:
-        AuthError: wrong current password (401) or locked (423); a new password shorter than
+        AuthError: wrong current password (400) or locked (423); a new password shorter than
             12 characters or equal to the current one (400, field ``new_password``).
     """
     check_password(session, security, user, current)

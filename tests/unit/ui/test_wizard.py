@@ -15,6 +15,8 @@ from apiflask import APIFlask
 from patchledger.app.dispatch.planner import Quantity, RolloutPlan
 from patchledger.app.ui.wizard import HostInfo, PlanError, plan, quantity, rollout_plan
 from patchledger.app.web.factory import state
+from tests.support.fabric.fake_ca import FakeCA
+from tests.support.fabric.fake_gateway import FakeGateway
 from tests.support.ui import estate
 from tests.unit.ui.conftest import csrf_of, log_in
 from tests.unit.webapp import test_ledger_flow as flow
@@ -132,7 +134,7 @@ def test_wizard_page_preview(populated: APIFlask, accounts: dict[str, Account]) 
 
 
 def test_created_rollout_hands_its_plan_to_the_dispatcher(
-        tmp_path: Path, fake_ca: flow.FakeCA, fake_peer: flow.FakeGateway,
+        tmp_path: Path, fake_ca: FakeCA, fake_peer: FakeGateway,
         chaincode: flow.Chaincode) -> None:
     board = tmp_path / "dispatch"
     app = flow._ledger_app(tmp_path, fake_ca, fake_peer, dispatch_dir=board)
