@@ -23,7 +23,7 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import segno
@@ -31,6 +31,7 @@ from flask import (
     Blueprint,
     Flask,
     Response,
+    current_app,
     g,
     redirect,
     render_template,
@@ -54,6 +55,9 @@ from patchledger.app.web.factory import csrf_token, current_user, state
 from patchledger.app.web.ledger import LedgerError
 from patchledger.app.web.rbac import PUBLIC, allowed, requires
 from patchledger.common.durable import write_atomic
+
+if TYPE_CHECKING:
+    from patchledger.app.reports.cache import ReportCache
 
 _HERE = Path(__file__).resolve().parent
 log = logging.getLogger("patchledger.app.ui")
@@ -785,6 +789,7 @@ def reports() -> Response | str:
     """The compliance report form; with ``as_of``, the report itself (html, csv, pdf, json)."""
     from patchledger.app.errors import UserError
     from patchledger.app.reports import render
+    from patchledger.app.reports.cache import state_key
     from patchledger.app.reports.compliance import compute
     from patchledger.app.reports.source import load_facts, parse_as_of
 
@@ -796,21 +801,36 @@ def reports() -> Response | str:
     if fmt not in render.FORMATS:
         raise PageError(f"format must be one of {', '.join(render.FORMATS)}", status=400,
                         field="format")
+    cache = _report_cache()
     try:
         moment = parse_as_of(as_of)
         with state().engine.connect() as conn:
-            report = compute(load_facts(conn, moment))
+            key = (moment.isoformat(), *state_key(conn, moment))
+            entry = cache.report(key, lambda: compute(load_facts(conn, moment)))
         if fmt == "html":
-            body = render.html(report, stylesheet_href=url_for("ui.report_css"))
-            return Response(body, mimetype="text/html")
-        data = render.render(report, fmt)
+            body = cache.rendering(entry, "html", lambda r: render.html(
+                r, stylesheet_href=url_for("ui.report_css")))
+            response = Response(body, mimetype="text/html")
+        else:
+            response = Response(cache.rendering(entry, fmt, lambda r: render.render(r, fmt)),
+                                mimetype=render.MEDIA_TYPES[fmt])
+            response.headers["Content-Disposition"] = \
+                f'attachment; filename="kev-report-{as_of}.{fmt}"'
+        response.headers["X-Report-SHA256"] = str(cache.rendering(entry, "sha256",
+                                                                  render.digest))
     except UserError as exc:
         raise PageError(str(exc), status=400, field="as_of") from exc
-    response = Response(data, mimetype=render.MEDIA_TYPES[fmt])
-    response.headers["Content-Disposition"] = \
-        f'attachment; filename="kev-report-{as_of}.{fmt}"'
-    response.headers["X-Report-SHA256"] = render.digest(report)
+    response.headers["X-Report-Block-Height"] = str(entry.report.facts.block_height)
     return response
+
+
+def _report_cache() -> ReportCache:
+    """The app's cache of computed reports (app.reports.cache), made at first use."""
+    from patchledger.app.reports.cache import ReportCache
+
+    cache: ReportCache = current_app.extensions.setdefault("patchledger.report_cache",
+                                                           ReportCache())
+    return cache
 
 
 @ui.get("/reports/report.css")
