@@ -1,12 +1,14 @@
 """Computed reports kept per read-model state, so that asking for the same report again costs a
 dictionary lookup instead of reading the ledger's history (the UI's report page).
 
-The key of a report "as of" a moment is the moment and what the read model held when it was
-computed:
+A report "as of" a moment depends on what the read model held when it was computed:
 
-- the projected block height (the newest block number; a read model at a given height always
-  holds the same records, the projection being deterministic), while blocks may still bring
-  transactions made up to the moment;
+- while blocks may still bring transactions made up to the moment, on the projected block
+  height (the newest block number: a read model at a given height always holds the same
+  records, the projection being deterministic). An entry computed at an older height is
+  still served for :attr:`ReportCache.live_seconds` (30 s by default): a report always states
+  the block height it was computed at, so a reader sees how current it is, and a busy ledger
+  (a block every second) does not make every request recompute the whole history;
 - ``settled`` once the newest projected block's first transaction is more than
   :data:`SETTLE_SECONDS` after the moment: Fabric peers refuse a proposal whose timestamp is
   more than their ``peer.authentication.timewindow`` (15 minutes by default) away from their
@@ -14,13 +16,14 @@ computed:
   the same whatever else is projected.
 
 Each entry holds the computed :class:`~patchledger.app.reports.compliance.Report` and its
-renderings made so far (HTML, CSV, PDF, JSON). Entries are few and bounded (least recently
-used first out). Thread-safe: the app serves requests from several threads.
+renderings made so far (HTML, CSV, PDF, JSON, its digest). Entries are few and bounded (least
+recently used first out). Thread-safe: the app serves requests from several threads.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,52 +40,67 @@ SETTLE_SECONDS = 3600
 
 @dataclass
 class Entry:
-    """One computed report and its renderings by format."""
+    """One computed report, the read-model state it was computed at, and its renderings by
+    format."""
 
     report: Report
+    settled: bool
+    height: int
+    computed_at: float
     renderings: dict[str, bytes | str] = field(default_factory=dict)
 
 
-def state_key(conn: Connection, as_of: datetime) -> tuple[str, int]:
+def read_model_state(conn: Connection, as_of: datetime) -> tuple[bool, int]:
     """What the report as of ``as_of`` depends on in the read model now (module docstring):
-    ``("settled", 0)`` or ``("height", <newest block number, -1 when none>)``."""
+    whether the moment is settled, and the newest block number (-1 when none)."""
     newest = conn.execute(select(blocks.c.number, blocks.c.first_tx_time)
                           .order_by(blocks.c.number.desc()).limit(1)).first()
     if newest is None:
-        return ("height", -1)
+        return False, -1
     number, first_tx_time = newest
-    if first_tx_time:
-        first = datetime.fromisoformat(str(first_tx_time).replace("Z", "+00:00"))
-        if first > as_of + timedelta(seconds=SETTLE_SECONDS):
-            return ("settled", 0)
-    return ("height", int(number))
+    first = datetime.fromisoformat(str(first_tx_time).replace("Z", "+00:00"))
+    return first > as_of + timedelta(seconds=SETTLE_SECONDS), int(number)
 
 
 class ReportCache:
     """The most recently used ``size`` reports (module docstring)."""
 
-    def __init__(self, size: int = 16) -> None:
+    def __init__(self, size: int = 16, *, live_seconds: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._size = size
-        self._entries: OrderedDict[tuple[object, ...], Entry] = OrderedDict()
+        self.live_seconds = live_seconds
+        self._clock = clock
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def report(self, key: tuple[object, ...], compute: Callable[[], Report]) -> Entry:
-        """The entry of ``key``, computed with ``compute`` when missing (outside the lock:
-        two threads may compute the same report once each; the result is the same).
+    def _valid(self, entry: Entry, settled: bool, height: int) -> bool:
+        if entry.settled:
+            return True
+        if settled:
+            return False  # computed before the moment settled: once more, then for good
+        return entry.height == height or \
+            self._clock() - entry.computed_at < self.live_seconds
+
+    def report(self, key: str, settled: bool, height: int, compute: Callable[[], Report]
+               ) -> Entry:
+        """The entry of ``key`` (the as-of moment) for the read model's state (``settled``,
+        ``height``: :func:`read_model_state`), computed with ``compute`` when missing or out
+        of date (outside the lock: two threads may compute the same report once each; the
+        result is the same).
 
         Raises:
             whatever ``compute`` raises (nothing is stored then).
         """
         with self._lock:
             found = self._entries.get(key)
-            if found is not None:
+            if found is not None and self._valid(found, settled, height):
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return found
             self.misses += 1
-        entry = Entry(compute())
+        entry = Entry(compute(), settled, height, self._clock())
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)

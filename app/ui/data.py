@@ -233,3 +233,17 @@ def quorum_of(patch: Mapping[str, Any], approvals: Iterable[queries.RecordRow],
     orgs = list((policy or {}).get("organizations") or [])
     undecided = [o for o in orgs if o not in approved and o not in rejected]
     return Quorum(needed, approved, rejected, max(needed - len(approved), 0), undecided)
+
+
+def enrolled_hosts(conn: Connection, msp_id: str) -> list[tuple[str, tuple[str, ...], str]]:
+    """Every ENROLLED host of ``msp_id``: (host id, groups, maintenance window), by id. One
+    query over the current Host rows (the rollout wizard plans over all of them)."""
+    rows = conn.execute(select(_H.c.record_id, _H.c.json)
+                        .where(_H.c.owner_msp == msp_id, _H.c.state == "ENROLLED")
+                        .order_by(_H.c.record_id)).all()
+    out = []
+    for host_id, text in rows:
+        doc = json.loads(text)
+        out.append((str(host_id), tuple(str(g) for g in doc.get("groups") or ()),
+                    str(doc.get("maintenance_window") or "")))
+    return out

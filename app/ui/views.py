@@ -530,20 +530,9 @@ def rollout(rollout_id: str) -> str:
 
 
 def _own_hosts() -> list[wizard.HostInfo]:
-    """Every ENROLLED host of this organization (all pages of the read model)."""
-    out: list[wizard.HostInfo] = []
-    cursor: str | None = None
+    """Every ENROLLED host of this organization."""
     with state().engine.connect() as conn:
-        while True:
-            found = queries.list_records(conn, "Host", filters={
-                "owner_msp": state().config.msp_id, "state": "ENROLLED"},
-                limit=queries.MAX_LIMIT, cursor=cursor)
-            out += [wizard.HostInfo(r.record_id, tuple(r.record.get("groups") or ()),
-                                    str(r.record.get("maintenance_window") or ""))
-                    for r in found.items]
-            if found.next_cursor is None:
-                return out
-            cursor = found.next_cursor
+        return [wizard.HostInfo(*h) for h in data.enrolled_hosts(conn, state().config.msp_id)]
 
 
 def _wizard_number(name: str, default: int, high: int) -> int:
@@ -789,7 +778,7 @@ def reports() -> Response | str:
     """The compliance report form; with ``as_of``, the report itself (html, csv, pdf, json)."""
     from patchledger.app.errors import UserError
     from patchledger.app.reports import render
-    from patchledger.app.reports.cache import state_key
+    from patchledger.app.reports.cache import read_model_state
     from patchledger.app.reports.compliance import compute
     from patchledger.app.reports.source import load_facts, parse_as_of
 
@@ -805,8 +794,9 @@ def reports() -> Response | str:
     try:
         moment = parse_as_of(as_of)
         with state().engine.connect() as conn:
-            key = (moment.isoformat(), *state_key(conn, moment))
-            entry = cache.report(key, lambda: compute(load_facts(conn, moment)))
+            settled, height = read_model_state(conn, moment)
+            entry = cache.report(moment.isoformat(), settled, height,
+                                 lambda: compute(load_facts(conn, moment)))
         if fmt == "html":
             body = cache.rendering(entry, "html", lambda r: render.html(
                 r, stylesheet_href=url_for("ui.report_css")))

@@ -1,7 +1,7 @@
-"""The report cache: its key follows the read model (a new block recomputes a report whose
-moment may still receive transactions; a settled moment stays cached whatever is projected),
-least recently used entries go first, and the UI serves a cached report with the same digest
-and block height as a fresh computation."""
+"""The report cache follows the read model: a new block recomputes a report whose moment may
+still receive transactions once the entry is older than its live time; a settled moment stays
+cached whatever is projected; least recently used entries go first; the UI serves a cached
+report with the same digest and block height as a fresh computation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from apiflask import APIFlask
 from sqlalchemy import Engine
 
 from patchledger.app.reports import render
-from patchledger.app.reports.cache import ReportCache, state_key
+from patchledger.app.reports.cache import Entry, ReportCache, read_model_state
 from patchledger.app.reports.compliance import Report, compute
 from patchledger.app.reports.source import load_facts, parse_as_of
 from patchledger.app.web.factory import state
@@ -30,42 +30,49 @@ __all__ = ["accounts", "app", "engine"]  # fixtures, imported
 def test_key_follows_the_read_model(engine: Engine) -> None:
     with engine.connect() as conn:
         # the newest block (2026-11-10) is long after 2026-11-01: settled
-        assert state_key(conn, parse_as_of("2026-11-01")) == ("settled", 0)
+        assert read_model_state(conn, parse_as_of("2026-11-01")) == (True, 22)
         # 23 blocks (0-22), the newest before the end of 2026-11-30: more may come
-        assert state_key(conn, parse_as_of("2026-11-30")) == ("height", 22)
+        assert read_model_state(conn, parse_as_of("2026-11-30")) == (False, 22)
     with engine.begin() as conn:
         w = Writer(conn, block=23)
         w.put("Vulnerability", vuln("CVE-G", "critical", due="2026-12-01"), t("2026-11-20"))
         w.flush()
     with engine.connect() as conn:
-        assert state_key(conn, parse_as_of("2026-11-01")) == ("settled", 0)
-        assert state_key(conn, parse_as_of("2026-11-30")) == ("height", 23)
+        assert read_model_state(conn, parse_as_of("2026-11-01")) == (True, 23)
+        assert read_model_state(conn, parse_as_of("2026-11-30")) == (False, 23)
         # the end of 11-19 is a second before the newest block: not settled yet
-        assert state_key(conn, parse_as_of("2026-11-19")) == ("height", 23)
-        assert state_key(conn, parse_as_of("2026-11-18")) == ("settled", 0)
+        assert read_model_state(conn, parse_as_of("2026-11-19")) == (False, 23)
+        assert read_model_state(conn, parse_as_of("2026-11-18")) == (True, 23)
 
 
 def test_hits_misses_and_eviction(engine: Engine) -> None:
-    cache = ReportCache(size=2)
+    now = [0.0]
+    cache = ReportCache(size=2, live_seconds=30, clock=lambda: now[0])
     computed: list[str] = []
 
-    def compute_as_of(day: str) -> Report:
-        computed.append(day)
-        with engine.connect() as conn:
-            return compute(load_facts(conn, parse_as_of(day)))
+    def get(day: str, settled: bool = False, height: int = 22) -> Entry:
+        def run() -> Report:
+            computed.append(day)
+            with engine.connect() as conn:
+                return compute(load_facts(conn, parse_as_of(day)))
+        return cache.report(day, settled, height, run)
 
-    first = cache.report(("2026-11-01",), lambda: compute_as_of("2026-11-01"))
-    again = cache.report(("2026-11-01",), lambda: compute_as_of("2026-11-01"))
-    assert again is first and computed == ["2026-11-01"]
-    assert (cache.hits, cache.misses) == (1, 1)
+    first = get("2026-11-01", True)
+    assert get("2026-11-01", True, 99) is first  # settled: whatever the height
+    assert computed == ["2026-11-01"] and (cache.hits, cache.misses) == (1, 1)
     html = cache.rendering(first, "html", render.html)
     assert cache.rendering(first, "html", lambda r: "not called") == html
-    cache.report(("2026-11-30",), lambda: compute_as_of("2026-11-30"))
-    cache.report(("2026-11-01",), lambda: compute_as_of("2026-11-01"))  # used: kept
-    cache.report(("2026-11-15",), lambda: compute_as_of("2026-11-15"))  # evicts 11-30
-    cache.report(("2026-11-01",), lambda: compute_as_of("2026-11-01"))
-    cache.report(("2026-11-30",), lambda: compute_as_of("2026-11-30"))
-    assert computed == ["2026-11-01", "2026-11-30", "2026-11-15", "2026-11-30"]
+    live = get("2026-11-30")
+    now[0] = 29.0
+    assert get("2026-11-30", height=23) is live  # a newer block, within the live time
+    now[0] = 31.0
+    assert get("2026-11-30", height=22) is live  # the same height: still current
+    assert get("2026-11-30", height=23) is not live  # newer and too old: recomputed
+    assert computed == ["2026-11-01", "2026-11-30", "2026-11-30"]
+    # least recently used out: 11-01 was used before 11-30
+    get("2026-11-15")
+    get("2026-11-01", True)
+    assert computed[-2:] == ["2026-11-15", "2026-11-01"]
 
 
 def test_ui_serves_the_cached_report(app: APIFlask, accounts: dict[str, Account]) -> None:
@@ -88,11 +95,14 @@ def test_ui_serves_the_cached_report(app: APIFlask, accounts: dict[str, Account]
     csv = client.get(f"/ui/reports?as_of={today}&format=csv")
     assert csv.headers["X-Report-SHA256"] == first.headers["X-Report-SHA256"]
     assert (cache.hits, cache.misses) == (2, 1)
-    # a block arrives (today is not settled): the report is computed again
+    # a block arrives (today is not settled): within the live time the entry computed at the
+    # older height is served (it states that height); after it, the report is computed again
     with app.app_context(), state().engine.begin() as conn:
         w = Writer(conn, block=10_000_000)
         w.put("Vulnerability", vuln("CVE-NEW", "critical", due=today), int(time.time()))
         w.flush()
+    assert client.get(url).headers["X-Report-SHA256"] == first.headers["X-Report-SHA256"]
+    cache.live_seconds = 0
     third = client.get(url)
-    assert (cache.hits, cache.misses) == (2, 2)
+    assert (cache.hits, cache.misses) == (3, 2)
     assert third.headers["X-Report-SHA256"] != first.headers["X-Report-SHA256"]
