@@ -96,6 +96,11 @@ def _measure(runs: int, call: Callable[[], Any], before: Callable[[], None] | No
     return sorted(times[1:]), status  # the first request warms caches
 
 
+def _request(client: Any, method: str, path: str, data: dict[str, str] | None
+             ) -> Callable[[], Any]:
+    return lambda: client.open(path, method=method, data=data)
+
+
 def _p95(times: list[float]) -> float:
     return times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
 
@@ -131,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             client, csrf = clients[role]
             data = {"csrf_token": csrf, **form} if method == "POST" else None
             rows.append((f"{method} {path} ({role})" if method == "POST" else path,
-                         lambda c=client, m=method, p=path, d=data: c.open(p, method=m, data=d),
-                         None))
+                         _request(client, method, path, data), None))
         auditor = clients["auditor"][0]
         rows.append((f"{report} (cached)", lambda: auditor.get(report), None))
 
