@@ -52,6 +52,16 @@ def ledger_app(tmp_path: Path, fake_ca: FakeCA, fake_peer: FakeGateway) -> APIFl
     return flow._ledger_app(tmp_path, fake_ca, fake_peer, dispatch_dir=tmp_path / "dispatch")
 
 
+def _desktop(browser: Any) -> tuple[Any, Any, list[str]]:
+    """A 1280 px wide browser context, its page, and the console errors it logs."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return context, page, errors
+
+
 def _csp_errors(errors: list[str]) -> list[str]:
     return [e for e in errors if "Content Security Policy" in e]
 
@@ -89,11 +99,7 @@ def _login(page: Any, base: str, account: Account) -> None:
 def test_approver_flow_in_chromium(served: str, browser: Any, ledger_app: APIFlask,
                                    chaincode: flow.Chaincode) -> None:
     approver = add_user(ledger_app, "amir", "approver")
-    errors: list[str] = []
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    context, page, errors = _desktop(browser)
     _login(page, served, approver)
     page.wait_for_selector("#chart-open")
     page.wait_for_selector("#chart-open[data-drawn='1']")
@@ -148,9 +154,7 @@ def test_approver_flow_in_chromium(served: str, browser: Any, ledger_app: APIFla
 def test_auditor_is_refused_in_chromium(served: str, browser: Any,
                                         ledger_app: APIFlask) -> None:
     auditor = add_user(ledger_app, "audrey", "auditor")
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
+    context, page, _ = _desktop(browser)
     _login(page, served, auditor)
     page.goto(f"{served}/ui/patches/p-1")
     assert page.get_by_role("button", name="Review what will be signed").count() == 0
@@ -171,11 +175,7 @@ def test_operator_plans_a_rollout_in_the_wizard(served: str, browser: Any,
                                                 ledger_app: APIFlask,
                                                 chaincode: flow.Chaincode) -> None:
     operator = add_user(ledger_app, "olga", "operator")
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    context, page, errors = _desktop(browser)
     _login(page, served, operator)
     page.get_by_role("link", name="Plan a rollout").click()
     page.wait_for_url("**/ui/rollouts/new")
@@ -240,11 +240,7 @@ def test_operator_plans_a_rollout_in_the_wizard(served: str, browser: Any,
 def test_operator_creates_and_revokes_an_enrollment_token(served: str, browser: Any,
                                                           ledger_app: APIFlask) -> None:
     operator = add_user(ledger_app, "otto", "operator")
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    context, page, errors = _desktop(browser)
     _login(page, served, operator)
     page.get_by_role("link", name="Hosts").click()
     page.get_by_role("link", name="Enrollment tokens").click()
@@ -282,11 +278,7 @@ def test_operator_creates_and_revokes_an_enrollment_token(served: str, browser: 
 def test_approver_revokes_a_patch(served: str, browser: Any, ledger_app: APIFlask,
                                   chaincode: flow.Chaincode) -> None:
     approver = add_user(ledger_app, "ruth", "approver")
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    context, page, errors = _desktop(browser)
     _login(page, served, approver)
     page.goto(f"{served}/ui/patches/p-0000")  # APPROVED in estate()
     page.get_by_role("button", name="Revoke p-0000…").click()
