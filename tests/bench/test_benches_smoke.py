@@ -123,7 +123,7 @@ def test_bench_readmodel_smoke() -> None:
 
 def test_bench_ui_smoke() -> None:
     out = _run("bench_ui.py", ["--hosts", "600", "--vulns", "60"], timeout=300)
-    assert re.search(r"^page\s+p50 ms\s+p95 ms\s+max ms$", out, re.M), out
+    assert re.search(r"^page\s+p50 ms\s+p95 ms\s+max ms\s+cpu p50\s+cpu p95$", out, re.M), out
     pages = [line.split()[0] for line in out.splitlines() if line.startswith(("/ui", "POST"))]
     # every page of bench_ui.PAGES and the report twice (cached, cold)
     assert len(pages) == 23 and "/ui/enrollment-tokens" in pages, out
