@@ -15,6 +15,10 @@ A report "as of" a moment depends on what the read model held when it was comput
   clock, so no later block can add a transaction made up to the moment, and the report stays
   the same whatever else is projected.
 
+With ``refresh_in_background``, an out-of-date entry is served as it is (it states its
+height) while one background thread per moment computes the current report for the next
+request: only the first request of a moment waits for a computation.
+
 Each entry holds the computed :class:`~patchledger.app.reports.compliance.Report` and its
 renderings made so far (HTML, CSV, PDF, JSON, its digest). Entries are few and bounded (least
 recently used first out). Thread-safe: the app serves requests from several threads.
@@ -22,6 +26,7 @@ recently used first out). Thread-safe: the app serves requests from several thre
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -33,6 +38,8 @@ from sqlalchemy import Connection, select
 
 from patchledger.app.readmodel.tables import blocks
 from patchledger.app.reports.compliance import Report
+
+log = logging.getLogger(__name__)
 
 #: Margin after which a moment counts as settled (four times Fabric's default time window).
 SETTLE_SECONDS = 3600
@@ -72,8 +79,10 @@ class ReportCache:
         self._clock = clock
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.Lock()
+        self._refreshing: dict[str, threading.Thread] = {}
         self.hits = 0
         self.misses = 0
+        self.stale = 0
 
     def _valid(self, entry: Entry, settled: bool, height: int) -> bool:
         if entry.settled:
@@ -83,15 +92,18 @@ class ReportCache:
         return entry.height == height or \
             self._clock() - entry.computed_at < self.live_seconds
 
-    def report(self, key: str, settled: bool, height: int, compute: Callable[[], Report]
-               ) -> Entry:
+    def report(self, key: str, settled: bool, height: int, compute: Callable[[], Report],
+               *, refresh_in_background: bool = False) -> Entry:
         """The entry of ``key`` (the as-of moment) for the read model's state (``settled``,
         ``height``: :func:`read_model_state`), computed with ``compute`` when missing or out
         of date (outside the lock: two threads may compute the same report once each; the
-        result is the same).
+        result is the same). With ``refresh_in_background``, an out-of-date entry is returned
+        as it is and ``compute`` runs in a thread of its own (it must open its own database
+        connection), once per key at a time.
 
         Raises:
-            whatever ``compute`` raises (nothing is stored then).
+            whatever ``compute`` raises in the caller's thread (nothing is stored then); a
+            background computation's error is logged, and the old entry stays.
         """
         with self._lock:
             found = self._entries.get(key)
@@ -99,14 +111,43 @@ class ReportCache:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return found
+            if found is not None and refresh_in_background:
+                self.stale += 1
+                if key not in self._refreshing:
+                    thread = threading.Thread(target=self._refresh, daemon=True,
+                                              args=(key, settled, height, compute),
+                                              name=f"report-refresh {key}")
+                    self._refreshing[key] = thread
+                    thread.start()
+                return found
             self.misses += 1
         entry = Entry(compute(), settled, height, self._clock())
+        self._store(key, entry)
+        return entry
+
+    def _store(self, key: str, entry: Entry) -> None:
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
-        return entry
+
+    def _refresh(self, key: str, settled: bool, height: int,
+                 compute: Callable[[], Report]) -> None:
+        try:
+            self._store(key, Entry(compute(), settled, height, self._clock()))
+        except Exception:  # a background thread has nobody to raise to: logged, old entry kept
+            log.exception("the report as of %s could not be recomputed", key)
+        finally:
+            with self._lock:
+                self._refreshing.pop(key, None)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the background computations running now (tests, shutdown)."""
+        with self._lock:
+            threads = list(self._refreshing.values())
+        for thread in threads:
+            thread.join(timeout)
 
     def rendering(self, entry: Entry, fmt: str, render: Callable[[Report], bytes | str]
                   ) -> bytes | str:

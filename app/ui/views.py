@@ -779,7 +779,7 @@ def reports() -> Response | str:
     from patchledger.app.errors import UserError
     from patchledger.app.reports import render
     from patchledger.app.reports.cache import read_model_state
-    from patchledger.app.reports.compliance import compute
+    from patchledger.app.reports.compliance import Report, compute
     from patchledger.app.reports.source import load_facts, parse_as_of
 
     as_of = request.args.get("as_of", "")
@@ -793,10 +793,16 @@ def reports() -> Response | str:
     cache = _report_cache()
     try:
         moment = parse_as_of(as_of)
-        with state().engine.connect() as conn:
+        engine = state().engine
+
+        def fresh() -> Report:
+            with engine.connect() as own:
+                return compute(load_facts(own, moment))
+
+        with engine.connect() as conn:
             settled, height = read_model_state(conn, moment)
-            entry = cache.report(moment.isoformat(), settled, height,
-                                 lambda: compute(load_facts(conn, moment)))
+        entry = cache.report(moment.isoformat(), settled, height, fresh,
+                             refresh_in_background=True)
         if fmt == "html":
             body = cache.rendering(entry, "html", lambda r: render.html(
                 r, stylesheet_href=url_for("ui.report_css")))

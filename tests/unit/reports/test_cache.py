@@ -45,6 +45,22 @@ def test_key_follows_the_read_model(engine: Engine) -> None:
         assert read_model_state(conn, parse_as_of("2026-11-18")) == (True, 23)
 
 
+def test_background_refresh_keeps_the_old_entry_on_error(engine: Engine) -> None:
+    now = [0.0]
+    cache = ReportCache(live_seconds=0, clock=lambda: now[0])
+    with engine.connect() as conn:
+        first = cache.report("d", False, 1, lambda: compute(load_facts(
+            conn, parse_as_of("2026-11-01"))))
+
+    def broken() -> Report:
+        raise RuntimeError("the database went away")
+
+    now[0] = 5.0
+    assert cache.report("d", False, 2, broken, refresh_in_background=True) is first
+    cache.wait(10)
+    assert cache.report("d", False, 1, broken) is first  # still there, still current at 1
+
+
 def test_hits_misses_and_eviction(engine: Engine) -> None:
     now = [0.0]
     cache = ReportCache(size=2, live_seconds=30, clock=lambda: now[0])
@@ -103,6 +119,15 @@ def test_ui_serves_the_cached_report(app: APIFlask, accounts: dict[str, Account]
         w.flush()
     assert client.get(url).headers["X-Report-SHA256"] == first.headers["X-Report-SHA256"]
     cache.live_seconds = 0
+    # out of date now: served as it is (stating its height) while a thread recomputes it
+    stale = client.get(url)
+    assert stale.headers["X-Report-SHA256"] == first.headers["X-Report-SHA256"]
+    assert (cache.hits, cache.misses, cache.stale) == (3, 1, 1)
+    cache.wait(30)
     third = client.get(url)
-    assert (cache.hits, cache.misses) == (3, 2)
     assert third.headers["X-Report-SHA256"] != first.headers["X-Report-SHA256"]
+    assert int(third.headers["X-Report-Block-Height"]) > int(
+        first.headers["X-Report-Block-Height"])
+    with app.app_context(), state().engine.connect() as conn:
+        assert third.headers["X-Report-SHA256"] == render.digest(
+            compute(load_facts(conn, parse_as_of(today))))

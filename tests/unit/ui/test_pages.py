@@ -104,7 +104,7 @@ def _check_page(html: str, path: str) -> None:
 
 def test_management_pages_are_labelled(populated: APIFlask,
                                        accounts: dict[str, Account]) -> None:
-    pages = {
+    pages: dict[str, list[tuple[str, str, dict[str, str]]]] = {
         "operator": [("GET", "/ui/enrollment-tokens", {}), ("GET", "/ui/rollouts/new", {}),
                      ("GET", "/ui/patch-proposal?vuln_id=CVE-2026-00000", {}),
                      ("POST", "/ui/rollouts/new", {
