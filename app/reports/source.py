@@ -51,10 +51,14 @@ def _iso(moment: datetime) -> str:
 
 
 def history_as_of(conn: Connection, as_of: datetime, types: Sequence[str] = _TYPES,
-                  ids: Sequence[str] | None = None
+                  ids: Sequence[str] | None = None, *, last_documents_only: bool = False
                   ) -> dict[tuple[str, str], list[tuple[datetime, str, dict[str, Any] | None]]]:
     """Per (record type, record id) of ``types`` (and of ``ids`` when given): its versions
-    (time, state, document) written up to ``as_of``, oldest first."""
+    (time, state, document) written up to ``as_of``, oldest first.
+
+    ``last_documents_only``: only each record's last version carries its document (the
+    others ``{}``, a deletion ``None`` as always); the report needs the earlier versions'
+    times and states only, and decoding every version's JSON was most of its cost."""
     v = record_versions.c
     query = (select(v.record_type, v.record_id, v.tx_time, v.state, v.json, v.is_delete)
              .where(v.record_type.in_(types), v.tx_time <= _iso(as_of))
@@ -66,6 +70,17 @@ def history_as_of(conn: Connection, as_of: datetime, types: Sequence[str] = _TYP
         rows = list(conn.execute(query))
     out: dict[tuple[str, str], list[tuple[datetime, str, dict[str, Any] | None]]] = \
         defaultdict(list)
+    if last_documents_only:
+        last: dict[tuple[str, str], str | None] = {}
+        for record_type, record_id, tx_time, state, text, is_delete in rows:
+            key = (record_type, record_id)
+            out[key].append((_time(tx_time), state, None if is_delete or text is None else {}))
+            last[key] = None if is_delete else text
+        for key, text in last.items():
+            if text is not None:
+                moment, state, _ = out[key][-1]
+                out[key][-1] = (moment, state, json.loads(text))
+        return out
     for record_type, record_id, tx_time, state, text, is_delete in rows:
         doc = None if is_delete or text is None else json.loads(text)
         out[(record_type, record_id)].append((_time(tx_time), state, doc))
@@ -85,7 +100,7 @@ def load_facts(conn: Connection, as_of: datetime) -> Facts:
     Raises:
         UserError: no policy on the ledger as of that moment.
     """
-    history = history_as_of(conn, as_of)
+    history = history_as_of(conn, as_of, last_documents_only=True)
     latest: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for (record_type, record_id), versions in history.items():
         doc = versions[-1][2]
@@ -126,7 +141,8 @@ def load_facts(conn: Connection, as_of: datetime) -> Facts:
             verified[key] = first if earlier is None else (
                 min(earlier, first) if first else earlier)
     host_ids = sorted({h for _, h in verified})
-    for (_, host_id), versions in history_as_of(conn, as_of, ("Host",), host_ids).items():
+    for (_, host_id), versions in history_as_of(conn, as_of, ("Host",), host_ids,
+                                                last_documents_only=True).items():
         if versions[-1][2] is not None:
             latest["Host"][host_id] = versions[-1][2]
     exposures = []

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, RowMapping, and_, func, select
 
 from patchledger.app.ingest.tables import findings
 from patchledger.app.readmodel import queries
@@ -164,11 +164,20 @@ class Finding:
     deadline_reason: str
 
 
+def finding_rows(conn: Connection, vuln_id: str, *, limit: int, offset: int = 0
+                 ) -> Sequence[RowMapping]:
+    """The off-ledger findings rows of ``vuln_id`` (ingestion's ``findings`` table), highest
+    priority first (then host, then row id: a stable order for offset paging). The one query
+    behind the UI's vulnerability page and the API's ``/vulnerabilities/<id>/findings``."""
+    return conn.execute(select(findings).where(findings.c.vuln_id == vuln_id)
+                        .order_by(findings.c.priority_score.desc(), findings.c.host_id,
+                                  findings.c.id)
+                        .limit(limit).offset(offset)).mappings().all()
+
+
 def findings_of(conn: Connection, vuln_id: str, *, limit: int = 200) -> list[Finding]:
-    """The findings of ``vuln_id``, highest priority first."""
-    rows = conn.execute(select(findings).where(findings.c.vuln_id == vuln_id)
-                        .order_by(findings.c.priority_score.desc(), findings.c.host_id)
-                        .limit(limit)).mappings().all()
+    """The findings of ``vuln_id``, highest priority first (:func:`finding_rows`)."""
+    rows = finding_rows(conn, vuln_id, limit=limit)
     out = []
     for r in rows:
         try:
@@ -224,3 +233,17 @@ def quorum_of(patch: Mapping[str, Any], approvals: Iterable[queries.RecordRow],
     orgs = list((policy or {}).get("organizations") or [])
     undecided = [o for o in orgs if o not in approved and o not in rejected]
     return Quorum(needed, approved, rejected, max(needed - len(approved), 0), undecided)
+
+
+def enrolled_hosts(conn: Connection, msp_id: str) -> list[tuple[str, tuple[str, ...], str]]:
+    """Every ENROLLED host of ``msp_id``: (host id, groups, maintenance window), by id. One
+    query over the current Host rows (the rollout wizard plans over all of them)."""
+    rows = conn.execute(select(_H.c.record_id, _H.c.json)
+                        .where(_H.c.owner_msp == msp_id, _H.c.state == "ENROLLED")
+                        .order_by(_H.c.record_id)).all()
+    out = []
+    for host_id, text in rows:
+        doc = json.loads(text)
+        out.append((str(host_id), tuple(str(g) for g in doc.get("groups") or ()),
+                    str(doc.get("maintenance_window") or "")))
+    return out

@@ -23,7 +23,7 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import segno
@@ -31,6 +31,7 @@ from flask import (
     Blueprint,
     Flask,
     Response,
+    current_app,
     g,
     redirect,
     render_template,
@@ -53,6 +54,10 @@ from patchledger.app.web.db import ApiToken, Role, User
 from patchledger.app.web.factory import csrf_token, current_user, state
 from patchledger.app.web.ledger import LedgerError
 from patchledger.app.web.rbac import PUBLIC, allowed, requires
+from patchledger.common.durable import write_atomic
+
+if TYPE_CHECKING:
+    from patchledger.app.reports.cache import ReportCache
 
 _HERE = Path(__file__).resolve().parent
 log = logging.getLogger("patchledger.app.ui")
@@ -67,6 +72,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 PAGE_SIZE = 50
+#: Patch states a revocation may start from (chaincode/lifecycle/patch.py's machine).
+_REVOCABLE = frozenset({"PROPOSED", "TESTED", "APPROVED", "RELEASED", "SUPERSEDED"})
 #: The navigation: (endpoint, label, permission).
 NAV = (
     ("ui.dashboard", "Dashboard", "records.read"),
@@ -93,6 +100,8 @@ class PageError(auth.AuthError):
 
 def register(app: Flask) -> None:
     """Mount the UI on ``app`` (after the API: its request hook and error handlers apply)."""
+    from patchledger.app.ui import manage  # noqa: F401  (registers its views on ui)
+
     app.before_request_funcs.setdefault(None, []).insert(0, bridge_form_csrf)
     app.register_blueprint(ui)
 
@@ -343,6 +352,7 @@ def vulnerability(vuln_id: str) -> str:
         exceptions = queries.list_records(conn, "RiskAcceptance",
                                           filters={"vuln_id": vuln_id}, limit=100).items
     return page("vulnerability.html", row=row, findings=found, exceptions=exceptions,
+                may_propose=can("patch.propose"),
                 history=_history("Vulnerability", vuln_id))
 
 
@@ -367,6 +377,7 @@ def _patch_view(patch_id: str) -> dict[str, Any]:
     quorum = data.quorum_of(row.record, approvals, policy.record if policy else None)
     return {"row": row, "approvals": approvals, "quorum": quorum, "policy": policy,
             "may_decide": can("patch.decide") and row.state == "TESTED",
+            "may_revoke": can("patch.revoke") and row.state in _REVOCABLE,
             "history": _history("Patch", patch_id)}
 
 
@@ -431,18 +442,10 @@ def sign(patch_id: str) -> str:
     if not raw_expiry.isdigit() or not now < int(raw_expiry) <= now + 31 * 86400:
         raise PageError("expires_at must be within the next 30 days: review again",
                         status=400, field="expires_at")
-    routes._fresh_totp(request.form.get("totp", "").strip())
-    ledger_patch = _ledger_patch(patch_id)
-    if ledger_patch.get("artifact_sha256") != digest:
-        raise PageError(f"patch {patch_id!r} now has artifact "
-                        f"{ledger_patch.get('artifact_sha256')}, not the reviewed {digest}: "
-                        "nothing was signed", status=409, field="artifact_sha256")
+    statement, result = routes._decide(
+        patch_id, {"totp": request.form.get("totp", "").strip(), "comment": comment},
+        decision, expires_at=int(raw_expiry), artifact_sha256=digest)
     st = state()
-    actor = routes._actor()
-    statement = st.ledger.sign_statement(actor, patch_id, digest, decision, comment,
-                                         int(raw_expiry))
-    result = st.ledger.submit(actor, "Approve" if decision == "approve" else "Reject",
-                              statement)
     return page("signed.html", patch_id=patch_id, statement=statement, result=result,
                 record_id=f"{patch_id}/{st.config.msp_id}")
 
@@ -471,6 +474,7 @@ def hosts() -> str:
     with state().engine.connect() as conn:
         deployments = data.deployment_states(conn, [r.record_id for r in result.items])
     return page("hosts.html", rows=result.items, deployments=deployments,
+                may_manage=can("host.manage"),
                 next_url=_next_url(result.next_cursor), args=request.args)
 
 
@@ -526,20 +530,9 @@ def rollout(rollout_id: str) -> str:
 
 
 def _own_hosts() -> list[wizard.HostInfo]:
-    """Every ENROLLED host of this organization (all pages of the read model)."""
-    out: list[wizard.HostInfo] = []
-    cursor: str | None = None
+    """Every ENROLLED host of this organization."""
     with state().engine.connect() as conn:
-        while True:
-            found = queries.list_records(conn, "Host", filters={
-                "owner_msp": state().config.msp_id, "state": "ENROLLED"},
-                limit=queries.MAX_LIMIT, cursor=cursor)
-            out += [wizard.HostInfo(r.record_id, tuple(r.record.get("groups") or ()),
-                                    str(r.record.get("maintenance_window") or ""))
-                    for r in found.items]
-            if found.next_cursor is None:
-                return out
-            cursor = found.next_cursor
+        return [wizard.HostInfo(*h) for h in data.enrolled_hosts(conn, state().config.msp_id)]
 
 
 def _wizard_number(name: str, default: int, high: int) -> int:
@@ -550,49 +543,99 @@ def _wizard_number(name: str, default: int, high: int) -> int:
     return int(raw)
 
 
+_WIZARD_DEFAULTS = {"rollout_id": "", "patch_id": "", "mode": "groups", "groups": "",
+                    "percentages": "10,30,60", "canary": "0", "failure_threshold_pct": "10",
+                    "soak_seconds": "3600", "disruption_budget": str(wizard.DEFAULT_BUDGET),
+                    "max_concurrency": str(wizard.DEFAULT_CONCURRENCY),
+                    "wave_timeout_seconds": "3600"}
+
+
+def _plan_path(rollout_id: str) -> Path | None:
+    """Where the dispatcher reads this rollout's plan (``<dispatch_dir>/plans/<id>.json``;
+    ``None`` when the app has no dispatcher board configured)."""
+    board = state().config.dispatch_dir
+    return None if board is None else board / "plans" / f"{rollout_id}.json"
+
+
 @ui.route("/rollouts/new", methods=["GET", "POST"])
 @requires("rollout.manage")
 def rollout_wizard() -> str:
-    """Plan a rollout: patch, waves from groups or percentages, canary, failure threshold,
-    soak; a preview of which hosts go in which wave and when; then ``CreateRollout`` with
-    exactly the previewed hosts."""
+    """Plan a rollout: patch, waves from groups or percentages, canary, per-wave disruption
+    budget and maximum concurrency, failure threshold, soak, wave timeout; a preview of which
+    hosts go in which wave, when, and with which limits; then ``CreateRollout`` with exactly
+    the previewed hosts (refused when the plan's digest differs from the preview's) and the
+    plan handed to the dispatcher (``dispatch_dir``), which enforces the limits."""
     with state().engine.connect() as conn:
         deployable = queries.list_records(conn, "Patch", filters={
             "state": ["APPROVED", "RELEASED"]}, limit=queries.MAX_LIMIT).items
     form = request.form
     hosts = _own_hosts()
-    values = {"rollout_id": form.get("rollout_id", ""), "patch_id": form.get("patch_id", ""),
-              "mode": form.get("mode", "groups"), "groups": form.get("groups", ""),
-              "percentages": form.get("percentages", "10,30,60"),
-              "canary": form.get("canary", "0"), "failure_threshold_pct":
-              form.get("failure_threshold_pct", "10"), "soak_seconds":
-              form.get("soak_seconds", "3600")}
+    values = {k: form.get(k, default) for k, default in _WIZARD_DEFAULTS.items()}
+    if request.method == "POST":
+        values["rollback_on_failure"] = "yes" if form.get("rollback_on_failure") else ""
+    else:
+        values["rollback_on_failure"] = "yes"
     group_names = sorted({g for h in hosts for g in h.groups})
+    common = {"patches": deployable, "values": values, "host_count": len(hosts),
+              "group_names": group_names, "dispatcher": state().config.dispatch_dir is not None}
     if request.method == "GET":
-        return page("wizard.html", patches=deployable, values=values, waves=None,
-                    host_count=len(hosts), group_names=group_names)
+        return page("wizard.html", waves=None, **common)
     if values["patch_id"] not in {p.record_id for p in deployable}:
         raise PageError(f"patch {values['patch_id']!r} is not APPROVED or RELEASED in the "
                         "read model", status=400, field="patch_id")
     rollout_id = routes._record_id(values["rollout_id"], "rollout_id")
     soak = _wizard_number("soak_seconds", 3600, 30 * 86400)
     threshold = _wizard_number("failure_threshold_pct", 10, 100)
+    timeout = _wizard_number("wave_timeout_seconds", 3600, 7 * 86400)
+    if timeout < 1:
+        raise PageError("wave_timeout_seconds must be at least 1", status=400,
+                        field="wave_timeout_seconds")
     try:
         waves = wizard.plan(hosts, mode=values["mode"], groups_text=values["groups"],
                             percentages=values["percentages"],
                             canary=_wizard_number("canary", 0, len(hosts)),
-                            soak_seconds=soak)
+                            soak_seconds=soak,
+                            disruption_budget=wizard.quantity(values["disruption_budget"],
+                                                              "disruption_budget"),
+                            max_concurrency=wizard.quantity(values["max_concurrency"],
+                                                            "max_concurrency"))
     except wizard.PlanError as exc:
         raise PageError(str(exc), status=400, field=exc.field) from exc
+    plan = wizard.rollout_plan(rollout_id, values["patch_id"], waves, hosts,
+                               failure_threshold_pct=threshold, soak_seconds=soak,
+                               wave_timeout_seconds=timeout,
+                               rollback_on_failure=bool(values["rollback_on_failure"]))
+    digest = wizard.plan_digest(plan)
     if form.get("step") != "create":
         windows = {h.host_id: h.maintenance_window for h in hosts}
-        return page("wizard.html", patches=deployable, values=values, waves=waves,
-                    host_count=len(hosts), group_names=group_names, windows=windows)
-    document = wizard.rollout_document(rollout_id, values["patch_id"], waves,
-                                       failure_threshold_pct=threshold, soak_seconds=soak)
-    result = routes._submit("CreateRollout", document)
+        return page("wizard.html", waves=waves, windows=windows, plan_sha256=digest, **common)
+    if form.get("plan_sha256") != digest:
+        raise PageError("the plan differs from the preview (hosts were enrolled or "
+                        "decommissioned, or the form changed): preview it again; nothing was "
+                        "created", status=409, field="plan_sha256")
+    path = _plan_path(rollout_id)
+    if path is not None and path.exists():
+        raise PageError(f"the dispatcher has a plan for rollout {rollout_id!r} already "
+                        f"({path}): choose another id", status=409, field="rollout_id")
+    # the ledger first: a plan file the dispatcher saw before the rollout existed would make
+    # it create the rollout itself, under its own identity instead of the operator's
+    result = routes._submit("CreateRollout", plan.create_rollout_argument())
+    handed = ""
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(plan.to_dict(), sort_keys=True))
+            handed = str(path)
+        except OSError as exc:
+            log.exception("rollout %s was created but its plan could not be written",
+                          rollout_id)
+            raise PageError(f"rollout {rollout_id} was created on the ledger, but the "
+                            f"dispatcher's plan could not be written ({exc}): the dispatcher "
+                            "will not start it; halt the rollout", status=503,
+                            field="dispatch_dir") from exc
     return page("done.html", title=f"Rollout {rollout_id} planned", result=result,
-                back=url_for("ui.rollout", rollout_id=rollout_id))
+                back=url_for("ui.rollout", rollout_id=rollout_id), plan_path=handed,
+                plan=plan)
 
 
 @ui.post("/rollouts/<rollout_id>/action")
@@ -621,7 +664,11 @@ def policy() -> str:
         current = data.current_policy(conn)
         changes = queries.list_records(conn, "PolicyChange", sort="updated_at",
                                        descending=True, limit=PAGE_SIZE).items
-    return page("policy.html", current=current, changes=changes)
+    from patchledger.app.ui.manage import proposal_template
+
+    return page("policy.html", current=current, changes=changes,
+                may_change=can("policy.change"),
+                policy_json=proposal_template(current.record if current else None))
 
 
 @ui.get("/feeds")
@@ -731,7 +778,8 @@ def reports() -> Response | str:
     """The compliance report form; with ``as_of``, the report itself (html, csv, pdf, json)."""
     from patchledger.app.errors import UserError
     from patchledger.app.reports import render
-    from patchledger.app.reports.compliance import compute
+    from patchledger.app.reports.cache import read_model_state
+    from patchledger.app.reports.compliance import Report, compute
     from patchledger.app.reports.source import load_facts, parse_as_of
 
     as_of = request.args.get("as_of", "")
@@ -742,21 +790,43 @@ def reports() -> Response | str:
     if fmt not in render.FORMATS:
         raise PageError(f"format must be one of {', '.join(render.FORMATS)}", status=400,
                         field="format")
+    cache = _report_cache()
     try:
         moment = parse_as_of(as_of)
-        with state().engine.connect() as conn:
-            report = compute(load_facts(conn, moment))
+        engine = state().engine
+
+        def fresh() -> Report:
+            with engine.connect() as own:
+                return compute(load_facts(own, moment))
+
+        with engine.connect() as conn:
+            settled, height = read_model_state(conn, moment)
+        entry = cache.report(moment.isoformat(), settled, height, fresh,
+                             refresh_in_background=True)
         if fmt == "html":
-            body = render.html(report, stylesheet_href=url_for("ui.report_css"))
-            return Response(body, mimetype="text/html")
-        data = render.render(report, fmt)
+            body = cache.rendering(entry, "html", lambda r: render.html(
+                r, stylesheet_href=url_for("ui.report_css")))
+            response = Response(body, mimetype="text/html")
+        else:
+            response = Response(cache.rendering(entry, fmt, lambda r: render.render(r, fmt)),
+                                mimetype=render.MEDIA_TYPES[fmt])
+            response.headers["Content-Disposition"] = \
+                f'attachment; filename="kev-report-{as_of}.{fmt}"'
+        response.headers["X-Report-SHA256"] = str(cache.rendering(entry, "sha256",
+                                                                  render.digest))
     except UserError as exc:
         raise PageError(str(exc), status=400, field="as_of") from exc
-    response = Response(data, mimetype=render.MEDIA_TYPES[fmt])
-    response.headers["Content-Disposition"] = \
-        f'attachment; filename="kev-report-{as_of}.{fmt}"'
-    response.headers["X-Report-SHA256"] = render.digest(report)
+    response.headers["X-Report-Block-Height"] = str(entry.report.facts.block_height)
     return response
+
+
+def _report_cache() -> ReportCache:
+    """The app's cache of computed reports (app.reports.cache), made at first use."""
+    from patchledger.app.reports.cache import ReportCache
+
+    cache: ReportCache = current_app.extensions.setdefault("patchledger.report_cache",
+                                                           ReportCache())
+    return cache
 
 
 @ui.get("/reports/report.css")

@@ -4,15 +4,27 @@ may start at the earliest (one soak period after the previous one).
 
 The plan lists every wave's hosts explicitly, so the ``CreateRollout`` document the wizard
 submits is exactly the preview the operator saw (the contract resolves explicit hosts as
-given).
+given). Each wave carries its disruption budget and maximum concurrency, given as a number of
+hosts or a percentage of the wave's hosts and resolved per wave with the dispatcher's own
+:class:`~patchledger.app.dispatch.planner.Quantity`; the plan becomes the dispatcher's
+:class:`~patchledger.app.dispatch.planner.RolloutPlan` (the ledger's rollout record has no
+field for these limits: the dispatcher enforces them from its plan file).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from patchledger.app.dispatch.planner import PlanError as PlannerError
+from patchledger.app.dispatch.planner import Quantity, RolloutPlan, RolloutRequest, WavePlan
 from patchledger.app.errors import UserError
+
+#: The dispatcher's own defaults (app.dispatch.planner.RolloutRequest).
+DEFAULT_BUDGET: Quantity = RolloutRequest("defaults", "defaults").disruption_budget
+DEFAULT_CONCURRENCY: Quantity = RolloutRequest("defaults", "defaults").max_concurrency
 
 
 @dataclass(frozen=True)
@@ -26,13 +38,16 @@ class HostInfo:
 
 @dataclass(frozen=True)
 class PlannedWave:
-    """One wave of the plan: its hosts, what selected them, and its earliest start offset."""
+    """One wave of the plan: its hosts, what selected them, its earliest start offset and its
+    limits resolved to numbers of hosts."""
 
     index: int
     hosts: tuple[str, ...]
     selector: str
     groups: tuple[str, ...]
     starts_after_seconds: int
+    disruption_budget: int = 1
+    max_concurrency: int = 1
 
 
 class PlanError(UserError):
@@ -54,16 +69,31 @@ def _percentages(text: str) -> list[int]:
     return values
 
 
+def quantity(text: str, field: str) -> Quantity:
+    """A wave limit as typed: ``"5"`` hosts or ``"20%"`` of the wave's hosts.
+
+    Raises:
+        PlanError: not a whole number of at least 1 or a percentage of 1-100 (``field``).
+    """
+    try:
+        return Quantity.parse(text.strip(), field)
+    except PlannerError as exc:
+        raise PlanError(field, str(exc).removeprefix(f"{field}: ")) from None
+
+
 def plan(hosts: Sequence[HostInfo], *, mode: str, groups_text: str = "",
-         percentages: str = "", canary: int = 0, soak_seconds: int = 0
-         ) -> list[PlannedWave]:
+         percentages: str = "", canary: int = 0, soak_seconds: int = 0,
+         disruption_budget: Quantity = DEFAULT_BUDGET,
+         max_concurrency: Quantity = DEFAULT_CONCURRENCY) -> list[PlannedWave]:
     """The waves for ``hosts`` (sorted by id for a stable plan).
 
     ``mode`` ``groups``: one wave per line of ``groups_text`` (comma-separated group names),
     each taking the hosts of those groups not taken by an earlier wave (the contract's rule).
     ``mode`` ``percent``: ``percentages`` (e.g. ``10,30,60``) of the hosts left after the
     canary, in host order; a wave is at least one host. ``canary``: that many hosts first,
-    in a wave of their own.
+    in a wave of their own. ``disruption_budget`` (hosts in progress plus failed) and
+    ``max_concurrency`` (hosts in progress) apply to every wave, a percentage resolved
+    against that wave's hosts (at least 1).
 
     Raises:
         PlanError: bad mode, percentages, group lines, canary size, or a wave with no host.
@@ -109,14 +139,30 @@ def plan(hosts: Sequence[HostInfo], *, mode: str, groups_text: str = "",
             waves.append((chosen, f"groups {', '.join(line)}", line))
     else:
         raise PlanError("mode", "must be groups or percent")
-    return [PlannedWave(i, hs, selector, gs, i * soak_seconds)
+    return [PlannedWave(i, hs, selector, gs, i * soak_seconds,
+                        disruption_budget.resolve(len(hs)), max_concurrency.resolve(len(hs)))
             for i, (hs, selector, gs) in enumerate(waves)]
 
 
-def rollout_document(rollout_id: str, patch_id: str, waves: Sequence[PlannedWave], *,
-                     failure_threshold_pct: int, soak_seconds: int) -> dict[str, object]:
-    """The ``CreateRollout`` document of a plan: explicit hosts per wave and no group
-    selector (the contract would add hosts of a group enrolled after the preview)."""
-    return {"rollout_id": rollout_id, "patch_id": patch_id,
-            "waves": [{"hosts": list(w.hosts)} for w in waves],
-            "failure_threshold_pct": failure_threshold_pct, "soak_seconds": soak_seconds}
+def rollout_plan(rollout_id: str, patch_id: str, waves: Sequence[PlannedWave],
+                 hosts: Sequence[HostInfo], *, failure_threshold_pct: int, soak_seconds: int,
+                 wave_timeout_seconds: int = 3600, rollback_on_failure: bool = True
+                 ) -> RolloutPlan:
+    """The dispatcher's plan of the wizard's waves (its ``create_rollout_argument()`` is the
+    ``CreateRollout`` document: explicit hosts per wave and no group selector, which the
+    contract would widen with hosts of a group enrolled after the preview)."""
+    windows = {h.host_id: h.maintenance_window or "always" for h in hosts}
+    return RolloutPlan(
+        rollout_id, patch_id,
+        tuple(WavePlan("canary" if w.groups == ("canary",) else f"wave {w.index}", w.hosts,
+                       w.disruption_budget, w.max_concurrency,
+                       () if w.groups == ("canary",) else w.groups) for w in waves),
+        soak_seconds, failure_threshold_pct, wave_timeout_seconds, rollback_on_failure,
+        {h: windows.get(h, "always") for w in waves for h in w.hosts})
+
+
+def plan_digest(rollout: RolloutPlan) -> str:
+    """SHA-256 of the plan's canonical JSON: the preview carries it, and the plan created
+    must have the same (else the hosts changed since the preview)."""
+    text = json.dumps(rollout.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

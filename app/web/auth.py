@@ -327,3 +327,114 @@ def mark_enrollment_token_used(session: Session, token: EnrollmentToken,
     if getattr(done, "rowcount", 0) != 1:
         raise AuthError(f"the enrollment token of host {token.host_id!r} was just used",
                         status=409, field="token")
+
+
+def revoke_enrollment_token(session: Session, token_id: int) -> EnrollmentToken:
+    """End a live enrollment token now (committed): its validity is cut to this moment, so
+    ``check_enrollment_token`` refuses it as expired from the next request on (the table has
+    no revocation column of its own).
+
+    Raises:
+        AuthError: no such token (404), already used or expired (409, field ``token_id``).
+    """
+    token = session.get(EnrollmentToken, token_id) if 0 < token_id < 2**63 else None
+    if token is None:
+        raise AuthError(f"enrollment token {token_id} does not exist", status=404,
+                        field="token_id")
+    moment = utcnow()
+    if token.used_at is not None:
+        raise AuthError(f"enrollment token {token_id} of host {token.host_id!r} was used at "
+                        f"{as_aware(token.used_at).isoformat(timespec='seconds')}: nothing "
+                        "to revoke", status=409, field="token_id")
+    if as_aware(token.expires_at) <= moment:
+        raise AuthError(f"enrollment token {token_id} of host {token.host_id!r} expired at "
+                        f"{as_aware(token.expires_at).isoformat(timespec='seconds')}",
+                        status=409, field="token_id")
+    token.expires_at = moment
+    session.commit()
+    return token
+
+
+def _failed_attempt(session: Session, security: SecurityConfig, user: User) -> None:
+    user.failed_logins += 1
+    if user.failed_logins >= security.lockout_threshold:
+        user.locked_until = utcnow() + timedelta(seconds=security.lockout_seconds)
+    session.commit()
+
+
+def check_password(session: Session, security: SecurityConfig, user: User,
+                   password: str) -> None:
+    """Re-check the logged-in ``user``'s current password (account changes); a wrong one
+    counts as a failed login (lockout), so a stolen session cannot guess it.
+
+    Raises:
+        AuthError: the account is locked (423) or the password is wrong (400, field
+            ``current_password``: the session itself is authenticated).
+    """
+    if user.locked_until is not None and as_aware(user.locked_until) > utcnow():
+        raise AuthError(f"account {user.username!r} is locked until "
+                        f"{as_aware(user.locked_until).isoformat(timespec='seconds')}",
+                        status=423, field="current_password")
+    try:
+        hasher(security).verify(user.password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        _failed_attempt(session, security, user)
+        raise AuthError("the current password is wrong", status=400,
+                        field="current_password") from None
+
+
+def change_password(session: Session, security: SecurityConfig, user: User, current: str,
+                    new: str) -> None:
+    """Replace ``user``'s password after re-checking the current one (committed); every
+    other session of the user ends (the session version is bumped).
+
+    Raises:
+        AuthError: wrong current password (400) or locked (423); a new password shorter than
+            12 characters or equal to the current one (400, field ``new_password``).
+    """
+    check_password(session, security, user, current)
+    if len(new) < 12:
+        raise AuthError("the new password must have at least 12 characters", status=400,
+                        field="new_password")
+    if new == current:
+        raise AuthError("the new password must differ from the current one", status=400,
+                        field="new_password")
+    user.password_hash = hasher(security).hash(new)
+    user.failed_logins = 0
+    user.session_version += 1
+    session.commit()
+
+
+def totp_uri(secret: str, username: str, issuer: str) -> str:
+    """The ``otpauth://`` URI of a TOTP secret (what the QR code holds)."""
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=issuer)
+
+
+def replace_totp(session: Session, security: SecurityConfig, user: User, secret: str,
+                 code: str, *, now: float | None = None) -> None:
+    """Make ``secret`` the user's second factor once ``code`` proves the authenticator holds
+    it (committed); the new factor's accepted step is stored (no replay of ``code``) and
+    every other session of the user ends.
+
+    Raises:
+        AuthError: ``secret`` is not a base32 TOTP secret (400, field ``secret``); the code
+            is missing, malformed or wrong for the new secret (401/400, field ``totp``).
+    """
+    if not re.fullmatch(r"[A-Z2-7]{32}", secret):
+        raise AuthError("the new TOTP secret is malformed", status=400, field="secret")
+    if not re.fullmatch(r"\d{6}", code or ""):
+        raise AuthError("the code from the authenticator must be 6 digits", status=400,
+                        field="totp")
+    totp = pyotp.TOTP(secret)
+    moment = time.time() if now is None else now
+    current = int(moment // totp.interval)
+    for step in range(current - security.totp_valid_window,
+                      current + security.totp_valid_window + 1):
+        if hmac.compare_digest(totp.at(step * totp.interval), code):
+            user.totp_secret = secret
+            user.totp_last_step = step
+            user.session_version += 1
+            session.commit()
+            return
+    raise AuthError("wrong code for the new second factor: nothing was changed",
+                    field="totp")

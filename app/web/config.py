@@ -71,8 +71,9 @@ class AppConfig:
             of the app passes the client certificate it verified (PEM, URL-encoded, as
             nginx's ``$ssl_client_escaped_cert``); ``""``: the agent endpoints that need a
             host certificate answer 503 (docs/agent.md "The org app's side").
-        dispatch_dir: the dispatcher's board (orders, report inbox) the agent endpoints
-            serve from (``None``: they answer 503).
+        dispatch_dir: the dispatcher's state directory: its board (orders, report inbox)
+            the agent endpoints serve from (``None``: they answer 503), and ``plans/``, where
+            the UI's rollout wizard hands it the plans it creates (their wave limits).
         agent_poll_interval: the poll interval (seconds) the app tells its agents.
         run_projector: ``app serve`` feeds the read model from the peer's blocks (one
             projector per database: turn off in all apps but one that share a database).

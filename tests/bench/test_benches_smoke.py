@@ -121,6 +121,15 @@ def test_bench_readmodel_smoke() -> None:
                      "rebuild from genesis (one DB tx)"], out
 
 
+def test_bench_ui_smoke() -> None:
+    out = _run("bench_ui.py", ["--hosts", "600", "--vulns", "60"], timeout=300)
+    assert re.search(r"^page\s+p50 ms\s+p95 ms\s+max ms\s+cpu p50\s+cpu p95$", out, re.M), out
+    pages = [line.split()[0] for line in out.splitlines() if line.startswith(("/ui", "POST"))]
+    # every page of bench_ui.PAGES and the report twice (cached, cold)
+    assert len(pages) == 23 and "/ui/enrollment-tokens" in pages, out
+    assert "load average before" in out and "worst p95" in out, out
+
+
 @pytest.mark.integration
 def test_bench_client_smoke(network_state: Path) -> None:
     out = _run("bench_client.py", ["--port-base", str(_port("client")),

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
-from patchledger.app.ingest.tables import findings
+from patchledger.app.ingest.tables import findings, patch_candidates
 from patchledger.app.readmodel.projection import indexed_values
 from patchledger.app.readmodel.tables import RECORD_TABLES, SPECS, blocks, record_versions
 from tests.support.readmodel import policy_document
@@ -100,7 +100,8 @@ def add_findings(conn: Connection, rows: Iterable[tuple[str, str, float]]) -> No
 def estate(conn: Connection, *, hosts: int, vulns: int, start: int, seed: int = 7) -> None:
     """A synthetic estate: the policy, ``vulns`` vulnerabilities (a tenth KEV), a patch per
     ten of them (some TESTED), ``hosts`` hosts in groups, rollouts over them with
-    deployments, findings linking hosts and vulnerabilities."""
+    deployments, findings linking hosts and vulnerabilities, and a pending patch candidate
+    (an advisory's fixed version) per vulnerability."""
     rnd = random.Random(seed)
     w = Writer(conn)
     w.put("Policy", {"policy_id": "default", "version": 1, **policy_document()}, start)
@@ -150,3 +151,13 @@ def estate(conn: Connection, *, hosts: int, vulns: int, start: int, seed: int = 
     w.flush()
     add_findings(conn, ((f"host-{h:05d}", f"CVE-2026-{v:05d}", rnd.uniform(20, 90))
                         for v in range(vulns) for h in range(v % 7, hosts, max(hosts // 5, 1))))
+    stamp = iso(start)
+    conn.execute(insert(patch_candidates), [
+        {"candidate_id": hashlib.sha256(f"candidate {v}".encode()).hexdigest()[:32],
+         "vuln_id": f"CVE-2026-{v:05d}", "package": f"pkg:deb/debian/pkg{v % 50}",
+         "fixed_version": f"1.{v}-1", "advisory_ids": json.dumps([f"DSA-{v}-1"]),
+         "host_ids": json.dumps([f"host-{h:05d}" for h in range(v % 7, hosts, max(hosts // 5, 1))]),
+         "host_count": len(range(v % 7, hosts, max(hosts // 5, 1))),
+         "severity": SEVERITIES[v % 4], "status": "PENDING", "created_at": stamp,
+         "updated_at": stamp, "decided_by": "", "patch_id": "",
+         "vuln_ids": json.dumps([f"CVE-2026-{v:05d}"])} for v in range(vulns)])

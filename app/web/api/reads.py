@@ -37,9 +37,10 @@ from patchledger.app.ingest.pipeline import (
     default_holder,
     release_lease,
 )
-from patchledger.app.ingest.tables import feed_imports, findings
+from patchledger.app.ingest.tables import feed_imports
 from patchledger.app.readmodel import queries
 from patchledger.app.readmodel.projector import lag
+from patchledger.app.ui import data
 from patchledger.app.web.api import schemas as s
 from patchledger.app.web.api.routes import _actor, _doc, _etagged, api
 from patchledger.app.web.errors import RequestError
@@ -149,13 +150,9 @@ def vulnerability_findings(vuln_id: str, query: dict[str, Any]) -> dict[str, Any
     cursor = query["cursor"]
     if cursor and not cursor.isdigit():
         raise RequestError("cursor must come from a previous page", status=400, field="cursor")
-    f = findings.c
-    stmt = select(findings).where(f.vuln_id == vuln_id).order_by(
-        desc(f.priority_score), f.id).limit(query["limit"] + 1)
-    if cursor:
-        stmt = stmt.offset(int(cursor[:9]))
     with state().engine.connect() as conn:
-        rows = conn.execute(stmt).mappings().all()
+        rows = data.finding_rows(conn, vuln_id, limit=query["limit"] + 1,
+                                 offset=int(cursor[:9] or 0))
     more = len(rows) > query["limit"]
     items = []
     for row in rows[:query["limit"]]:
@@ -177,22 +174,12 @@ def rollout_progress(rollout_id: str) -> Response | dict[str, Any]:
         rollout = queries.get_record(conn, "Rollout", rollout_id)
         if rollout is None:
             raise RequestError(f"Rollout {rollout_id!r} is not in the read model", status=404,
-                            field="rollout_id")
-        waves: dict[int, dict[str, int]] = {}
-        cursor: str | None = None
-        while True:
-            page = queries.list_records(conn, "Deployment", filters={"rollout_id": rollout_id},
-                                        limit=queries.MAX_LIMIT, cursor=cursor)
-            for row in page.items:
-                wave = int(row.record.get("wave", 0))
-                counts = waves.setdefault(wave, {})
-                counts[row.state] = counts.get(row.state, 0) + 1
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
+                               field="rollout_id")
+        progress = data.wave_progress(conn, rollout)
     return _etagged({"rollout_id": rollout_id, "state": rollout.state,
                      "current_wave": rollout.record.get("current_wave"),
-                     "waves": [{"wave": w, "deployments": waves[w]} for w in sorted(waves)]})
+                     "waves": [{"wave": p.wave, "deployments": p.states} for p in progress
+                               if p.states]})
 
 
 # ---------------------------------------------------------------------------- audit

@@ -335,17 +335,38 @@ def attach_evidence(patch_id: str, body: dict[str, Any]) -> dict[str, Any]:
     return _submit("AttachTestEvidence", _record_id(patch_id, "patch_id"), body)
 
 
-def _decide(patch_id: str, body: dict[str, Any], decision: str) -> dict[str, Any]:
+def _decide(patch_id: str, body: dict[str, Any], decision: str, *,
+            expires_at: int | None = None, artifact_sha256: str | None = None
+            ) -> tuple[dict[str, Any], Any]:
+    """Sign and submit a decision on ``patch_id`` with the caller's own key, after a fresh
+    TOTP code (``body["totp"]``), with ``body["comment"]``.
+
+    Returns the signed statement and the submit result.
+    ``expires_at``: the statement's expiry (seconds since the epoch); default now plus
+    ``body["valid_days"]`` days. ``artifact_sha256``: the digest the caller reviewed; when
+    given, the decision is refused (nothing signed) if the peer's patch now has another one.
+
+    Raises:
+        AuthError: the TOTP code is missing, wrong or replayed (401/400).
+        RequestError: a bad patch id (400); the artifact changed since the review (409).
+        LedgerError: the peer or CA refused or is down.
+    """
     patch_id = _record_id(patch_id, "patch_id")
     _fresh_totp(body["totp"])
     st = state()
     patch = st.ledger.evaluate("GetRecord", "Patch", patch_id)
+    if artifact_sha256 is not None and patch.get("artifact_sha256") != artifact_sha256:
+        raise RequestError(f"patch {patch_id!r} now has artifact "
+                           f"{patch.get('artifact_sha256')}, not the reviewed "
+                           f"{artifact_sha256}: nothing was signed", status=409,
+                           field="artifact_sha256")
+    if expires_at is None:
+        expires_at = int(time.time()) + int(body["valid_days"]) * 86400
     actor = _actor()
     statement = st.ledger.sign_statement(
-        actor, patch_id, patch["artifact_sha256"], decision, body["comment"],
-        int(time.time()) + body["valid_days"] * 86400)
+        actor, patch_id, patch["artifact_sha256"], decision, body["comment"], expires_at)
     function = "Approve" if decision == "approve" else "Reject"
-    return {"result": st.ledger.submit(actor, function, statement)}
+    return statement, st.ledger.submit(actor, function, statement)
 
 
 @api.post("/patches/<patch_id>/approve")
@@ -355,7 +376,7 @@ def _decide(patch_id: str, body: dict[str, Any], decision: str) -> dict[str, Any
          **_WRITE_DOC)
 @requires("patch.decide")
 def approve_patch(patch_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    return _decide(patch_id, body, "approve")
+    return {"result": _decide(patch_id, body, "approve")[1]}
 
 
 @api.post("/patches/<patch_id>/reject")
@@ -365,7 +386,7 @@ def approve_patch(patch_id: str, body: dict[str, Any]) -> dict[str, Any]:
          **_WRITE_DOC)
 @requires("patch.decide")
 def reject_patch(patch_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    return _decide(patch_id, body, "reject")
+    return {"result": _decide(patch_id, body, "reject")[1]}
 
 
 @api.post("/patches/<patch_id>/revoke")
@@ -374,9 +395,23 @@ def reject_patch(patch_id: str, body: dict[str, Any]) -> dict[str, Any]:
 @api.doc(summary="Revoke a patch (a fresh TOTP code)", **_WRITE_DOC)
 @requires("patch.revoke")
 def revoke_patch(patch_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return revoke(patch_id, body["totp"], body["reason"])
+
+
+def revoke(patch_id: str, totp: str, reason: str) -> dict[str, Any]:
+    """Propose or agree to revoking ``patch_id`` (``RevokePatch``) after a fresh TOTP code,
+    as the caller (the API's and the UI's one path).
+
+    Raises:
+        RequestError: a bad patch id or an empty reason (400).
+        AuthError: the TOTP code is missing, wrong or replayed.
+        LedgerError: the ledger refused (the patch's state, a repeated vote) or is down.
+    """
     patch_id = _record_id(patch_id, "patch_id")
-    _fresh_totp(body["totp"])
-    return _submit("RevokePatch", patch_id, body["reason"])
+    if not reason.strip() or len(reason) > 4096:
+        raise RequestError("reason must have 1 to 4096 characters", status=400, field="reason")
+    _fresh_totp(totp)
+    return _submit("RevokePatch", patch_id, reason)
 
 
 @api.post("/policy-changes")

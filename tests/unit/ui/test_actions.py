@@ -14,7 +14,7 @@ from apiflask import APIFlask
 
 from patchledger.app.ui.views import NAV
 from patchledger.app.web.factory import state
-from patchledger.app.web.rbac import allowed
+from patchledger.app.web.rbac import PUBLIC, allowed, permission_of
 from patchledger.chaincode.lifecycle.statement import SignedStatement
 from tests.support.ui import Writer
 from tests.unit.ui.conftest import browser, csrf_of, log_in
@@ -111,18 +111,65 @@ def test_rollout_action_asks_for_confirmation(populated: APIFlask,
     assert done.status_code == 503
 
 
-#: Every UI endpoint, a URL for it and the permission it needs.
+#: Every UI endpoint but the public ones, a URL for it and the permission it needs
+#: (test_the_matrix_names_every_ui_endpoint fails when a route is missing here). Logging
+#: out comes last: it ends the session the other calls use.
 REFUSALS = [
+    ("GET", "/ui/", "records.read"),
+    ("GET", "/ui/vulnerabilities", "records.read"),
+    ("GET", "/ui/vulnerabilities/CVE-2026-00000", "records.read"),
+    ("GET", "/ui/patches", "records.read"),
+    ("GET", "/ui/patches/p-0001", "records.read"),
+    ("GET", "/ui/patches/p-0001/decision", "records.read"),
+    ("GET", "/ui/hosts", "records.read"),
+    ("GET", "/ui/hosts/host-00001", "records.read"),
+    ("GET", "/ui/rollouts", "records.read"),
+    ("GET", "/ui/rollouts/ro-000", "records.read"),
+    ("GET", "/ui/policy", "records.read"),
     ("GET", "/ui/audit", "audit.read"),
     ("GET", "/ui/audit/blocks/1", "audit.read"),
+    ("POST", "/ui/audit/evidence", "audit.read"),
     ("GET", "/ui/reports", "audit.read"),
     ("GET", "/ui/feeds", "feeds.read"),
     ("GET", "/ui/users", "users.manage"),
     ("POST", "/ui/users", "users.manage"),
     ("POST", "/ui/patches/p-0001/review", "patch.decide"),
     ("POST", "/ui/patches/p-0001/sign", "patch.decide"),
+    ("POST", "/ui/patches/p-0001/revoke", "patch.revoke"),
+    ("GET", "/ui/patch-proposal", "patch.propose"),
+    ("POST", "/ui/patch-proposal", "patch.propose"),
+    ("GET", "/ui/rollouts/new", "rollout.manage"),
+    ("POST", "/ui/rollouts/new", "rollout.manage"),
     ("POST", "/ui/rollouts/ro-000/action", "rollout.manage"),
+    ("GET", "/ui/enrollment-tokens", "host.manage"),
+    ("POST", "/ui/enrollment-tokens", "host.manage"),
+    ("POST", "/ui/enrollment-tokens/999/revoke", "host.manage"),
+    ("POST", "/ui/policy/proposals", "policy.change"),
+    ("POST", "/ui/policy/proposals/pc-1/vote", "policy.change"),
+    ("GET", "/ui/account", "tokens.own"),
+    ("POST", "/ui/account/tokens", "tokens.own"),
+    ("POST", "/ui/account/tokens/999/revoke", "tokens.own"),
+    ("POST", "/ui/account/password", "tokens.own"),
+    ("POST", "/ui/account/totp", "tokens.own"),
+    ("POST", "/ui/account/totp/confirm", "tokens.own"),
+    ("POST", "/ui/logout", "tokens.own"),
 ]
+
+
+def test_the_matrix_names_every_ui_endpoint(app: APIFlask) -> None:
+    """A UI route without a line in REFUSALS (or with the wrong permission there) fails."""
+    adapter = app.url_map.bind("localhost")
+    listed = {}
+    for method, path, permission in REFUSALS:
+        endpoint, _ = adapter.match(path, method=method)
+        assert permission_of(app.view_functions[endpoint]) == permission, (method, path)
+        listed[(method, endpoint)] = path
+    routes = {(method, rule.endpoint) for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/ui")
+              and permission_of(app.view_functions[rule.endpoint]) != PUBLIC
+              for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
+    assert routes - set(listed) == set(), "UI routes missing from REFUSALS"
+    assert set(listed) - routes == set()
 
 
 @pytest.mark.parametrize("role", ["admin", "approver", "operator", "auditor", "feed"])
@@ -130,17 +177,18 @@ def test_pages_and_actions_refused_to_other_roles(populated: APIFlask,
                                                   accounts: dict[str, Account],
                                                   role: str) -> None:
     client = log_in(populated.test_client(), accounts[role])
-    csrf = csrf_of(client.get("/ui/account").text)
+    nav = client.get("/ui/account").text
+    for endpoint, label, permission in NAV:
+        assert (f">{label}</a>" in nav) == allowed(role, permission), (role, endpoint)
+    csrf = csrf_of(nav)
     for method, path, permission in REFUSALS:
         response = client.open(path, method=method, data={"csrf_token": csrf})
         if allowed(role, permission):
             assert response.status_code != 403, (role, path)
+            assert response.status_code < 500 or response.status_code == 503, (role, path)
         else:
             assert response.status_code == 403, (role, path, response.status_code)
             assert f"lacks permission &#39;{permission}&#39;" in response.text
-    nav = client.get("/ui/account").text
-    for endpoint, label, permission in NAV:
-        assert (f">{label}</a>" in nav) == allowed(role, permission), (role, endpoint)
 
 
 def test_login_with_wrong_totp_and_lockout_message(app: APIFlask) -> None:

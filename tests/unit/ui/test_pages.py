@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 
 from patchledger.app.ui.views import CSP
 from tests.unit.ui.conftest import browser, log_in
-from tests.unit.webapp.conftest import Account
+from tests.unit.webapp.conftest import Account, totp_code
 
 PAGES = ["/ui/", "/ui/vulnerabilities", "/ui/vulnerabilities/CVE-2026-00000",
          "/ui/vulnerabilities?state=OPEN&severity=high&kev=true&sort=cvss_score&order=desc",
@@ -85,3 +85,56 @@ def test_api_clients_keep_json_errors(populated: APIFlask,
     refused = client.get("/ui/users", headers=accounts["auditor"].headers)
     assert refused.status_code == 403 and refused.json is not None
     assert "users.manage" in refused.json["error"]["message"]
+
+
+def _check_page(html: str, path: str) -> None:
+    """CSP-clean (no inline script, style or handler) and every form control labelled."""
+    assert all("src=" in tag for tag in re.findall(r"<script[^>]*>", html)), path
+    assert "style=" not in html and "<style" not in html, path
+    assert not re.search(r"<[^>]+\son[a-z]+=", html), path
+    labels = set(re.findall(r'<label[^>]*\sfor="([^"]+)"', html))
+    for tag in re.findall(r"<(?:input|select|textarea)\b[^>]*>", html):
+        if 'type="hidden"' in tag or "aria-label=" in tag:
+            continue
+        found = re.search(r'\sid="([^"]+)"', tag)
+        assert found and found.group(1) in labels, (path, tag)
+    for tag in re.findall(r"<button\b[^>]*>(.*?)</button>", html, re.S):
+        assert tag.strip(), (path, "a button without a name")
+
+
+def test_management_pages_are_labelled(populated: APIFlask,
+                                       accounts: dict[str, Account]) -> None:
+    pages: dict[str, list[tuple[str, str, dict[str, str]]]] = {
+        "operator": [("GET", "/ui/enrollment-tokens", {}), ("GET", "/ui/rollouts/new", {}),
+                     ("GET", "/ui/patch-proposal?vuln_id=CVE-2026-00000", {}),
+                     ("POST", "/ui/rollouts/new", {
+                         "rollout_id": "ro-x", "patch_id": "p-0000", "mode": "percent",
+                         "percentages": "50,50", "canary": "1", "step": "preview"}),
+                     ("GET", "/ui/hosts", {}), ("GET", "/ui/vulnerabilities/CVE-2026-00000",
+                                                {})],
+        "approver": [("POST", "/ui/patches/p-0001/revoke", {}), ("GET", "/ui/patches/p-0000",
+                                                                 {})],
+        "admin": [("GET", "/ui/policy", {}), ("GET", "/ui/account", {}),
+                  ("GET", "/ui/enrollment-tokens", {})],
+    }
+    clients = {}
+    for role, calls in pages.items():
+        client = clients[role] = log_in(populated.test_client(), accounts[role])
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/ui/account").text)
+        assert csrf
+        for method, path, form in calls:
+            response = client.open(path, method=method,
+                                   data={"csrf_token": csrf.group(1), **form})
+            assert response.status_code == 200, (role, path, response.text[:400])
+            assert response.headers["Content-Security-Policy"] == CSP
+            _check_page(response.text, path)
+    # the second-factor enrolment page (QR code, the code field)
+    approver = accounts["approver"]
+    client = clients["approver"]
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/ui/account").text)
+    assert csrf
+    enrol = client.post("/ui/account/totp", data={
+        "csrf_token": csrf.group(1), "current_password": approver.password,
+        "totp": totp_code(approver.totp_secret or "", 1)})
+    assert enrol.status_code == 200 and 'alt="QR code of the new TOTP' in enrol.text
+    _check_page(enrol.text, "/ui/account/totp")
