@@ -113,18 +113,22 @@ def _deployments(ledger: SimulatedLedger, rollout_id: str) -> None:
 
 
 @contextlib.contextmanager
-def _database(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
-    if args.database_url:
-        yield args.database_url, "given URL"
+def database(url: str, postgres: bool, name: str) -> Iterator[tuple[str, str]]:
+    """The database a bench runs on, with a label: ``url`` when given; else a throw-away
+    PostgreSQL server (tests/integration/postgres_support: ``PATCHLEDGER_TEST_PG_PORT`` or
+    ``PATCHLEDGER_TEST_PORT_BASE`` + 800) with database ``name`` when ``postgres``; else a
+    SQLite file in a temporary directory. Stopped or removed at the end."""
+    if url:
+        yield url, "given URL"
         return
-    if args.postgres:
+    if postgres:
         from tests.integration.postgres_support import postgres_server
 
         with postgres_server() as server:
-            yield server.create_database("bench_readmodel"), "PostgreSQL (local, tmp)"
+            yield server.create_database(name), "PostgreSQL (local, tmp)"
         return
-    with tempfile.TemporaryDirectory(prefix="bench-readmodel-") as tmp:
-        yield sqlite_url(Path(tmp) / "readmodel.db"), "SQLite file (WAL, synchronous=FULL)"
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+        yield sqlite_url(Path(tmp) / f"{name}.db"), "SQLite file (WAL, synchronous=FULL)"
 
 
 def _count(engine: Engine) -> int:
@@ -153,7 +157,7 @@ def main() -> None:
     synth = time.perf_counter() - started
     settings = ProjectorSettings(batch_blocks=args.batch_blocks)
     rows: list[tuple[str, float, int, int]] = []
-    with _database(args) as (url, backend):
+    with database(args.database_url, args.postgres, "bench_readmodel") as (url, backend):
         engine = open_engine(url)
         upgrade(engine)
         with engine.begin() as conn:
