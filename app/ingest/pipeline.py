@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from patchledger.app.db import for_writes
 from patchledger.app.errors import UserError
 from patchledger.app.feeds.loader import ImportReport, Loader
 from patchledger.app.feeds.matching import Finding, Matcher
@@ -268,7 +269,7 @@ def store_findings(
 
 def _record_sent(engine: Engine, sent: list[tuple[str, Call]], moment: dt.datetime) -> None:
     stamp = iso_time(moment)
-    with engine.begin() as conn:
+    with for_writes(engine).begin() as conn:
         conn.execute(insert(ledger_submissions), [
             {"tx_id": tx_id, "function": c.function, "record_type": c.record_type,
              "record_id": c.record_id,
@@ -281,7 +282,7 @@ def _record_sent(engine: Engine, sent: list[tuple[str, Call]], moment: dt.dateti
 
 def _settle(engine: Engine, outcomes: Sequence[Outcome], report: IngestionReport) -> None:
     moment = dt.datetime.now(dt.UTC)
-    with engine.begin() as conn:
+    with for_writes(engine).begin() as conn:
         for o in outcomes:
             if o.status == "FAILED":
                 # Not known whether it was ordered: stays SUBMITTED, reconciled later from
@@ -343,7 +344,7 @@ def run_ingestion_once(
     """
     moment = _now(now)
     report = IngestionReport()
-    with engine.begin() as conn:
+    with for_writes(engine).begin() as conn:
         report.reconciled = reconcile_submissions(
             conn, read_model_caught_up=read_model_caught_up,
             pending_timeout=settings.pending_timeout, now=moment)
@@ -360,7 +361,7 @@ def run_ingestion_once(
         report.records = sum(r.records for r in loaded.results)
         report.advisories = len(advisories)
         vulns = merge_advisories(advisories)
-        with engine.begin() as conn:
+        with for_writes(engine).begin() as conn:
             stored = load_inventories(conn)
             criticality = {i.host: i.criticality for i in stored}
             match = Matcher(vulns).match_all(stored)
@@ -399,7 +400,7 @@ def run_ingestion_once(
         report.errors.append(f"ingestion failed: {exc}")
         raise
     finally:
-        with engine.begin() as conn:
+        with for_writes(engine).begin() as conn:
             conn.execute(update(feed_imports).where(feed_imports.c.id == report.import_id).values(
                 finished_at=iso_time(dt.datetime.now(dt.UTC)), status=report.status,
                 records=report.records, advisories=report.advisories,
@@ -423,7 +424,7 @@ def acquire_lease(engine: Engine, holder: str, ttl: float, *, now: float | None 
     moment = time.time() if now is None else now
     t = scheduler_leases.c
     try:
-        with engine.begin() as conn:
+        with for_writes(engine).begin() as conn:
             done = conn.execute(
                 update(scheduler_leases)
                 .where(t.name == LEASE, (t.holder == holder) | (t.expires_at < moment))
@@ -443,7 +444,7 @@ def acquire_lease(engine: Engine, holder: str, ttl: float, *, now: float | None 
 def release_lease(engine: Engine, holder: str) -> None:
     """Give the lease up (when this holder has it)."""
     t = scheduler_leases.c
-    with engine.begin() as conn:
+    with for_writes(engine).begin() as conn:
         conn.execute(delete(scheduler_leases).where(t.name == LEASE, t.holder == holder))
 
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from patchledger.app.db import for_writes
 from patchledger.app.fabric.blocks import ParsedBlock
 from patchledger.app.fabric.event_stream import EventStream
 from patchledger.app.readmodel.decode import decode_block
@@ -83,7 +84,7 @@ def project(
         ProjectionError: the blocks do not continue the read model (nothing written).
     """
     decoded = [decode_block(b, settings.chaincode) for b in parsed]
-    with engine.begin() as conn:
+    with for_writes(engine).begin() as conn:
         return apply_blocks(conn, decoded, channel=channel, chaincode=settings.chaincode,
                             checkpoint=settings.checkpoint)
 
@@ -249,7 +250,7 @@ def rebuild(
         EventsError: the peer could not be read (nothing changed).
         ProjectionError: the peer's blocks are inconsistent (nothing changed).
     """
-    with engine.begin() as conn, source.read_blocks(0, None) as stream:
+    with for_writes(engine).begin() as conn, source.read_blocks(0, None) as stream:
         clear(conn, settings.checkpoint)
         batch: list[Any] = []
         result: ApplyResult | None = None

@@ -27,6 +27,7 @@ from patchledger.app.artifacts import (
     RangeNotSatisfiable,
     parse_range_header,
 )
+from patchledger.app.db import for_writes
 from patchledger.app.fabric import FabricError, TrustAnchors, verify_chain
 from patchledger.app.feeds.errors import InventoryError as FeedInventoryError
 from patchledger.app.feeds.inventory import parse_dpkg, parse_rpm, parse_sbom
@@ -102,8 +103,9 @@ def list_records(record_type: str, query: dict[str, Any]) -> Response:
                                         cursor=query["cursor"] or None)
     except queries.QueryError as exc:
         raise _query_error(exc) from exc
-    return current_app.json.response(
+    body = current_app.json.dumps(
         {"items": [_row(r) for r in page.items], "next_cursor": page.next_cursor or ""})
+    return Response(body + "\n", mimetype="application/json")
 
 
 def get_record(record_type: str, record_id: str) -> Response | dict[str, Any]:
@@ -447,7 +449,7 @@ def store_packages(host_id: str, body: dict[str, Any]) -> dict[str, Any]:
             inventory = parse_dpkg(content, host=host_id, release=body["release"])
         else:
             inventory = parse_rpm(content, host=host_id, distro=body["release"])
-        with state().engine.begin() as conn:
+        with for_writes(state().engine).begin() as conn:
             stored = store_inventory(conn, dataclasses.replace(
                 inventory, criticality=body["criticality"]), origin=f"api:{body['format']}")
     except (FeedInventoryError, InventoryError) as exc:
