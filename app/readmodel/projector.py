@@ -32,6 +32,13 @@ from patchledger.app.readmodel.projection import (
     clear,
     read_checkpoint,
 )
+from patchledger.app.readmodel.tables import (
+    RECORD_TABLES,
+    blocks,
+    other_records,
+    record_versions,
+    transactions,
+)
 
 log = logging.getLogger(__name__)
 ledger_pb2: Any = import_module("fabric_protos.common.ledger_pb2")
@@ -267,7 +274,23 @@ def rebuild(
                 result = flush()
         if batch:
             result = flush()
-        return result.next_block if result else 0
+    analyze(engine)
+    return result.next_block if result else 0
+
+
+def analyze(engine: Engine) -> None:
+    """PostgreSQL: refresh the planner's statistics of the read model's tables (``ANALYZE``),
+    as after a rebuild or a bulk load; autovacuum does it too, but only a while later, and
+    until then the planner takes the freshly filled tables for empty (a filtered, ordered
+    list page of 31,000 transactions read them all: 30 ms instead of 0.1 ms). SQLite: nothing
+    (its planner needs no statistics for these indexes)."""
+    if engine.dialect.name != "postgresql":
+        return
+    names = ", ".join(t.name for t in (*RECORD_TABLES.values(), other_records, record_versions,
+                                       transactions, blocks))
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"ANALYZE {names}")
+        conn.commit()
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,8 @@ def list_records(record_type: str, query: dict[str, Any]) -> Response:
     except queries.QueryError as exc:
         raise _query_error(exc) from exc
     body = current_app.json.dumps(
-        {"items": [_row(r) for r in page.items], "next_cursor": page.next_cursor or ""})
+        {"items": [_row(r) for r in page.items], "next_cursor": page.next_cursor or ""},
+        separators=(",", ":"))
     return Response(body + "\n", mimetype="application/json")
 
 
