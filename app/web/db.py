@@ -38,7 +38,7 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     """Declarative base of the app's own tables, on app.db's one ``MetaData`` (its naming
-    convention, its Alembic history: migration 0004 creates these tables)."""
+    convention, its Alembic history: migration 0005 creates these tables)."""
 
     metadata = metadata
 
@@ -103,7 +103,7 @@ class EnrollmentToken(Base):
 
 def create_schema(engine: Engine) -> None:
     """Bring the app database to the newest schema with app.db's Alembic migrations only
-    (read model, ingestion, and since revision 0004 these users, tokens and enrollment
+    (read model, ingestion, and since revision 0005 these users, tokens and enrollment
     tokens tables).
 
     Raises:

@@ -32,12 +32,12 @@ def test_upgrade_creates_the_schema_of_the_code(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
-def test_users_tables_made_by_create_all_before_0004_are_adopted(tmp_path: Path) -> None:
-    """A database of the code before revision 0004 (migrations to 0003, then ``create_all``
+def test_users_tables_made_by_create_all_before_0005_are_adopted(tmp_path: Path) -> None:
+    """A database of the code before revision 0005 (migrations to 0004, then ``create_all``
     of the users and tokens tables without the naming convention) upgrades to head keeping
     its users."""
     engine = open_engine(sqlite_url(tmp_path / "app.db"))
-    upgrade(engine, "0003")
+    upgrade(engine, "0004")
     old = MetaData()
     for name in ("app_users", "app_api_tokens", "app_enrollment_tokens"):
         metadata.tables[name].to_metadata(old)

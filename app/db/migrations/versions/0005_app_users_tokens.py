@@ -5,8 +5,8 @@ that already happened keeps its tables (they are adopted as they are: same colum
 constraints keep the names the backend gave them); a new database gets them here, so
 ``patchledger app init`` and every upgrade go through Alembic only.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01 11:05:00
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
