@@ -25,14 +25,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine, func, select
 
@@ -44,87 +41,26 @@ from patchledger.app.readmodel.tables import record_versions
 # Run as a file (bench/<name>.py) the repository root is not on sys.path; the test support this
 # bench uses lives in tests/support/ (it is not shipped in the wheel).
 sys.path.append(str(Path(__file__).resolve().parents[1]))
-from tests.support.fabric.pki import TestCA
-from tests.support.readmodel import ChainSource, SimulatedLedger, build_chain
-
-
-def _steps(ledger: SimulatedLedger, count: int) -> list[Callable[[], Any]]:
-    cert = TestCA("ITOpsMSP").issue("host").identity.credentials.decode()
-    steps: list[Callable[[], Any]] = [ledger.init_ledger]
-    vulns: list[str] = []
-    hosts = 0
-    rollout = 0
-    while len(steps) < count:
-        n = len(steps)
-        slot = n % 20
-        if slot < 8 or not vulns:
-            vuln = f"CVE-2025-{len(vulns):06d}"
-            vulns.append(vuln)
-            steps.append(partial(ledger.record_vulnerability, vuln, severity="high",
-                                 cvss_score="7.5"))
-        elif slot < 11:
-            steps.append(partial(ledger.record_vulnerability, vulns[(n * 7) % len(vulns)],
-                                 severity="critical", known_exploited=True))
-        elif slot < 14:
-            steps.append(partial(_assess, ledger, vulns[(n * 13) % len(vulns)]))
-        elif slot < 16:
-            steps.append(partial(ledger.propose_patch, f"P-{n}", [vulns[-1]]))
-        elif slot < 19:
-            hosts += 1
-            steps.append(partial(_host, ledger, f"h-{hosts:06d}", cert))
-        else:
-            rollout += 1
-            steps.append(partial(_deployments, ledger, f"R-{rollout}"))
-    return steps[:count]
-
-
-def _assess(ledger: SimulatedLedger, vuln: str) -> None:
-    record = json.loads(ledger.store.get(_key("Vulnerability", vuln)) or b"{}")
-    target = "NOT_AFFECTED" if record.get("status") == "OPEN" else "OPEN"
-    ledger.assess(vuln, target)
-
-
-def _key(record_type: str, *parts: str) -> Any:
-    from patchledger.chaincode.lifecycle.record import Key
-
-    return Key(record_type, parts)
-
-
-def _host(ledger: SimulatedLedger, host_id: str, cert: str) -> None:
-    record = {"record_type": "Host", "schema_version": 1, "host_id": host_id,
-              "owner_msp": "ITOpsMSP", "cert_pem": cert, "groups": ["web"],
-              "inventory_sha256": "0" * 64, "last_report_sequence": 0, "status": "ENROLLED",
-              "maintenance_window": "", "updated_at": ledger.clock, "updated_by": "ITOpsMSP"}
-    ledger.write_raw("ITOpsMSP", "EnrollHost", {
-        f"\x00Host\x00{host_id}\x00": json.dumps(record, sort_keys=True).encode()})
-
-
-def _deployments(ledger: SimulatedLedger, rollout_id: str) -> None:
-    writes: dict[str, bytes | None] = {}
-    for i in range(20):
-        host = f"h-{i:06d}"
-        record = {"record_type": "Deployment", "schema_version": 1, "rollout_id": rollout_id,
-                  "host_id": host, "patch_id": "P-1", "owner_msp": "ITOpsMSP", "wave": 0,
-                  "status": "APPLIED", "report_sequence": 1, "detail": "installed",
-                  "updated_at": ledger.clock, "updated_by": "ITOpsMSP"}
-        writes[f"\x00Deployment\x00{rollout_id}\x00{host}\x00"] = json.dumps(
-            record, sort_keys=True).encode()
-    ledger.write_raw("ITOpsMSP", "ReportDeployments", writes)
+from tests.support.readmodel import ChainSource, SimulatedLedger, build_chain, mixed_steps
 
 
 @contextlib.contextmanager
-def _database(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
-    if args.database_url:
-        yield args.database_url, "given URL"
+def database(url: str, postgres: bool, name: str) -> Iterator[tuple[str, str]]:
+    """The database a bench runs on, with a label: ``url`` when given; else a throw-away
+    PostgreSQL server (tests/integration/postgres_support: ``PATCHLEDGER_TEST_PG_PORT`` or
+    ``PATCHLEDGER_TEST_PORT_BASE`` + 800) with database ``name`` when ``postgres``; else a
+    SQLite file in a temporary directory. Stopped or removed at the end."""
+    if url:
+        yield url, "given URL"
         return
-    if args.postgres:
+    if postgres:
         from tests.integration.postgres_support import postgres_server
 
         with postgres_server() as server:
-            yield server.create_database("bench_readmodel"), "PostgreSQL (local, tmp)"
+            yield server.create_database(name), "PostgreSQL (local, tmp)"
         return
-    with tempfile.TemporaryDirectory(prefix="bench-readmodel-") as tmp:
-        yield sqlite_url(Path(tmp) / "readmodel.db"), "SQLite file (WAL, synchronous=FULL)"
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+        yield sqlite_url(Path(tmp) / f"{name}.db"), "SQLite file (WAL, synchronous=FULL)"
 
 
 def _count(engine: Engine) -> int:
@@ -147,13 +83,13 @@ def main() -> None:
 
     started = time.perf_counter()
     ledger = SimulatedLedger()
-    chain = build_chain(ledger, _steps(ledger, args.transactions), per_block=args.per_block)
+    chain = build_chain(ledger, mixed_steps(ledger, args.transactions), per_block=args.per_block)
     blocks = chain.blocks
     txs = sum(len(b.data.data) for b in blocks) - 1  # without the genesis config transaction
     synth = time.perf_counter() - started
     settings = ProjectorSettings(batch_blocks=args.batch_blocks)
     rows: list[tuple[str, float, int, int]] = []
-    with _database(args) as (url, backend):
+    with database(args.database_url, args.postgres, "bench_readmodel") as (url, backend):
         engine = open_engine(url)
         upgrade(engine)
         with engine.begin() as conn:

@@ -4,7 +4,13 @@ upgrade the schema (run programmatically by :func:`upgrade`)."""
 
 from __future__ import annotations
 
-from patchledger.app.db.engine import DatabaseError, database_url, open_engine, sqlite_url
+from patchledger.app.db.engine import (
+    DatabaseError,
+    database_url,
+    for_writes,
+    open_engine,
+    sqlite_url,
+)
 from patchledger.app.db.metadata import metadata
 from patchledger.app.db.migrate import current_revision, head_revision, upgrade
 
@@ -12,6 +18,7 @@ __all__ = [
     "DatabaseError",
     "current_revision",
     "database_url",
+    "for_writes",
     "head_revision",
     "metadata",
     "open_engine",

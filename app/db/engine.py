@@ -96,8 +96,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+#: The execution option that marks a write transaction (see :func:`for_writes`).
+WRITE_OPTION = "patchledger_write"
+
+
+def for_writes(engine: Engine) -> Engine:
+    """``engine`` for write transactions: ``with for_writes(engine).begin() as conn``.
+
+    On SQLite such a transaction begins with ``BEGIN IMMEDIATE``: it takes the database's
+    write lock at once, waiting up to the busy timeout while another connection writes. A
+    plain (deferred) ``BEGIN`` takes a snapshot at its first read; when another connection
+    commits before the transaction's first write, SQLite refuses to turn that stale snapshot
+    into a writer at once, without waiting ("database is locked", SQLITE_BUSY_SNAPSHOT), so
+    a read-then-write transaction failed under concurrent writers. Readers are never blocked
+    (WAL). On PostgreSQL the option changes nothing. The returned engine shares ``engine``'s
+    pool and settings (``Engine.execution_options``).
+    """
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # the pysqlite recipe of SQLAlchemy's documentation ("Serializable isolation /
+    # Savepoints / Transactional DDL"), with IMMEDIATE for the transactions of for_writes()
+    immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def is_sqlite(engine: Engine) -> bool:

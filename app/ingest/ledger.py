@@ -1,5 +1,6 @@
 """From feed data to ledger transactions: the ``RecordVulnerability`` argument of a merged
-vulnerability, and the writer that submits batches through the Gateway client.
+vulnerability, the ``RecordVulnerabilities`` calls that record many in one transaction, and
+the writer that submits batches of transactions through the Gateway client.
 
 The writer pipelines a batch: every proposal is built first (so its transaction id is known
 and can be recorded before anything is sent), then endorsed and submitted by a few worker
@@ -49,6 +50,8 @@ class Outcome:
     status: str
     detail: str = ""
     block_number: int | None = None
+    #: the chaincode function's endorsed return value (JSON), when the writer has it
+    result: bytes = b""
 
 
 class LedgerWriter(Protocol):
@@ -103,7 +106,8 @@ class GatewayLedgerWriter:
         except FabricError as exc:
             return Outcome(call, tx_id, "FAILED", str(exc))
         if status.successful:
-            return Outcome(call, tx_id, "COMMITTED", "", status.block_number)
+            return Outcome(call, tx_id, "COMMITTED", "", status.block_number,
+                           transaction.result)
         return Outcome(call, tx_id, "INVALID", status.code_name, status.block_number)
 
 
@@ -160,3 +164,36 @@ def call_of(data: dict[str, Any]) -> Call:
     """The ``RecordVulnerability`` call of an argument."""
     return Call("RecordVulnerability", (json.dumps(data, sort_keys=True),), "Vulnerability",
                 data["vuln_id"])
+
+
+def batch_call_of(batch: Sequence[dict[str, Any]]) -> Call:
+    """The ``RecordVulnerabilities`` call of up to 200 arguments (one transaction); its
+    ``record_id`` names the first and last for the submission log."""
+    ids = [d["vuln_id"] for d in batch]
+    return Call("RecordVulnerabilities", (json.dumps(list(batch), sort_keys=True),),
+                "Vulnerability", f"{len(ids)}:{ids[0]}..{ids[-1]}")
+
+
+def vulnerability_calls(arguments: Sequence[dict[str, Any]], per_transaction: int) -> list[Call]:
+    """The calls that record ``arguments``: ``RecordVulnerabilities`` of ``per_transaction``
+    each (the last one shorter), or one ``RecordVulnerability`` each when
+    ``per_transaction`` is 1 (a chaincode without the batch function)."""
+    if per_transaction <= 1:
+        return [call_of(d) for d in arguments]
+    return [batch_call_of(arguments[i:i + per_transaction])
+            for i in range(0, len(arguments), per_transaction)]
+
+
+def call_payloads(function: str, payload_json: str) -> list[dict[str, Any]]:
+    """The vulnerability arguments a logged call carries (``payload_json`` as the
+    submission log holds it): one for ``RecordVulnerability``, the list of a
+    ``RecordVulnerabilities`` batch; none for other functions or unreadable text."""
+    try:
+        payload = json.loads(payload_json)
+    except ValueError:
+        return []
+    if function == "RecordVulnerabilities" and isinstance(payload, list):
+        return [d for d in payload if isinstance(d, dict)]
+    if function == "RecordVulnerability" and isinstance(payload, dict):
+        return [payload]
+    return []

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from patchledger.app.db import for_writes
 from patchledger.app.errors import UserError
 from patchledger.app.feeds.loader import ImportReport, Loader
 from patchledger.app.feeds.matching import Finding, Matcher
@@ -45,9 +46,10 @@ from patchledger.app.ingest.ledger import (
     Call,
     LedgerWriter,
     Outcome,
-    call_of,
+    call_payloads,
     record_of,
     vulnerability_argument,
+    vulnerability_calls,
 )
 from patchledger.app.ingest.tables import (
     feed_imports,
@@ -58,6 +60,7 @@ from patchledger.app.ingest.tables import (
 )
 from patchledger.app.readmodel.decode import iso_time
 from patchledger.app.readmodel.queries import get_record, get_transaction
+from patchledger.chaincode.lifecycle.ops.vulnerabilities import MAX_BATCH as MAX_VULNERABILITY_BATCH
 from patchledger.chaincode.lifecycle.vulnerability import Vulnerability, merge, same_content
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,9 @@ class IngestionSettings:
             one of the organization's hosts), ``kev`` (matched ones and every KEV entry),
             ``all``.
         batch_size: transactions submitted together.
+        per_transaction: vulnerabilities recorded by one ``RecordVulnerabilities``
+            transaction (1 to 200; 1: one ``RecordVulnerability`` each, for a chaincode
+            without the batch function).
         unscored_severity: the ledger severity of a vulnerability without CVSS or KEV data.
         pending_timeout: seconds after which a submission the read model does not show
             (while the read model is caught up with the peer) is considered lost.
@@ -89,6 +95,7 @@ class IngestionSettings:
     sources: tuple[str, ...]
     record: str = "matched"
     batch_size: int = 50
+    per_transaction: int = 100
     unscored_severity: str = "medium"
     pending_timeout: float = 300.0
     interval: float = 3600.0
@@ -100,6 +107,9 @@ class IngestionSettings:
                 f"{', '.join(RECORD_CHOICES)}")
         if not 1 <= self.batch_size <= 1000:
             raise IngestionError("invalid ingestion setting 'batch_size': 1 to 1000")
+        if not 1 <= self.per_transaction <= MAX_VULNERABILITY_BATCH:
+            raise IngestionError("invalid ingestion setting 'per_transaction': 1 to "
+                                 f"{MAX_VULNERABILITY_BATCH}")
         if self.unscored_severity not in ("low", "medium", "high", "critical"):
             raise IngestionError("invalid ingestion setting 'unscored_severity'")
         if self.interval <= 0:
@@ -141,15 +151,17 @@ def reconcile_submissions(
     """Settle the ``SUBMITTED`` submissions from the read model: the transaction is there
     (``COMMITTED`` when valid, else ``INVALID``), or, when the read model is caught up with
     the peer and the submission is older than ``pending_timeout``, ``LOST`` (never ordered:
-    its record will be compared and submitted again). Returns counts per new status."""
+    its record will be compared and submitted again). Returns counts per new status, in
+    records (a RecordVulnerabilities transaction counts its vulnerabilities)."""
     moment = _now(now)
     cutoff = iso_time(moment - dt.timedelta(seconds=pending_timeout))
     counts: dict[str, int] = {}
     rows = conn.execute(
-        select(ledger_submissions.c.tx_id, ledger_submissions.c.submitted_at)
+        select(ledger_submissions.c.tx_id, ledger_submissions.c.submitted_at,
+               ledger_submissions.c.function, ledger_submissions.c.payload_json)
         .where(ledger_submissions.c.status == "SUBMITTED")
     ).all()
-    for tx_id, submitted_at in rows:
+    for tx_id, submitted_at, function, payload in rows:
         tx = get_transaction(conn, tx_id)
         if tx is not None:
             status, detail = ("COMMITTED", "") if tx.valid else ("INVALID", tx.validation_code_name)
@@ -158,8 +170,13 @@ def reconcile_submissions(
         else:
             continue
         _resolve(conn, tx_id, status, detail, moment)
-        counts[status] = counts.get(status, 0) + 1
+        counts[status] = counts.get(status, 0) + _records_in(function, payload)
     return counts
+
+
+def _records_in(function: str, payload_json: str) -> int:
+    """How many records a logged call is about (a RecordVulnerabilities batch: its entries)."""
+    return len(call_payloads(function, payload_json)) or 1
 
 
 def _resolve(conn: Connection, tx_id: str, status: str, detail: str, moment: dt.datetime) -> None:
@@ -171,12 +188,17 @@ def in_flight(conn: Connection, record_type: str) -> dict[str, list[dict[str, An
     """Payloads of the ``SUBMITTED`` (not yet seen) submissions per record id."""
     out: dict[str, list[dict[str, Any]]] = {}
     rows = conn.execute(
-        select(ledger_submissions.c.record_id, ledger_submissions.c.payload_json)
+        select(ledger_submissions.c.record_id, ledger_submissions.c.function,
+               ledger_submissions.c.payload_json)
         .where(ledger_submissions.c.status == "SUBMITTED",
                ledger_submissions.c.record_type == record_type)
     )
-    for record_id, payload in rows:
-        out.setdefault(record_id, []).append(json.loads(payload))
+    for record_id, function, payload in rows:
+        if function == "RecordVulnerabilities":  # a batch: each entry under its own id
+            for entry in call_payloads(function, payload):
+                out.setdefault(str(entry.get("vuln_id", "")), []).append(entry)
+        else:
+            out.setdefault(record_id, []).append(json.loads(payload))
     return out
 
 
@@ -268,11 +290,12 @@ def store_findings(
 
 def _record_sent(engine: Engine, sent: list[tuple[str, Call]], moment: dt.datetime) -> None:
     stamp = iso_time(moment)
-    with engine.begin() as conn:
+    with for_writes(engine).begin() as conn:
         conn.execute(insert(ledger_submissions), [
             {"tx_id": tx_id, "function": c.function, "record_type": c.record_type,
              "record_id": c.record_id,
-             "payload_json": c.arguments[0] if c.function == "RecordVulnerability"
+             "payload_json": c.arguments[0]
+             if c.function in ("RecordVulnerability", "RecordVulnerabilities")
              else json.dumps(list(c.arguments)),
              "status": "SUBMITTED", "detail": "", "submitted_at": stamp, "resolved_at": ""}
             for tx_id, c in sent
@@ -281,26 +304,45 @@ def _record_sent(engine: Engine, sent: list[tuple[str, Call]], moment: dt.dateti
 
 def _settle(engine: Engine, outcomes: Sequence[Outcome], report: IngestionReport) -> None:
     moment = dt.datetime.now(dt.UTC)
-    with engine.begin() as conn:
+    with for_writes(engine).begin() as conn:
         for o in outcomes:
+            records = _records_in(o.call.function, o.call.arguments[0]) \
+                if o.call.arguments else 1
             if o.status == "FAILED":
                 # Not known whether it was ordered: stays SUBMITTED, reconciled later from
                 # the read model (never resubmitted blindly).
                 conn.execute(update(ledger_submissions)
                              .where(ledger_submissions.c.tx_id == o.transaction_id)
                              .values(detail=o.detail[:4000]))
-                report.failed += 1
+                report.failed += records
                 report.errors.append(f"{o.call.function} {o.call.record_id}: {o.detail}")
                 continue
             _resolve(conn, o.transaction_id, o.status, o.detail, moment)
             if o.status == "COMMITTED":
-                report.committed += 1
+                refused = _refused_entries(o)
+                report.committed += records - len(refused)
+                report.refused += len(refused)
+                report.errors.extend(refused)
                 if o.call.function == "UpdateInventoryDigest":
                     mark_digest_recorded(conn, o.call.record_id, o.call.arguments[1])
             else:
-                report.refused += 1
+                report.refused += records
                 report.errors.append(f"{o.call.function} {o.call.record_id}: {o.status} "
                                      f"{o.detail}")
+
+
+def _refused_entries(outcome: Outcome) -> list[str]:
+    """The entries a committed RecordVulnerabilities transaction refused (its result's
+    per-entry list), each as an error line; none for other calls or without a result."""
+    if outcome.call.function != "RecordVulnerabilities" or not outcome.result:
+        return []
+    try:
+        results = json.loads(outcome.result).get("results", [])
+    except (ValueError, AttributeError):
+        return []
+    return [f"RecordVulnerabilities {r.get('vuln_id', '')}: REFUSED {r.get('error_type', '')}: "
+            f"{r.get('error', '')}" for r in results
+            if isinstance(r, dict) and not r.get("recorded", True)]
 
 
 def submit_calls(engine: Engine, writer: LedgerWriter, calls: Sequence[Call],
@@ -343,7 +385,7 @@ def run_ingestion_once(
     """
     moment = _now(now)
     report = IngestionReport()
-    with engine.begin() as conn:
+    with for_writes(engine).begin() as conn:
         report.reconciled = reconcile_submissions(
             conn, read_model_caught_up=read_model_caught_up,
             pending_timeout=settings.pending_timeout, now=moment)
@@ -360,7 +402,7 @@ def run_ingestion_once(
         report.records = sum(r.records for r in loaded.results)
         report.advisories = len(advisories)
         vulns = merge_advisories(advisories)
-        with engine.begin() as conn:
+        with for_writes(engine).begin() as conn:
             stored = load_inventories(conn)
             criticality = {i.host: i.criticality for i in stored}
             match = Matcher(vulns).match_all(stored)
@@ -387,7 +429,7 @@ def run_ingestion_once(
             digests = digests_to_record(conn) if inventory_writer is not None else []
         if writer is not None and to_submit:
             report.submitted = len(to_submit)
-            submit_calls(engine, writer, [call_of(d) for d in to_submit],
+            submit_calls(engine, writer, vulnerability_calls(to_submit, settings.per_transaction),
                          settings.batch_size, report)
         if inventory_writer is not None and digests:
             calls = [Call("UpdateInventoryDigest", (h, d), "Host", h) for h, d in digests]
@@ -399,7 +441,7 @@ def run_ingestion_once(
         report.errors.append(f"ingestion failed: {exc}")
         raise
     finally:
-        with engine.begin() as conn:
+        with for_writes(engine).begin() as conn:
             conn.execute(update(feed_imports).where(feed_imports.c.id == report.import_id).values(
                 finished_at=iso_time(dt.datetime.now(dt.UTC)), status=report.status,
                 records=report.records, advisories=report.advisories,
@@ -423,7 +465,7 @@ def acquire_lease(engine: Engine, holder: str, ttl: float, *, now: float | None 
     moment = time.time() if now is None else now
     t = scheduler_leases.c
     try:
-        with engine.begin() as conn:
+        with for_writes(engine).begin() as conn:
             done = conn.execute(
                 update(scheduler_leases)
                 .where(t.name == LEASE, (t.holder == holder) | (t.expires_at < moment))
@@ -443,7 +485,7 @@ def acquire_lease(engine: Engine, holder: str, ttl: float, *, now: float | None 
 def release_lease(engine: Engine, holder: str) -> None:
     """Give the lease up (when this holder has it)."""
     t = scheduler_leases.c
-    with engine.begin() as conn:
+    with for_writes(engine).begin() as conn:
         conn.execute(delete(scheduler_leases).where(t.name == LEASE, t.holder == holder))
 
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
+from patchledger.app.db import for_writes
 from patchledger.app.fabric.blocks import ParsedBlock
 from patchledger.app.fabric.event_stream import EventStream
 from patchledger.app.readmodel.decode import decode_block
@@ -30,6 +31,13 @@ from patchledger.app.readmodel.projection import (
     apply_blocks,
     clear,
     read_checkpoint,
+)
+from patchledger.app.readmodel.tables import (
+    RECORD_TABLES,
+    blocks,
+    other_records,
+    record_versions,
+    transactions,
 )
 
 log = logging.getLogger(__name__)
@@ -83,7 +91,7 @@ def project(
         ProjectionError: the blocks do not continue the read model (nothing written).
     """
     decoded = [decode_block(b, settings.chaincode) for b in parsed]
-    with engine.begin() as conn:
+    with for_writes(engine).begin() as conn:
         return apply_blocks(conn, decoded, channel=channel, chaincode=settings.chaincode,
                             checkpoint=settings.checkpoint)
 
@@ -249,7 +257,7 @@ def rebuild(
         EventsError: the peer could not be read (nothing changed).
         ProjectionError: the peer's blocks are inconsistent (nothing changed).
     """
-    with engine.begin() as conn, source.read_blocks(0, None) as stream:
+    with for_writes(engine).begin() as conn, source.read_blocks(0, None) as stream:
         clear(conn, settings.checkpoint)
         batch: list[Any] = []
         result: ApplyResult | None = None
@@ -266,7 +274,23 @@ def rebuild(
                 result = flush()
         if batch:
             result = flush()
-        return result.next_block if result else 0
+    analyze(engine)
+    return result.next_block if result else 0
+
+
+def analyze(engine: Engine) -> None:
+    """PostgreSQL: refresh the planner's statistics of the read model's tables (``ANALYZE``),
+    as after a rebuild or a bulk load; autovacuum does it too, but only a while later, and
+    until then the planner takes the freshly filled tables for empty (a filtered, ordered
+    list page of 31,000 transactions read them all: 30 ms instead of 0.1 ms). SQLite: nothing
+    (its planner needs no statistics for these indexes)."""
+    if engine.dialect.name != "postgresql":
+        return
+    names = ", ".join(t.name for t in (*RECORD_TABLES.values(), other_records, record_versions,
+                                       transactions, blocks))
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"ANALYZE {names}")
+        conn.commit()
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,12 @@ def _record_table(record_type: str) -> Any:
 
 
 def _sort_expr(column: Any) -> tuple[ColumnElement[Any], type]:
-    """The column with NULLs mapped to a value of its kind (so keyset paging can compare)."""
+    """The column with NULLs mapped to a value of its kind (so keyset paging can compare); a
+    column that cannot be NULL is used as it is, so that its index serves the order."""
+    kind = (bool if isinstance(column.type, Boolean) else float if isinstance(
+        column.type, Float) else int if isinstance(column.type, Integer) else str)
+    if not column.nullable:
+        return column, kind
     if isinstance(column.type, Boolean):
         return func.coalesce(column, literal(False)), bool
     if isinstance(column.type, Float):

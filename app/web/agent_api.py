@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from patchledger.app.artifacts.store import ArtifactError
+from patchledger.app.db import for_writes
 from patchledger.app.dispatch.board import Board, BoardError
 from patchledger.app.dispatch.relay import AgentRelay, ArtifactDirectory
 from patchledger.app.fabric import FabricError
@@ -91,7 +92,7 @@ def _protocol() -> None:
                               "X-Patchledger-Time")
     from flask import current_app
 
-    with state().engine.begin() as conn:  # shared by every app process (agent_store)
+    with for_writes(state().engine).begin() as conn:  # shared by every app process
         fresh = claim_nonce(conn, nonce, now=now, window=NONCE_WINDOW)
     if not fresh:
         log.warning("agent request replayed", extra={"nonce": nonce, "path": request.path,
@@ -391,7 +392,7 @@ def _store_once(host_id: str, batch: list[dict[str, Any]]) -> None:
     """
     for attempt in (1, 2):
         try:
-            with state().engine.begin() as conn:
+            with for_writes(state().engine).begin() as conn:  # read, then write
                 fresh = agent_store.new_reports(conn, host_id, batch)
                 agent_store.record_receipts(conn, host_id, fresh)
                 _relay().report(fresh)

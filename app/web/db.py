@@ -14,7 +14,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-from patchledger.app.db import upgrade
+from patchledger.app.db import metadata, upgrade
 
 
 class Role(enum.StrEnum):
@@ -37,7 +37,10 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    """Declarative base of the app's own tables."""
+    """Declarative base of the app's own tables, on app.db's one ``MetaData`` (its naming
+    convention, its Alembic history: migration 0005 creates these tables)."""
+
+    metadata = metadata
 
 
 class User(Base):
@@ -99,14 +102,14 @@ class EnrollmentToken(Base):
 
 
 def create_schema(engine: Engine) -> None:
-    """Bring the app database to the newest schema: the Alembic migrations of app.db (read
-    model, ingestion), then the app's own tables where missing.
+    """Bring the app database to the newest schema with app.db's Alembic migrations only
+    (read model, ingestion, and since revision 0005 these users, tokens and enrollment
+    tokens tables).
 
-    The users and tokens tables are created with ``create_all`` until they get an Alembic
-    revision of their own in app/db/migrations (owned by the read-model area).
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database refused a migration.
     """
     upgrade(engine)
-    Base.metadata.create_all(engine)
 
 
 def session_factory(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]

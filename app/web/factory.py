@@ -19,7 +19,7 @@ from typing import Any
 
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
-from flask import Response, current_app, g, jsonify, request, session
+from flask import Response, current_app, g, has_request_context, jsonify, request, session
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf, validate_csrf
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
-from patchledger.app.db import open_engine
+from patchledger.app.db import for_writes, open_engine
 from patchledger.app.web import auth
 from patchledger.app.web.config import AppConfig
 from patchledger.app.web.db import User, create_schema, session_factory
@@ -56,9 +56,18 @@ class AppState:
     metrics: Metrics
 
     def db(self) -> Session:
-        """The request's database session (closed at the end of the request)."""
+        """The request's database session (closed at the end of the request).
+
+        The session of a request that may write (any method but GET, HEAD, OPTIONS) begins
+        its transactions as write transactions (app.db's ``for_writes``: ``BEGIN IMMEDIATE``
+        on SQLite), so a read followed by a write cannot fail with "database is locked"
+        when another writer committed in between; reads stay deferred (they never block).
+        Views commit before a call to the peer or the CA, so no write lock is held across
+        one.
+        """
         if "db" not in g:
-            g.db = self.sessions()
+            writes = has_request_context() and request.method not in _SAFE_METHODS
+            g.db = self.sessions(bind=for_writes(self.engine)) if writes else self.sessions()
         db: Session = g.db
         return db
 

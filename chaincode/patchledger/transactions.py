@@ -3,7 +3,8 @@
 Each function runs one operation of :mod:`chaincode.lifecycle.ops` through
 :func:`chaincode.patchledger.execution.submit` (caller from the creator's certificate, time from
 the transaction timestamp, one ``patchledger`` event listing the changes) and returns
-``{"tx_id": ..., "changes": [...]}``; ``ReportDeployments`` adds the per-report results.
+``{"tx_id": ..., "changes": [...]}``; ``ReportDeployments`` adds the per-report results,
+``RecordVulnerabilities`` the per-vulnerability ones.
 Authorization is the core's role table (:mod:`chaincode.lifecycle.authz`). Every refusal is a
 :class:`~chaincode.runtime.ContractError` naming the record, its state and the attempted action.
 
@@ -15,9 +16,10 @@ the channel organizations and the worker pool from it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from patchledger.chaincode.lifecycle import TxLedger
+from patchledger.chaincode.lifecycle import LifecycleError, TxLedger
 from patchledger.chaincode.lifecycle.ops import (
     approvals,
     deployments,
@@ -27,9 +29,11 @@ from patchledger.chaincode.lifecycle.ops import (
     patches,
     policies,
     rollouts,
-    vulnerabilities,
 )
+from patchledger.chaincode.lifecycle.ops import vulnerabilities as vulns
+from patchledger.chaincode.lifecycle.vulnerability import Vulnerability
 from patchledger.chaincode.patchledger.arguments import members
+from patchledger.chaincode.patchledger.bridge import StubStore
 from patchledger.chaincode.patchledger.execution import LedgerContext, Outcome, submit
 from patchledger.chaincode.patchledger.prefetch import prefetch_reports
 
@@ -70,14 +74,58 @@ async def InitLedger(
 async def RecordVulnerability(ctx: LedgerContext, vulnerability: dict[str, Any]) -> Result:
     """Create or merge a vulnerability (feed); re-recording known data changes nothing."""
     return _summary(
-        ctx, await submit(ctx, lambda tx: vulnerabilities.record_vulnerability(tx, vulnerability))
+        ctx, await submit(ctx, lambda tx: vulns.record_vulnerability(tx, vulnerability))
     )
+
+
+async def RecordVulnerabilities(ctx: LedgerContext, vulnerabilities: list[Any]) -> Result:
+    """Record a batch of up to 200 vulnerabilities (feed), each as RecordVulnerability would.
+
+    The batch is not all-or-nothing: the result lists, per entry, ``recorded``, ``changed``
+    (a new version was written) and a refusal's ``error_type`` and ``error``; ``recorded``,
+    ``changed`` and ``refused`` count them. The records the batch reads are fetched in one
+    request first (:func:`_prefetch_vulnerabilities`).
+    """
+
+    def op(tx: TxLedger) -> vulns.RecordBatchResult:
+        _prefetch_vulnerabilities(tx, vulnerabilities)
+        return vulns.record_vulnerabilities(tx, vulnerabilities)
+
+    outcome = await submit(ctx, op)
+    batch = outcome.result
+    return {
+        **_summary(ctx, outcome),
+        "recorded": batch.recorded,
+        "changed": batch.changed,
+        "refused": len(batch.results) - batch.recorded,
+        "results": [r.to_dict() for r in batch.results],
+    }
+
+
+def _prefetch_vulnerabilities(tx: TxLedger, items: Any) -> None:
+    """Read, with one ``get_multiple_states``, the Vulnerability records
+    :func:`~chaincode.lifecycle.ops.vulnerabilities.record_vulnerabilities` will read: those
+    of the entries that validate (the core reads no other), so the read set is unchanged. An
+    optimization only: nothing is refused here; no-op for a store without prefetching."""
+    store = tx.store
+    if not isinstance(store, StubStore) or not isinstance(items, list | tuple) or not (
+            1 <= len(items) <= vulns.MAX_BATCH):
+        return
+    keys = []
+    for raw in items:
+        if not isinstance(raw, Mapping):
+            continue
+        try:
+            keys.append(Vulnerability.from_dict({**raw, "status": "OPEN"}).key)
+        except LifecycleError:
+            continue
+    store.prefetch(keys)
 
 
 async def AssessVulnerability(ctx: LedgerContext, vuln_id: str, status: str) -> Result:
     """Assess a vulnerability: MITIGATED, NOT_AFFECTED or back to OPEN (feed, operator)."""
     return _summary(
-        ctx, await submit(ctx, lambda tx: vulnerabilities.assess_vulnerability(tx, vuln_id, status))
+        ctx, await submit(ctx, lambda tx: vulns.assess_vulnerability(tx, vuln_id, status))
     )
 
 
@@ -312,6 +360,7 @@ async def ExpireException(ctx: LedgerContext, vuln_id: str, exception_id: str) -
 SUBMIT = (
     InitLedger,
     RecordVulnerability,
+    RecordVulnerabilities,
     AssessVulnerability,
     ProposePatch,
     AttachTestEvidence,

@@ -34,7 +34,7 @@ DEFAULT_TEST_PORT_BASE = 27000
 #: session's base keep the session's network and the three bench networks apart; the loopback
 #: chaincode bench uses one port in the gap of the session's plan.
 OFFSETS = {"chaincode": 230, "client": 250, "host_reports": 500, "runtime_peers": 750,
-           "rollout": 1000}
+           "rollout": 1000, "api": 1230}
 #: The Node comparison sides run (npm install from the registry) when node and npm are on PATH;
 #: otherwise their rows must say why they were skipped.
 NODE = bool(shutil.which("node") and shutil.which("npm"))
@@ -128,6 +128,18 @@ def test_bench_ui_smoke() -> None:
     # every page of bench_ui.PAGES and the report twice (cached, cold)
     assert len(pages) == 23 and "/ui/enrollment-tokens" in pages, out
     assert "load average before" in out and "worst p95" in out, out
+
+
+def test_bench_api_smoke() -> None:
+    out = _run("bench_api.py", ["--port", str(_port("api"))], timeout=240)
+    header = r"^\| endpoint \(/api/v1\)\s+\|\s+n \|\s+p50 ms \|\s+p95 ms \|\s+max ms \|\s+bytes \|$"
+    assert re.search(header, out, re.M), out
+    endpoints = [line.split("|")[1].strip() for line in _rows(out, r"^\| /")]
+    for expected in ("/vulnerabilities", "/vulnerabilities/CVE-2026-00010/findings",
+                     "/hosts/{host}", "/rollouts/{rollout}/progress", "/exceptions",
+                     "/audit/history/Host/{host}", "/audit/transactions/{tx}"):
+        assert expected in endpoints, out
+    assert all(line.split("|")[2].strip() == "3" for line in _rows(out, r"^\| /")), out
 
 
 @pytest.mark.integration

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from patchledger.app.db import open_engine, sqlite_url, upgrade
 from patchledger.app.fabric import Gateway, Network
+from patchledger.app.fabric.errors import FabricError
 from patchledger.app.feeds.inventory import parse_dpkg
 from patchledger.app.ingest.inventories import store_inventory
 from patchledger.app.ingest.ledger import GatewayLedgerWriter
@@ -265,11 +266,69 @@ def test_ingesting_the_shared_feeds_twice_writes_nothing_new(
     assert peer_height(network, network.name) == height  # not one transaction
     catch_up(engine, network)
     with engine.connect() as conn:
-        mine = queries.list_transactions(conn, function="RecordVulnerability",
+        mine = queries.list_transactions(conn, function="RecordVulnerabilities",
                                          creator_msp=SECOPS, limit=500).items
     submitted_by_run = {t.tx_id for t in mine} & _submission_ids(engine)
-    assert len(submitted_by_run) == first.submitted
+    # batches of settings.per_transaction (100): a handful of vulnerabilities, one transaction
+    assert len(submitted_by_run) == len(_submission_ids(engine)) == -(-first.submitted // 100)
     engine.dispose()
+
+
+def test_a_first_import_of_the_whole_kev_catalog_goes_in_batches(
+        world: World, network: Network, tmp_path: Path) -> None:
+    """Every entry of the real KEV catalog (record="kev") in RecordVulnerabilities
+    transactions of 100: all on the ledger as the contract merges them, idempotent, and the
+    time it took printed (docs/readmodel.md)."""
+    kev = feeds_dir() / "kev" / "known_exploited_vulnerabilities.json"
+    if not kev.is_file():
+        pytest.skip(f"no feed file {kev} (set PATCHLEDGER_FEEDS_DIR)")
+    engine = open_engine(sqlite_url(tmp_path / "app.db"))
+    upgrade(engine)
+    catch_up(engine, network)
+    feed = world["secops-feed"]
+    writer = GatewayLedgerWriter(feed.gateway.get_network(network.name).get_contract(
+        "patchledger"), workers=4)
+    settings = IngestionSettings(sources=(str(kev),), record="kev")
+    height = peer_height(network, network.name)
+    started = time.monotonic()
+    first = run_ingestion_once(engine, settings, writer, read_model_caught_up=True)
+    elapsed = time.monotonic() - started
+    assert first.status == "ok", first.errors[:5]
+    assert first.vulnerabilities > 1000 and first.committed == first.submitted
+    assert first.submitted + first.unchanged == first.vulnerabilities
+    transactions = len(_submission_ids(engine))
+    assert transactions == -(-first.submitted // 100)
+    print(f"\nKEV catalog: {first.vulnerabilities} vulnerabilities, {first.submitted} recorded "
+          f"in {transactions} RecordVulnerabilities transactions, "
+          f"{peer_height(network, network.name) - height} blocks, {elapsed:.1f} s")
+    catch_up(engine, network)
+    with engine.connect() as conn:
+        assert queries.count_records(conn, "Vulnerability", filters={
+            "known_exploited": True}) >= first.vulnerabilities
+    entry = kev_entry()
+    on_ledger = feed.evaluate("GetRecord", "Vulnerability", entry.id)
+    assert on_ledger["known_exploited"] is True and on_ledger["severity"] == "critical"
+    height = peer_height(network, network.name)
+    second = run_ingestion_once(engine, settings, writer, read_model_caught_up=True)
+    assert (second.submitted, second.unchanged) == (0, first.vulnerabilities)
+    assert peer_height(network, network.name) == height
+    engine.dispose()
+
+
+def test_record_vulnerabilities_reports_each_entry_on_the_real_network(world: World) -> None:
+    """A malformed entry is refused in the result and writes nothing; the others commit."""
+    feed = world["secops-feed"]
+    good = {"vuln_id": f"RMB-{world.run}-1", "severity": "low",
+            "sources": [{"name": "test", "reference": "batch"}]}
+    bad = {**good, "vuln_id": f"RMB-{world.run}-2", "cvss_score": "eleven"}
+    result = feed.submit("RecordVulnerabilities", [good, bad])
+    assert (result["recorded"], result["changed"], result["refused"]) == (1, 1, 1)
+    assert result["results"][1]["error_type"] == "ValidationError"
+    assert feed.evaluate("GetRecord", "Vulnerability", good["vuln_id"])["severity"] == "low"
+    with pytest.raises(FabricError, match="does not exist"):
+        feed.evaluate("GetRecord", "Vulnerability", bad["vuln_id"])
+    with pytest.raises(FabricError, match="record_vulnerability"):
+        world["secops-operator"].submit("RecordVulnerabilities", [good])
 
 
 def _submission_ids(engine: Engine) -> set[str]:

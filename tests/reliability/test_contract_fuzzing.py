@@ -112,6 +112,8 @@ H1 = host_identity(ITOPS, "h1")
 CALLS: dict[str, Call] = {
     "InitLedger": Call(who(SECOPS, "admin"), init_args()),
     "RecordVulnerability": Call(who(SECOPS, "feed"), (vuln_data("CVE-2024-1086", "high"),)),
+    "RecordVulnerabilities": Call(who(SECOPS, "feed"), ([
+        vuln_data("CVE-2024-1086", "high"), vuln_data("CVE-2024-3094", "critical")],)),
     "AssessVulnerability": Call(who(SECOPS, "feed"), ("CVE-2024-3094", "MITIGATED")),
     "ProposePatch": Call(who(SECOPS, "feed"), (patch_data("P-3", ("CVE-2024-6387",)),)),
     "AttachTestEvidence": Call(who(ITOPS, "operator"), ("P-2", EVIDENCE)),

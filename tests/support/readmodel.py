@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import import_module
 from typing import Any
 
@@ -297,3 +298,69 @@ class ChainSource:
         selected = self.blocks[start_block:stop + 1]
         return EventStream(_Call(selected), lambda it: (parse_block(b) for b in it),
                            "recorded blocks")
+
+
+def mixed_steps(ledger: SimulatedLedger, count: int) -> list[Callable[[], Any]]:
+    """``count`` transactions of the read-model benchmark's mix (per 20: 8 new
+    vulnerabilities, 3 changing re-recordings, 3 assessments, 2 patch proposals, 3 host
+    enrollments with a real certificate, 1 deployment batch of 20 records), as steps for
+    :func:`build_chain`."""
+    cert = TestCA("ITOpsMSP").issue("host").identity.credentials.decode()
+    steps: list[Callable[[], Any]] = [ledger.init_ledger]
+    vulns: list[str] = []
+    hosts = 0
+    rollout = 0
+    while len(steps) < count:
+        n = len(steps)
+        slot = n % 20
+        if slot < 8 or not vulns:
+            vuln = f"CVE-2025-{len(vulns):06d}"
+            vulns.append(vuln)
+            steps.append(partial(ledger.record_vulnerability, vuln, severity="high",
+                                 cvss_score="7.5"))
+        elif slot < 11:
+            steps.append(partial(ledger.record_vulnerability, vulns[(n * 7) % len(vulns)],
+                                 severity="critical", known_exploited=True))
+        elif slot < 14:
+            steps.append(partial(_assess, ledger, vulns[(n * 13) % len(vulns)]))
+        elif slot < 16:
+            steps.append(partial(ledger.propose_patch, f"P-{n}", [vulns[-1]]))
+        elif slot < 19:
+            hosts += 1
+            steps.append(partial(_host, ledger, f"h-{hosts:06d}", cert))
+        else:
+            rollout += 1
+            steps.append(partial(_deployments, ledger, f"R-{rollout}"))
+    return steps[:count]
+
+
+def _assess(ledger: SimulatedLedger, vuln: str) -> None:
+    record = json.loads(ledger.store.get(_key("Vulnerability", vuln)) or b"{}")
+    target = "NOT_AFFECTED" if record.get("status") == "OPEN" else "OPEN"
+    ledger.assess(vuln, target)
+
+
+def _key(record_type: str, *parts: str) -> Key:
+    return Key(record_type, parts)
+
+
+def _host(ledger: SimulatedLedger, host_id: str, cert: str) -> None:
+    record = {"record_type": "Host", "schema_version": 1, "host_id": host_id,
+              "owner_msp": "ITOpsMSP", "cert_pem": cert, "groups": ["web"],
+              "inventory_sha256": "0" * 64, "last_report_sequence": 0, "status": "ENROLLED",
+              "maintenance_window": "", "updated_at": ledger.clock, "updated_by": "ITOpsMSP"}
+    ledger.write_raw("ITOpsMSP", "EnrollHost", {
+        f"\x00Host\x00{host_id}\x00": json.dumps(record, sort_keys=True).encode()})
+
+
+def _deployments(ledger: SimulatedLedger, rollout_id: str) -> None:
+    writes: dict[str, bytes | None] = {}
+    for i in range(20):
+        host = f"h-{i:06d}"
+        record = {"record_type": "Deployment", "schema_version": 1, "rollout_id": rollout_id,
+                  "host_id": host, "patch_id": "P-1", "owner_msp": "ITOpsMSP", "wave": 0,
+                  "status": "APPLIED", "report_sequence": 1, "detail": "installed",
+                  "updated_at": ledger.clock, "updated_by": "ITOpsMSP"}
+        writes[f"\x00Deployment\x00{rollout_id}\x00{host}\x00"] = json.dumps(
+            record, sort_keys=True).encode()
+    ledger.write_raw("ITOpsMSP", "ReportDeployments", writes)

@@ -10,6 +10,7 @@ from patchledger.app.db.metadata import metadata
 from patchledger.app.ingest import tables as _ingest_tables  # noqa: F401  (registers tables)
 from patchledger.app.readmodel import tables as _readmodel_tables  # noqa: F401
 from patchledger.app.web import agent_store as _agent_store  # noqa: F401
+from patchledger.app.web import db as _web_tables  # noqa: F401  (users, tokens: 0005)
 
 engine = context.config.attributes.get("engine")
 if not isinstance(engine, Engine):

@@ -229,6 +229,7 @@ def enroll_user(username: str) -> dict[str, Any]:
     st = state()
     db = st.db()
     user = auth.find_user(db, username)
+    db.commit()  # no write transaction (lock) held during the call to the CA
     if user.enrollment_id:
         raise RequestError(f"user {username!r} has a Fabric identity already: "
                              f"{user.enrollment_id}", status=409, field="username")

@@ -16,7 +16,10 @@ from patchledger.app.readmodel.projector import project
 from patchledger.chaincode.lifecycle.errors import LifecycleError
 from patchledger.chaincode.lifecycle.identity import Role
 from patchledger.chaincode.lifecycle.ops.hosts import update_inventory_digest
-from patchledger.chaincode.lifecycle.ops.vulnerabilities import record_vulnerability
+from patchledger.chaincode.lifecycle.ops.vulnerabilities import (
+    record_vulnerabilities,
+    record_vulnerability,
+)
 from tests.support.fabric.blocks import ChainBuilder
 from tests.support.readmodel import SimulatedLedger
 
@@ -77,6 +80,10 @@ class SimulatedWriter:
         if call.function == "RecordVulnerability":
             data = json.loads(call.arguments[0])
             return (Role.FEED, call.function, lambda tx: record_vulnerability(tx, data),
+                    call.arguments)
+        if call.function == "RecordVulnerabilities":
+            batch = json.loads(call.arguments[0])
+            return (Role.FEED, call.function, lambda tx: record_vulnerabilities(tx, batch).changes,
                     call.arguments)
         if call.function == "UpdateInventoryDigest":
             host, digest = call.arguments

@@ -20,6 +20,7 @@ from patchledger.app.ingest.candidates import (
     proposal_argument,
 )
 from patchledger.app.ingest.inventories import inventory_digest, store_inventory
+from patchledger.app.ingest.ledger import call_payloads
 from patchledger.app.ingest.pipeline import (
     IngestionError,
     IngestionSettings,
@@ -50,19 +51,40 @@ def _inventory(engine: Engine, host: str = "web-1", text: str = DPKG,
 
 
 def _statuses(engine: Engine) -> dict[str, int]:
+    """Logged submissions per status, in records (a RecordVulnerabilities transaction counts
+    its vulnerabilities)."""
+    out: dict[str, int] = {}
     with engine.connect() as conn:
-        rows = conn.execute(select(ledger_submissions.c.status, func.count())
-                            .group_by(ledger_submissions.c.status))
-        return {s: n for s, n in rows}
+        rows = conn.execute(select(ledger_submissions.c.status, ledger_submissions.c.function,
+                                   ledger_submissions.c.payload_json))
+        for status, function, payload in rows:
+            out[status] = out.get(status, 0) + (len(call_payloads(function, payload)) or 1)
+    return out
 
 
-def test_importing_twice_writes_nothing_new(engine: Engine, harness: Harness) -> None:
+def _transactions(engine: Engine) -> dict[str, int]:
+    """Logged submissions per function."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(ledger_submissions.c.function, func.count())
+                            .group_by(ledger_submissions.c.function))
+        return {f: n for f, n in rows}
+
+
+@pytest.mark.parametrize("per_transaction", [3, 1])
+def test_importing_twice_writes_nothing_new(engine: Engine, harness: Harness,
+                                            per_transaction: int) -> None:
+    """In RecordVulnerabilities transactions of ``per_transaction`` (1: one
+    RecordVulnerability each, for a chaincode without the batch function)."""
     _inventory(engine)
     writer = SimulatedWriter(harness.ledger)
-    first = run_ingestion_once(engine, _settings(batch_size=3), writer,
-                               read_model_caught_up=True, now=NOW)
+    first = run_ingestion_once(engine, _settings(batch_size=3, per_transaction=per_transaction),
+                               writer, read_model_caught_up=True, now=NOW)
     assert first.status == "ok" and first.findings >= 7 and first.submitted == first.vulnerabilities
     assert first.committed == first.submitted > 0
+    transactions = -(-first.submitted // per_transaction)
+    assert _transactions(engine) == {"RecordVulnerabilities" if per_transaction > 1
+                                     else "RecordVulnerability": transactions}
+    assert len(writer.sent) == transactions
     harness.sync()
     with engine.connect() as conn:
         kev = queries.get_record(conn, "Vulnerability", "CVE-2022-46169")
@@ -94,7 +116,8 @@ def test_a_changed_feed_records_only_the_change(engine: Engine, harness: Harness
     # adding the KEV catalog changes one matched vulnerability: it becomes known exploited
     writer.sent.clear()
     second = run_ingestion_once(engine, _settings(), writer, read_model_caught_up=True, now=NOW)
-    assert [c.record_id for c in writer.sent] == ["CVE-2022-46169"]
+    assert [[d["vuln_id"] for d in call_payloads(c.function, c.arguments[0])]
+            for c in writer.sent] == [["CVE-2022-46169"]]
     assert second.unchanged == first.vulnerabilities - 1
     harness.sync()
     with engine.connect() as conn:
@@ -231,9 +254,9 @@ def test_a_refused_transaction_is_reported_and_the_rest_recorded(
     report = run_ingestion_once(engine, _settings(), wrong_role, read_model_caught_up=True,
                                 now=NOW)
     assert report.status == "partial" and report.refused == report.submitted
-    assert len(report.errors) >= report.refused
-    assert all("REFUSED" in e and "not allowed for role 'operator'" in e
-               for e in report.errors[-report.refused:])
+    refusals = [e for e in report.errors if "REFUSED" in e]
+    assert len(refusals) == sum(_transactions(engine).values())  # one per transaction
+    assert all("not allowed for role 'operator'" in e for e in refusals)
     harness.sync()
     with engine.connect() as conn:
         assert queries.count_records(conn, "Vulnerability") == 0

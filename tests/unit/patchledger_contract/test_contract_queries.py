@@ -163,4 +163,4 @@ def test_metadata_lists_submit_and_evaluate_functions() -> None:
         "GetRecord", "ListRecords", "GetHistory", "GetApprovalBundle", "GetPing",
         "AttestDeployment", "AttestChannelRoots",
     }
-    assert len(tags) == 34
+    assert len(tags) == 35  # 27 SUBMIT functions with RecordVulnerabilities

@@ -231,8 +231,8 @@ def test_scheduled_ingestion_records_matched_vulnerabilities_once_per_deployment
         assert scheduler.error is None, scheduler.error
         report = scheduler.reports[0]
         assert report.status == "ok" and report.submitted > 0, report
-        recorded = [json.loads(args[0])["vuln_id"] for function, args in chaincode.calls
-                    if function == "RecordVulnerability"]
+        recorded = [v["vuln_id"] for function, args in chaincode.calls
+                    if function == "RecordVulnerabilities" for v in json.loads(args[0])]
         assert "CVE-2022-46169" in recorded
         assert _creator(fake_peer).attributes["role"] == "feed"
         # one scheduler per deployment: a second one, and a manual import, are refused
