@@ -30,6 +30,7 @@ from patchledger.app.artifacts import (
 from patchledger.app.fabric import FabricError, TrustAnchors, verify_chain
 from patchledger.app.feeds.errors import InventoryError as FeedInventoryError
 from patchledger.app.feeds.inventory import parse_dpkg, parse_rpm, parse_sbom
+from patchledger.app.ingest import candidates as cand
 from patchledger.app.ingest.inventories import InventoryError, store_inventory
 from patchledger.app.ingest.pipeline import (
     IngestionSettings,
@@ -44,7 +45,7 @@ from patchledger.app.ui import data
 from patchledger.app.web.api import schemas as s
 from patchledger.app.web.api.routes import _actor, _doc, _etagged, api
 from patchledger.app.web.errors import RequestError
-from patchledger.app.web.factory import state
+from patchledger.app.web.factory import current_user, state
 from patchledger.app.web.ingestion import ingest_once
 from patchledger.app.web.ledger import LedgerError
 from patchledger.app.web.rbac import requires
@@ -180,6 +181,135 @@ def rollout_progress(rollout_id: str) -> Response | dict[str, Any]:
                      "current_wave": rollout.record.get("current_wave"),
                      "waves": [{"wave": p.wave, "deployments": p.states} for p in progress
                                if p.states]})
+
+
+# ---------------------------------------------------------------------------- patch candidates
+
+
+def candidate_page(vuln_id: str | None, *, status: str | None = "PENDING",
+                   limit: int = queries.MAX_LIMIT, cursor: str = "") -> queries.Page[
+                       cand.Candidate]:
+    """One page of patch candidates (app.ingest.candidates), by id; ``vuln_id``: those whose
+    most severe vulnerability it is; ``status=None``: every status. The API's and the UI's
+    one path.
+
+    Raises:
+        RequestError: the vulnerability is not in the read model (404, field ``vuln_id``); a
+            bad status, limit or cursor (400, naming it).
+    """
+    try:
+        with state().engine.connect() as conn:
+            if vuln_id is not None and queries.get_record(conn, "Vulnerability",
+                                                          vuln_id) is None:
+                raise RequestError(f"Vulnerability {vuln_id!r} is not in the read model "
+                                   f"(blocks 0 to {queries.projected_height(conn) - 1} "
+                                   "projected)", status=404, field="vuln_id")
+            return cand.list_candidates(conn, status=status, vuln_id=vuln_id, limit=limit,
+                                        cursor=cursor or None)
+    except queries.QueryError as exc:
+        raise _query_error(exc) from exc
+
+
+def find_candidate(candidate_id: str) -> cand.Candidate:
+    """The patch candidate ``candidate_id``.
+
+    Raises:
+        RequestError: no such candidate (404, field ``candidate_id``).
+    """
+    with state().engine.connect() as conn:
+        candidate = cand.get_candidate(conn, candidate_id)
+    if candidate is None:
+        raise RequestError(f"patch candidate {candidate_id!r} does not exist", status=404,
+                           field="candidate_id")
+    return candidate
+
+
+def pending_candidate(candidate_id: str) -> cand.Candidate:
+    """The patch candidate ``candidate_id`` while it is still PENDING.
+
+    Raises:
+        RequestError: no such candidate (404) or decided already (409, naming its status and
+            patch), field ``candidate_id``.
+    """
+    candidate = find_candidate(candidate_id)
+    if candidate.status != "PENDING":
+        raise RequestError(f"patch candidate {candidate_id} is {candidate.status}"
+                           f"{' as ' + candidate.patch_id if candidate.patch_id else ''}",
+                           status=409, field="candidate_id")
+    return candidate
+
+
+def dismiss_candidate(candidate_id: str) -> cand.Candidate:
+    """Dismiss a pending patch candidate as the caller (nothing on the ledger).
+
+    Raises:
+        RequestError: no such candidate (404) or decided already, also by a concurrent
+            request (409), field ``candidate_id``.
+    """
+    pending_candidate(candidate_id)
+    try:
+        with state().engine.begin() as conn:
+            return cand.decide_candidate(conn, candidate_id, "DISMISSED",
+                                         by=current_user().username)
+    except cand.CandidateError as exc:
+        raise RequestError(str(exc), status=409, field="candidate_id") from exc
+
+
+def _candidate_out(candidate: cand.Candidate) -> dict[str, Any]:
+    return dataclasses.asdict(candidate)
+
+
+def _candidates_out(page: queries.Page[cand.Candidate]) -> Response | dict[str, Any]:
+    return _etagged({"items": [_candidate_out(c) for c in page.items],
+                     "next_cursor": page.next_cursor or ""})
+
+
+_CANDIDATES = ("Patch candidates: an advisory's fixed version matched against this "
+               "organization's inventories by the feed import, for a patch proposer to "
+               "confirm (propose as a patch) or dismiss; off the ledger, in the app's database")
+
+
+@api.get("/patch-candidates")
+@api.input(s.CandidatesQuery, location="query", arg_name="query")
+@api.output(s.CandidatePageOut)
+@api.doc(summary="Patch candidates prepared by ingestion, by id, a page at a time (ETag)",
+         description=_CANDIDATES, **_doc(400, 401, 403, 404))
+@requires("patch.propose")
+def list_patch_candidates(query: dict[str, Any]) -> Response | dict[str, Any]:
+    status = None if query["status"] == "ANY" else query["status"]
+    return _candidates_out(candidate_page(query.get("vuln_id"), status=status,
+                                          limit=query["limit"], cursor=query["cursor"]))
+
+
+@api.get("/vulnerabilities/<vuln_id>/patch-candidates")
+@api.input(s.CandidateQuery, location="query", arg_name="query")
+@api.output(s.CandidatePageOut)
+@api.doc(summary="A vulnerability's patch candidates (pending by default), a page at a time "
+                 "(ETag)", description=_CANDIDATES, **_doc(400, 401, 403, 404))
+@requires("patch.propose")
+def vulnerability_patch_candidates(vuln_id: str,
+                                   query: dict[str, Any]) -> Response | dict[str, Any]:
+    status = None if query["status"] == "ANY" else query["status"]
+    return _candidates_out(candidate_page(vuln_id, status=status, limit=query["limit"],
+                                          cursor=query["cursor"]))
+
+
+@api.get("/patch-candidates/<candidate_id>")
+@api.output(s.CandidateDetailOut)
+@api.doc(summary="One patch candidate (ETag)", description=_CANDIDATES,
+         **_doc(401, 403, 404))
+@requires("patch.propose")
+def get_patch_candidate(candidate_id: str) -> Response | dict[str, Any]:
+    return _etagged(_candidate_out(find_candidate(candidate_id)))
+
+
+@api.post("/patch-candidates/<candidate_id>/dismiss")
+@api.output(s.CandidateDetailOut)
+@api.doc(summary="Dismiss a pending patch candidate (no patch will be proposed from it)",
+         description=_CANDIDATES, **_doc(401, 403, 404, 409))
+@requires("patch.propose")
+def dismiss_patch_candidate(candidate_id: str) -> dict[str, Any]:
+    return _candidate_out(dismiss_candidate(candidate_id))
 
 
 # ---------------------------------------------------------------------------- audit
