@@ -118,35 +118,26 @@ def propose_patch() -> str:
     Raises (as pages): 400 for a bad field, 404 for an unknown candidate or artifact, 409 for
     a candidate decided already or a patch id taken (the ledger's answer).
     """
-    st = state()
     cid = request.form.get("candidate_id", "")
-    candidate = reads.pending_candidate(cid)
-    patch_id = routes._record_id(request.form.get("patch_id", "").strip(), "patch_id")
+    reads.pending_candidate(cid)  # before anything is uploaded
+    routes._record_id(request.form.get("patch_id", "").strip(), "patch_id")
     vendor = _text("vendor", 1, 256)
-    title = request.form.get("title", "").strip()[:1024]
     upload = request.files.get("artifact")
     digest = request.form.get("artifact_sha256", "").strip().lower()
-    store = reads.store()
-    try:
-        if upload is not None and upload.filename:
-            stored = store.put(upload.stream)
-            digest, size = stored.sha256, stored.size
-        elif digest:
-            size = store.stat(digest).size
-        else:
-            raise PageError("upload the artifact or give the SHA-256 of one in this app's "
-                            "artifact store", status=400, field="artifact")
-    except ArtifactError as exc:
-        raise reads._artifact_error(exc) from exc
-    uri = request.form.get("artifact_uri", "").strip() or f"/api/v1/artifacts/{digest}"
-    argument = cand.proposal_argument(candidate, patch_id=patch_id, artifact_sha256=digest,
-                                      artifact_size=size, artifact_uri=uri[:2048],
-                                      vendor=vendor, title=title)
-    result = routes._submit("ProposePatch", argument)
-    with st.engine.begin() as conn:
-        cand.decide_candidate(conn, cid, "CONFIRMED", by=current_user().username,
-                              patch_id=patch_id)
-    return page("done.html", title=f"Patch {patch_id} proposed", result=result,
+    if upload is not None and upload.filename:
+        try:
+            digest = reads.store().put(upload.stream).sha256
+        except ArtifactError as exc:
+            raise reads._artifact_error(exc) from exc
+    elif not digest:
+        raise PageError("upload the artifact or give the SHA-256 of one in this app's "
+                        "artifact store", status=400, field="artifact")
+    patch_id = request.form.get("patch_id", "").strip()
+    result, _ = reads.propose_from_candidate(
+        cid, patch_id=patch_id, vendor=vendor,
+        title=request.form.get("title", "").strip()[:1024], artifact_sha256=digest,
+        artifact_uri=request.form.get("artifact_uri", "").strip())
+    return page("done.html", title=f"Patch {patch_id} proposed", result={"result": result},
                 back=url_for("ui.patch", patch_id=patch_id))
 
 

@@ -43,7 +43,7 @@ from patchledger.app.readmodel import queries
 from patchledger.app.readmodel.projector import lag
 from patchledger.app.ui import data
 from patchledger.app.web.api import schemas as s
-from patchledger.app.web.api.routes import _actor, _doc, _etagged, api
+from patchledger.app.web.api.routes import _actor, _doc, _etagged, _record_id, _submit, api
 from patchledger.app.web.errors import RequestError
 from patchledger.app.web.factory import current_user, state
 from patchledger.app.web.ingestion import ingest_once
@@ -255,6 +255,47 @@ def dismiss_candidate(candidate_id: str) -> cand.Candidate:
         raise RequestError(str(exc), status=409, field="candidate_id") from exc
 
 
+def propose_from_candidate(candidate_id: str, *, patch_id: str, vendor: str, title: str,
+                           artifact_sha256: str, artifact_uri: str = "") -> tuple[
+                               Any, cand.Candidate]:
+    """Propose a patch for a pending candidate (``ProposePatch`` as the caller, built by
+    app.ingest.candidates.proposal_argument: what it fixes and targets come from the
+    candidate) with an artifact already in this app's store, then mark the candidate
+    CONFIRMED with the patch id. The API's and the UI's one path. Returns the submit result
+    and the decided candidate.
+
+    Raises:
+        RequestError: no such candidate (404) or decided already (409), field
+            ``candidate_id``; a bad patch id (400); the artifact is not in the store (404,
+            field ``artifact_sha256``).
+        LedgerError: the ledger refused (e.g. the patch id is taken: 409) or is down.
+    """
+    candidate = pending_candidate(candidate_id)
+    patch_id = _record_id(patch_id, "patch_id")
+    try:
+        size = store().stat(artifact_sha256).size
+    except ArtifactNotFound as exc:
+        raise RequestError(f"artifact {artifact_sha256} is not in "
+                           f"{state().config.organization}'s artifact store: upload it "
+                           "first (POST /api/v1/artifacts)", status=404,
+                           field="artifact_sha256") from exc
+    except ArtifactError as exc:
+        raise RequestError(str(exc), status=400, field="artifact_sha256") from exc
+    uri = artifact_uri or f"/api/v1/artifacts/{artifact_sha256}"
+    argument = cand.proposal_argument(candidate, patch_id=patch_id,
+                                      artifact_sha256=artifact_sha256, artifact_size=size,
+                                      artifact_uri=uri[:2048], vendor=vendor, title=title)
+    result = _submit("ProposePatch", argument)["result"]
+    try:
+        with state().engine.begin() as conn:
+            decided = cand.decide_candidate(conn, candidate_id, "CONFIRMED",
+                                            by=current_user().username, patch_id=patch_id)
+    except cand.CandidateError as exc:  # decided concurrently; the patch stands proposed
+        raise RequestError(f"patch {patch_id} was proposed, but {exc}", status=409,
+                           field="candidate_id") from exc
+    return result, decided
+
+
 def _candidate_out(candidate: cand.Candidate) -> dict[str, Any]:
     return dataclasses.asdict(candidate)
 
@@ -301,6 +342,20 @@ def vulnerability_patch_candidates(vuln_id: str,
 @requires("patch.propose")
 def get_patch_candidate(candidate_id: str) -> Response | dict[str, Any]:
     return _etagged(_candidate_out(find_candidate(candidate_id)))
+
+
+@api.post("/patch-candidates/<candidate_id>/propose")
+@api.input(s.CandidateProposalIn, arg_name="body")
+@api.output(s.CandidateProposalOut, status_code=201)
+@api.doc(summary="Propose a patch for a pending candidate with an artifact uploaded to this "
+                 "app (POST /artifacts) before; the candidate becomes CONFIRMED with the "
+                 "patch id", description=_CANDIDATES, **_doc(400, 401, 403, 404, 409, 503))
+@requires("patch.propose")
+def propose_patch_candidate(candidate_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    result, decided = propose_from_candidate(
+        candidate_id, patch_id=body["patch_id"], vendor=body["vendor"], title=body["title"],
+        artifact_sha256=body["artifact_sha256"], artifact_uri=body["artifact_uri"])
+    return {"result": result, "candidate": _candidate_out(decided)}
 
 
 @api.post("/patch-candidates/<candidate_id>/dismiss")

@@ -386,3 +386,19 @@ class CandidateDetailOut(CandidateOut):
 class CandidatePageOut(Schema):
     items = List(Nested(CandidateOut))
     next_cursor = String()
+
+
+class CandidateProposalIn(Schema):
+    patch_id = String(required=True, validate=RECORD_ID)
+    vendor = String(required=True, validate=Length(1, 256))
+    title = String(load_default="", validate=Length(0, 1024),
+                   metadata={"description": "default: the package, version and what it "
+                                            "fixes"})
+    artifact_sha256 = String(required=True, validate=SHA256)
+    artifact_uri = String(load_default="", validate=Length(0, 2048),
+                          metadata={"description": "default: this app's artifact URL"})
+
+
+class CandidateProposalOut(Schema):
+    result = Raw(allow_none=True)
+    candidate = Nested(CandidateOut)

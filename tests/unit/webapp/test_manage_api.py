@@ -8,6 +8,7 @@ re-enrolment."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -25,6 +26,7 @@ from patchledger.app.web.db import EnrollmentToken, User
 from patchledger.app.web.factory import state
 from tests.support.ui import Writer
 from tests.unit.ui.conftest import csrf_of, log_in
+from tests.unit.webapp import test_ledger_flow as flow
 from tests.unit.webapp.conftest import (
     PASSWORD,
     SECURITY,
@@ -34,7 +36,12 @@ from tests.unit.webapp.conftest import (
     totp_code,
 )
 from tests.unit.webapp.test_agent_api import agent_app  # noqa: F401  (pytest fixture)
-from tests.unit.webapp.test_ledger_flow import chaincode, fake_ca, fake_peer  # noqa: F401
+from tests.unit.webapp.test_ledger_flow import (  # noqa: F401  (pytest fixtures)
+    chaincode,
+    fake_ca,
+    fake_peer,
+    ledger_app,
+)
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -415,3 +422,43 @@ def test_dismissing_a_candidate(app: APIFlask, client: FlaskClient,
         "vendor": "Debian", "artifact_sha256": "0" * 64})
     assert proposed.status_code == 409 and "is DISMISSED" in proposed.text
 
+
+
+def test_proposing_a_patch_from_a_candidate(ledger_app: APIFlask,  # noqa: F811
+                                            chaincode: flow.Chaincode) -> None:  # noqa: F811
+    ids = _candidates(ledger_app)
+    client = ledger_app.test_client()
+    operator = add_user(ledger_app, "olga", "operator")
+    artifact = b"the fixed xz-utils package"
+    digest = hashlib.sha256(artifact).hexdigest()
+    path = f"/api/v1/patch-candidates/{ids[0]}/propose"
+    body = {"patch_id": "xz-fix", "vendor": "Debian", "artifact_sha256": digest}
+    unknown = client.post(path, json=body, headers=operator.headers)
+    assert unknown.status_code == 404 and _error(unknown)["field"] == "artifact_sha256"
+    assert "upload it first" in _error(unknown)["message"]
+    for bad, field in [({**body, "patch_id": "a b"}, "json.patch_id"),
+                       ({**body, "artifact_sha256": "ABC"}, "json.artifact_sha256"),
+                       ({k: v for k, v in body.items() if k != "vendor"}, "json.vendor")]:
+        answer = client.post(path, json=bad, headers=operator.headers)
+        assert answer.status_code == 400 and field in _error(answer)["fields"], answer.json
+    decided = client.post(f"/api/v1/patch-candidates/{ids[4]}/propose", json=body,
+                          headers=operator.headers)
+    assert decided.status_code == 409 and "is DISMISSED" in _error(decided)["message"]
+    assert not [args for f, args in chaincode.calls if f == "ProposePatch"]  # nothing sent
+    assert client.get(f"/api/v1/patch-candidates/{ids[0]}",
+                      headers=operator.headers).json["status"] == "PENDING"
+    uploaded = client.post("/api/v1/artifacts", data=artifact, headers=operator.headers)
+    assert uploaded.status_code == 201 and uploaded.json["sha256"] == digest
+    done = client.post(path, json=body, headers=operator.headers)
+    assert done.status_code == 201, done.json
+    assert (done.json["candidate"]["status"], done.json["candidate"]["patch_id"],
+            done.json["candidate"]["decided_by"]) == ("CONFIRMED", "xz-fix", "olga")
+    ((argument,),) = [args for f, args in chaincode.calls if f == "ProposePatch"]
+    proposed = json.loads(argument)
+    assert (proposed["patch_id"], proposed["artifact_sha256"], proposed["artifact_size"],
+            proposed["fixes"], proposed["targets"], proposed["artifact_uri"]) == (
+        "xz-fix", digest, len(artifact), ["CVE-2024-3094"],
+        ["pkg:deb/debian/xz-utils@5.6.0"], f"/api/v1/artifacts/{digest}")
+    again = client.post(path, json={**body, "patch_id": "xz-fix-2"}, headers=operator.headers)
+    assert again.status_code == 409 and "CONFIRMED as xz-fix" in _error(again)["message"]
+    assert len([f for f, _ in chaincode.calls if f == "ProposePatch"]) == 1

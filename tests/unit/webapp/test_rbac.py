@@ -99,6 +99,7 @@ ROUTES = [
     ("GET", "/api/v1/patch-candidates", "patch.propose"),
     ("GET", "/api/v1/patch-candidates/<candidate_id>", "patch.propose"),
     ("POST", "/api/v1/patch-candidates/<candidate_id>/dismiss", "patch.propose"),
+    ("POST", "/api/v1/patch-candidates/<candidate_id>/propose", "patch.propose"),
     ("POST", "/api/v1/patches", "patch.propose"),
     ("GET", "/api/v1/vulnerabilities/<vuln_id>/patch-candidates", "patch.propose"),
     ("POST", "/api/v1/artifacts", "artifact.upload"),
