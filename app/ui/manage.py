@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pyotp
 import segno
-from flask import request, session, url_for
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from flask import request, url_for
 from sqlalchemy import select
 
 from patchledger.app.artifacts import ArtifactError
@@ -33,8 +31,6 @@ from patchledger.app.web.rbac import requires
 #: Members of a policy record that a proposal does not carry (the ledger sets them).
 _POLICY_BOOKKEEPING = frozenset({"record_type", "version", "schema_version", "updated_at",
                                  "updated_by", "created_at"})
-#: How long a pending second-factor enrolment may wait for its confirming code.
-TOTP_ENROLMENT_SECONDS = 600
 
 
 def _qr(uri: str) -> str:
@@ -91,9 +87,7 @@ def revoke_enrollment_token(token_id: int) -> str:
 
 
 def _candidates(vuln_id: str) -> list[cand.Candidate]:
-    with state().engine.connect() as conn:
-        return cand.list_candidates(conn, status="PENDING", vuln_id=vuln_id,
-                                    limit=queries.MAX_LIMIT).items
+    return reads.candidate_page(vuln_id, status="PENDING").items
 
 
 def _text(name: str, low: int, high: int) -> str:
@@ -124,43 +118,26 @@ def propose_patch() -> str:
     Raises (as pages): 400 for a bad field, 404 for an unknown candidate or artifact, 409 for
     a candidate decided already or a patch id taken (the ledger's answer).
     """
-    st = state()
     cid = request.form.get("candidate_id", "")
-    with st.engine.connect() as conn:
-        candidate = cand.get_candidate(conn, cid)
-    if candidate is None:
-        raise PageError(f"patch candidate {cid!r} does not exist", status=404,
-                        field="candidate_id")
-    if candidate.status != "PENDING":
-        raise PageError(f"patch candidate {cid} is {candidate.status}"
-                        f"{' as ' + candidate.patch_id if candidate.patch_id else ''}",
-                        status=409, field="candidate_id")
-    patch_id = routes._record_id(request.form.get("patch_id", "").strip(), "patch_id")
+    reads.pending_candidate(cid)  # before anything is uploaded
+    routes._record_id(request.form.get("patch_id", "").strip(), "patch_id")
     vendor = _text("vendor", 1, 256)
-    title = request.form.get("title", "").strip()[:1024]
     upload = request.files.get("artifact")
     digest = request.form.get("artifact_sha256", "").strip().lower()
-    store = reads.store()
-    try:
-        if upload is not None and upload.filename:
-            stored = store.put(upload.stream)
-            digest, size = stored.sha256, stored.size
-        elif digest:
-            size = store.stat(digest).size
-        else:
-            raise PageError("upload the artifact or give the SHA-256 of one in this app's "
-                            "artifact store", status=400, field="artifact")
-    except ArtifactError as exc:
-        raise reads._artifact_error(exc) from exc
-    uri = request.form.get("artifact_uri", "").strip() or f"/api/v1/artifacts/{digest}"
-    argument = cand.proposal_argument(candidate, patch_id=patch_id, artifact_sha256=digest,
-                                      artifact_size=size, artifact_uri=uri[:2048],
-                                      vendor=vendor, title=title)
-    result = routes._submit("ProposePatch", argument)
-    with st.engine.begin() as conn:
-        cand.decide_candidate(conn, cid, "CONFIRMED", by=current_user().username,
-                              patch_id=patch_id)
-    return page("done.html", title=f"Patch {patch_id} proposed", result=result,
+    if upload is not None and upload.filename:
+        try:
+            digest = reads.store().put(upload.stream).sha256
+        except ArtifactError as exc:
+            raise reads._artifact_error(exc) from exc
+    elif not digest:
+        raise PageError("upload the artifact or give the SHA-256 of one in this app's "
+                        "artifact store", status=400, field="artifact")
+    patch_id = request.form.get("patch_id", "").strip()
+    result, _ = reads.propose_from_candidate(
+        cid, patch_id=patch_id, vendor=vendor,
+        title=request.form.get("title", "").strip()[:1024], artifact_sha256=digest,
+        artifact_uri=request.form.get("artifact_uri", "").strip())
+    return page("done.html", title=f"Patch {patch_id} proposed", result={"result": result},
                 back=url_for("ui.patch", patch_id=patch_id))
 
 
@@ -242,27 +219,16 @@ def vote_policy(proposal_id: str) -> str:
 # ---------------------------------------------------------------------------- account
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(state().config.secret_key, salt="patchledger-totp-enrolment")
-
-
-def _keep_session() -> None:
-    """After a change that ended every session of the user: keep this one."""
-    session["ver"] = current_user().session_version
-
-
 @ui.post("/account/password")
 @requires("tokens.own")
 def change_password() -> str:
-    """Change the own password: the current one, the new one twice. Other sessions end."""
+    """Change the own password: the current one, the new one twice. Other sessions end
+    (``routes.change_password``, the API's path too)."""
     new = request.form.get("new_password", "")
     if new != request.form.get("new_password_again", ""):
         raise PageError("the new password and its repetition differ", status=400,
                         field="new_password_again")
-    st = state()
-    auth.change_password(st.db(), st.config.security, current_user(),
-                         request.form.get("current_password", ""), new)
-    _keep_session()
+    routes.change_password(request.form.get("current_password", ""), new)
     return page("account_done.html", message="Password changed. Your other sessions ended.")
 
 
@@ -272,44 +238,19 @@ def start_totp() -> str:
     """Re-enrol the second factor, step 1: the current password and a code of the current
     factor; then the new secret's QR code, which takes effect only once a code from it is
     entered (step 2). The pending secret travels signed (bound to the user and the session
-    version, valid 10 minutes), never stored before it is confirmed."""
-    st = state()
-    user = current_user()
-    if not user.totp_secret:
-        raise PageError(f"role {user.role} signs in with a password only: there is no second "
-                        "factor to re-enrol", status=400, field="totp")
-    auth.check_password(st.db(), st.config.security, user,
-                        request.form.get("current_password", ""))
-    auth.check_totp(st.db(), st.config.security, user, request.form.get("totp", "").strip())
-    secret = pyotp.random_base32()
-    pending = _serializer().dumps({"uid": user.id, "ver": user.session_version,
-                                   "secret": secret})
-    uri = auth.totp_uri(secret, user.username, f"patchledger {st.config.organization}")
-    return page("totp_enrol.html", pending=pending, secret=secret, qr=_qr(uri))
+    version, valid 10 minutes), never stored before it is confirmed
+    (``routes.start_totp_change``, the API's path too)."""
+    new = routes.start_totp_change(request.form.get("current_password", ""),
+                                   request.form.get("totp", "").strip())
+    return page("totp_enrol.html", pending=new.pending, secret=new.secret, qr=_qr(new.uri))
 
 
 @ui.post("/account/totp/confirm")
 @requires("tokens.own")
 def confirm_totp() -> str:
     """Re-enrol the second factor, step 2: a code from the new authenticator entry makes it
-    the user's second factor; other sessions end."""
-    user = current_user()
-    try:
-        pending = _serializer().loads(request.form.get("pending", ""),
-                                      max_age=TOTP_ENROLMENT_SECONDS)
-    except SignatureExpired:
-        raise PageError("the enrolment expired (10 minutes): start again", status=400,
-                        field="pending") from None
-    except BadSignature:
-        raise PageError("the enrolment form was altered: start again", status=400,
-                        field="pending") from None
-    if not isinstance(pending, dict) or pending.get("uid") != user.id or \
-            pending.get("ver") != user.session_version:
-        raise PageError("this enrolment belongs to another user or an ended session: start "
-                        "again", status=400, field="pending")
-    st = state()
-    auth.replace_totp(st.db(), st.config.security, user, str(pending.get("secret", "")),
-                      request.form.get("totp", "").strip())
-    _keep_session()
+    the user's second factor; other sessions end (``routes.confirm_totp_change``)."""
+    routes.confirm_totp_change(request.form.get("pending", ""),
+                               request.form.get("totp", "").strip())
     return page("account_done.html", message="Second factor replaced: sign in with codes "
                 "from the new authenticator entry from now on. Your other sessions ended.")

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -38,6 +39,8 @@ USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 TOKEN_PREFIX = "plt_"  # noqa: S105 (a public prefix, not a secret)
 #: The prefix of host enrollment tokens.
 ENROLLMENT_PREFIX = "ple_"
+#: How long a pending second-factor re-enrolment may wait for its confirming code.
+TOTP_ENROLMENT_SECONDS = 600
 
 
 class AuthError(RequestError):
@@ -438,3 +441,69 @@ def replace_totp(session: Session, security: SecurityConfig, user: User, secret:
             return
     raise AuthError("wrong code for the new second factor: nothing was changed",
                     field="totp")
+
+
+@dataclass(frozen=True)
+class PendingTotp:
+    """A second factor waiting for its confirming code: the new ``secret``, its ``uri`` (the
+    QR code's content) and ``pending``, the signed form of both that step 2 presents."""
+
+    secret: str
+    uri: str
+    pending: str
+
+
+def _totp_serializer(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt="patchledger-totp-enrolment")
+
+
+def start_totp_change(session: Session, security: SecurityConfig, user: User,
+                      current_password: str, code: str, *, secret_key: str,
+                      issuer: str) -> PendingTotp:
+    """Re-enrol the second factor, step 1: the current password (a wrong one counts toward
+    lockout) and a code of the current factor (accepted once), then a new secret, signed with
+    ``secret_key`` and bound to the user and their session version. Nothing is stored: the
+    new secret takes effect only with :func:`confirm_totp_change`.
+
+    Raises:
+        AuthError: the user has no second factor (400, field ``totp``); the password is wrong
+            (400) or the account locked (423), field ``current_password``; the code is
+            missing, malformed, wrong or replayed (401/400, field ``totp``).
+    """
+    if not user.totp_secret:
+        raise AuthError(f"role {user.role} signs in with a password only: there is no second "
+                        "factor to re-enrol", status=400, field="totp")
+    check_password(session, security, user, current_password)
+    check_totp(session, security, user, code)
+    secret = pyotp.random_base32()
+    pending = _totp_serializer(secret_key).dumps(
+        {"uid": user.id, "ver": user.session_version, "secret": secret})
+    return PendingTotp(secret, totp_uri(secret, user.username, issuer), pending)
+
+
+def confirm_totp_change(session: Session, security: SecurityConfig, user: User, pending: str,
+                        code: str, *, secret_key: str,
+                        max_age: int = TOTP_ENROLMENT_SECONDS) -> None:
+    """Re-enrol the second factor, step 2: ``pending`` (from :func:`start_totp_change`, at
+    most ``max_age`` seconds old, of this user and session version) and a code of its new
+    secret make that secret the user's factor (committed); every other session ends, and
+    the same ``pending`` cannot be used again (the session version moved on).
+
+    Raises:
+        AuthError: ``pending`` expired, altered, of another user or an ended session (400,
+            field ``pending``); the code is malformed or wrong for the new secret (400/401,
+            field ``totp``): nothing is changed.
+    """
+    try:
+        doc = _totp_serializer(secret_key).loads(pending, max_age=max_age)
+    except SignatureExpired:
+        raise AuthError(f"the enrolment expired ({max_age // 60} minutes): start again",
+                        status=400, field="pending") from None
+    except BadSignature:
+        raise AuthError("the enrolment form was altered: start again", status=400,
+                        field="pending") from None
+    if not isinstance(doc, dict) or doc.get("uid") != user.id or \
+            doc.get("ver") != user.session_version:
+        raise AuthError("this enrolment belongs to another user or an ended session: start "
+                        "again", status=400, field="pending")
+    replace_totp(session, security, user, str(doc.get("secret", "")), code)

@@ -31,6 +31,7 @@ from patchledger.app.db import for_writes
 from patchledger.app.fabric import FabricError, TrustAnchors, verify_chain
 from patchledger.app.feeds.errors import InventoryError as FeedInventoryError
 from patchledger.app.feeds.inventory import parse_dpkg, parse_rpm, parse_sbom
+from patchledger.app.ingest import candidates as cand
 from patchledger.app.ingest.inventories import InventoryError, store_inventory
 from patchledger.app.ingest.pipeline import (
     IngestionSettings,
@@ -44,9 +45,9 @@ from patchledger.app.readmodel.projector import lag
 from patchledger.app.readmodel.tables import SPECS
 from patchledger.app.ui import data
 from patchledger.app.web.api import schemas as s
-from patchledger.app.web.api.routes import _actor, _doc, _etagged, api
+from patchledger.app.web.api.routes import _actor, _doc, _etagged, _record_id, _submit, api
 from patchledger.app.web.errors import RequestError
-from patchledger.app.web.factory import state
+from patchledger.app.web.factory import current_user, state
 from patchledger.app.web.ingestion import ingest_once
 from patchledger.app.web.ledger import LedgerError
 from patchledger.app.web.rbac import requires
@@ -192,6 +193,190 @@ def rollout_progress(rollout_id: str) -> Response | dict[str, Any]:
                      "current_wave": rollout.record.get("current_wave"),
                      "waves": [{"wave": p.wave, "deployments": p.states} for p in progress
                                if p.states]})
+
+
+# ---------------------------------------------------------------------------- patch candidates
+
+
+def candidate_page(vuln_id: str | None, *, status: str | None = "PENDING",
+                   limit: int = queries.MAX_LIMIT, cursor: str = "") -> queries.Page[
+                       cand.Candidate]:
+    """One page of patch candidates (app.ingest.candidates), by id; ``vuln_id``: those whose
+    most severe vulnerability it is; ``status=None``: every status. The API's and the UI's
+    one path.
+
+    Raises:
+        RequestError: the vulnerability is not in the read model (404, field ``vuln_id``); a
+            bad status, limit or cursor (400, naming it).
+    """
+    try:
+        with state().engine.connect() as conn:
+            if vuln_id is not None and queries.get_record(conn, "Vulnerability",
+                                                          vuln_id) is None:
+                raise RequestError(f"Vulnerability {vuln_id!r} is not in the read model "
+                                   f"(blocks 0 to {queries.projected_height(conn) - 1} "
+                                   "projected)", status=404, field="vuln_id")
+            return cand.list_candidates(conn, status=status, vuln_id=vuln_id, limit=limit,
+                                        cursor=cursor or None)
+    except queries.QueryError as exc:
+        raise _query_error(exc) from exc
+
+
+def find_candidate(candidate_id: str) -> cand.Candidate:
+    """The patch candidate ``candidate_id``.
+
+    Raises:
+        RequestError: no such candidate (404, field ``candidate_id``).
+    """
+    with state().engine.connect() as conn:
+        candidate = cand.get_candidate(conn, candidate_id)
+    if candidate is None:
+        raise RequestError(f"patch candidate {candidate_id!r} does not exist", status=404,
+                           field="candidate_id")
+    return candidate
+
+
+def pending_candidate(candidate_id: str) -> cand.Candidate:
+    """The patch candidate ``candidate_id`` while it is still PENDING.
+
+    Raises:
+        RequestError: no such candidate (404) or decided already (409, naming its status and
+            patch), field ``candidate_id``.
+    """
+    candidate = find_candidate(candidate_id)
+    if candidate.status != "PENDING":
+        raise RequestError(f"patch candidate {candidate_id} is {candidate.status}"
+                           f"{' as ' + candidate.patch_id if candidate.patch_id else ''}",
+                           status=409, field="candidate_id")
+    return candidate
+
+
+def dismiss_candidate(candidate_id: str) -> cand.Candidate:
+    """Dismiss a pending patch candidate as the caller (nothing on the ledger).
+
+    Raises:
+        RequestError: no such candidate (404) or decided already, also by a concurrent
+            request (409), field ``candidate_id``.
+    """
+    pending_candidate(candidate_id)
+    try:
+        with state().engine.begin() as conn:
+            return cand.decide_candidate(conn, candidate_id, "DISMISSED",
+                                         by=current_user().username)
+    except cand.CandidateError as exc:
+        raise RequestError(str(exc), status=409, field="candidate_id") from exc
+
+
+def propose_from_candidate(candidate_id: str, *, patch_id: str, vendor: str, title: str,
+                           artifact_sha256: str, artifact_uri: str = "") -> tuple[
+                               Any, cand.Candidate]:
+    """Propose a patch for a pending candidate (``ProposePatch`` as the caller, built by
+    app.ingest.candidates.proposal_argument: what it fixes and targets come from the
+    candidate) with an artifact already in this app's store, then mark the candidate
+    CONFIRMED with the patch id. The API's and the UI's one path. Returns the submit result
+    and the decided candidate.
+
+    Raises:
+        RequestError: no such candidate (404) or decided already (409), field
+            ``candidate_id``; a bad patch id (400); the artifact is not in the store (404,
+            field ``artifact_sha256``).
+        LedgerError: the ledger refused (e.g. the patch id is taken: 409) or is down.
+    """
+    candidate = pending_candidate(candidate_id)
+    patch_id = _record_id(patch_id, "patch_id")
+    try:
+        size = store().stat(artifact_sha256).size
+    except ArtifactNotFound as exc:
+        raise RequestError(f"artifact {artifact_sha256} is not in "
+                           f"{state().config.organization}'s artifact store: upload it "
+                           "first (POST /api/v1/artifacts)", status=404,
+                           field="artifact_sha256") from exc
+    except ArtifactError as exc:
+        raise RequestError(str(exc), status=400, field="artifact_sha256") from exc
+    uri = artifact_uri or f"/api/v1/artifacts/{artifact_sha256}"
+    argument = cand.proposal_argument(candidate, patch_id=patch_id,
+                                      artifact_sha256=artifact_sha256, artifact_size=size,
+                                      artifact_uri=uri[:2048], vendor=vendor, title=title)
+    result = _submit("ProposePatch", argument)["result"]
+    try:
+        with state().engine.begin() as conn:
+            decided = cand.decide_candidate(conn, candidate_id, "CONFIRMED",
+                                            by=current_user().username, patch_id=patch_id)
+    except cand.CandidateError as exc:  # decided concurrently; the patch stands proposed
+        raise RequestError(f"patch {patch_id} was proposed, but {exc}", status=409,
+                           field="candidate_id") from exc
+    return result, decided
+
+
+def _candidate_out(candidate: cand.Candidate) -> dict[str, Any]:
+    return dataclasses.asdict(candidate)
+
+
+def _candidates_out(page: queries.Page[cand.Candidate]) -> Response | dict[str, Any]:
+    return _etagged({"items": [_candidate_out(c) for c in page.items],
+                     "next_cursor": page.next_cursor or ""})
+
+
+_CANDIDATES = ("Patch candidates: an advisory's fixed version matched against this "
+               "organization's inventories by the feed import, for a patch proposer to "
+               "confirm (propose as a patch) or dismiss; off the ledger, in the app's database")
+
+
+@api.get("/patch-candidates")
+@api.input(s.CandidatesQuery, location="query", arg_name="query")
+@api.output(s.CandidatePageOut)
+@api.doc(summary="Patch candidates prepared by ingestion, by id, a page at a time (ETag)",
+         description=_CANDIDATES, **_doc(400, 401, 403, 404))
+@requires("patch.propose")
+def list_patch_candidates(query: dict[str, Any]) -> Response | dict[str, Any]:
+    status = None if query["status"] == "ANY" else query["status"]
+    return _candidates_out(candidate_page(query.get("vuln_id"), status=status,
+                                          limit=query["limit"], cursor=query["cursor"]))
+
+
+@api.get("/vulnerabilities/<vuln_id>/patch-candidates")
+@api.input(s.CandidateQuery, location="query", arg_name="query")
+@api.output(s.CandidatePageOut)
+@api.doc(summary="A vulnerability's patch candidates (pending by default), a page at a time "
+                 "(ETag)", description=_CANDIDATES, **_doc(400, 401, 403, 404))
+@requires("patch.propose")
+def vulnerability_patch_candidates(vuln_id: str,
+                                   query: dict[str, Any]) -> Response | dict[str, Any]:
+    status = None if query["status"] == "ANY" else query["status"]
+    return _candidates_out(candidate_page(vuln_id, status=status, limit=query["limit"],
+                                          cursor=query["cursor"]))
+
+
+@api.get("/patch-candidates/<candidate_id>")
+@api.output(s.CandidateDetailOut)
+@api.doc(summary="One patch candidate (ETag)", description=_CANDIDATES,
+         **_doc(401, 403, 404))
+@requires("patch.propose")
+def get_patch_candidate(candidate_id: str) -> Response | dict[str, Any]:
+    return _etagged(_candidate_out(find_candidate(candidate_id)))
+
+
+@api.post("/patch-candidates/<candidate_id>/propose")
+@api.input(s.CandidateProposalIn, arg_name="body")
+@api.output(s.CandidateProposalOut, status_code=201)
+@api.doc(summary="Propose a patch for a pending candidate with an artifact uploaded to this "
+                 "app (POST /artifacts) before; the candidate becomes CONFIRMED with the "
+                 "patch id", description=_CANDIDATES, **_doc(400, 401, 403, 404, 409, 503))
+@requires("patch.propose")
+def propose_patch_candidate(candidate_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    result, decided = propose_from_candidate(
+        candidate_id, patch_id=body["patch_id"], vendor=body["vendor"], title=body["title"],
+        artifact_sha256=body["artifact_sha256"], artifact_uri=body["artifact_uri"])
+    return {"result": result, "candidate": _candidate_out(decided)}
+
+
+@api.post("/patch-candidates/<candidate_id>/dismiss")
+@api.output(s.CandidateDetailOut)
+@api.doc(summary="Dismiss a pending patch candidate (no patch will be proposed from it)",
+         description=_CANDIDATES, **_doc(401, 403, 404, 409))
+@requires("patch.propose")
+def dismiss_patch_candidate(candidate_id: str) -> dict[str, Any]:
+    return _candidate_out(dismiss_candidate(candidate_id))
 
 
 # ---------------------------------------------------------------------------- audit

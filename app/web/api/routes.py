@@ -11,10 +11,11 @@ import hashlib
 import json
 import re
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from apiflask import APIBlueprint, APIFlask
-from flask import Response, g, request, session
+from flask import Response, current_app, g, request, session
 from sqlalchemy import select
 
 from patchledger.app.web import auth
@@ -24,6 +25,8 @@ from patchledger.app.web.errors import RequestError
 from patchledger.app.web.factory import csrf_token, current_user, state
 from patchledger.app.web.ledger import Actor
 from patchledger.app.web.rbac import PUBLIC, requires
+
+V = TypeVar("V", bound=Callable[..., Any])
 
 api = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="api")
 _ID = re.compile(r"^[\x21-\x2e\x30-\x7e]{1,256}$")
@@ -275,6 +278,144 @@ def revoke_token(token_id: int) -> dict[str, Any]:
     return _token_out(token, owner.username if owner else "")
 
 
+# ---------------------------------------------------------------------------- own account
+
+#: Why an API token may not change the credentials of its user (docs/app.md, security.md).
+_SESSION_ONLY_REASON = ("needs a signed-in session (password, and the TOTP code for roles "
+                        "with a second factor): an API token may not change the password or "
+                        "the second factor, so a leaked token cannot take the account over")
+
+
+def session_only(view: V) -> V:
+    """Mark an API view as open to session logins only (checked before its input is read:
+    an API token gets 403 whatever it sends)."""
+    view._session_only = True  # type: ignore[attr-defined]
+    return view
+
+
+@api.before_request
+def _refuse_tokens_on_session_only_views() -> None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "_session_only", False):
+        session_user(request.path)
+
+
+def session_user(action: str) -> User:
+    """The request's user when signed in with a session (the API's and the UI's check for
+    changes of the own credentials).
+
+    Raises:
+        RequestError: the request is authenticated by an API token (403, field
+            ``Authorization``).
+    """
+    user = current_user()
+    if g.get("via") != "session":
+        raise RequestError(f"{action} {_SESSION_ONLY_REASON} (user {user.username!r} called "
+                           "with an API token)", status=403, field="Authorization")
+    return user
+
+
+def _keep_session(user: User) -> None:
+    """After a change that ended every session of ``user``: keep this one."""
+    session["ver"] = user.session_version
+
+
+def change_password(current: str, new: str) -> None:
+    """Replace the session user's password (app.web.auth.change_password: the current one
+    re-checked, a wrong one counting toward lockout); their other sessions end, this one
+    stays. The API's and the UI's one path.
+
+    Raises:
+        RequestError: called with an API token (403).
+        AuthError: wrong current password (400) or locked (423), field ``current_password``;
+            a new password too short or equal to the current one (400, ``new_password``).
+    """
+    user = session_user("changing the password")
+    st = state()
+    auth.change_password(st.db(), st.config.security, user, current, new)
+    _keep_session(user)
+
+
+def start_totp_change(current_password: str, code: str) -> auth.PendingTotp:
+    """Step 1 of re-enrolling the session user's second factor
+    (app.web.auth.start_totp_change). The API's and the UI's one path.
+
+    Raises:
+        RequestError: called with an API token (403).
+        AuthError: as app.web.auth.start_totp_change.
+    """
+    user = session_user("re-enrolling the second factor")
+    st = state()
+    return auth.start_totp_change(st.db(), st.config.security, user, current_password, code,
+                                  secret_key=st.config.secret_key,
+                                  issuer=f"patchledger {st.config.organization}")
+
+
+def confirm_totp_change(pending: str, code: str) -> None:
+    """Step 2 of re-enrolling the session user's second factor
+    (app.web.auth.confirm_totp_change); their other sessions end, this one stays. The API's
+    and the UI's one path.
+
+    Raises:
+        RequestError: called with an API token (403).
+        AuthError: as app.web.auth.confirm_totp_change.
+    """
+    user = session_user("re-enrolling the second factor")
+    st = state()
+    auth.confirm_totp_change(st.db(), st.config.security, user, pending, code,
+                             secret_key=st.config.secret_key)
+    _keep_session(user)
+
+
+_SESSION_DOC = ("Session logins only: an API token gets 403, because a leaked token must not "
+                "be able to change the password or the second factor and so take the account "
+                "over.")
+
+
+@api.post("/account/password")
+@api.input(s.PasswordChangeIn, arg_name="body")
+@api.output(s.ResultOut)
+@api.doc(summary="Change the own password (the current one re-checked; a wrong one counts "
+                 "toward lockout); the caller's other sessions end",
+         description=_SESSION_DOC, **_doc(400, 401, 403))
+@requires("tokens.own")
+@session_only
+def change_own_password(body: dict[str, Any]) -> dict[str, Any]:
+    change_password(body["current_password"], body["new_password"])
+    return {"result": "password changed; your other sessions ended"}
+
+
+@api.post("/account/totp")
+@api.input(s.TotpStartIn, arg_name="body")
+@api.output(s.PendingTotpOut)
+@api.doc(summary="Re-enrol the second factor, step 1: the current password and a code of "
+                 "the current factor give a new secret, which takes effect only when a code "
+                 "from it confirms it (step 2) within 10 minutes",
+         description=_SESSION_DOC + " Nothing is stored before the confirmation: `pending` "
+                     "carries the new secret, signed and bound to the user and the session.",
+         **_doc(400, 401, 403))
+@requires("tokens.own")
+@session_only
+def start_own_totp(body: dict[str, Any]) -> dict[str, Any]:
+    new = start_totp_change(body["current_password"], body["totp"])
+    return {"secret": new.secret, "uri": new.uri, "pending": new.pending,
+            "expires_in": auth.TOTP_ENROLMENT_SECONDS}
+
+
+@api.post("/account/totp/confirm")
+@api.input(s.TotpConfirmIn, arg_name="body")
+@api.output(s.ResultOut)
+@api.doc(summary="Re-enrol the second factor, step 2: a code of the new secret makes it the "
+                 "second factor; codes of the old one are refused from now on and the "
+                 "caller's other sessions end", description=_SESSION_DOC,
+         **_doc(400, 401, 403))
+@requires("tokens.own")
+@session_only
+def confirm_own_totp(body: dict[str, Any]) -> dict[str, Any]:
+    confirm_totp_change(body["pending"], body["totp"])
+    return {"result": "second factor replaced; your other sessions ended"}
+
+
 # ---------------------------------------------------------------------------- ledger reads
 
 
@@ -460,6 +601,16 @@ def create_enrollment_token(body: dict[str, Any]) -> dict[str, Any]:
 def list_enrollment_tokens() -> dict[str, Any]:
     tokens = state().db().scalars(select(EnrollmentToken).order_by(EnrollmentToken.id))
     return {"items": [_enrollment_out(t) for t in tokens]}
+
+
+@api.delete("/hosts/enrollment-tokens/<int:token_id>")
+@api.output(s.EnrollmentTokenDetailOut)
+@api.doc(summary="Revoke a live host enrollment token: an agent's enrollment with it is "
+                 "refused from now on (it stays listed, expired now)",
+         **_doc(401, 403, 404, 409))
+@requires("host.manage")
+def revoke_enrollment_token(token_id: int) -> dict[str, Any]:
+    return _enrollment_out(auth.revoke_enrollment_token(state().db(), token_id))
 
 
 @api.post("/hosts/<host_id>/inventory")

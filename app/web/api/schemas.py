@@ -295,6 +295,10 @@ class EnrollmentTokenOut(Schema):
     enrollment_id = String(allow_none=True)
 
 
+class EnrollmentTokenDetailOut(EnrollmentTokenOut):
+    """One enrollment token (a class of its own: apispec registers the nested one itself)."""
+
+
 class NewEnrollmentTokenOut(Schema):
     token = Nested(EnrollmentTokenOut)
     secret = String()
@@ -323,3 +327,78 @@ class StoredInventoryOut(Schema):
 
 class ImportOut(Schema):
     report = Dict()
+
+
+class PasswordChangeIn(Schema):
+    current_password = String(required=True, validate=Length(1, 1024))
+    new_password = String(required=True, validate=Length(12, 1024))
+
+
+class TotpStartIn(Schema):
+    current_password = String(required=True, validate=Length(1, 1024))
+    totp = String(required=True, validate=TOTP)
+
+
+class PendingTotpOut(Schema):
+    secret = String(metadata={"description": "the new base32 TOTP secret (shown once)"})
+    uri = String(metadata={"description": "its otpauth:// URI, the QR code's content"})
+    pending = String(metadata={"description": "the signed enrolment step 2 presents"})
+    expires_in = Integer(metadata={"description": "seconds step 2 may wait"})
+
+
+class TotpConfirmIn(Schema):
+    pending = String(required=True, validate=Length(1, 4096))
+    totp = String(required=True, validate=TOTP)
+
+
+class CandidateQuery(CursorQuery):
+    status = String(load_default="PENDING",
+                    validate=OneOf(["PENDING", "CONFIRMED", "DISMISSED", "ANY"]),
+                    metadata={"description": "PENDING (default), CONFIRMED, DISMISSED or ANY"})
+
+
+class CandidatesQuery(CandidateQuery):
+    vuln_id = String(validate=RECORD_ID,
+                     metadata={"description": "the candidates whose most severe "
+                                              "vulnerability this is"})
+
+
+class CandidateOut(Schema):
+    candidate_id = String()
+    vuln_id = String()
+    vuln_ids = List(String())
+    package = String()
+    fixed_version = String()
+    advisory_ids = List(String())
+    host_ids = List(String())
+    severity = String()
+    status = String()
+    created_at = String()
+    updated_at = String()
+    decided_by = String()
+    patch_id = String()
+
+
+class CandidateDetailOut(CandidateOut):
+    """One candidate (a class of its own: apispec registers the nested one itself)."""
+
+
+class CandidatePageOut(Schema):
+    items = List(Nested(CandidateOut))
+    next_cursor = String()
+
+
+class CandidateProposalIn(Schema):
+    patch_id = String(required=True, validate=RECORD_ID)
+    vendor = String(required=True, validate=Length(1, 256))
+    title = String(load_default="", validate=Length(0, 1024),
+                   metadata={"description": "default: the package, version and what it "
+                                            "fixes"})
+    artifact_sha256 = String(required=True, validate=SHA256)
+    artifact_uri = String(load_default="", validate=Length(0, 2048),
+                          metadata={"description": "default: this app's artifact URL"})
+
+
+class CandidateProposalOut(Schema):
+    result = Raw(allow_none=True)
+    candidate = Nested(CandidateOut)
