@@ -99,6 +99,9 @@ class DispatchSettings:
         offline_after: a host not seen polling for this long is offline (not released).
         report_endorsing: organizations named to endorse report batches (empty: the
             gateway chooses).
+        resync_after: seconds after which the deployments are read again from the ledger
+            in full even when nothing this dispatcher knows of changed them (a safety net
+            for writes it did not make; see "Incremental state" in the module docstring).
     """
 
     batch_max_reports: int = 200
@@ -106,6 +109,7 @@ class DispatchSettings:
     interval: float = 0.5
     offline_after: float = 60.0
     report_endorsing: tuple[str, ...] = ()
+    resync_after: float = 300.0
 
     def __post_init__(self) -> None:
         """Raises:
@@ -114,7 +118,7 @@ class DispatchSettings:
         if not 1 <= self.batch_max_reports <= MAX_BATCH:
             raise UserError(f"batch_max_reports must be 1 to {MAX_BATCH}, not "
                             f"{self.batch_max_reports}")
-        for name in ("batch_max_latency", "interval", "offline_after"):
+        for name in ("batch_max_latency", "interval", "offline_after", "resync_after"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be above 0, not {getattr(self, name)}")
 
@@ -190,6 +194,13 @@ class Dispatcher:
         self.checkpoint = _Checkpoint.load(self.checkpoint_path)
         self._windows: dict[str, Window] = {}
         self._first_seen: dict[str, float] = {}  # inbox file -> when this process saw it
+        # Incremental state (module docstring): the deployments per rollout as last read in
+        # full, plus the outcomes of every report batch this process committed since; the
+        # (status, wave) each rollout had at that read; when it was.
+        self._deps: dict[str, dict[str, dict[str, Any]]] = {}
+        self._synced_as: dict[str, tuple[str, int]] = {}
+        self._synced_at = float("-inf")
+        self.full_reads = 0
 
     # ---------------------------------------------------------------- planning
 
@@ -233,13 +244,54 @@ class Dispatcher:
         plan = plan_rollout(request, self.enrolled_hosts())
         write_atomic(path, json.dumps(plan.to_dict(), sort_keys=True))
         try:
-            self.ledger.submit("CreateRollout", plan.create_rollout_argument())
-        except SubmitFailed:
+            self._ensure_created(plan)
+        except (SubmitFailed, PlanError):
             path.unlink(missing_ok=True)
             raise
         log.info("rollout %s planned: %s", plan.rollout_id,
                  ", ".join(f"{w.label} {len(w.hosts)}" for w in plan.waves))
         return plan
+
+    def _ensure_created(self, plan: RolloutPlan) -> None:
+        """``CreateRollout`` of ``plan``, idempotent: a running dispatcher that sees the plan
+        file before the planner's own ``CreateRollout`` committed creates the rollout too,
+        and one of the two is refused (the id is taken); a refusal is therefore checked
+        against the ledger, and the rollout found there, if it is this plan's (same owner,
+        patch and waves), counts as created.
+
+        Raises:
+            SubmitFailed: ``CreateRollout`` was refused and no rollout of this plan exists.
+            PlanError: a different rollout of that id exists on the ledger.
+        """
+        try:
+            self.ledger.submit("CreateRollout", plan.create_rollout_argument())
+            return
+        except SubmitFailed as refusal:
+            if not refusal.refused:
+                raise
+            try:
+                existing = self.ledger.evaluate("GetRecord", "Rollout", plan.rollout_id)
+            except GatewayError as exc:
+                if "does not exist" in str(exc):
+                    raise refusal from None
+                raise
+            mismatch = self._differs(plan, existing)
+            if mismatch:
+                raise PlanError(f"rollout {plan.rollout_id!r} exists on the ledger and is not "
+                                f"this plan's: {mismatch}") from refusal
+            log.info("rollout %s was created by another of this organization's clients "
+                     "(the same plan): nothing to do", plan.rollout_id)
+
+    def _differs(self, plan: RolloutPlan, rollout: Mapping[str, Any]) -> str:
+        """What a ledger rollout record has that ``plan`` does not ("" when it is the plan's)."""
+        if rollout.get("owner_msp") != self.msp_id:
+            return f"owned by {rollout.get('owner_msp')}"
+        if rollout.get("patch_id") != plan.patch_id:
+            return f"it deploys {rollout.get('patch_id')}, the plan {plan.patch_id}"
+        ledger_waves = [list(w.get("hosts", ())) for w in rollout.get("waves", ())]
+        if ledger_waves != [list(w.hosts) for w in plan.waves]:
+            return "its waves hold other hosts"
+        return ""
 
     # -------------------------------------------------------------------- loop
 
@@ -278,11 +330,15 @@ class Dispatcher:
         orders: dict[str, Order] = {}
         if plans:
             seen = self.board.seen()
-            deployments = self._deployments(plans)
+            records = {rid: self._records(plan) for rid, plan in plans.items()}
+            deployments = self._deployments(plans, records)
             report.progress = {rid: Counter(d.get("status", "") for d in deps.values())
                                for rid, deps in deployments.items()}
             for rollout_id, plan in plans.items():
-                orders.update(self._drive(plan, deployments.get(rollout_id, {}), seen, report))
+                found = records[rollout_id]
+                if found is not None:
+                    orders.update(self._drive(plan, *found, deployments.get(rollout_id, {}),
+                                              seen, report))
         self.board.publish_orders(orders)
         return report
 
@@ -325,11 +381,13 @@ class Dispatcher:
             result = {"results": []}
         report.batches += 1
         refused = []
-        for r in result.get("results", []):
+        for position, r in enumerate(result.get("results", [])):
             if r.get("accepted"):
                 report.accepted += 1
+                self._note_outcome(batch, int(r.get("index", position)))
             elif r.get("error_type") == "ReplayError":
                 report.replayed += 1
+                self._synced_at = float("-inf")  # recorded before: read the ledger again
             else:
                 report.refused += 1
                 refused.append(r)
@@ -348,12 +406,67 @@ class Dispatcher:
 
     # ---------------------------------------------------------------- rollouts
 
-    def _deployments(self, plans: Mapping[str, RolloutPlan]) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for d in self.ledger.records("Deployment"):
-            if d.get("rollout_id") in plans:
-                out.setdefault(d["rollout_id"], {})[d["host_id"]] = d
-        return out
+    def _note_outcome(self, batch: list[dict[str, Any]], index: int) -> None:
+        """A report the ledger accepted: its deployment now has the report's outcome."""
+        try:
+            report = batch[index]["report"]
+            deployment = self._deps[report["rollout_id"]][report["host_id"]]
+        except (IndexError, KeyError, TypeError):
+            self._synced_at = float("-inf")  # not one this process knows: read in full
+            return
+        deployment["status"] = report["outcome"]
+
+    def _records(self, plan: RolloutPlan) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The plan's Rollout and Patch records; ``None`` when the rollout is not on the
+        ledger (it is created then: the plan was stored and the process stopped before
+        ``CreateRollout``, or the planner is creating it right now: :meth:`_ensure_created`).
+
+        Raises:
+            GatewayError: the peer could not be reached.
+        """
+        try:
+            rollout = self.ledger.evaluate("GetRecord", "Rollout", plan.rollout_id)
+        except GatewayError as exc:
+            if "does not exist" not in str(exc):
+                raise
+            log.info("rollout %s is planned but not on the ledger: creating it",
+                     plan.rollout_id)
+            try:
+                self._ensure_created(plan)
+            except (SubmitFailed, PlanError) as refused:
+                log.warning("rollout %s could not be created (retried next step): %s",
+                            plan.rollout_id, refused)
+            return None
+        return rollout, self.ledger.evaluate("GetRecord", "Patch", plan.patch_id)
+
+    def _deployments(self, plans: Mapping[str, RolloutPlan],
+                     records: Mapping[str, tuple[dict[str, Any], dict[str, Any]] | None]
+                     ) -> dict[str, dict[str, Any]]:
+        """The deployments of the driven rollouts, read in full from the ledger only when
+        needed (module docstring, "Incremental state"): at the first step, when a rollout's
+        status or wave changed since the last read (a wave start schedules deployments, a
+        halt or roll back changes what is ordered), after a replay or an unknown report,
+        and every ``resync_after`` seconds; otherwise the last read plus the outcomes of the
+        report batches this process committed since.
+
+        Raises:
+            GatewayError: a page could not be read.
+        """
+        now = self.clock()
+        marks = {rid: (str(found[0]["status"]), int(found[0]["current_wave"]))
+                 for rid, found in records.items() if found is not None}
+        stale = now - self._synced_at >= self.settings.resync_after or any(
+            self._synced_as.get(rid) != mark for rid, mark in marks.items())
+        if stale:
+            fresh: dict[str, dict[str, Any]] = {rid: {} for rid in plans}
+            for d in self.ledger.records("Deployment"):
+                if d.get("rollout_id") in plans:
+                    fresh[d["rollout_id"]][d["host_id"]] = d
+            self._deps = fresh
+            self._synced_as = marks
+            self._synced_at = now
+            self.full_reads += 1
+        return {rid: self._deps.get(rid, {}) for rid in plans}
 
     def _decide(self, rollout_id: str, action: str, reason: str, report: StepReport) -> bool:
         text = (PREFIX + reason)[:1000]
@@ -382,18 +495,10 @@ class Dispatcher:
             self._windows[text] = parse_window(text)
         return self._windows[text]
 
-    def _drive(self, plan: RolloutPlan, deps: dict[str, Any], seen: dict[str, float] | None,
+    def _drive(self, plan: RolloutPlan, rollout: Mapping[str, Any], patch: Mapping[str, Any],
+               deps: dict[str, Any], seen: dict[str, float] | None,
                report: StepReport) -> dict[str, Order]:
         rid = plan.rollout_id
-        try:
-            rollout = self.ledger.evaluate("GetRecord", "Rollout", rid)
-        except GatewayError as exc:
-            if "does not exist" not in str(exc):
-                raise
-            log.info("rollout %s is planned but not on the ledger: creating it", rid)
-            self.ledger.submit("CreateRollout", plan.create_rollout_argument())
-            return {}
-        patch = self.ledger.evaluate("GetRecord", "Patch", plan.patch_id)
         status = rollout["status"]
         digest = str(patch.get("artifact_sha256", ""))
         if status in ("COMPLETED",):

@@ -145,6 +145,7 @@ CALLS: dict[str, Call] = {
     "ListRecords": Call(who(SECOPS, "auditor"), ("Deployment", "SCHEDULED", 10, "")),
     "GetHistory": Call(who(SECOPS, "auditor"), ("Patch", "P-1")),
     "AttestDeployment": Call(H1, ("h1", "R-1", "nonce-0123456789abcdef")),
+    "AttestDeployments": Call(H1, ("R-1", '[["h1","nonce-0123456789abcdef"]]')),
     "AttestChannelRoots": Call(H1, ("nonce-0123456789abcdef",)),
     "Ping": Call(who(ITOPS, "operator"), ("n-1",)),
     "GetPing": Call(who(SECOPS, "auditor"), ("ITOpsMSP",)),

@@ -161,6 +161,6 @@ def test_metadata_lists_submit_and_evaluate_functions() -> None:
     assert tags["ReportDeployments"] == "SUBMIT" and tags["Ping"] == "SUBMIT"
     assert {n for n, t in tags.items() if t == "EVALUATE"} == {
         "GetRecord", "ListRecords", "GetHistory", "GetApprovalBundle", "GetPing",
-        "AttestDeployment", "AttestChannelRoots",
+        "AttestDeployment", "AttestDeployments", "AttestChannelRoots",
     }
-    assert len(tags) == 34
+    assert len(tags) == 35
