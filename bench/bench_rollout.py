@@ -152,7 +152,7 @@ def run(net: LocalNetwork, n_hosts: int, workers: int, root: Path, *, profile: b
             artifacts.put(artifact)
             dispatcher = Dispatcher(ledger, state, ITOPS, DispatchSettings(
                 batch_max_reports=250, batch_max_latency=1.0, interval=0.5,
-                report_endorsing=(ITOPS, SECOPS)))
+                report_endorsing=(ITOPS, SECOPS), batches_in_flight=4))
             rollout_id = f"R-bench-{w.run}"
             plan = dispatcher.create_rollout(RolloutRequest(
                 rollout_id, patch_id, canary=Quantity(1, percent=True),

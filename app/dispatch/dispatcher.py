@@ -49,6 +49,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,11 @@ from patchledger.common.durable import write_atomic
 
 __all__ = ["Decision", "DispatchSettings", "Dispatcher", "StepReport"]
 
+
+def _host_of(signed: Mapping[str, Any]) -> str:
+    report = signed.get("report")
+    return str(report.get("host_id", "")) if isinstance(report, Mapping) else ""
+
 log = logging.getLogger(__name__)
 
 #: Prefix of every reason this dispatcher records.
@@ -99,6 +105,9 @@ class DispatchSettings:
         offline_after: a host not seen polling for this long is offline (not released).
         report_endorsing: organizations named to endorse report batches (empty: the
             gateway chooses).
+        batches_in_flight: report batches submitted at once (1 to 8); batches in flight
+            together never hold reports of the same host, so a host's reports still reach
+            the ledger in order and concurrent batches write disjoint keys.
         resync_after: seconds after which the deployments are read again from the ledger
             in full even when nothing this dispatcher knows of changed them (a safety net
             for writes it did not make; see "Incremental state" in the module docstring).
@@ -110,6 +119,7 @@ class DispatchSettings:
     offline_after: float = 60.0
     report_endorsing: tuple[str, ...] = ()
     resync_after: float = 300.0
+    batches_in_flight: int = 1
 
     def __post_init__(self) -> None:
         """Raises:
@@ -118,6 +128,8 @@ class DispatchSettings:
         if not 1 <= self.batch_max_reports <= MAX_BATCH:
             raise UserError(f"batch_max_reports must be 1 to {MAX_BATCH}, not "
                             f"{self.batch_max_reports}")
+        if not 1 <= self.batches_in_flight <= 8:
+            raise UserError(f"batches_in_flight must be 1 to 8, not {self.batches_in_flight}")
         for name in ("batch_max_latency", "interval", "offline_after", "resync_after"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be above 0, not {getattr(self, name)}")
@@ -352,6 +364,8 @@ class Dispatcher:
         """
         files = self.board.pending_reports()
         limit = self.settings.batch_max_reports
+        due: list[tuple[list[dict[str, Any]], list[InboxFile]]] = []
+        hosts_due: set[str] = set()
         while files:
             used: list[InboxFile] = []
             batch: list[dict[str, Any]] = []
@@ -364,12 +378,50 @@ class Dispatcher:
             first = self._first_seen.setdefault(used[0].path.name, now)
             waited = now - first
             if not force and len(batch) < limit and waited < self.settings.batch_max_latency:
-                return
-            self._submit_batch(batch[:MAX_BATCH], used, report)
+                break
+            hosts = {_host_of(r) for r in batch}
+            if hosts & hosts_due or len(due) >= self.settings.batches_in_flight:
+                self._submit_all(due, report)  # a host's reports stay in order
+                due, hosts_due = [], set()
+            due.append((batch[:MAX_BATCH], used))
+            hosts_due |= hosts
             files = files[len(used):]
+        self._submit_all(due, report)
 
-    def _submit_batch(self, batch: list[dict[str, Any]], used: list[InboxFile],
-                      report: StepReport) -> None:
+    def _submit_all(self, due: list[tuple[list[dict[str, Any]], list[InboxFile]]],
+                    report: StepReport) -> None:
+        """Submit batches of disjoint hosts together (``batches_in_flight``), then record
+        their results in order; the first failure is raised after every batch ended (the
+        files of a batch that failed stay in the inbox)."""
+        if len(due) <= 1:
+            for batch, used in due:
+                self._submit_batch(batch, used, report)
+            return
+        with ThreadPoolExecutor(len(due)) as pool:
+            outcomes = list(pool.map(lambda job: self._endorse_batch(job[0]), due))
+        failure: BaseException | None = None
+        for (batch, used), outcome in zip(due, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                failure = failure or outcome
+                continue
+            self._record_batch(batch, used, outcome, report)
+        if failure is not None:
+            raise failure
+
+    def _endorse_batch(self, batch: list[dict[str, Any]]
+                       ) -> Mapping[str, Any] | BaseException:
+        try:
+            return self._submitted(batch)
+        except (GatewayError, SubmitFailed, OSError) as exc:
+            return exc
+
+    def _submitted(self, batch: list[dict[str, Any]]) -> Mapping[str, Any]:
+        """``ReportDeployments`` of ``batch``; a batch refused whole is set aside (empty
+        results).
+
+        Raises:
+            SubmitFailed: not a refusal (retries used up); GatewayError: peer unreachable.
+        """
         try:
             result = self.ledger.submit("ReportDeployments", batch,
                                         endorsing=self.settings.report_endorsing)
@@ -378,7 +430,15 @@ class Dispatcher:
                 raise
             log.warning("a report batch was refused whole, set aside: %s", exc)
             self._set_aside(batch, str(exc))
-            result = {"results": []}
+            return {"results": [], "refused_whole": True}
+        return result if isinstance(result, Mapping) else {"results": []}
+
+    def _submit_batch(self, batch: list[dict[str, Any]], used: list[InboxFile],
+                      report: StepReport) -> None:
+        self._record_batch(batch, used, self._submitted(batch), report)
+
+    def _record_batch(self, batch: list[dict[str, Any]], used: list[InboxFile],
+                      result: Mapping[str, Any], report: StepReport) -> None:
         report.batches += 1
         refused = []
         for position, r in enumerate(result.get("results", [])):

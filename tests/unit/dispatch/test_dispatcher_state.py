@@ -7,6 +7,8 @@ commits first."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -14,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from patchledger.app.dispatch.dispatcher import Dispatcher, StepReport
+from patchledger.app.dispatch.dispatcher import Dispatcher, DispatchSettings, StepReport
 from patchledger.app.dispatch.ledger import SubmitFailed
 from patchledger.app.dispatch.planner import PlanError, Quantity
+from patchledger.app.errors import UserError
 from patchledger.chaincode.lifecycle.queries import get_record
 from tests.unit.dispatch.core_ledger import CoreLedger
 from tests.unit.dispatch.test_dispatcher import HOSTS, World, new_world, request
@@ -171,3 +174,58 @@ def test_a_refused_create_without_a_rollout_on_the_ledger_is_reported(world: Wor
         d.create_rollout(request(patch_id="P-unknown"))
     assert not (world.state / "plans" / "R-1.json").exists()
 
+
+
+class ConcurrentLedger:
+    """The core ledger behind a lock, recording which report batches were in flight at once
+    (each submit waits a little so that concurrent ones overlap)."""
+
+    def __init__(self, inner: CoreLedger) -> None:
+        self.inner = inner
+        self.lock = threading.Lock()
+        self.in_flight: list[set[str]] = []
+        self.overlaps: list[list[set[str]]] = []
+
+    def evaluate(self, function: str, *args: Any) -> Any:
+        with self.lock:
+            return self.inner.evaluate(function, *args)
+
+    def records(self, record_type: str, status: str = "") -> Iterator[dict[str, Any]]:
+        with self.lock:
+            return iter(list(self.inner.records(record_type, status)))
+
+    def submit(self, function: str, *args: Any, endorsing: Sequence[str] = ()) -> Any:
+        if function != "ReportDeployments":
+            with self.lock:
+                return self.inner.submit(function, *args, endorsing=endorsing)
+        hosts = {r["report"]["host_id"] for r in args[0]}
+        with self.lock:
+            self.in_flight.append(hosts)
+            self.overlaps.append([set(h) for h in self.in_flight])
+        time.sleep(0.05)
+        with self.lock:
+            self.in_flight.remove(hosts)
+            return self.inner.submit(function, *args, endorsing=endorsing)
+
+
+def test_report_batches_in_flight_together_hold_disjoint_hosts(world: World) -> None:
+    ledger = ConcurrentLedger(world.ledger)
+    d = Dispatcher(ledger, world.state, "ITOpsMSP",
+                   DispatchSettings(batch_max_reports=1, batch_max_latency=0.1,
+                                    batches_in_flight=4), clock=world.clock)
+    d.create_rollout(request(max_concurrency=Quantity(5), disruption_budget=Quantity(5)))
+    for _ in range(80):
+        d.step()
+        world.hosts.act()
+        world.clock.now += 1
+        if world.status() == "COMPLETED":
+            break
+    assert world.status() == "COMPLETED"
+    assert max(len(o) for o in ledger.overlaps) > 1  # batches did go together
+    for together in ledger.overlaps:
+        seen: set[str] = set()
+        for hosts in together:
+            assert not hosts & seen
+            seen |= hosts
+    with pytest.raises(UserError, match="batches_in_flight"):
+        DispatchSettings(batches_in_flight=9)
