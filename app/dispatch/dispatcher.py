@@ -11,7 +11,8 @@ Each step (every ``interval`` seconds):
    its inbox files are removed. Reports the ledger refuses as replays were recorded before (a
    resubmission after a crash); other refusals are logged and kept in ``refused.jsonl``.
 2. **Rollouts**: for every rollout this dispatcher planned (``plans/<id>.json``), its state is
-   read from the ledger (Rollout, Patch and Deployment records) and:
+   read from the ledger (Rollout and Patch records; the Deployment records incrementally,
+   below) and:
 
    - the patch is REVOKED and the rollout not finished: **halt**, then **roll back**
      (a revocation stops dispatching at once);
@@ -31,6 +32,13 @@ Each step (every ``interval`` seconds):
    Every decision is a ``DecideRollout`` transaction carrying its reason, which the rollout
    record keeps (its history lists every decision with its reason).
 3. **Orders**: ``orders.json`` is rewritten from the released hosts and the ledger.
+
+Incremental state: the deployments are read in full (``ListRecords``) only at the first step,
+when a rollout's status or current wave changed since the last full read (a wave start
+schedules deployments), after a batch result that cannot be placed (a replay), and every
+``resync_after`` seconds; between full reads each report the ledger accepted in a batch this
+process committed sets its deployment's status. Deployments change only through reports (which
+pass through this dispatcher) and wave starts, so the view is the ledger's.
 
 Restart semantics: the state is the ledger plus ``checkpoint.json`` (the released hosts per
 rollout, written durably *before* the release is published) and the plan files. Decisions are

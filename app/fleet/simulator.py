@@ -8,7 +8,8 @@ in-process here: the seam where the app's HTTP endpoints would be) and carries o
 with the agent's own functions:
 
 - ``apply``: download the artifact, then :func:`agent.runner.run_assignment`: the endorsed
-  attestation verified offline against the roots pinned at enrollment, the anti-rollback
+  attestation (the relay's batch of this rollout's requests, each agent's nonce in it) verified
+  offline against the roots pinned at enrollment, the anti-rollback
   check, the window, the file-tree backend's stage/apply/verify, the health check, commit or
   roll back, signed reports;
 - ``roll_back``: :func:`agent.rollback_order.run_rollback_order` (attested order, kept copy
