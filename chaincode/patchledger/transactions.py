@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from patchledger.chaincode.lifecycle import TxLedger
+from patchledger.chaincode.lifecycle.errors import ValidationError
 from patchledger.chaincode.lifecycle.ops import (
     approvals,
     deployments,
@@ -165,11 +166,45 @@ async def EnrollHost(ctx: LedgerContext, host: dict[str, Any]) -> Result:
             ("groups", "maintenance_window", "inventory_sha256"),
         )
         extra = {k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h}
-        return hosts.enroll_host(
-            tx, h["host_id"], h["cert_pem"], trust=trust, groups=h.get("groups", ()), **extra
-        )
+        return _enroll_one(tx, h, trust, extra)
 
     return _summary(ctx, await submit(ctx, op))
+
+
+#: Most hosts one EnrollHosts enrolls.
+MAX_ENROLL_BATCH = 200
+
+
+async def EnrollHosts(ctx: LedgerContext, hosts: list[Any]) -> Result:
+    """Enroll up to :data:`MAX_ENROLL_BATCH` hosts of the caller's organization in one
+    transaction, each exactly as ``EnrollHost`` would (same members, same certificate
+    checks, same key-level policy on each record); all or nothing: a refused host refuses
+    the batch, its error naming the host and its place in the list."""
+    trust = ctx.services.trust
+
+    def op(tx: TxLedger) -> Any:
+        if not isinstance(hosts, list) or not 1 <= len(hosts) <= MAX_ENROLL_BATCH:
+            raise ValidationError("hosts", f"must be a list of 1 to {MAX_ENROLL_BATCH} hosts")
+        changes: Any = []
+        for index, host in enumerate(hosts):
+            h = members(
+                f"hosts[{index}]",
+                host,
+                ("host_id", "cert_pem"),
+                ("groups", "maintenance_window", "inventory_sha256"),
+            )
+            extra = {k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h}
+            changes = _enroll_one(tx, h, trust, extra)
+        return changes
+
+    return _summary(ctx, await submit(ctx, op))
+
+
+def _enroll_one(tx: TxLedger, h: dict[str, Any], trust: Any, extra: dict[str, Any]) -> Any:
+    """``hosts.enroll_host`` of one member set (EnrollHost and EnrollHosts)."""
+    return hosts.enroll_host(
+        tx, h["host_id"], h["cert_pem"], trust=trust, groups=h.get("groups", ()), **extra
+    )
 
 
 async def UpdateInventoryDigest(ctx: LedgerContext, host_id: str, inventory_sha256: str) -> Result:
@@ -322,6 +357,7 @@ SUBMIT = (
     ProposePolicy,
     ApprovePolicy,
     EnrollHost,
+    EnrollHosts,
     UpdateInventoryDigest,
     DecommissionHost,
     CreateRollout,

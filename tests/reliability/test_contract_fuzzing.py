@@ -125,6 +125,7 @@ CALLS: dict[str, Call] = {
     "ProposePolicy": Call(who(SECOPS, "admin"), ("PC-2", policy_data(soak_seconds=30))),
     "ApprovePolicy": Call(who(COMPLIANCE, "admin"), ("PC-1",)),
     "EnrollHost": Call(who(ITOPS, "admin"), (_host("h4"),)),
+    "EnrollHosts": Call(who(ITOPS, "admin"), ([_host("h5")],)),
     "UpdateInventoryDigest": Call(who(ITOPS, "operator"), ("h2", INVENTORY)),
     "DecommissionHost": Call(who(ITOPS, "admin"), ("h3",)),
     "CreateRollout": Call(who(ITOPS, "operator"), (_rollout("R-2"),)),

@@ -163,4 +163,4 @@ def test_metadata_lists_submit_and_evaluate_functions() -> None:
         "GetRecord", "ListRecords", "GetHistory", "GetApprovalBundle", "GetPing",
         "AttestDeployment", "AttestDeployments", "AttestChannelRoots",
     }
-    assert len(tags) == 35
+    assert len(tags) == 36
