@@ -16,8 +16,10 @@ from patchledger.chaincode.lifecycle.attestation import (
     attest_channel_roots,
     attest_deployment,
     attest_deployments,
+    parse_requests,
 )
 from patchledger.chaincode.patchledger.execution import LedgerContext, read, refusal, tx_time
+from patchledger.chaincode.patchledger.prefetch import prefetch_attestations
 
 __all__ = ["EVALUATE", "AttestChannelRoots", "AttestDeployment", "AttestDeployments"]
 
@@ -43,9 +45,16 @@ async def AttestDeployments(
     agent asking), each echoed with its host's records; the patch, policy, approvals and
     rollout once (400 for a malformed argument, 404 for an unknown rollout)."""
     now = tx_time(ctx.stub)
-    return await read(
-        ctx, lambda store: attest_deployments(store, rollout_id, requests, now=now)
-    )
+
+    def query(store: Any) -> dict[str, Any]:
+        try:
+            pairs = parse_requests(requests)
+        except LifecycleError:
+            pairs = []  # refused by the core below, with its message
+        prefetch_attestations(store, rollout_id, pairs)
+        return attest_deployments(store, rollout_id, requests, now=now)
+
+    return await read(ctx, query)
 
 
 async def AttestChannelRoots(ctx: LedgerContext, nonce: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from patchledger.chaincode.lifecycle.ops import (
 )
 from patchledger.chaincode.patchledger.arguments import members
 from patchledger.chaincode.patchledger.execution import LedgerContext, Outcome, submit
-from patchledger.chaincode.patchledger.prefetch import prefetch_reports
+from patchledger.chaincode.patchledger.prefetch import prefetch_advance, prefetch_reports
 
 __all__ = ["SUBMIT"]
 
@@ -245,7 +245,11 @@ async def CreateRollout(ctx: LedgerContext, rollout: dict[str, Any]) -> Result:
 
 async def AdvanceRollout(ctx: LedgerContext, rollout_id: str) -> Result:
     """Start the first wave (releasing the patch) or the next one once the gate passed."""
-    return _summary(ctx, await submit(ctx, lambda tx: rollouts.advance_rollout(tx, rollout_id)))
+    def op(tx: TxLedger) -> Any:
+        prefetch_advance(tx, rollout_id)
+        return rollouts.advance_rollout(tx, rollout_id)
+
+    return _summary(ctx, await submit(ctx, op))
 
 
 async def PauseRollout(ctx: LedgerContext, rollout_id: str) -> Result:
@@ -276,10 +280,12 @@ async def RollBackRollout(ctx: LedgerContext, rollout_id: str) -> Result:
 async def DecideRollout(ctx: LedgerContext, rollout_id: str, action: str, reason: str) -> Result:
     """A rollout move (advance, pause, resume, halt, complete, roll_back) with its reason
     recorded on the rollout (operator of the rollout's organization; the dispatcher)."""
-    return _summary(
-        ctx,
-        await submit(ctx, lambda tx: rollouts.decide_rollout(tx, rollout_id, action, reason)),
-    )
+    def op(tx: TxLedger) -> Any:
+        if action == "advance":
+            prefetch_advance(tx, rollout_id)
+        return rollouts.decide_rollout(tx, rollout_id, action, reason)
+
+    return _summary(ctx, await submit(ctx, op))
 
 
 async def ReportDeployments(ctx: LedgerContext, reports: list[Any]) -> Result:
