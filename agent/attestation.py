@@ -92,6 +92,7 @@ __all__ = [
     "require_endorsers",
     "verify_channel_roots",
     "verify_deployment",
+    "verify_deployment_answer",
     "verify_endorsed",
 ]
 
@@ -443,16 +444,9 @@ def verify_deployment(
             endorsement quorum, deployment state).
         VerificationError: :func:`agent.verify.verify_patch`'s refusals.
     """
-    if _asked_function(bundle) == "AttestDeployments":
-        endorsed, state = _verify_batched(bundle, channel, chaincode, host_id, rollout_id,
-                                          nonce, roots, now)
-    else:
-        question = Question(channel, chaincode, "AttestDeployment",
-                            (host_id, rollout_id, nonce))
-        endorsed = verify_endorsed(bundle, question, roots=roots, now=now)
-        state = endorsed.result
-        _check_echo(state, DEPLOYMENT_KIND,
-                    {"nonce": nonce, "host_id": host_id, "rollout_id": rollout_id})
+    endorsed, state = verify_deployment_answer(bundle, channel=channel, chaincode=chaincode,
+                                               host_id=host_id, rollout_id=rollout_id,
+                                               nonce=nonce, roots=roots, now=now)
     try:
         policy = Policy.from_dict(_member(state, "policy"))
     except LifecycleError as exc:
@@ -491,6 +485,30 @@ def verify_deployment(
     window = _member(state, "host").get("maintenance_window", "")
     return DeploymentAttestation(verdict, endorsed.endorsing, state,
                                  window if isinstance(window, str) else "", tuple(chain))
+
+
+def verify_deployment_answer(
+    bundle: Mapping[str, Any], *, channel: str, chaincode: str, host_id: str, rollout_id: str,
+    nonce: str, roots: OrgTrust, now: int,
+) -> tuple[Endorsed, dict[str, Any]]:
+    """Rules 1-5 for the answer to this host's deployment question, in either form: its own
+    ``AttestDeployment(host_id, rollout_id, nonce)``, or an ``AttestDeployments`` batch
+    holding its ``[host_id, nonce]`` (then the state is this host's view of the batch: the
+    shared members and its own entry, marked ``batched``). The state echoes ``nonce``,
+    ``host_id`` and ``rollout_id``; nothing else of it is judged here.
+
+    Raises:
+        AttestationError: a subclass names what failed (a batch entry the ledger answered
+            with an ``error``: ``DeploymentStateError``).
+    """
+    if _asked_function(bundle) == "AttestDeployments":
+        return _verify_batched(bundle, channel, chaincode, host_id, rollout_id, nonce, roots,
+                               now)
+    question = Question(channel, chaincode, "AttestDeployment", (host_id, rollout_id, nonce))
+    endorsed = verify_endorsed(bundle, question, roots=roots, now=now)
+    _check_echo(endorsed.result, DEPLOYMENT_KIND,
+                {"nonce": nonce, "host_id": host_id, "rollout_id": rollout_id})
+    return endorsed, endorsed.result
 
 
 def _asked_function(bundle: Mapping[str, Any]) -> str:

@@ -12,16 +12,20 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from patchledger.agent.attestation import verify_deployment
+from patchledger.agent.config import AgentConfig
 from patchledger.agent.errors import (
     AttestationBindingError,
     DeploymentStateError,
     EndorsementQuorumError,
 )
+from patchledger.agent.rollback_order import run_rollback_order
+from patchledger.agent.runner import Assignment, Outcome, run_assignment
 from patchledger.agent.verify import ArtifactFacts
 from patchledger.app.dispatch.relay import AttestationBatcher
 from patchledger.app.errors import UserError
@@ -234,3 +238,30 @@ def test_batcher_limits_are_checked() -> None:
         AttestationBatcher(lambda r, q: {}, max_batch=MAX_ATTEST_BATCH + 1)
     with pytest.raises(UserError, match="linger"):
         AttestationBatcher(lambda r, q: {}, linger=-1)
+
+
+def test_a_host_applies_and_rolls_back_on_order_from_batched_answers(tmp_path: Path) -> None:
+    # the runner and the rollback order both accept the batch holding their own nonce, and
+    # the rollback is obeyed only once the batch shows the rollout stopped
+    store = _store()
+
+    def relay(host_id: str, rollout_id: str, nonce: str) -> dict[str, Any]:
+        return batched(store, [("h2", NONCES["h2"]), (host_id, nonce)], rollout_id)
+
+    config = AgentConfig(host_id="h1", target=tmp_path / "app", state_dir=tmp_path / "s")
+    key = host_identity(ITOPS, "h1").key
+    applied = run_assignment(config, Assignment("R-1", "P-1", ARTIFACT), roots=TRUST,
+                             host_key=key, attestor=relay, clock=lambda: NOW)
+    assert applied.outcome is Outcome.APPLIED, applied.detail
+    early = run_rollback_order(config, "R-1", "P-1", roots=TRUST, host_key=key,
+                               attestor=relay, clock=lambda: NOW)
+    assert early.outcome is Outcome.REFUSED and "nothing orders a rollback" in early.detail
+    run(store, who(ITOPS, "operator"), rollouts.halt_rollout, "R-1")
+    rolled = run_rollback_order(config, "R-1", "P-1", roots=TRUST, host_key=key,
+                                attestor=relay, clock=lambda: NOW)
+    assert rolled.outcome is Outcome.ROLLED_BACK, rolled.detail
+    # a batch replayed without this host's fresh nonce orders nothing
+    old = batched(store, [("h1", NONCES["h1"])])
+    replayed = run_rollback_order(config, "R-1", "P-1", roots=TRUST, host_key=key,
+                                  attestor=lambda h, r, n: old, clock=lambda: NOW)
+    assert replayed.outcome is Outcome.REFUSED and "nonce" in replayed.detail
