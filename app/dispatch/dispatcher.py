@@ -351,7 +351,12 @@ class Dispatcher:
         if plans:
             seen = self.board.seen()
             records = {rid: self._records(plan) for rid, plan in plans.items()}
+            reads = self.full_reads
             deployments = self._deployments(plans, records)
+            if self.full_reads != reads:  # a full read takes a while: decide on fresh records
+                records = {rid: self._records(plan) if found is not None else None
+                           for (rid, found), plan in zip(records.items(), plans.values(),
+                                                         strict=True)}
             report.progress = {rid: Counter(d.get("status", "") for d in deps.values())
                                for rid, deps in deployments.items()}
             for rollout_id, plan in plans.items():
