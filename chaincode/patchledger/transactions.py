@@ -15,6 +15,7 @@ the channel organizations and the worker pool from it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from patchledger.chaincode.lifecycle import TxLedger
@@ -165,7 +166,9 @@ async def EnrollHost(ctx: LedgerContext, host: dict[str, Any]) -> Result:
             ("host_id", "cert_pem"),
             ("groups", "maintenance_window", "inventory_sha256"),
         )
-        extra = {k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h}
+        extra: dict[str, Any] = {
+            k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h
+        }
         return _enroll_one(tx, h, trust, extra)
 
     return _summary(ctx, await submit(ctx, op))
@@ -193,14 +196,16 @@ async def EnrollHosts(ctx: LedgerContext, hosts: list[Any]) -> Result:
                 ("host_id", "cert_pem"),
                 ("groups", "maintenance_window", "inventory_sha256"),
             )
-            extra = {k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h}
+            extra: dict[str, Any] = {
+                k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h
+            }
             changes = _enroll_one(tx, h, trust, extra)
         return changes
 
     return _summary(ctx, await submit(ctx, op))
 
 
-def _enroll_one(tx: TxLedger, h: dict[str, Any], trust: Any, extra: dict[str, Any]) -> Any:
+def _enroll_one(tx: TxLedger, h: dict[str, Any], trust: Any, extra: Mapping[str, Any]) -> Any:
     """``hosts.enroll_host`` of one member set (EnrollHost and EnrollHosts)."""
     return hosts.enroll_host(
         tx, h["host_id"], h["cert_pem"], trust=trust, groups=h.get("groups", ()), **extra
