@@ -73,6 +73,7 @@ from patchledger.agent.signer import issuing_organizations
 from patchledger.agent.verify import ArtifactFacts, Verdict, verify_patch
 from patchledger.chaincode.lifecycle.attestation import (
     DEPLOYMENT_KIND,
+    DEPLOYMENTS_KIND,
     ROOTS_KIND,
     roots_fingerprint,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "require_endorsers",
     "verify_channel_roots",
     "verify_deployment",
+    "verify_deployment_answer",
     "verify_endorsed",
 ]
 
@@ -379,9 +381,15 @@ def _check_deployment_state(state: Mapping[str, Any], host_id: str, rollout_id: 
                                    " RUNNING: no wave is open")
     waves = rollout.get("waves")
     current = rollout.get("current_wave")
-    in_wave = (isinstance(waves, list) and isinstance(current, int) and 0 <= current < len(waves)
-               and isinstance(waves[current], dict)
-               and host_id in waves[current].get("hosts", ()))
+    if state.get("batched") is True:
+        # AttestDeployments carries no host lists: the endorsed per-host in_current_wave
+        sizes = rollout.get("wave_sizes")
+        in_wave = (isinstance(sizes, list) and isinstance(current, int)
+                   and 0 <= current < len(sizes))
+    else:
+        in_wave = (isinstance(waves, list) and isinstance(current, int)
+                   and 0 <= current < len(waves) and isinstance(waves[current], dict)
+                   and host_id in waves[current].get("hosts", ()))
     if not in_wave or state.get("in_current_wave") is not True:
         raise DeploymentStateError(
             f"host {host_id!r} is not in the current wave ({current}) of {where}"
@@ -436,11 +444,9 @@ def verify_deployment(
             endorsement quorum, deployment state).
         VerificationError: :func:`agent.verify.verify_patch`'s refusals.
     """
-    question = Question(channel, chaincode, "AttestDeployment", (host_id, rollout_id, nonce))
-    endorsed = verify_endorsed(bundle, question, roots=roots, now=now)
-    state = endorsed.result
-    _check_echo(state, DEPLOYMENT_KIND,
-                {"nonce": nonce, "host_id": host_id, "rollout_id": rollout_id})
+    endorsed, state = verify_deployment_answer(bundle, channel=channel, chaincode=chaincode,
+                                               host_id=host_id, rollout_id=rollout_id,
+                                               nonce=nonce, roots=roots, now=now)
     try:
         policy = Policy.from_dict(_member(state, "policy"))
     except LifecycleError as exc:
@@ -479,6 +485,98 @@ def verify_deployment(
     window = _member(state, "host").get("maintenance_window", "")
     return DeploymentAttestation(verdict, endorsed.endorsing, state,
                                  window if isinstance(window, str) else "", tuple(chain))
+
+
+def verify_deployment_answer(
+    bundle: Mapping[str, Any], *, channel: str, chaincode: str, host_id: str, rollout_id: str,
+    nonce: str, roots: OrgTrust, now: int,
+) -> tuple[Endorsed, dict[str, Any]]:
+    """Rules 1-5 for the answer to this host's deployment question, in either form: its own
+    ``AttestDeployment(host_id, rollout_id, nonce)``, or an ``AttestDeployments`` batch
+    holding its ``[host_id, nonce]`` (then the state is this host's view of the batch: the
+    shared members and its own entry, marked ``batched``). The state echoes ``nonce``,
+    ``host_id`` and ``rollout_id``; nothing else of it is judged here.
+
+    Raises:
+        AttestationError: a subclass names what failed (a batch entry the ledger answered
+            with an ``error``: ``DeploymentStateError``).
+    """
+    if _asked_function(bundle) == "AttestDeployments":
+        return _verify_batched(bundle, channel, chaincode, host_id, rollout_id, nonce, roots,
+                               now)
+    question = Question(channel, chaincode, "AttestDeployment", (host_id, rollout_id, nonce))
+    endorsed = verify_endorsed(bundle, question, roots=roots, now=now)
+    _check_echo(endorsed.result, DEPLOYMENT_KIND,
+                {"nonce": nonce, "host_id": host_id, "rollout_id": rollout_id})
+    return endorsed, endorsed.result
+
+
+def _asked_function(bundle: Mapping[str, Any]) -> str:
+    """The function the bundle's proposal invokes, unverified ("" when unreadable): only
+    chooses which question to verify the bundle against."""
+    try:
+        proposal = proposal_pb2.Proposal.FromString(_b64(bundle, "proposal"))
+        payload = proposal_pb2.ChaincodeProposalPayload.FromString(proposal.payload)
+        spec = chaincode_pb2.ChaincodeInvocationSpec.FromString(payload.input).chaincode_spec
+        return bytes(spec.input.args[0]).decode() if spec.input.args else ""
+    except Exception:  # malformed: the full verification names what is wrong
+        return ""
+
+
+def _batch_argument(bundle: Mapping[str, Any], rollout_id: str, host_id: str,
+                    nonce: str) -> str:
+    """The proposal's request list, if it names this rollout and holds ``[host_id, nonce]``;
+    the exact string, so that the question verified is exactly what the proposal asked."""
+    proposal = _parse(proposal_pb2.Proposal, _b64(bundle, "proposal"), "the proposal")
+    payload = _parse(proposal_pb2.ChaincodeProposalPayload, proposal.payload,
+                     "the proposal payload")
+    args = _parse(chaincode_pb2.ChaincodeInvocationSpec, payload.input,
+                  "the proposal's invocation").chaincode_spec.input.args
+    if len(args) != 3:
+        raise AttestationBindingError("the AttestDeployments proposal does not have 2 arguments")
+    if bytes(args[1]).decode("utf-8", errors="replace") != rollout_id:
+        raise AttestationBindingError(
+            f"the proposal asks about rollout {bytes(args[1])[:80]!r}, not {rollout_id!r}")
+    text = bytes(args[2]).decode("utf-8", errors="replace")
+    try:
+        pairs = json.loads(text)
+    except ValueError as exc:
+        raise AttestationFormatError(f"the proposal's request list is not JSON: {exc}") from exc
+    mine = [p for p in pairs if isinstance(p, list) and p and p[0] == host_id] \
+        if isinstance(pairs, list) else []
+    if mine != [[host_id, nonce]]:
+        raise AttestationBindingError(
+            f"the proposal's requests do not hold this host's nonce exactly once ({host_id!r}):"
+            " an answer to another question, or a replay")
+    return text
+
+
+def _verify_batched(bundle: Mapping[str, Any], channel: str, chaincode: str, host_id: str,
+                    rollout_id: str, nonce: str, roots: OrgTrust, now: int
+                    ) -> tuple[Endorsed, dict[str, Any]]:
+    """An ``AttestDeployments`` bundle: the endorsed answer to a question holding this
+    host's ``[host_id, nonce]``, and this host's view of it (the shared members, and its own
+    entry's host, deployment and ``in_current_wave``), marked ``batched``."""
+    argument = _batch_argument(bundle, rollout_id, host_id, nonce)
+    question = Question(channel, chaincode, "AttestDeployments", (rollout_id, argument))
+    endorsed = verify_endorsed(bundle, question, roots=roots, now=now)
+    result = endorsed.result
+    _check_echo(result, DEPLOYMENTS_KIND, {"rollout_id": rollout_id})
+    entries = result.get("hosts")
+    if not isinstance(entries, list):
+        raise AttestationFormatError("the batched attestation has no host list")
+    mine = [e for e in entries if isinstance(e, dict) and e.get("host_id") == host_id]
+    if len(mine) != 1 or mine[0].get("nonce") != nonce:
+        raise AttestationBindingError(
+            f"the batched attestation does not answer host {host_id!r} with its nonce once")
+    entry = mine[0]
+    if "error" in entry:
+        raise DeploymentStateError(f"the ledger answers for host {host_id!r}: {entry['error']}")
+    state = {k: v for k, v in result.items() if k != "hosts"}
+    state.update(kind=DEPLOYMENT_KIND, nonce=nonce, host_id=host_id, batched=True,
+                 host=entry.get("host"), deployment=entry.get("deployment"),
+                 in_current_wave=entry.get("in_current_wave"))
+    return endorsed, state
 
 
 # ---------------------------------------------------------------------------- enrollment

@@ -4,7 +4,8 @@ rolled back, or whose patch was revoked, and reports ROLLED_BACK.
 The order comes from the host's organization's app, which the agent does not believe (an app
 could otherwise undo any patch on any host). As for an assignment (:mod:`agent.runner`), the
 agent asks for a fresh ``AttestDeployment(host_id, rollout_id, nonce)`` endorsed by peers of
-several organizations and verifies it offline (:func:`agent.attestation.verify_endorsed`,
+several organizations (its own or a batch holding its nonce) and verifies it offline
+(:func:`agent.attestation.verify_deployment_answer`,
 at least ``min_endorsers`` distinct organizations). It rolls back only when the attested state
 says so: the rollout is HALTED or ROLLED_BACK, or the patch is REVOKED; the host's deployment
 of that rollout is not ROLLED_BACK already; and the host's own anti-rollback state shows that
@@ -25,7 +26,7 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from patchledger.agent.attestation import Question, require_endorsers, verify_endorsed
+from patchledger.agent.attestation import require_endorsers, verify_deployment_answer
 from patchledger.agent.backends.base import InstallerBackend
 from patchledger.agent.backends.filetree import FileTreeBackend
 from patchledger.agent.config import AgentConfig
@@ -99,16 +100,15 @@ def run_rollback_order(
         recovery = backend.recover()
         nonce = nonces()
         now = clock()
-        question = Question(config.channel, config.chaincode, "AttestDeployment",
-                            (config.host_id, rollout_id, nonce))
         try:
-            endorsed = verify_endorsed(attestor(config.host_id, rollout_id, nonce), question,
-                                       roots=roots, now=now)
+            endorsed, state = verify_deployment_answer(
+                attestor(config.host_id, rollout_id, nonce), channel=config.channel,
+                chaincode=config.chaincode, host_id=config.host_id, rollout_id=rollout_id,
+                nonce=nonce, roots=roots, now=now)
             require_endorsers(endorsed, config.min_endorsers,
                               f"the rollback order for rollout {rollout_id!r}")
         except AttestationError as exc:
             return RunResult(Outcome.REFUSED, f"rollback refused: {exc}", recovery=recovery)
-        state = endorsed.result
         if state.get("nonce") != nonce or state.get("host_id") != config.host_id:
             return RunResult(Outcome.REFUSED, "rollback refused: the attestation answers "
                              "another question", recovery=recovery)

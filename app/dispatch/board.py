@@ -90,17 +90,22 @@ class Board:
         self._orders: tuple[tuple[int, int], dict[str, Order]] | None = None
         self._seen: dict[str, float] = {}
         self._seen_flushed = 0.0
+        self._published: dict[str, dict[str, str]] | None = None
 
     # ------------------------------------------------------------- dispatcher side
 
     def publish_orders(self, orders: Mapping[str, Order]) -> None:
-        """Replace the orders (atomically).
+        """Replace the orders (atomically); orders equal to those this board last published
+        are not written again.
 
         Raises:
             OSError: the state directory cannot be written.
         """
         doc = {host: order.to_dict() for host, order in sorted(orders.items())}
+        if doc == self._published and self.orders_path.exists():
+            return  # unchanged: not rewritten (the relay's cached copy stays valid)
         write_atomic(self.orders_path, json.dumps(doc, sort_keys=True))
+        self._published = doc
 
     def pending_reports(self) -> list[InboxFile]:
         """The inbox files in arrival order. A file that is not a list of reports is moved

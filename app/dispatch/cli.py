@@ -102,7 +102,8 @@ def _settings(args: argparse.Namespace, where: LocalOrg) -> DispatchSettings:
     return DispatchSettings(batch_max_reports=args.batch_size,
                             batch_max_latency=args.batch_latency, interval=args.interval,
                             offline_after=args.offline_after,
-                            report_endorsing=(where.org.msp_id, *others[:1]))
+                            report_endorsing=(where.org.msp_id, *others[:1]),
+                            batches_in_flight=args.in_flight)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -174,6 +175,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _common(run)
     run.add_argument("--batch-size", type=int, default=200, help="reports per batch (1-500)")
     run.add_argument("--batch-latency", type=float, default=1.0, help="seconds a report waits")
+    run.add_argument("--in-flight", type=int, default=1,
+                     help="report batches submitted at once (of disjoint hosts; 1-8)")
     run.add_argument("--interval", type=float, default=0.5, help="seconds between steps")
     run.add_argument("--offline-after", type=float, default=60.0,
                      help="a host silent this long is offline")

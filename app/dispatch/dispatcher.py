@@ -11,7 +11,8 @@ Each step (every ``interval`` seconds):
    its inbox files are removed. Reports the ledger refuses as replays were recorded before (a
    resubmission after a crash); other refusals are logged and kept in ``refused.jsonl``.
 2. **Rollouts**: for every rollout this dispatcher planned (``plans/<id>.json``), its state is
-   read from the ledger (Rollout, Patch and Deployment records) and:
+   read from the ledger (Rollout and Patch records; the Deployment records incrementally,
+   below) and:
 
    - the patch is REVOKED and the rollout not finished: **halt**, then **roll back**
      (a revocation stops dispatching at once);
@@ -32,6 +33,13 @@ Each step (every ``interval`` seconds):
    record keeps (its history lists every decision with its reason).
 3. **Orders**: ``orders.json`` is rewritten from the released hosts and the ledger.
 
+Incremental state: the deployments are read in full (``ListRecords``) only at the first step,
+when a rollout's status or current wave changed since the last full read (a wave start
+schedules deployments), after a batch result that cannot be placed (a replay), and every
+``resync_after`` seconds; between full reads each report the ledger accepted in a batch this
+process committed sets its deployment's status. Deployments change only through reports (which
+pass through this dispatcher) and wave starts, so the view is the ledger's.
+
 Restart semantics: the state is the ledger plus ``checkpoint.json`` (the released hosts per
 rollout, written durably *before* the release is published) and the plan files. Decisions are
 derived from the ledger's state each step, so a decision made before a crash is seen, not
@@ -49,6 +57,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +87,11 @@ from patchledger.common.durable import write_atomic
 
 __all__ = ["Decision", "DispatchSettings", "Dispatcher", "StepReport"]
 
+
+def _host_of(signed: Mapping[str, Any]) -> str:
+    report = signed.get("report")
+    return str(report.get("host_id", "")) if isinstance(report, Mapping) else ""
+
 log = logging.getLogger(__name__)
 
 #: Prefix of every reason this dispatcher records.
@@ -99,6 +113,12 @@ class DispatchSettings:
         offline_after: a host not seen polling for this long is offline (not released).
         report_endorsing: organizations named to endorse report batches (empty: the
             gateway chooses).
+        batches_in_flight: report batches submitted at once (1 to 8); batches in flight
+            together never hold reports of the same host, so a host's reports still reach
+            the ledger in order and concurrent batches write disjoint keys.
+        resync_after: seconds after which the deployments are read again from the ledger
+            in full even when nothing this dispatcher knows of changed them (a safety net
+            for writes it did not make; see "Incremental state" in the module docstring).
     """
 
     batch_max_reports: int = 200
@@ -106,6 +126,8 @@ class DispatchSettings:
     interval: float = 0.5
     offline_after: float = 60.0
     report_endorsing: tuple[str, ...] = ()
+    resync_after: float = 300.0
+    batches_in_flight: int = 1
 
     def __post_init__(self) -> None:
         """Raises:
@@ -114,7 +136,9 @@ class DispatchSettings:
         if not 1 <= self.batch_max_reports <= MAX_BATCH:
             raise UserError(f"batch_max_reports must be 1 to {MAX_BATCH}, not "
                             f"{self.batch_max_reports}")
-        for name in ("batch_max_latency", "interval", "offline_after"):
+        if not 1 <= self.batches_in_flight <= 8:
+            raise UserError(f"batches_in_flight must be 1 to 8, not {self.batches_in_flight}")
+        for name in ("batch_max_latency", "interval", "offline_after", "resync_after"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{name} must be above 0, not {getattr(self, name)}")
 
@@ -190,6 +214,13 @@ class Dispatcher:
         self.checkpoint = _Checkpoint.load(self.checkpoint_path)
         self._windows: dict[str, Window] = {}
         self._first_seen: dict[str, float] = {}  # inbox file -> when this process saw it
+        # Incremental state (module docstring): the deployments per rollout as last read in
+        # full, plus the outcomes of every report batch this process committed since; the
+        # (status, wave) each rollout had at that read; when it was.
+        self._deps: dict[str, dict[str, dict[str, Any]]] = {}
+        self._synced_as: dict[str, tuple[str, int]] = {}
+        self._synced_at = float("-inf")
+        self.full_reads = 0
 
     # ---------------------------------------------------------------- planning
 
@@ -233,13 +264,54 @@ class Dispatcher:
         plan = plan_rollout(request, self.enrolled_hosts())
         write_atomic(path, json.dumps(plan.to_dict(), sort_keys=True))
         try:
-            self.ledger.submit("CreateRollout", plan.create_rollout_argument())
-        except SubmitFailed:
+            self._ensure_created(plan)
+        except (SubmitFailed, PlanError):
             path.unlink(missing_ok=True)
             raise
         log.info("rollout %s planned: %s", plan.rollout_id,
                  ", ".join(f"{w.label} {len(w.hosts)}" for w in plan.waves))
         return plan
+
+    def _ensure_created(self, plan: RolloutPlan) -> None:
+        """``CreateRollout`` of ``plan``, idempotent: a running dispatcher that sees the plan
+        file before the planner's own ``CreateRollout`` committed creates the rollout too,
+        and one of the two is refused (the id is taken); a refusal is therefore checked
+        against the ledger, and the rollout found there, if it is this plan's (same owner,
+        patch and waves), counts as created.
+
+        Raises:
+            SubmitFailed: ``CreateRollout`` was refused and no rollout of this plan exists.
+            PlanError: a different rollout of that id exists on the ledger.
+        """
+        try:
+            self.ledger.submit("CreateRollout", plan.create_rollout_argument())
+            return
+        except SubmitFailed as refusal:
+            if not refusal.refused:
+                raise
+            try:
+                existing = self.ledger.evaluate("GetRecord", "Rollout", plan.rollout_id)
+            except GatewayError as exc:
+                if "does not exist" in str(exc):
+                    raise refusal from None
+                raise
+            mismatch = self._differs(plan, existing)
+            if mismatch:
+                raise PlanError(f"rollout {plan.rollout_id!r} exists on the ledger and is not "
+                                f"this plan's: {mismatch}") from refusal
+            log.info("rollout %s was created by another of this organization's clients "
+                     "(the same plan): nothing to do", plan.rollout_id)
+
+    def _differs(self, plan: RolloutPlan, rollout: Mapping[str, Any]) -> str:
+        """What a ledger rollout record has that ``plan`` does not ("" when it is the plan's)."""
+        if rollout.get("owner_msp") != self.msp_id:
+            return f"owned by {rollout.get('owner_msp')}"
+        if rollout.get("patch_id") != plan.patch_id:
+            return f"it deploys {rollout.get('patch_id')}, the plan {plan.patch_id}"
+        ledger_waves = [list(w.get("hosts", ())) for w in rollout.get("waves", ())]
+        if ledger_waves != [list(w.hosts) for w in plan.waves]:
+            return "its waves hold other hosts"
+        return ""
 
     # -------------------------------------------------------------------- loop
 
@@ -278,11 +350,20 @@ class Dispatcher:
         orders: dict[str, Order] = {}
         if plans:
             seen = self.board.seen()
-            deployments = self._deployments(plans)
+            records = {rid: self._records(plan) for rid, plan in plans.items()}
+            reads = self.full_reads
+            deployments = self._deployments(plans, records)
+            if self.full_reads != reads:  # a full read takes a while: decide on fresh records
+                records = {rid: self._records(plan) if found is not None else None
+                           for (rid, found), plan in zip(records.items(), plans.values(),
+                                                         strict=True)}
             report.progress = {rid: Counter(d.get("status", "") for d in deps.values())
                                for rid, deps in deployments.items()}
             for rollout_id, plan in plans.items():
-                orders.update(self._drive(plan, deployments.get(rollout_id, {}), seen, report))
+                found = records[rollout_id]
+                if found is not None:
+                    orders.update(self._drive(plan, *found, deployments.get(rollout_id, {}),
+                                              seen, report))
         self.board.publish_orders(orders)
         return report
 
@@ -296,6 +377,8 @@ class Dispatcher:
         """
         files = self.board.pending_reports()
         limit = self.settings.batch_max_reports
+        due: list[tuple[list[dict[str, Any]], list[InboxFile]]] = []
+        hosts_due: set[str] = set()
         while files:
             used: list[InboxFile] = []
             batch: list[dict[str, Any]] = []
@@ -308,12 +391,50 @@ class Dispatcher:
             first = self._first_seen.setdefault(used[0].path.name, now)
             waited = now - first
             if not force and len(batch) < limit and waited < self.settings.batch_max_latency:
-                return
-            self._submit_batch(batch[:MAX_BATCH], used, report)
+                break
+            hosts = {_host_of(r) for r in batch}
+            if hosts & hosts_due or len(due) >= self.settings.batches_in_flight:
+                self._submit_all(due, report)  # a host's reports stay in order
+                due, hosts_due = [], set()
+            due.append((batch[:MAX_BATCH], used))
+            hosts_due |= hosts
             files = files[len(used):]
+        self._submit_all(due, report)
 
-    def _submit_batch(self, batch: list[dict[str, Any]], used: list[InboxFile],
-                      report: StepReport) -> None:
+    def _submit_all(self, due: list[tuple[list[dict[str, Any]], list[InboxFile]]],
+                    report: StepReport) -> None:
+        """Submit batches of disjoint hosts together (``batches_in_flight``), then record
+        their results in order; the first failure is raised after every batch ended (the
+        files of a batch that failed stay in the inbox)."""
+        if len(due) <= 1:
+            for batch, used in due:
+                self._submit_batch(batch, used, report)
+            return
+        with ThreadPoolExecutor(len(due)) as pool:
+            outcomes = list(pool.map(lambda job: self._endorse_batch(job[0]), due))
+        failure: BaseException | None = None
+        for (batch, used), outcome in zip(due, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                failure = failure or outcome
+                continue
+            self._record_batch(batch, used, outcome, report)
+        if failure is not None:
+            raise failure
+
+    def _endorse_batch(self, batch: list[dict[str, Any]]
+                       ) -> Mapping[str, Any] | BaseException:
+        try:
+            return self._submitted(batch)
+        except (GatewayError, SubmitFailed, OSError) as exc:
+            return exc
+
+    def _submitted(self, batch: list[dict[str, Any]]) -> Mapping[str, Any]:
+        """``ReportDeployments`` of ``batch``; a batch refused whole is set aside (empty
+        results).
+
+        Raises:
+            SubmitFailed: not a refusal (retries used up); GatewayError: peer unreachable.
+        """
         try:
             result = self.ledger.submit("ReportDeployments", batch,
                                         endorsing=self.settings.report_endorsing)
@@ -322,14 +443,24 @@ class Dispatcher:
                 raise
             log.warning("a report batch was refused whole, set aside: %s", exc)
             self._set_aside(batch, str(exc))
-            result = {"results": []}
+            return {"results": [], "refused_whole": True}
+        return result if isinstance(result, Mapping) else {"results": []}
+
+    def _submit_batch(self, batch: list[dict[str, Any]], used: list[InboxFile],
+                      report: StepReport) -> None:
+        self._record_batch(batch, used, self._submitted(batch), report)
+
+    def _record_batch(self, batch: list[dict[str, Any]], used: list[InboxFile],
+                      result: Mapping[str, Any], report: StepReport) -> None:
         report.batches += 1
         refused = []
-        for r in result.get("results", []):
+        for position, r in enumerate(result.get("results", [])):
             if r.get("accepted"):
                 report.accepted += 1
+                self._note_outcome(batch, int(r.get("index", position)))
             elif r.get("error_type") == "ReplayError":
                 report.replayed += 1
+                self._synced_at = float("-inf")  # recorded before: read the ledger again
             else:
                 report.refused += 1
                 refused.append(r)
@@ -348,12 +479,67 @@ class Dispatcher:
 
     # ---------------------------------------------------------------- rollouts
 
-    def _deployments(self, plans: Mapping[str, RolloutPlan]) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for d in self.ledger.records("Deployment"):
-            if d.get("rollout_id") in plans:
-                out.setdefault(d["rollout_id"], {})[d["host_id"]] = d
-        return out
+    def _note_outcome(self, batch: list[dict[str, Any]], index: int) -> None:
+        """A report the ledger accepted: its deployment now has the report's outcome."""
+        try:
+            report = batch[index]["report"]
+            deployment = self._deps[report["rollout_id"]][report["host_id"]]
+        except (IndexError, KeyError, TypeError):
+            self._synced_at = float("-inf")  # not one this process knows: read in full
+            return
+        deployment["status"] = report["outcome"]
+
+    def _records(self, plan: RolloutPlan) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The plan's Rollout and Patch records; ``None`` when the rollout is not on the
+        ledger (it is created then: the plan was stored and the process stopped before
+        ``CreateRollout``, or the planner is creating it right now: :meth:`_ensure_created`).
+
+        Raises:
+            GatewayError: the peer could not be reached.
+        """
+        try:
+            rollout = self.ledger.evaluate("GetRecord", "Rollout", plan.rollout_id)
+        except GatewayError as exc:
+            if "does not exist" not in str(exc):
+                raise
+            log.info("rollout %s is planned but not on the ledger: creating it",
+                     plan.rollout_id)
+            try:
+                self._ensure_created(plan)
+            except (SubmitFailed, PlanError) as refused:
+                log.warning("rollout %s could not be created (retried next step): %s",
+                            plan.rollout_id, refused)
+            return None
+        return rollout, self.ledger.evaluate("GetRecord", "Patch", plan.patch_id)
+
+    def _deployments(self, plans: Mapping[str, RolloutPlan],
+                     records: Mapping[str, tuple[dict[str, Any], dict[str, Any]] | None]
+                     ) -> dict[str, dict[str, Any]]:
+        """The deployments of the driven rollouts, read in full from the ledger only when
+        needed (module docstring, "Incremental state"): at the first step, when a rollout's
+        status or wave changed since the last read (a wave start schedules deployments, a
+        halt or roll back changes what is ordered), after a replay or an unknown report,
+        and every ``resync_after`` seconds; otherwise the last read plus the outcomes of the
+        report batches this process committed since.
+
+        Raises:
+            GatewayError: a page could not be read.
+        """
+        now = self.clock()
+        marks = {rid: (str(found[0]["status"]), int(found[0]["current_wave"]))
+                 for rid, found in records.items() if found is not None}
+        stale = now - self._synced_at >= self.settings.resync_after or any(
+            self._synced_as.get(rid) != mark for rid, mark in marks.items())
+        if stale:
+            fresh: dict[str, dict[str, Any]] = {rid: {} for rid in plans}
+            for d in self.ledger.records("Deployment"):
+                if d.get("rollout_id") in plans:
+                    fresh[d["rollout_id"]][d["host_id"]] = d
+            self._deps = fresh
+            self._synced_as = marks
+            self._synced_at = now
+            self.full_reads += 1
+        return {rid: self._deps.get(rid, {}) for rid in plans}
 
     def _decide(self, rollout_id: str, action: str, reason: str, report: StepReport) -> bool:
         text = (PREFIX + reason)[:1000]
@@ -382,18 +568,10 @@ class Dispatcher:
             self._windows[text] = parse_window(text)
         return self._windows[text]
 
-    def _drive(self, plan: RolloutPlan, deps: dict[str, Any], seen: dict[str, float] | None,
+    def _drive(self, plan: RolloutPlan, rollout: Mapping[str, Any], patch: Mapping[str, Any],
+               deps: dict[str, Any], seen: dict[str, float] | None,
                report: StepReport) -> dict[str, Order]:
         rid = plan.rollout_id
-        try:
-            rollout = self.ledger.evaluate("GetRecord", "Rollout", rid)
-        except GatewayError as exc:
-            if "does not exist" not in str(exc):
-                raise
-            log.info("rollout %s is planned but not on the ledger: creating it", rid)
-            self.ledger.submit("CreateRollout", plan.create_rollout_argument())
-            return {}
-        patch = self.ledger.evaluate("GetRecord", "Patch", plan.patch_id)
         status = rollout["status"]
         digest = str(patch.get("artifact_sha256", ""))
         if status in ("COMPLETED",):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,10 +47,17 @@ class SubmitFailed(UserError):
         self.refused = refused
 
 
+_REFUSAL = re.compile(r"chaincode response 4\d\d")
+
+
 def is_mismatch(exc: GatewayError) -> bool:
-    """Whether an endorsement failed because the endorsers' answers differ (a peer behind)."""
+    """Whether an endorsement failed because the endorsers' answers differ (a peer behind).
+    An ``ABORTED`` whose peers answered with a chaincode refusal (a 4xx response: the gate
+    or the state machine said no) is a refusal, not a mismatch: retrying it changes nothing."""
     texts = [exc.message, *(d.message for d in exc.details)]
-    return exc.code == grpc.StatusCode.ABORTED or any("do not match" in t for t in texts)
+    if any("do not match" in t for t in texts):
+        return True
+    return exc.code == grpc.StatusCode.ABORTED and not any(_REFUSAL.search(t) for t in texts)
 
 
 class LedgerPort(Protocol):

@@ -24,6 +24,7 @@ submit): the same proposal code, signing and error handling as every other trans
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +38,13 @@ from patchledger.app.fabric._protos import (
 from patchledger.app.fabric.contract import Contract
 from patchledger.app.fabric.errors import EndorseError
 
-__all__ = ["BUNDLE_KIND", "attest_channel_roots", "attest_deployment", "endorse_only"]
+__all__ = [
+    "BUNDLE_KIND",
+    "attest_channel_roots",
+    "attest_deployment",
+    "attest_deployments",
+    "endorse_only",
+]
 
 #: ``kind`` of the endorsed-proposal bundle.
 BUNDLE_KIND = "patchledger/endorsed-proposal/1"
@@ -120,6 +127,26 @@ def attest_deployment(
         EndorseError, SigningError, ValueError: see :func:`endorse_only`.
     """
     return endorse_only(contract, "AttestDeployment", (host_id, rollout_id, nonce),
+                        endorsing_organizations=endorsing_organizations, timeout=timeout)
+
+
+def attest_deployments(
+    contract: Contract,
+    rollout_id: str,
+    requests: Sequence[tuple[str, str]],
+    *,
+    endorsing_organizations: Sequence[str],
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """The endorsed ``AttestDeployments(rollout_id, requests)``: one answer for several
+    agents of one rollout, each named by its ``(host_id, nonce)`` pair (docs/security.md,
+    "Batched attestations"). Every agent of the batch receives the same bundle.
+
+    Raises:
+        EndorseError, SigningError, ValueError: see :func:`endorse_only`.
+    """
+    argument = json.dumps([[h, n] for h, n in requests], separators=(",", ":"))
+    return endorse_only(contract, "AttestDeployments", (rollout_id, argument),
                         endorsing_organizations=endorsing_organizations, timeout=timeout)
 
 

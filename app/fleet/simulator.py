@@ -8,7 +8,8 @@ in-process here: the seam where the app's HTTP endpoints would be) and carries o
 with the agent's own functions:
 
 - ``apply``: download the artifact, then :func:`agent.runner.run_assignment`: the endorsed
-  attestation verified offline against the roots pinned at enrollment, the anti-rollback
+  attestation (the relay's batch of this rollout's requests, each agent's nonce in it) verified
+  offline against the roots pinned at enrollment, the anti-rollback
   check, the window, the file-tree backend's stage/apply/verify, the health check, commit or
   roll back, signed reports;
 - ``roll_back``: :func:`agent.rollback_order.run_rollback_order` (attested order, kept copy
@@ -175,10 +176,15 @@ class Fleet:
                               roots=self.roots, host_key=host.key, attestor=self.relay.attest,
                               health=host.health, clock=now)
 
-    def _visit(self, host: SimulatedHost) -> str:
+    def _due(self, host: SimulatedHost) -> Order | None:
+        """The host polls; its order when it has one it has not carried out."""
         order = self.relay.poll(host.spec.host_id)
         if order is None or (order.action, order.rollout_id) in host.done:
-            return ""
+            return None
+        return order
+
+    def _visit(self, job: tuple[SimulatedHost, Order]) -> str:
+        host, order = job
         try:
             result = self._run(host, order)
         except (AgentError, UserError, OSError) as exc:
@@ -201,9 +207,11 @@ class Fleet:
     def tick(self) -> Counter[str]:
         """Every online host polls once and carries out its order; the outcomes of this tick
         (``ERROR`` for a run that raised: logged, retried at the next tick)."""
-        online = [h for h in self.hosts if h.spec.online]
+        # Polls are cheap (a dictionary look-up in the relay): made here, one after the
+        # other; only the hosts with an order to carry out take an agent thread.
+        jobs = [(h, o) for h in self.hosts if h.spec.online and (o := self._due(h)) is not None]
         with ThreadPoolExecutor(self.workers) as pool:
-            results = Counter(r for r in pool.map(self._visit, online) if r)
+            results = Counter(r for r in pool.map(self._visit, jobs) if r)
         self.relay.board.flush_seen()
         self.outcomes.update(results)
         return results

@@ -178,9 +178,12 @@ def _relay() -> AgentRelay:
         contract = st.ledger.network().get_contract(st.config.chaincode)
     except LedgerError:
         contract = None  # poll/report need no peer; attest raises below
+    # One relay per request: its attestation batcher would batch nothing and only add its
+    # linger, so each agent's request is its own AttestDeployment here (a process-wide
+    # batcher for the web workers is not built; docs/dispatch.md).
     return AgentRelay(Board(st.config.dispatch_dir), contract,  # type: ignore[arg-type]
                       ArtifactDirectory(st.config.artifact_dir),
-                      peer_organizations(st.config))
+                      peer_organizations(st.config), attest_linger=0.0, attest_batch=1)
 
 
 def _json(doc: Any, status: int = 200) -> Response:

@@ -37,6 +37,7 @@ fingerprints, for an agent pinning roots at enrollment from several organization
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any, TypeVar
 
 from cryptography import x509
@@ -64,18 +65,29 @@ from patchledger.chaincode.lifecycle.trust import OrgTrust
 R = TypeVar("R", bound=Record)
 
 __all__ = [
+    "DEPLOYMENTS_KIND",
     "DEPLOYMENT_KIND",
+    "MAX_ATTEST_BATCH",
     "MAX_CHAIN",
     "MIN_NONCE_LENGTH",
     "ROOTS_KIND",
     "attest_channel_roots",
     "attest_deployment",
+    "attest_deployments",
     "check_nonce",
+    "parse_requests",
     "roots_fingerprint",
 ]
 
 #: ``kind`` of an AttestDeployment answer.
 DEPLOYMENT_KIND = "patchledger/deployment-attestation/1"
+#: ``kind`` of an AttestDeployments answer (several hosts of one rollout).
+DEPLOYMENTS_KIND = "patchledger/deployments-attestation/1"
+#: Most ``[host_id, nonce]`` pairs in one AttestDeployments.
+MAX_ATTEST_BATCH = 256
+#: The members of a host record an AttestDeployments answer carries per host.
+_BATCH_HOST_FIELDS = frozenset({"host_id", "owner_msp", "status", "groups",
+                                "maintenance_window"})
 #: ``kind`` of an AttestChannelRoots answer.
 ROOTS_KIND = "patchledger/channel-roots-attestation/1"
 #: Shortest nonce accepted: 16 characters (e.g. 64 bits as hex; agents send 256 bits).
@@ -151,6 +163,24 @@ def attest_deployment(
     if raw is None and not any(host_id in w.hosts for w in rollout.waves):
         raise NotFoundError("Deployment", f"{rollout_id}/{host_id}")
     deployment = Deployment.from_json(raw).to_dict() if raw is not None else None
+    wave = rollout.current_wave
+    in_wave = 0 <= wave < len(rollout.waves) and host_id in rollout.waves[wave].hosts
+    return {
+        "kind": DEPLOYMENT_KIND,
+        "nonce": nonce,
+        "host_id": host_id,
+        "rollout_id": rollout_id,
+        "attested_at": now,
+        **_patch_state(store, rollout, now),
+        "rollout": rollout.to_dict(),
+        "host": host.to_dict(),
+        "deployment": deployment,
+        "in_current_wave": in_wave,
+    }
+
+
+def _patch_state(store: StateStore, rollout: Rollout, now: int) -> dict[str, Any]:
+    """The members of a deployment attestation about the rollout's patch (module docstring)."""
     bundle = approval_bundle(store, rollout.patch_id)
     patch = Patch.from_dict(bundle["patch"])
     policy = _load(store, Policy, DEFAULT_POLICY_ID)
@@ -160,14 +190,7 @@ def attest_deployment(
     )
     approving = approving_organizations(policy, decisions, now)
     quorum = policy.quorum.get(patch.severity, 0)
-    wave = rollout.current_wave
-    in_wave = 0 <= wave < len(rollout.waves) and host_id in rollout.waves[wave].hosts
     return {
-        "kind": DEPLOYMENT_KIND,
-        "nonce": nonce,
-        "host_id": host_id,
-        "rollout_id": rollout_id,
-        "attested_at": now,
         "patch": bundle["patch"],
         "supersedes_chain": _chain(store, patch),
         "superseded_by": _superseded_by(store, patch.patch_id),
@@ -177,10 +200,96 @@ def attest_deployment(
         "revoked_identities": bundle["revoked_identities"],
         "approving": list(approving),
         "quorum_met": quorum > 0 and len(approving) >= quorum,
-        "rollout": rollout.to_dict(),
-        "host": host.to_dict(),
-        "deployment": deployment,
-        "in_current_wave": in_wave,
+    }
+
+
+def parse_requests(requests: Any) -> list[tuple[str, str]]:
+    """The ``(host_id, nonce)`` pairs of an ``AttestDeployments`` request: a JSON array (or a
+    list) of ``[host_id, nonce]`` pairs, 1 to :data:`MAX_ATTEST_BATCH`, no host twice.
+
+    Raises:
+        ValidationError: naming ``requests`` and what is wrong with it.
+    """
+    if isinstance(requests, str):
+        try:
+            requests = json.loads(requests)
+        except ValueError as exc:
+            raise ValidationError("requests", f"is not JSON: {exc}") from exc
+    if not isinstance(requests, list) or not 1 <= len(requests) <= MAX_ATTEST_BATCH:
+        raise ValidationError("requests", f"must be a list of 1 to {MAX_ATTEST_BATCH} "
+                                          "[host_id, nonce] pairs")
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for index, pair in enumerate(requests):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValidationError(f"requests[{index}]", "must be a [host_id, nonce] pair")
+        host_id, nonce = pair
+        identifier(f"requests[{index}] host_id", host_id)
+        try:
+            check_nonce(nonce)
+        except ValidationError as exc:
+            raise ValidationError(f"requests[{index}] nonce", str(exc)) from exc
+        if host_id in seen:
+            raise ValidationError(f"requests[{index}]", f"host {host_id!r} is named twice")
+        seen.add(host_id)
+        pairs.append((str(host_id), str(nonce)))
+    return pairs
+
+
+def _host_entry(store: StateStore, rollout: Rollout, host_id: str, nonce: str,
+                current: frozenset[str]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"host_id": host_id, "nonce": nonce}
+    raw_host = store.get(Key("Host", (host_id,)))
+    raw = store.get(Key("Deployment", (rollout.rollout_id, host_id)))
+    if raw_host is None:
+        entry["error"] = f"no Host {host_id!r}"
+        return entry
+    if raw is None and not any(host_id in w.hosts for w in rollout.waves):
+        entry["error"] = f"host {host_id!r} is in no wave of rollout {rollout.rollout_id!r}"
+        return entry
+    host = Host.from_json(raw_host)
+    entry["host"] = {k: v for k, v in host.to_dict().items() if k in _BATCH_HOST_FIELDS}
+    entry["deployment"] = Deployment.from_json(raw).to_dict() if raw is not None else None
+    entry["in_current_wave"] = host_id in current
+    return entry
+
+
+def attest_deployments(
+    store: StateStore, rollout_id: Any, requests: Any, *, now: int
+) -> dict[str, Any]:
+    """The attestation of several hosts' deployments in one rollout, one answer for all
+    (docs/security.md, "Batched attestations"): each host's agent finds its own
+    ``[host_id, nonce]`` among the request's pairs, so the answer is as fresh for each of
+    them as an ``AttestDeployment`` with its own nonce.
+
+    Returns:
+        ``{kind: DEPLOYMENTS_KIND, rollout_id, attested_at, <the patch members of
+        attest_deployment>, rollout: <the record without its waves' host lists, with
+        wave_sizes>, hosts: [{host_id, nonce, host: {host_id, owner_msp, status, groups,
+        maintenance_window}, deployment, in_current_wave} or {host_id, nonce, error}]}``,
+        the hosts in request order. A host that is unknown or in no wave of the rollout gets
+        an ``error`` entry (its agent refuses), the others are answered.
+
+    Raises:
+        ValidationError: a malformed rollout id or request list (naming it).
+        NotFoundError: no such rollout, or its patch or the policy is missing.
+    """
+    identifier("rollout_id", rollout_id)
+    pairs = parse_requests(requests)
+    rollout = _load(store, Rollout, rollout_id)
+    wave = rollout.current_wave
+    current = frozenset(rollout.waves[wave].hosts) if 0 <= wave < len(rollout.waves) \
+        else frozenset()
+    record = rollout.to_dict()
+    record["wave_sizes"] = [len(w.hosts) for w in rollout.waves]
+    record["waves"] = []
+    return {
+        "kind": DEPLOYMENTS_KIND,
+        "rollout_id": rollout_id,
+        "attested_at": now,
+        **_patch_state(store, rollout, now),
+        "rollout": record,
+        "hosts": [_host_entry(store, rollout, h, n, current) for h, n in pairs],
     }
 
 

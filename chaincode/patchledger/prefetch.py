@@ -1,4 +1,6 @@
-"""Reading a ReportDeployments batch's keys in a few requests instead of one per key.
+"""Reading a ReportDeployments batch's keys in a few requests instead of one per key (and, the
+same way, the Host records a wave start reads, :func:`prefetch_advance`, and the records an
+``AttestDeployments`` batch reads, :func:`prefetch_attestations`).
 
 :func:`chaincode.lifecycle.ops.deployments.report_deployments` reads, per report, the Host
 record of the reported host, then (host found, ENROLLED and of the caller's organization) the
@@ -29,7 +31,7 @@ from patchledger.chaincode.lifecycle.record import Key
 from patchledger.chaincode.lifecycle.rollout import Rollout
 from patchledger.chaincode.patchledger.bridge import StubStore
 
-__all__ = ["prefetch_reports"]
+__all__ = ["prefetch_advance", "prefetch_attestations", "prefetch_reports"]
 
 
 def _reports(tx: TxLedger, raw_reports: Any) -> list[HostReport]:
@@ -101,3 +103,40 @@ def prefetch_reports(tx: TxLedger, raw_reports: Any) -> int:
         ):
             patches.append(Key(Patch.RECORD_TYPE, (deployment.patch_id,)))
     return read + store.prefetch(patches)
+
+
+def prefetch_advance(tx: TxLedger, rollout_id: Any) -> int:
+    """Prefetch the Host records ``advance_rollout`` reads when it starts the next wave of
+    ``rollout_id`` (one per host of that wave: 7,400 round trips for a wave of 7,400 hosts
+    otherwise); only when the rollout is PLANNED or RUNNING with a next wave, the state in
+    which the core reads them. Return how many keys were read.
+
+    Raises:
+        PeerError, StreamClosedError: the peer failed the read.
+    """
+    store = tx.store
+    if not isinstance(store, StubStore) or not isinstance(rollout_id, str):
+        return 0
+    try:
+        rollout = _record(tx, store, Rollout, rollout_id)
+    except (LifecycleError, ValueError):
+        return 0
+    if rollout is None or rollout.status not in ("PLANNED", "RUNNING"):
+        return 0
+    nxt = rollout.current_wave + 1
+    if not 0 <= nxt < len(rollout.waves):
+        return 0
+    return store.prefetch([Key(Host.RECORD_TYPE, (h,)) for h in rollout.waves[nxt].hosts])
+
+
+def prefetch_attestations(store: Any, rollout_id: Any, pairs: Sequence[tuple[str, str]]) -> int:
+    """Prefetch the Host and Deployment records ``attest_deployments`` reads for ``pairs``
+    (two round trips for the batch instead of two per host); return how many were read."""
+    if not isinstance(store, StubStore) or not isinstance(rollout_id, str):
+        return 0
+    keys = [Key(Host.RECORD_TYPE, (h,)) for h, _ in pairs]
+    keys += [Key(Deployment.RECORD_TYPE, (rollout_id, h)) for h, _ in pairs]
+    try:
+        return store.prefetch(keys)
+    except ValueError:  # an id no key can hold: the core refuses it with its own message
+        return 0

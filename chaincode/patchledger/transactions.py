@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from patchledger.chaincode.lifecycle import LifecycleError, TxLedger
+from patchledger.chaincode.lifecycle.errors import ValidationError
 from patchledger.chaincode.lifecycle.ops import (
     approvals,
     deployments,
@@ -35,7 +36,7 @@ from patchledger.chaincode.lifecycle.vulnerability import Vulnerability
 from patchledger.chaincode.patchledger.arguments import members
 from patchledger.chaincode.patchledger.bridge import StubStore
 from patchledger.chaincode.patchledger.execution import LedgerContext, Outcome, submit
-from patchledger.chaincode.patchledger.prefetch import prefetch_reports
+from patchledger.chaincode.patchledger.prefetch import prefetch_advance, prefetch_reports
 
 __all__ = ["SUBMIT"]
 
@@ -212,12 +213,50 @@ async def EnrollHost(ctx: LedgerContext, host: dict[str, Any]) -> Result:
             ("host_id", "cert_pem"),
             ("groups", "maintenance_window", "inventory_sha256"),
         )
-        extra = {k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h}
-        return hosts.enroll_host(
-            tx, h["host_id"], h["cert_pem"], trust=trust, groups=h.get("groups", ()), **extra
-        )
+        extra: dict[str, Any] = {
+            k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h
+        }
+        return _enroll_one(tx, h, trust, extra)
 
     return _summary(ctx, await submit(ctx, op))
+
+
+#: Most hosts one EnrollHosts enrolls.
+MAX_ENROLL_BATCH = 200
+
+
+async def EnrollHosts(ctx: LedgerContext, hosts: list[Any]) -> Result:
+    """Enroll up to :data:`MAX_ENROLL_BATCH` hosts of the caller's organization in one
+    transaction, each exactly as ``EnrollHost`` would (same members, same certificate
+    checks, same key-level policy on each record); all or nothing: a refused host refuses
+    the batch, its error naming the host and its place in the list."""
+    trust = ctx.services.trust
+
+    def op(tx: TxLedger) -> Any:
+        if not isinstance(hosts, list) or not 1 <= len(hosts) <= MAX_ENROLL_BATCH:
+            raise ValidationError("hosts", f"must be a list of 1 to {MAX_ENROLL_BATCH} hosts")
+        changes: Any = []
+        for index, host in enumerate(hosts):
+            h = members(
+                f"hosts[{index}]",
+                host,
+                ("host_id", "cert_pem"),
+                ("groups", "maintenance_window", "inventory_sha256"),
+            )
+            extra: dict[str, Any] = {
+                k: h[k] for k in ("maintenance_window", "inventory_sha256") if k in h
+            }
+            changes = _enroll_one(tx, h, trust, extra)
+        return changes
+
+    return _summary(ctx, await submit(ctx, op))
+
+
+def _enroll_one(tx: TxLedger, h: dict[str, Any], trust: Any, extra: Mapping[str, Any]) -> Any:
+    """``hosts.enroll_host`` of one member set (EnrollHost and EnrollHosts)."""
+    return hosts.enroll_host(
+        tx, h["host_id"], h["cert_pem"], trust=trust, groups=h.get("groups", ()), **extra
+    )
 
 
 async def UpdateInventoryDigest(ctx: LedgerContext, host_id: str, inventory_sha256: str) -> Result:
@@ -258,7 +297,11 @@ async def CreateRollout(ctx: LedgerContext, rollout: dict[str, Any]) -> Result:
 
 async def AdvanceRollout(ctx: LedgerContext, rollout_id: str) -> Result:
     """Start the first wave (releasing the patch) or the next one once the gate passed."""
-    return _summary(ctx, await submit(ctx, lambda tx: rollouts.advance_rollout(tx, rollout_id)))
+    def op(tx: TxLedger) -> Any:
+        prefetch_advance(tx, rollout_id)
+        return rollouts.advance_rollout(tx, rollout_id)
+
+    return _summary(ctx, await submit(ctx, op))
 
 
 async def PauseRollout(ctx: LedgerContext, rollout_id: str) -> Result:
@@ -289,10 +332,12 @@ async def RollBackRollout(ctx: LedgerContext, rollout_id: str) -> Result:
 async def DecideRollout(ctx: LedgerContext, rollout_id: str, action: str, reason: str) -> Result:
     """A rollout move (advance, pause, resume, halt, complete, roll_back) with its reason
     recorded on the rollout (operator of the rollout's organization; the dispatcher)."""
-    return _summary(
-        ctx,
-        await submit(ctx, lambda tx: rollouts.decide_rollout(tx, rollout_id, action, reason)),
-    )
+    def op(tx: TxLedger) -> Any:
+        if action == "advance":
+            prefetch_advance(tx, rollout_id)
+        return rollouts.decide_rollout(tx, rollout_id, action, reason)
+
+    return _summary(ctx, await submit(ctx, op))
 
 
 async def ReportDeployments(ctx: LedgerContext, reports: list[Any]) -> Result:
@@ -371,6 +416,7 @@ SUBMIT = (
     ProposePolicy,
     ApprovePolicy,
     EnrollHost,
+    EnrollHosts,
     UpdateInventoryDigest,
     DecommissionHost,
     CreateRollout,

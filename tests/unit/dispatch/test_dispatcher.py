@@ -102,6 +102,11 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
+    return new_world(tmp_path)
+
+
+def new_world(tmp_path: Path) -> World:
+    """Ten approved hosts of ITOps on the core ledger, a dispatcher state directory."""
     clock = Clock()
     ledger = CoreLedger(approved_store(HOSTS), who(ITOPS, "operator"), clock)
     return World(ledger, clock, tmp_path / "dispatch", Hosts(Board(tmp_path / "dispatch")))

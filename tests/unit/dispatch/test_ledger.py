@@ -80,6 +80,18 @@ def test_a_mismatch_and_an_mvcc_conflict_are_retried_with_back_off() -> None:
     assert other.waited == [b"commit-request"]  # only the valid commit is waited for
 
 
+def test_an_aborted_endorsement_with_a_chaincode_refusal_is_a_refusal() -> None:
+    # the gateway reports a failed multi-peer endorsement as ABORTED; when the peers answered
+    # with a chaincode 4xx (the state machine said no), retrying changes nothing
+    refused = EndorseError("failed to endorse transaction", code=grpc.StatusCode.ABORTED,
+                           details=[ErrorDetail("peer0.itops:9051", "ITOpsMSP",
+                                                "chaincode response 409, TransitionError: "
+                                                "Rollout 'R-1' is ROLLED_BACK")])
+    assert not is_mismatch(refused)
+    assert is_mismatch(EndorseError("failed to collect endorsements",
+                                    code=grpc.StatusCode.ABORTED))
+
+
 def test_retries_are_bounded() -> None:
     fabric, sleeps = ledger(Gateway([MISMATCH] * 4))
     with pytest.raises(SubmitFailed, match=r"ReportDeployments.*do not match") as info:

@@ -407,3 +407,38 @@ def test_an_undecodable_creator_is_a_clear_refusal_not_an_internal_error() -> No
         "ValidationError: invalid field 'cert_pem': is not a PEM X.509 certificate (non-ASCII"
         " text)"
     )
+
+
+def test_enroll_hosts_enrolls_a_batch_in_one_transaction_all_or_nothing() -> None:
+    def cert(h: str) -> str:
+        return host_identity(ITOPS, h).cert_pem.decode()
+
+    async def body(ledger: Ledger) -> list[Any]:
+        op = who(ITOPS, "operator")
+        ok = await ledger.ok(op, "EnrollHosts", [
+            {"host_id": "b1", "cert_pem": cert("b1"), "groups": ["web"]},
+            {"host_id": "b2", "cert_pem": cert("b2"), "maintenance_window": "always"}])
+        b1 = await ledger.ok(op, "GetRecord", "Host", "b1")
+        b2 = await ledger.ok(op, "GetRecord", "Host", "b2")
+        # one bad certificate (an operator's, not a host's) refuses the whole batch
+        mixed = await ledger.call(op, "EnrollHosts", [
+            {"host_id": "b3", "cert_pem": cert("b3")},
+            {"host_id": "b9", "cert_pem": op.cert_pem.decode()}])
+        b3 = await ledger.call(op, "GetRecord", "Host", "b3")
+        twice = await ledger.call(op, "EnrollHosts", [{"host_id": "b1", "cert_pem": cert("b1")}])
+        empty = await ledger.call(op, "EnrollHosts", [])
+        unknown = await ledger.call(op, "EnrollHosts", [{"host_id": "b4", "cert": "x"}])
+        other = await ledger.call(who(SECOPS, "operator"), "EnrollHosts",
+                                  [{"host_id": "b5", "cert_pem": cert("b5")}])
+        return [ok, b1, b2, mixed, b3, twice, empty, unknown, other]
+
+    ok, b1, b2, mixed, b3, twice, empty, unknown, other = scenario(body)
+    assert len(ok["changes"]) == 2
+    assert (b1["groups"], b1["owner_msp"]) == (["web"], ITOPS)
+    assert b2["maintenance_window"] == "always"
+    assert mixed.status == 400 and "host_id=b9" in mixed.message
+    assert b3.status == 404  # nothing of the refused batch was written
+    assert twice.status == 409
+    assert empty.status == 400 and "list of 1 to 200" in empty.message
+    assert unknown.status == 400 and "hosts[0]" in unknown.message
+    assert other.status >= 400  # SecOps' operator cannot enroll ITOps-issued hosts

@@ -161,6 +161,6 @@ def test_metadata_lists_submit_and_evaluate_functions() -> None:
     assert tags["ReportDeployments"] == "SUBMIT" and tags["Ping"] == "SUBMIT"
     assert {n for n, t in tags.items() if t == "EVALUATE"} == {
         "GetRecord", "ListRecords", "GetHistory", "GetApprovalBundle", "GetPing",
-        "AttestDeployment", "AttestChannelRoots",
+        "AttestDeployment", "AttestDeployments", "AttestChannelRoots",
     }
-    assert len(tags) == 35  # 27 SUBMIT functions with RecordVulnerabilities
+    assert len(tags) == 37  # 29 SUBMIT (with RecordVulnerabilities and EnrollHosts) and 8 EVALUATE

@@ -173,3 +173,52 @@ def test_report_deployments_prefetches_exactly_the_keys_the_core_reads() -> None
     for key in (Key("Deployment", ("R-1", "h1")), Key("Host", ("h2",))):
         assert v31.state[composite_key(key)] == plain.state[composite_key(key)]
         assert v31.metadata[composite_key(key)] == plain.metadata[composite_key(key)]
+
+
+async def advance_and_attest(ledger: Ledger) -> Any:
+    """A rollout whose second wave (h2, h3) starts with DecideRollout advance, then one
+    AttestDeployments of h2 and h3."""
+    await seed_tested_patch(ledger)
+    for org in (SECOPS, COMPLIANCE):
+        await ledger.ok(who(org, "approver"), "Approve", statement(who(org, "approver")))
+    for h in ("h1", "h2", "h3"):
+        host = {"host_id": h, "cert_pem": host_identity(ITOPS, h).cert_pem.decode()}
+        await ledger.ok(who(ITOPS, "operator"), "EnrollHost", host)
+    plan = {"rollout_id": "R-1", "patch_id": "P-1", "soak_seconds": 0,
+            "waves": [{"hosts": ["h1"]}, {"hosts": ["h2", "h3"]}]}
+    await ledger.ok(who(ITOPS, "operator"), "CreateRollout", plan)
+    await ledger.ok(who(ITOPS, "operator"), "AdvanceRollout", "R-1")
+    await ledger.ok(who(ITOPS, "operator"), "ReportDeployments",
+                    [report(host_identity(ITOPS, "h1"), 1, "VERIFIED")])
+    return await ledger.ok(who(ITOPS, "operator"), "DecideRollout", "R-1", "advance", "go")
+
+
+def test_a_wave_start_prefetches_the_waves_hosts_and_reads_the_same_keys() -> None:
+    plain, v31 = FakePeer(batch_size=3), FakePeer(batch_size=3, features=V31)
+    scenario(advance_and_attest, plain)
+    scenario(advance_and_attest, v31)
+    keys_plain, _ = reads_of_last_tx(plain)
+    keys_v31, messages = reads_of_last_tx(v31)
+    assert sorted(set(keys_v31)) == sorted(set(keys_plain))  # the same read set
+    hosts = [composite_key(Key("Host", (h,))) for h in ("h2", "h3")]
+    multi = [keys_of(m) for m in messages if m.type == Msg.GET_STATE_MULTIPLE]
+    assert hosts in multi  # the wave's hosts in one request
+    for h in ("h2", "h3"):
+        key = composite_key(Key("Deployment", ("R-1", h)))
+        assert v31.state[key] == plain.state[key]
+
+
+def test_attest_deployments_prefetches_its_hosts_and_deployments() -> None:
+    async def body(ledger: Ledger) -> Any:
+        await advance_and_attest(ledger)
+        pairs = json.dumps([["h2", "n" * 20], ["h3", "m" * 20]])
+        return await ledger.ok(who(ITOPS, "operator"), "AttestDeployments", "R-1", pairs)
+
+    plain, v31 = FakePeer(batch_size=3), FakePeer(batch_size=3, features=V31)
+    out_plain, out_v31 = scenario(body, plain), scenario(body, v31)
+    assert out_v31["hosts"] == out_plain["hosts"]
+    assert [e["deployment"]["status"] for e in out_v31["hosts"]] == ["SCHEDULED"] * 2
+    reads = [m for m in v31.written if m.type == Msg.GET_STATE_MULTIPLE]
+    assert sorted(keys_of(reads[-1])) == sorted(
+        [composite_key(Key("Host", (h,))) for h in ("h2", "h3")]
+        + [composite_key(Key("Deployment", ("R-1", h))) for h in ("h2", "h3")])
