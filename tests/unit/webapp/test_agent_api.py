@@ -192,6 +192,21 @@ def test_poll_desired_state_etag_artifact_and_reports(agent_app: APIFlask,
     assert bad.status_code == 400 and bad.json["error"]["field"] == "reports[0]"
 
 
+def test_the_dispatcher_sees_every_polling_host_not_only_the_last(agent_app: APIFlask,
+                                                                  tmp_path: Path) -> None:
+    # regression (found under load, bench/bench_agent_poll.py): a Board per request wrote
+    # seen.json on every poll with only the polling host in it
+    certs = {h: _enrolled(agent_app, h) for h in ("web-01", "web-02", "web-03")}
+    client = agent_app.test_client()
+    for cert in certs.values():
+        assert client.get(f"{PREFIX}/poll", headers=agent_headers(**cert)).status_code == 200
+    board = Board(tmp_path / "board")
+    time.sleep(1.05)  # seen.json is rewritten at most once a second
+    client.get(f"{PREFIX}/poll", headers=agent_headers(**certs["web-02"]))
+    seen = board.seen()
+    assert seen is not None and set(seen) == set(certs), seen
+
+
 def test_a_host_cannot_act_for_another_host_nor_without_its_certificate(
         agent_app: APIFlask, tmp_path: Path) -> None:
     cert = _enrolled(agent_app, "web-01")
