@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -51,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))
-from tests.support.chaincode_runtime import IssuedCertificate, make_certificate  # noqa: E402
+from tests.support.chaincode_runtime import IssuedCertificate, make_certificate
 
 MSP = "ITOpsMSP"
 PREFIX = "/api/v1/agent"
@@ -222,10 +223,8 @@ async def _request(context: ssl.SSLContext, port: int, path: str,
         raw = await reader.read()
     finally:
         writer.close()
-        try:
+        with contextlib.suppress(OSError, ssl.SSLError):
             await writer.wait_closed()
-        except (OSError, ssl.SSLError):
-            pass
     header_block, _, body = raw.partition(b"\r\n\r\n")
     lines = header_block.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])

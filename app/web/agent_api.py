@@ -108,7 +108,9 @@ def _protocol() -> None:
         raise _protocol_error(400, "clock", "X-Patchledger-Time must be seconds since the "
                               "epoch", "X-Patchledger-Time") from None
     now = time.time()
-    if abs(now - sent) > MAX_SKEW:
+    # integer arithmetic: a time of hundreds of digits made ``now - sent`` (a float) raise
+    # OverflowError, a 500 (found by tests/reliability/test_agent_protocol_fuzzing.py)
+    if abs(int(now) - sent) > MAX_SKEW:
         raise _protocol_error(400, "clock", f"request time off by more than {MAX_SKEW} s",
                               "X-Patchledger-Time")
     from flask import current_app

@@ -30,7 +30,7 @@ import pytest
 from patchledger.app.dispatch.board import Board, Order
 from patchledger.network import process
 from tests.integration.test_agents_netns import Ledger, app_port, dispatcher_of
-from tests.integration.test_agents_netns import ledger as ledger  # noqa: F401  (fixture)
+from tests.integration.test_agents_netns import ledger as ledger
 from tests.support.agentlab import (
     AgentHost,
     OrgAppServer,
@@ -69,7 +69,7 @@ def backoffs(agent: AgentHost) -> list[tuple[int, float]]:
 
 
 def test_agents_poll_through_delay_loss_partition_and_app_and_peer_restarts(
-    ledger: Ledger, lab: NetLab, tmp_path: Path  # noqa: F811
+    ledger: Ledger, lab: NetLab, tmp_path: Path
 ) -> None:
     net, w = ledger.net, ledger.w
     server = OrgAppServer(app_config(net, tmp_path / "app", poll_interval=1, projector=False),

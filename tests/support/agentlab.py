@@ -142,8 +142,8 @@ class OrgAppServer:
                                 str(self.tls_dir / "server.key"))
         context.load_verify_locations(cafile=str(self.host_ca))
         context.verify_mode = ssl.CERT_OPTIONAL  # enrollment comes without one
-        self._server = make_server(self.address, self.port, proxy(self.app, self.clients), threaded=True,
-                                   ssl_context=context)
+        self._server = make_server(self.address, self.port, proxy(self.app, self.clients),
+                                   threaded=True, ssl_context=context)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name=f"org-app-{self.port}")
         self._thread.start()
@@ -345,7 +345,7 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, *,
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
-                                 f"{': ' + detail() if detail else ''}")
+                                 f": {detail()}")
         time.sleep(0.5)
 
 

@@ -12,6 +12,7 @@ runs; :attr:`FaultProxy.stats` counts what it did.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import threading
@@ -19,7 +20,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["Faults", "FaultProxy"]
+__all__ = ["FaultProxy", "Faults"]
 
 
 @dataclass
@@ -130,10 +131,8 @@ class FaultProxy:
                 pass
             finally:
                 for s in (src, dst):
-                    try:
+                    with contextlib.suppress(OSError):
                         s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
 
         back = threading.Thread(target=pump, args=(server, client), daemon=True)
         back.start()

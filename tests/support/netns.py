@@ -8,8 +8,10 @@ Layout of one :class:`NetLab` (``<p>``: a prefix unique to the lab, e.g. ``plrn3
 
 Every namespace reaches ``lab.gateway`` (the bridge's address in the root namespace, where a
 test binds its servers) over its own veth pair; namespaces reach each other through the
-bridge. ``netem`` (where the kernel has it, :func:`netem_available`) acts on both directions of one host's link (the egress of both ends of its
-veth pair); ``partition`` sets the host side of the pair down, ``heal`` sets it up again; ``shape`` is a slow link (``tc tbf``).
+bridge. ``netem`` (where the kernel has it, :func:`netem_available`) acts on both
+directions of one host's link (the egress of both ends of its veth pair); ``partition`` sets
+the host side of the pair down, ``heal`` sets it up again; ``shape`` is a slow link
+(``tc tbf``). One lab at a time per machine: every lab's bridge has the same address.
 
 Everything is created with the lab's prefix and deleted by :meth:`NetLab.close` (also for
 what a failed test left), so labs of concurrent test runs never meet. Needs root (or

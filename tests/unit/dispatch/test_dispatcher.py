@@ -14,10 +14,10 @@ import grpc
 import pytest
 
 from patchledger.app.dispatch.board import Board
-from patchledger.app.dispatch.ledger import FabricLedger
-from patchledger.app.fabric import EndorseError, GatewayError
 from patchledger.app.dispatch.dispatcher import Dispatcher, DispatchSettings, StepReport
+from patchledger.app.dispatch.ledger import FabricLedger
 from patchledger.app.dispatch.planner import PlanError, Quantity, RolloutRequest, WaveRequest
+from patchledger.app.fabric import EndorseError, GatewayError
 from patchledger.chaincode.lifecycle.deployment import Deployment
 from patchledger.chaincode.lifecycle.ops import hosts as host_ops
 from patchledger.chaincode.lifecycle.queries import get_record
@@ -269,7 +269,7 @@ def test_reports_stay_in_the_inbox_while_the_peer_is_unreachable(
     assert pending
     submit = world.ledger.submit
     down = EndorseError("failed to connect to all addresses", code=grpc.StatusCode.UNAVAILABLE)
-    unreachable = FabricLedger(_Down(down), [], attempts=2)
+    unreachable = FabricLedger(_Down(down), [], attempts=2)  # type: ignore[arg-type]
     monkeypatch.setattr(world.ledger, "submit", unreachable.submit)
     with pytest.raises(GatewayError):
         d.flush_reports(StepReport(), force=True)

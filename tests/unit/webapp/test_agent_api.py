@@ -339,3 +339,14 @@ def test_a_resent_report_batch_is_stored_once(agent_app: APIFlask, tmp_path: Pat
         rows = conn.execute(select(agent_report_receipts.c.host_id,
                                    agent_report_receipts.c.sequence)).all()
     assert sorted(tuple(r) for r in rows) == [("web-01", 1), ("web-01", 2), ("web-01", 3)]
+
+
+def test_a_time_of_hundreds_of_digits_is_a_clock_error(agent_app: APIFlask) -> None:
+    # regression (tests/reliability/test_agent_protocol_fuzzing.py): the float difference
+    # with the clock overflowed (OverflowError, a 500)
+    cert = _enrolled(agent_app, "web-09")
+    headers = agent_headers(**cert)
+    headers["X-Patchledger-Time"] = str(10**400)
+    answer = agent_app.test_client().get(f"{PREFIX}/poll", headers=headers)
+    assert answer.status_code == 400, answer.json
+    assert answer.json["error"]["field"] == "X-Patchledger-Time"
