@@ -140,6 +140,9 @@ def create_app(config: AppConfig, *, ledger: Ledger | None = None) -> APIFlask:
     from patchledger.app.web import agent_api
 
     agent_api.register(app)
+    from patchledger.app.web.openapi import add_links
+
+    app.spec_processor(add_links)
     from patchledger.app.ui.views import register as register_ui  # the web UI (app/ui)
     register_ui(app)
     return app
