@@ -62,13 +62,16 @@ def _pointer(path: str, method: str) -> str:
     return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
 
 
-def add_links(spec: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` with the :data:`LINKS` in its responses (the app's spec processor).
+def add_links(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
+    """``spec`` with the :data:`LINKS` in its responses (the app's spec processor; a spec
+    already rendered as text is returned as it is).
 
     Raises:
         KeyError: a link names an operation or response the document does not have (a
             route was renamed: the table must follow).
     """
+    if isinstance(spec, str):
+        return spec
     for (path, method, status), links in LINKS.items():
         response = spec["paths"][path][method]["responses"][status]
         out = response.setdefault("links", {})
