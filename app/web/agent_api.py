@@ -51,7 +51,7 @@ from patchledger.app.web.api import reads, routes
 from patchledger.app.web.config import AppConfig
 from patchledger.app.web.db import User
 from patchledger.app.web.errors import RequestError
-from patchledger.app.web.factory import state
+from patchledger.app.web.factory import refuse_undecodable_json, state
 from patchledger.app.web.ledger import LedgerError
 from patchledger.app.web.rbac import HOST, PUBLIC, requires
 from patchledger.chaincode.lifecycle.errors import LifecycleError
@@ -66,6 +66,9 @@ api = APIBlueprint("agent", __name__, url_prefix="/api/v1/agent", tag="Agent")
 #: a nonce older than the window cannot come back either.
 NONCE_WINDOW = 600
 MAX_SKEW = 300
+#: Largest agent request body (an inventory or SBOM is the largest; the app-wide cap is the
+#: artifact upload's, 512 MiB by default, far too much JSON to decode for one agent request).
+MAX_BODY = 32 * 1024 * 1024
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
 _HOST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -127,6 +130,10 @@ def _protocol() -> None:
         config = state().config
         g.host_id = host_of_certificate(config, request.headers.get(
             config.agent_cert_header, "") if config.agent_cert_header else "")
+    if (request.content_length or 0) > MAX_BODY:
+        raise RequestError(f"an agent request body is at most {MAX_BODY} bytes, not "
+                           f"{request.content_length}", status=413, field="body")
+    refuse_undecodable_json()
 
 
 @api.after_request

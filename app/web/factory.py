@@ -153,8 +153,10 @@ def _install_hooks(app: APIFlask) -> None:
     def _start() -> Response | None:
         g.started = time.perf_counter()
         refused = _authenticate()
-        if refused is None:
-            _refuse_undecodable_json()  # after authentication: no parsing for strangers
+        if refused is None and request.blueprint != "agent":
+            # after authentication: no parsing for strangers (the agent protocol checks its
+            # own credentials, its size cap, then this: app/web/agent_api.py)
+            refuse_undecodable_json()
         return refused
 
     @app.after_request
@@ -231,7 +233,7 @@ def _install_hooks(app: APIFlask) -> None:
     metrics._permission = PUBLIC  # type: ignore[attr-defined]
 
 
-def _refuse_undecodable_json() -> None:
+def refuse_undecodable_json() -> None:
     """Refuse a JSON body that Python's decoder cannot decode without an internal error.
 
     ``json.loads`` raises :class:`RecursionError` for nesting deeper than it recurses and a

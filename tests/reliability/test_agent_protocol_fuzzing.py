@@ -311,7 +311,10 @@ def test_a_replayed_nonce_and_a_bad_clock_are_refused() -> None:
 
 
 _HUGE: dict[str, Callable[[], bytes]] = {
-    "over the upload cap": lambda: b'{"reports": [' + b'{"a": 1},' * 8_000_000 + b"{}]}",
+    "over the agent cap (72 MB)": lambda: b'{"reports": [' + b'{"a": 1},' * 8_000_000
+    + b"{}]}",
+    "under the cap (9 MB of objects)": lambda: b'{"reports": [' + b'{"a": 1},' * 1_000_000
+    + b"{}]}",
     "deeply nested": lambda: b'{"reports": ' + b"[" * 4_000_000 + b"]" * 4_000_000 + b"}",
     "one huge string": lambda: b'{"content": "' + b"x" * 20_000_000 + b'"}',
 }

@@ -350,3 +350,16 @@ def test_a_time_of_hundreds_of_digits_is_a_clock_error(agent_app: APIFlask) -> N
     answer = agent_app.test_client().get(f"{PREFIX}/poll", headers=headers)
     assert answer.status_code == 400, answer.json
     assert answer.json["error"]["field"] == "X-Patchledger-Time"
+
+
+def test_an_agent_body_over_the_cap_is_refused_before_it_is_decoded(agent_app: APIFlask
+                                                                    ) -> None:
+    cert = _enrolled(agent_app, "web-10")
+    big = b'{"reports": [' + b"{}," * (11 * 1024 * 1024) + b"{}]}"  # 33 MiB
+    answer = agent_app.test_client().post(f"{PREFIX}/reports", data=big, headers=agent_headers(
+        **cert, **{"Content-Type": "application/json"}))
+    assert answer.status_code == 413 and answer.json["error"]["field"] == "body", answer.json
+    deep = b'{"reports": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    nested = agent_app.test_client().post(f"{PREFIX}/reports", data=deep, headers=agent_headers(
+        **cert, **{"Content-Type": "application/json"}))
+    assert nested.status_code == 400 and "nested too deeply" in nested.json["error"]["message"]
