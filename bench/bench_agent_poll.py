@@ -165,11 +165,11 @@ def serve(home: Path, port: int) -> None:
     """The app process: ``create_app`` over HTTPS with mutual TLS, until SIGTERM."""
     from dataclasses import replace
 
-    from werkzeug.serving import WSGIRequestHandler, make_server
+    from werkzeug.serving import WSGIRequestHandler
 
     from patchledger.app.web.config import AppConfig, SecurityConfig
     from patchledger.app.web.factory import create_app
-    from tests.support.agentlab import CERT_HEADER, proxy
+    from tests.support.agentlab import CERT_HEADER, make_tls_server, proxy
 
     config = AppConfig(organization="itops", msp_id=MSP,
                        database_url=f"sqlite:///{home / 'app.db'}",
@@ -188,8 +188,7 @@ def serve(home: Path, port: int) -> None:
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass
 
-    server = make_server("127.0.0.1", port, proxy(app), threaded=True, ssl_context=context,
-                         request_handler=Quiet)
+    server = make_tls_server(proxy(app), "127.0.0.1", port, context, request_handler=Quiet)
     server.socket.listen(2048)
 
     def stop(_signum: int, _frame: object) -> None:

@@ -41,10 +41,25 @@ from tests.support.chaincode_runtime import IssuedCertificate, make_certificate
 from tests.support.netns import Host, NetLab
 from tests.support.network import LocalNetwork
 
-__all__ = ["CERT_HEADER", "FAST", "AgentHost", "OrgAppServer", "ReportPump",
-           "agent_settings_toml", "app_config", "enroll_agents", "enroll_command",
-           "issued_sequences", "proxy", "report_sequences", "run_command", "start_agents",
-           "stop_agents", "wait_for"]
+__all__ = [
+    "CERT_HEADER",
+    "FAST",
+    "AgentHost",
+    "OrgAppServer",
+    "ReportPump",
+    "agent_settings_toml",
+    "app_config",
+    "enroll_agents",
+    "enroll_command",
+    "issued_sequences",
+    "make_tls_server",
+    "proxy",
+    "report_sequences",
+    "run_command",
+    "start_agents",
+    "stop_agents",
+    "wait_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +82,22 @@ def proxy(app: Callable[..., Iterable[bytes]], clients: set[str] | None = None
         return app(environ, start_response)
 
     return wsgi
+
+
+def make_tls_server(app: Callable[..., Iterable[bytes]], address: str, port: int,
+                    context: ssl.SSLContext, **kwargs: Any) -> BaseWSGIServer:
+    """werkzeug's threaded server over TLS with each handshake in its connection's thread.
+
+    werkzeug wraps the listening socket with the handshake done in ``accept()``, in the one
+    accepting thread: a client slow to finish its handshake (a lossy path, a loaded machine)
+    held up every other connection (seconds-long stalls under load, bench_agent_poll.py). A
+    TLS-terminating proxy (docs/agent.md) does not serialize handshakes either.
+    """
+    server = make_server(address, port, app, threaded=True, **kwargs)
+    server.socket = context.wrap_socket(server.socket, server_side=True,
+                                        do_handshake_on_connect=False)
+    server.ssl_context = context
+    return server
 
 
 def app_config(net: LocalNetwork, home: Path, *, poll_interval: int, projector: bool
@@ -142,8 +173,8 @@ class OrgAppServer:
                                 str(self.tls_dir / "server.key"))
         context.load_verify_locations(cafile=str(self.host_ca))
         context.verify_mode = ssl.CERT_OPTIONAL  # enrollment comes without one
-        self._server = make_server(self.address, self.port, proxy(self.app, self.clients),
-                                   threaded=True, ssl_context=context)
+        self._server = make_tls_server(proxy(self.app, self.clients), self.address, self.port,
+                                       context)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
                                         name=f"org-app-{self.port}")
         self._thread.start()
