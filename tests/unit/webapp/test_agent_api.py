@@ -363,3 +363,17 @@ def test_an_agent_body_over_the_cap_is_refused_before_it_is_decoded(agent_app: A
     nested = agent_app.test_client().post(f"{PREFIX}/reports", data=deep, headers=agent_headers(
         **cert, **{"Content-Type": "application/json"}))
     assert nested.status_code == 400 and "nested too deeply" in nested.json["error"]["message"]
+
+
+def test_a_changed_organization_root_is_used_at_the_next_request(agent_app: APIFlask,
+                                                                 tmp_path: Path) -> None:
+    # the roots are parsed once and kept until a cacerts file changes
+    cert = _enrolled(agent_app, "web-11")
+    client = agent_app.test_client()
+    assert client.get(f"{PREFIX}/poll", headers=agent_headers(**cert)).status_code == 200
+    root = tmp_path / "msp-secops" / "cacerts" / "ca.pem"
+    original = root.read_bytes()
+    root.write_bytes(TestCA("SecOpsMSP", "another root").cert_pem)
+    assert client.get(f"{PREFIX}/poll", headers=agent_headers(**cert)).status_code == 403
+    root.write_bytes(original)
+    assert client.get(f"{PREFIX}/poll", headers=agent_headers(**cert)).status_code == 200
