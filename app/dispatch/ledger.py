@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 #: Commit codes after which the same transaction may be endorsed and submitted again.
 RETRYABLE_CODES = frozenset({"MVCC_READ_CONFLICT", "PHANTOM_READ_CONFLICT"})
+#: Endorse failures that say a peer could not be reached or did not answer in time: no
+#: chaincode ran (or its answer never came), so nothing was refused; the caller retries.
+UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                         grpc.StatusCode.CANCELLED, grpc.StatusCode.RESOURCE_EXHAUSTED})
 PAGE = 200
 
 
@@ -143,7 +147,8 @@ class FabricLedger:
         Raises:
             SubmitFailed: the chaincode refused it (``refused``), it committed invalid for
                 another reason, or the retries ran out.
-            GatewayError: the peer could not be reached (submit or commit status).
+            GatewayError: the peer could not be reached (endorse: ``UNAVAILABLE``,
+                ``DEADLINE_EXCEEDED``, ...; submit or commit status).
         """
         arguments = [_arg(a) for a in args]
         what = f"{function}({arguments[0][:60] if arguments else ''})"
@@ -154,6 +159,11 @@ class FabricLedger:
                     function, arguments, endorse_timeout=self.commit_timeout,
                     endorsing_organizations=list(endorsing))
             except EndorseError as exc:
+                if exc.code in UNREACHABLE:
+                    # the own peer is down, or it found no peer of an endorsing organization:
+                    # a GatewayError (the caller keeps what it submitted and retries), never
+                    # a refusal (the dispatcher sets refused report batches aside for good)
+                    raise
                 if is_mismatch(exc) and attempt < self.attempts:
                     log.info("%s: endorsements differ (a peer is behind); retry %d in %.1fs",
                              what, attempt, delay)

@@ -25,8 +25,10 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -49,7 +51,7 @@ from patchledger.app.web.api import reads, routes
 from patchledger.app.web.config import AppConfig
 from patchledger.app.web.db import User
 from patchledger.app.web.errors import RequestError
-from patchledger.app.web.factory import state
+from patchledger.app.web.factory import refuse_undecodable_json, state
 from patchledger.app.web.ledger import LedgerError
 from patchledger.app.web.rbac import HOST, PUBLIC, requires
 from patchledger.chaincode.lifecycle.errors import LifecycleError
@@ -64,9 +66,31 @@ api = APIBlueprint("agent", __name__, url_prefix="/api/v1/agent", tag="Agent")
 #: a nonce older than the window cannot come back either.
 NONCE_WINDOW = 600
 MAX_SKEW = 300
+#: Largest agent request body (an inventory or SBOM is the largest; the app-wide cap is the
+#: artifact upload's, 512 MiB by default, far too much JSON to decode for one agent request).
+MAX_BODY = 32 * 1024 * 1024
 _NONCE = re.compile(r"^[0-9a-f]{32}$")
 _HOST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+_BOARDS = "patchledger.agent.boards"
+_BOARDS_LOCK = threading.Lock()
+
+
+def _board(directory: Path) -> Board:
+    """The app's one :class:`Board` of ``directory``: it remembers every host's last poll
+    (``seen.json`` is rewritten from that memory at most once a second) and the parsed
+    orders. A board per request (as before) rewrote, and fsynced, ``seen.json`` on every
+    poll with only the polling host in it, so the dispatcher saw one host online at a time."""
+    from flask import current_app
+
+    with _BOARDS_LOCK:
+        boards: dict[Path, Board] = current_app.extensions.setdefault(_BOARDS, {})
+        board = boards.get(directory)
+        if board is None:
+            board = boards[directory] = Board(directory)
+        return board
 
 
 def _protocol_error(status: int, code: str, message: str, field: str) -> RequestError:
@@ -87,7 +111,9 @@ def _protocol() -> None:
         raise _protocol_error(400, "clock", "X-Patchledger-Time must be seconds since the "
                               "epoch", "X-Patchledger-Time") from None
     now = time.time()
-    if abs(now - sent) > MAX_SKEW:
+    # integer arithmetic: a time of hundreds of digits made ``now - sent`` (a float) raise
+    # OverflowError, a 500 (found by tests/reliability/test_agent_protocol_fuzzing.py)
+    if abs(int(now) - sent) > MAX_SKEW:
         raise _protocol_error(400, "clock", f"request time off by more than {MAX_SKEW} s",
                               "X-Patchledger-Time")
     from flask import current_app
@@ -104,6 +130,10 @@ def _protocol() -> None:
         config = state().config
         g.host_id = host_of_certificate(config, request.headers.get(
             config.agent_cert_header, "") if config.agent_cert_header else "")
+    if (request.content_length or 0) > MAX_BODY:
+        raise RequestError(f"an agent request body is at most {MAX_BODY} bytes, not "
+                           f"{request.content_length}", status=413, field="body")
+    refuse_undecodable_json()
 
 
 @api.after_request
@@ -132,6 +162,34 @@ def org_roots(config: AppConfig) -> dict[str, list[str]]:
     return roots
 
 
+_TRUST_CACHE: dict[tuple[tuple[str, Path], ...], tuple[tuple[object, ...], OrgTrust]] = {}
+_TRUST_LOCK = threading.Lock()
+
+
+def _host_trust(config: AppConfig) -> OrgTrust:
+    """The organizations' roots as an :class:`OrgTrust`, read and parsed again only when a
+    ``cacerts`` file changed (name, size or modification time): every agent request checks a
+    host certificate against them, and reading and parsing the PEM files each time cost
+    about a millisecond per request (bench/bench_agent_poll.py)."""
+    stamp: list[object] = []
+    for msp_id, directory in config.trust_msp_dirs:
+        for pem in sorted((directory / "cacerts").glob("*.pem")):
+            try:
+                st = pem.stat()
+            except OSError:
+                continue
+            stamp.append((msp_id, str(pem), st.st_size, st.st_mtime_ns))
+    key = config.trust_msp_dirs
+    with _TRUST_LOCK:
+        cached = _TRUST_CACHE.get(key)
+        if cached is not None and cached[0] == tuple(stamp):
+            return cached[1]
+    trust = OrgTrust.from_pem({m: "".join(p) for m, p in org_roots(config).items()})
+    with _TRUST_LOCK:
+        _TRUST_CACHE[key] = (tuple(stamp), trust)
+    return trust
+
+
 def host_of_certificate(config: AppConfig, raw: str) -> str:
     """The host id of the client certificate the proxy passed (``raw``: the header's value,
     URL-encoded PEM), after checking it.
@@ -152,7 +210,7 @@ def host_of_certificate(config: AppConfig, raw: str) -> str:
     except (ValueError, UnicodeEncodeError) as exc:
         raise RequestError(f"the client certificate is not a PEM certificate: {exc}",
                            status=401, field=config.agent_cert_header) from exc
-    trust = OrgTrust.from_pem({m: "".join(p) for m, p in org_roots(config).items()})
+    trust = _host_trust(config)
     try:
         trust.check_issued(cert, config.msp_id, now=int(time.time()),
                            argument=config.agent_cert_header, what="host certificate")
@@ -178,10 +236,10 @@ def _relay() -> AgentRelay:
         contract = st.ledger.network().get_contract(st.config.chaincode)
     except LedgerError:
         contract = None  # poll/report need no peer; attest raises below
-    # One relay per request: its attestation batcher would batch nothing and only add its
-    # linger, so each agent's request is its own AttestDeployment here (a process-wide
-    # batcher for the web workers is not built; docs/dispatch.md).
-    return AgentRelay(Board(st.config.dispatch_dir), contract,  # type: ignore[arg-type]
+    # One relay per request (its attestation batcher would batch nothing and only add its
+    # linger, so each agent's request is its own AttestDeployment here; a process-wide
+    # batcher for the web workers is not built; docs/dispatch.md), over the app's one board.
+    return AgentRelay(_board(st.config.dispatch_dir), contract,  # type: ignore[arg-type]
                       ArtifactDirectory(st.config.artifact_dir),
                       peer_organizations(st.config), attest_linger=0.0, attest_batch=1)
 

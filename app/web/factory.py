@@ -10,6 +10,7 @@ wrong (:func:`error_body`).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from patchledger.app.db import for_writes, open_engine
+from patchledger.app.feeds.jsontext import MalformedJSON, load_json
 from patchledger.app.web import auth
 from patchledger.app.web.config import AppConfig
 from patchledger.app.web.db import User, create_schema, session_factory
@@ -138,6 +140,9 @@ def create_app(config: AppConfig, *, ledger: Ledger | None = None) -> APIFlask:
     from patchledger.app.web import agent_api
 
     agent_api.register(app)
+    from patchledger.app.web.openapi import add_links
+
+    app.spec_processor(add_links)
     from patchledger.app.ui.views import register as register_ui  # the web UI (app/ui)
     register_ui(app)
     return app
@@ -147,7 +152,12 @@ def _install_hooks(app: APIFlask) -> None:
     @app.before_request
     def _start() -> Response | None:
         g.started = time.perf_counter()
-        return _authenticate()
+        refused = _authenticate()
+        if refused is None and request.blueprint != "agent":
+            # after authentication: no parsing for strangers (the agent protocol checks its
+            # own credentials, its size cap, then this: app/web/agent_api.py)
+            refuse_undecodable_json()
+        return refused
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -221,6 +231,30 @@ def _install_hooks(app: APIFlask) -> None:
                         mimetype=CONTENT_TYPE_LATEST)
 
     metrics._permission = PUBLIC  # type: ignore[attr-defined]
+
+
+def refuse_undecodable_json() -> None:
+    """Refuse a JSON body that Python's decoder cannot decode without an internal error.
+
+    ``json.loads`` raises :class:`RecursionError` for nesting deeper than it recurses and a
+    plain ``ValueError`` for an integer of more than 4,300 digits; neither is the
+    ``JSONDecodeError`` that webargs (the API's input parsing) and Flask turn into a 400, so
+    such a body was a 500 on every endpoint that reads JSON (found by
+    tests/reliability/test_agent_protocol_fuzzing.py). Other malformed JSON is left to the
+    endpoint's own parsing (its 400 names the field).
+
+    Raises:
+        RequestError: the body is nested too deeply or holds a number too long (400).
+    """
+    if not request.is_json or not request.content_length:
+        return
+    try:
+        load_json(request.get_data(cache=True))
+    except MalformedJSON as exc:
+        if isinstance(exc.__cause__, json.JSONDecodeError):
+            return
+        raise RequestError(f"the JSON body cannot be read: {exc.reason}", status=400,
+                           field="body") from exc
 
 
 def _authenticate() -> Response | None:

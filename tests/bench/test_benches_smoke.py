@@ -103,6 +103,16 @@ def _shared_feeds() -> Path:
     return feeds
 
 
+def test_bench_agent_poll_smoke() -> None:
+    # its own port, from 30500 up: clear of every test network's port plan
+    port = int(os.environ.get("PATCHLEDGER_BENCH_POLL_PORT", "30501"))
+    out = _run("bench_agent_poll.py", ["--port", str(port)], timeout=180)
+    assert re.search(r"^\| agents \| interval s \| seconds \| requests \| req/s \| errors \|",
+                     out, re.M), out
+    rows = _rows(out, r"^\| 50 \|")
+    assert len(rows) == 1 and rows[0].split("|")[6].strip() == "0", out  # no errors
+
+
 def test_bench_feeds_smoke() -> None:
     feeds = _shared_feeds()
     out = _run("bench_feeds.py", ["--feeds", str(feeds)], timeout=180)

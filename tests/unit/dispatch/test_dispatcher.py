@@ -10,11 +10,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import pytest
 
 from patchledger.app.dispatch.board import Board
 from patchledger.app.dispatch.dispatcher import Dispatcher, DispatchSettings, StepReport
+from patchledger.app.dispatch.ledger import FabricLedger
 from patchledger.app.dispatch.planner import PlanError, Quantity, RolloutRequest, WaveRequest
+from patchledger.app.fabric import EndorseError, GatewayError
 from patchledger.chaincode.lifecycle.deployment import Deployment
 from patchledger.chaincode.lifecycle.ops import hosts as host_ops
 from patchledger.chaincode.lifecycle.queries import get_record
@@ -250,6 +253,48 @@ def test_a_batch_resubmitted_after_a_crash_is_refused_as_replays(world: World) -
     d.flush_reports(step, force=True)
     assert (step.accepted, step.replayed, step.refused) == (0, sum(len(f.reports)
                                                                    for f in files), 0)
+
+
+def test_reports_stay_in_the_inbox_while_the_peer_is_unreachable(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # regression (tests/reliability/test_network_faults.py): a batch submitted while the own
+    # peer restarted was set aside as "refused", so acknowledged reports never reached the
+    # ledger; an unreachable peer must leave the files for the next flush
+    d = world.dispatcher()
+    d.create_rollout(request())
+    world.drive(d, steps=2)
+    world.hosts.act()
+    pending = sum(len(f.reports) for f in d.board.pending_reports())
+    assert pending
+    submit = world.ledger.submit
+    down = EndorseError("failed to connect to all addresses", code=grpc.StatusCode.UNAVAILABLE)
+    unreachable = FabricLedger(_Down(down), [], attempts=2)  # type: ignore[arg-type]
+    monkeypatch.setattr(world.ledger, "submit", unreachable.submit)
+    with pytest.raises(GatewayError):
+        d.flush_reports(StepReport(), force=True)
+    assert sum(len(f.reports) for f in d.board.pending_reports()) == pending
+    assert not (world.state / "refused.jsonl").exists()
+    monkeypatch.setattr(world.ledger, "submit", submit)  # the peer is back
+    step = StepReport()
+    d.flush_reports(step, force=True)
+    assert (step.accepted, step.refused) == (pending, 0) and not d.board.pending_reports()
+
+
+@dataclass
+class _Down:
+    """A gateway whose peer cannot be reached: every submit fails with ``error``."""
+
+    error: Exception
+
+    def get_network(self, channel: str) -> _Down:
+        return self
+
+    def get_contract(self, chaincode: str) -> _Down:
+        return self
+
+    def submit_async(self, *_: object, **__: object) -> None:
+        raise self.error
 
 
 def test_a_host_outside_its_window_waits_and_is_reported(world: World) -> None:

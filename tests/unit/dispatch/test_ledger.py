@@ -107,6 +107,24 @@ def test_a_chaincode_refusal_is_not_retried_and_names_the_reason() -> None:
     assert "DecideRollout(R-1)" in str(info.value)
 
 
+@pytest.mark.parametrize("code,message", [
+    (grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; last error: UNKNOWN: "
+     "ipv4:127.0.0.1:7051: Failed to connect to remote host: Connection refused"),
+    (grpc.StatusCode.UNAVAILABLE, "failed to find any endorsing peers for org(s): SecOpsMSP"),
+    (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"),
+])
+def test_an_unreachable_peer_is_a_gateway_error_not_a_refusal(code: grpc.StatusCode,
+                                                              message: str) -> None:
+    # found by tests/reliability/test_network_faults.py: with the own peer restarting, a
+    # report batch came back as a "refusal" and the dispatcher set it aside for good (an
+    # acknowledged report never reached the ledger); it must stay in the inbox for a retry
+    down = EndorseError(message, code=code)
+    fabric, sleeps = ledger(Gateway([down]))
+    with pytest.raises(EndorseError) as info:
+        fabric.submit("ReportDeployments", [{"report": {}}])
+    assert info.value is down and not isinstance(info.value, SubmitFailed) and sleeps == []
+
+
 def test_an_invalid_commit_that_is_not_a_conflict_fails() -> None:
     fabric, _ = ledger(Gateway([Submitted(10)]))  # ENDORSEMENT_POLICY_FAILURE
     with pytest.raises(SubmitFailed, match="ENDORSEMENT_POLICY_FAILURE in block 7"):

@@ -192,6 +192,21 @@ def test_poll_desired_state_etag_artifact_and_reports(agent_app: APIFlask,
     assert bad.status_code == 400 and bad.json["error"]["field"] == "reports[0]"
 
 
+def test_the_dispatcher_sees_every_polling_host_not_only_the_last(agent_app: APIFlask,
+                                                                  tmp_path: Path) -> None:
+    # regression (found under load, bench/bench_agent_poll.py): a Board per request wrote
+    # seen.json on every poll with only the polling host in it
+    certs = {h: _enrolled(agent_app, h) for h in ("web-01", "web-02", "web-03")}
+    client = agent_app.test_client()
+    for cert in certs.values():
+        assert client.get(f"{PREFIX}/poll", headers=agent_headers(**cert)).status_code == 200
+    board = Board(tmp_path / "board")
+    time.sleep(1.05)  # seen.json is rewritten at most once a second
+    client.get(f"{PREFIX}/poll", headers=agent_headers(**certs["web-02"]))
+    seen = board.seen()
+    assert seen is not None and set(seen) == set(certs), seen
+
+
 def test_a_host_cannot_act_for_another_host_nor_without_its_certificate(
         agent_app: APIFlask, tmp_path: Path) -> None:
     cert = _enrolled(agent_app, "web-01")
@@ -324,3 +339,41 @@ def test_a_resent_report_batch_is_stored_once(agent_app: APIFlask, tmp_path: Pat
         rows = conn.execute(select(agent_report_receipts.c.host_id,
                                    agent_report_receipts.c.sequence)).all()
     assert sorted(tuple(r) for r in rows) == [("web-01", 1), ("web-01", 2), ("web-01", 3)]
+
+
+def test_a_time_of_hundreds_of_digits_is_a_clock_error(agent_app: APIFlask) -> None:
+    # regression (tests/reliability/test_agent_protocol_fuzzing.py): the float difference
+    # with the clock overflowed (OverflowError, a 500)
+    cert = _enrolled(agent_app, "web-09")
+    headers = agent_headers(**cert)
+    headers["X-Patchledger-Time"] = str(10**400)
+    answer = agent_app.test_client().get(f"{PREFIX}/poll", headers=headers)
+    assert answer.status_code == 400, answer.json
+    assert answer.json["error"]["field"] == "X-Patchledger-Time"
+
+
+def test_an_agent_body_over_the_cap_is_refused_before_it_is_decoded(agent_app: APIFlask
+                                                                    ) -> None:
+    cert = _enrolled(agent_app, "web-10")
+    big = b'{"reports": [' + b"{}," * (11 * 1024 * 1024) + b"{}]}"  # 33 MiB
+    answer = agent_app.test_client().post(f"{PREFIX}/reports", data=big, headers=agent_headers(
+        **cert, **{"Content-Type": "application/json"}))
+    assert answer.status_code == 413 and answer.json["error"]["field"] == "body", answer.json
+    deep = b'{"reports": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    nested = agent_app.test_client().post(f"{PREFIX}/reports", data=deep, headers=agent_headers(
+        **cert, **{"Content-Type": "application/json"}))
+    assert nested.status_code == 400 and "nested too deeply" in nested.json["error"]["message"]
+
+
+def test_a_changed_organization_root_is_used_at_the_next_request(agent_app: APIFlask,
+                                                                 tmp_path: Path) -> None:
+    # the roots are parsed once and kept until a cacerts file changes
+    cert = _enrolled(agent_app, "web-11")
+    client = agent_app.test_client()
+    assert client.get(f"{PREFIX}/poll", headers=agent_headers(**cert)).status_code == 200
+    root = tmp_path / "msp-secops" / "cacerts" / "ca.pem"
+    original = root.read_bytes()
+    root.write_bytes(TestCA("SecOpsMSP", "another root").cert_pem)
+    assert client.get(f"{PREFIX}/poll", headers=agent_headers(**cert)).status_code == 403
+    root.write_bytes(original)
+    assert client.get(f"{PREFIX}/poll", headers=agent_headers(**cert)).status_code == 200

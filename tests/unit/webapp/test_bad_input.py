@@ -99,3 +99,23 @@ def test_bad_authorization_header_names_it(client: FlaskClient) -> None:
         response = client.get("/api/v1/auth/me", headers={"Authorization": value})
         assert response.status_code == 401
         assert response.json["error"]["field"] == "Authorization"
+
+
+def test_json_the_decoder_cannot_read_is_a_400_not_a_500(
+    client: FlaskClient, accounts: dict[str, Account]
+) -> None:
+    # regression (tests/reliability/test_agent_protocol_fuzzing.py): json.loads raises
+    # RecursionError and a plain ValueError, not JSONDecodeError, for these: they were 500s
+    # (the agent protocol checks its nonce, time and certificate first: test_agent_api.py)
+    headers = {**accounts["operator"].headers, "Content-Type": "application/json"}
+    bodies = {"nested too deeply": b'{"title": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+              "more than 4300 digits": b'{"artifact_size": 1' + b"0" * 5000 + b"}"}
+    for reason, body in bodies.items():
+        for path in ("/api/v1/patches", "/api/v1/hosts/enrollment-tokens"):
+            answer = client.post(path, data=body, headers=headers)
+            assert answer.status_code == 400, (path, answer.json)
+            assert answer.json["error"]["field"] == "body", answer.json
+            assert reason in answer.json["error"]["message"], answer.json
+    # ordinary malformed JSON keeps the endpoint's own refusal
+    plain = client.post("/api/v1/patches", data=b'{"title": ', headers=headers)
+    assert plain.status_code == 400 and plain.json["error"].get("field") != "body"
