@@ -110,6 +110,48 @@ class Row:
     endorse: list[float]
     latency: list[float]
     lag: list[float]  # the other endorsers' commit after the gateway peer's
+    cpu: dict[str, float]  # CPU seconds of the step per component (cpu_seconds)
+    load: float  # 1-minute load average at the end of the step
+
+
+#: Components of the network's CPU, by the process's command line (first match wins).
+COMPONENTS = (("chaincode", "patchledger.chaincode"), ("peers", "peer"),
+              ("orderers", "orderer"), ("ca", "fabric-ca-server"))
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """User + system CPU seconds so far of this process ("client") and of every process it
+    started, directly or not (peers, chaincode servers, orderers, CAs), by component, from
+    ``/proc``. Processes of the network live for the whole run, so the difference of two
+    readings is the CPU spent in between."""
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (ppid, cpu seconds)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]),
+                                  (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
+    own, out = os.getpid(), dict.fromkeys(["client", *(c for c, _ in COMPONENTS)], 0.0)
+    for pid, (_, seconds) in stats.items():
+        ancestor = pid
+        while ancestor not in (own, 0, 1) and ancestor in stats:
+            ancestor = stats[ancestor][0]
+        if ancestor != own:
+            continue
+        if pid == own:
+            out["client"] += seconds
+            continue
+        try:
+            cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        name = next((c for c, word in COMPONENTS if word.encode() in cmdline), "client")
+        out[name] += seconds
+    return out
 
 
 def progress(line: str) -> None:
@@ -393,6 +435,7 @@ def measure(op: Session, hosts: list[Host], rollout: str, patch: str,
     endorser_peers = [g for msp, g in op.others.items() if msp in ENDORSERS]
     for step in plan:
         streams_plan = streams_of([h.sequence for h in hosts], step)
+        cpu_before = cpu_seconds()
         started = time.monotonic()
         with ThreadPoolExecutor(step.in_flight) as pool:
             futures = [pool.submit(run_stream, op, [hosts[i] for i in part], step.size, n,
@@ -400,21 +443,35 @@ def measure(op: Session, hosts: list[Host], rollout: str, patch: str,
                        for part, n in streams_plan]
             streams = [f.result() for f in futures]
         seconds = time.monotonic() - started
+        cpu_after = cpu_seconds()
+        cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
         endorse, latency, lag = ([x for s in streams for x in s[i]] for i in range(3))
         rows.append(Row(step.size, step.count, step.in_flight, step.size * step.count, seconds,
-                        endorse, latency, lag))
+                        endorse, latency, lag, cpu, os.getloadavg()[0]))
         progress(f"batch {step.size} x{step.in_flight}: done")
     return rows
 
 
 def table(rows: list[Row]) -> str:
+    """The rates table, then the CPU per report table (ms, by component, with the rate two
+    idle cores would give at that CPU cost: 2,000 ms / total)."""
     lines = ["| reports/batch | batches | reports/s | in flight | endorse p50 s "
-             "| commit latency p50 s | commit latency max s | endorser lag max s |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| commit latency p50 s | commit latency max s | endorser lag max s | load |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r.batch} | {r.batches} | {r.reports / r.seconds:.1f} | {r.in_flight} | "
                      f"{statistics.median(r.endorse):.3f} | {statistics.median(r.latency):.3f} "
-                     f"| {max(r.latency):.3f} | {max(r.lag):.3f} |")
+                     f"| {max(r.latency):.3f} | {max(r.lag):.3f} | {r.load:.1f} |")
+    names = ["chaincode", "peers", "orderers", "client"]
+    lines += ["", "| reports/batch x in flight | " + " | ".join(names)
+              + " | total CPU ms/report | reports/s on 2 idle cores |",
+              "|---|" + "---:|" * (len(names) + 2)]
+    for r in rows:
+        per = {name: 1000 * r.cpu.get(name, 0.0) / r.reports for name in names}
+        total = 1000 * sum(r.cpu.values()) / r.reports
+        lines.append(f"| {r.batch} x {r.in_flight} | "
+                     + " | ".join(f"{per[n]:.2f}" for n in names)
+                     + f" | {total:.2f} | {2000 / total if total else 0:.0f} |")
     return "\n".join(lines)
 
 
