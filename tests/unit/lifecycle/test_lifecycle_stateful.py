@@ -28,6 +28,7 @@ from patchledger.chaincode.lifecycle import revocation as revocation_mod
 from patchledger.chaincode.lifecycle import risk_acceptance as risk_mod
 from patchledger.chaincode.lifecycle import rollout as rollout_mod
 from patchledger.chaincode.lifecycle import vulnerability as vuln_mod
+from patchledger.chaincode.lifecycle.deployment_proof import check_deployment
 from patchledger.chaincode.lifecycle.ops import (
     approvals,
     deployments,
@@ -189,7 +190,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             host = host_mod.Host.from_json(self.store.data[Key("Host", (d.host_id,))])
             signed = report(
                 host_identity(host.owner_msp, d.host_id),
-                host.last_report_sequence + 1,
+                d.report_sequence + 1,
                 outcome,
                 rollout_id=rollout_id,
                 patch_id=d.patch_id,
@@ -265,8 +266,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         outcome: str,
         attack: str,
     ) -> None:
-        raw = self.store.get(Key("Host", (host_id,)))
-        last = host_mod.Host.from_json(raw).last_report_sequence if raw else 0
+        raw = self.store.get(Key("Deployment", (rollout_id, host_id)))
+        last = deployment_mod.Deployment.from_json(raw).report_sequence if raw else 0
         sequence = max(last, 1) if attack == "replay" else last + 1
         signer = host_identity(owner, "h3" if attack == "forged" else host_id)
         signed = report(
@@ -353,7 +354,8 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert d.host_id in r.waves[d.wave].hosts
             assert d.owner_msp == r.owner_msp == hosts_[d.host_id].owner_msp
             assert patches_[d.patch_id].status in ("RELEASED", "SUPERSEDED", "REVOKED")
-            assert d.report_sequence <= hosts_[d.host_id].last_report_sequence
+            # every recorded status carries its host's signature over the report that set it
+            assert check_deployment(d, hosts_[d.host_id], r) == []
             if r.status == "COMPLETED":
                 assert d.status in deployment_mod.SETTLED
 
