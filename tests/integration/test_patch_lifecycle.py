@@ -22,6 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from patchledger.app.dispatch.audit import audit_rollout
+from patchledger.app.dispatch.ledger import FabricLedger
 from patchledger.app.fabric import (
     CommitError,
     EcdsaSigner,
@@ -41,11 +43,7 @@ from patchledger.app.fabric._protos import (
     transaction_pb2,
 )
 from patchledger.chaincode.lifecycle.consent import new_consent
-from patchledger.chaincode.lifecycle.deployment import Deployment
-from patchledger.chaincode.lifecycle.deployment_proof import check_deployment, check_history
-from patchledger.chaincode.lifecycle.host import Host
 from patchledger.chaincode.lifecycle.host_report import HostReport
-from patchledger.chaincode.lifecycle.rollout import Rollout
 from patchledger.chaincode.lifecycle.signatures import sign
 from patchledger.chaincode.lifecycle.statement import SignedStatement, verify_statement
 from patchledger.network.bootstrap import admin_consent
@@ -377,16 +375,15 @@ def test_compliances_peer_alone_cannot_change_its_host_but_with_a_majority_it_ca
 
 
 def deployment_problems(w: World, rollout_id: str, hid: str) -> list[str]:
-    """What the audit finds wrong with deployment ``rollout_id/hid`` and its history, checked
-    against the host's and the rollout's records (deployment_proof)."""
+    """What the audit (``patchledger dispatch audit --history``) finds wrong with the
+    deployments of ``rollout_id`` (here: ``hid``'s alone) and their history, checked against
+    the host's and the rollout's records."""
     op = w["itops-operator"]
-    host = Host.from_dict(op.evaluate("GetRecord", "Host", hid))
-    rollout = Rollout.from_dict(op.evaluate("GetRecord", "Rollout", rollout_id))
-    key = f"{rollout_id}/{hid}"
-    versions = [Deployment.from_dict(v["record"])
-                for v in op.evaluate("GetHistory", "Deployment", key)]
-    current = Deployment.from_dict(op.evaluate("GetRecord", "Deployment", key))
-    return check_deployment(current, host, rollout) + check_history(versions, host, rollout)
+    report = audit_rollout(FabricLedger(own=op.gateway, others=op.peers, channel=op.channel),
+                           rollout_id, history=True)
+    assert report.deployments == 1 and report.versions >= 1
+    assert all(hid in p for p in report.problems)
+    return report.problems
 
 
 def test_a_report_endorsed_by_one_organization_alone_is_refused_at_commit(
