@@ -9,8 +9,11 @@ ITOps and starts one rollout over all of them. It then submits ``ReportDeploymen
 prints a table: reports recorded per second (reports / wall time of the batches) and, per
 batch, the endorse time (chaincode execution on the endorsing peers, through the gateway) and
 the commit latency (submit to commit status on the gateway's peer), and the endorser lag (how
-much later the other endorsing peer had committed it). The network is reset
-(stopped, state deleted) at the end, also on failure.
+much later the other endorsing peer had committed it), then the CPU each component of the
+network spent per report (user + system time of the bench's process tree from ``/proc``:
+chaincode servers, peers, orderers, this client) with the rate two idle cores would give at
+that cost, and the load average. The network is reset (stopped, state deleted) at the end,
+also on failure.
 
 A batch is submitted only once every endorsing organization's peer (ITOps and SecOps) has
 committed the previous one: the gateway's commit status comes from ITOps' peer alone, and a
@@ -313,9 +316,9 @@ def next_reports(hosts: list[Host], cursor: int, count: int, rollout: str,
     return out, cursor
 
 
-#: The organizations that endorse ReportDeployments: the records are ITOps-owned, their
-#: key-level policy is ITOps' peer AND a majority; naming the endorsers spares the gateway a
-#: sequential planning round.
+#: The organizations that endorse ReportDeployments: a majority (the chaincode's policy, which
+#: governs deployment records); naming the endorsers spares the gateway a sequential planning
+#: round.
 ENDORSERS = ("ITOpsMSP", "SecOpsMSP")
 
 
