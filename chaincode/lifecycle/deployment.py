@@ -49,6 +49,15 @@ MACHINE = machine(
     },
 )
 SETTLED = frozenset({"VERIFIED", "FAILED", "ROLLED_BACK"})
+#: The Deployment fields a host report sets, with the HostReport field each comes from (the
+#: others of the report are the deployment's key and patch).
+FROM_REPORT = {
+    "status": "outcome",
+    "report_sequence": "sequence",
+    "inventory_sha256": "inventory_sha256",
+    "detail": "detail",
+    "reported_at": "reported_at",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,11 +116,7 @@ class Deployment(Record):
             host_id=self.host_id,
             rollout_id=self.rollout_id,
             patch_id=self.patch_id,
-            outcome=self.status,
-            sequence=self.report_sequence,
-            inventory_sha256=self.inventory_sha256,
-            reported_at=self.reported_at,
-            detail=self.detail,
+            **{theirs: getattr(self, ours) for ours, theirs in FROM_REPORT.items()},
         )
         return SignedReport(report, self.report_signature)
 
@@ -133,10 +138,6 @@ class Deployment(Record):
                 "cannot keep; its signed bytes could not be rebuilt to check the recorded status",
             )
         return self.evolve(
-            status=report.outcome,
-            report_sequence=report.sequence,
-            inventory_sha256=report.inventory_sha256,
-            detail=report.detail,
-            reported_at=report.reported_at,
             report_signature=signed.signature,
+            **{ours: getattr(report, theirs) for ours, theirs in FROM_REPORT.items()},
         )

@@ -14,22 +14,14 @@ from patchledger.chaincode.lifecycle.deployment import Deployment
 from patchledger.chaincode.lifecycle.ops import deployments, rollouts
 from patchledger.chaincode.lifecycle.record import Key
 from tests.unit.dispatch.core_ledger import Clock, CoreLedger
-from tests.unit.lifecycle.lifecycle_support import (
-    ITOPS,
-    approved_store,
-    host_identity,
-    report,
-    run,
-    who,
-)
+from tests.unit.lifecycle.lifecycle_support import ITOPS, host_identity, report, run, who
+from tests.unit.lifecycle.test_deployment_proof import rolling_out
 
 
 def rolled_out() -> CoreLedger:
     """R-1 over h1 and h2, h1 VERIFIED, h2 still SCHEDULED; R-2 over h3 (not audited)."""
-    store = approved_store()
+    store = rolling_out()
     op = who(ITOPS, "operator")
-    run(store, op, rollouts.create_rollout, "R-1", "P-1", [{"hosts": ["h1", "h2"]}])
-    run(store, op, rollouts.advance_rollout, "R-1")
     run(store, op, rollouts.create_rollout, "R-2", "P-1", [{"hosts": ["h3"]}])
     run(store, op, rollouts.advance_rollout, "R-2")
     batch = [report(host_identity(ITOPS, "h1"), 1, "APPLIED"),
