@@ -12,8 +12,8 @@ the commit latency (submit to commit status on the gateway's peer), and the endo
 much later the other endorsing peer had committed it), then the CPU each component of the
 network spent per report (user + system time of the bench's process tree from ``/proc``:
 chaincode servers, peers, orderers, this client) with the rate two idle cores would give at
-that cost, and the load average. The network is reset (stopped, state deleted) at the end,
-also on failure.
+that cost and the cores the network actually got, and the load average. The network is
+reset (stopped, state deleted) at the end, also on failure.
 
 A batch is submitted only once every endorsing organization's peer (ITOps and SecOps) has
 committed the previous one: the gateway's commit status comes from ITOps' peer alone, and a
@@ -457,7 +457,9 @@ def measure(op: Session, hosts: list[Host], rollout: str, patch: str,
 
 def table(rows: list[Row]) -> str:
     """The rates table, then the CPU per report table (ms, by component, with the rate two
-    idle cores would give at that CPU cost: 2,000 ms / total)."""
+    idle cores would give at that CPU cost: 2,000 ms / total, and the cores the network got:
+    its CPU seconds per wall second, at most 2 on this machine; less when others' work
+    competes)."""
     lines = ["| reports/batch | batches | reports/s | in flight | endorse p50 s "
              "| commit latency p50 s | commit latency max s | endorser lag max s | load |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -467,14 +469,15 @@ def table(rows: list[Row]) -> str:
                      f"| {max(r.latency):.3f} | {max(r.lag):.3f} | {r.load:.1f} |")
     names = ["chaincode", "peers", "orderers", "client"]
     lines += ["", "| reports/batch x in flight | " + " | ".join(names)
-              + " | total CPU ms/report | reports/s on 2 idle cores |",
-              "|---|" + "---:|" * (len(names) + 2)]
+              + " | total CPU ms/report | reports/s on 2 idle cores | cores used |",
+              "|---|" + "---:|" * (len(names) + 3)]
     for r in rows:
         per = {name: 1000 * r.cpu.get(name, 0.0) / r.reports for name in names}
         total = 1000 * sum(r.cpu.values()) / r.reports
         lines.append(f"| {r.batch} x {r.in_flight} | "
                      + " | ".join(f"{per[n]:.2f}" for n in names)
-                     + f" | {total:.2f} | {2000 / total if total else 0:.0f} |")
+                     + f" | {total:.2f} | {2000 / total if total else 0:.0f} "
+                     f"| {sum(r.cpu.values()) / r.seconds:.2f} |")
     return "\n".join(lines)
 
 
