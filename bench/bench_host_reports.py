@@ -10,10 +10,10 @@ prints a table: reports recorded per second (reports / wall time of the batches)
 batch, the endorse time (chaincode execution on the endorsing peers, through the gateway) and
 the commit latency (submit to commit status on the gateway's peer), and the endorser lag (how
 much later the other endorsing peer had committed it), then the CPU each component of the
-network spent per report (user + system time of the bench's process tree from ``/proc``:
-chaincode servers, peers, orderers, this client) with the rate two idle cores would give at
-that cost and the cores the network actually got, and the load average. The network is
-reset (stopped, state deleted) at the end, also on failure.
+network spent per report (user + system time of the bench's process tree from ``/proc``,
+``bench.rollout_profile.CpuMeter``: chaincode servers, peers, orderers, this client) with the
+rate two idle cores would give at that cost and the cores the network actually got, and the
+load average. The network is reset (stopped, state deleted) at the end, also on failure.
 
 A batch is submitted only once every endorsing organization's peer (ITOps and SecOps) has
 committed the previous one: the gateway's commit status comes from ITOps' peer alone, and a
@@ -81,6 +81,7 @@ from patchledger.network.manager import Manager
 # Run as a file (bench/<name>.py) the repository root is not on sys.path; the test support this
 # bench uses lives in tests/support/ (it is not shipped in the wheel).
 sys.path.append(str(Path(__file__).resolve().parents[1]))
+from bench.rollout_profile import CpuMeter
 from tests.support.network import LocalNetwork
 
 OUTCOMES = ("DISPATCHED", "APPLIED", "VERIFIED", "ROLLED_BACK")
@@ -113,47 +114,21 @@ class Row:
     endorse: list[float]
     latency: list[float]
     lag: list[float]  # the other endorsers' commit after the gateway peer's
-    cpu: dict[str, float]  # CPU seconds of the step per component (cpu_seconds)
+    cpu: dict[str, float]  # CPU seconds of the step per component (by_column)
     load: float  # 1-minute load average at the end of the step
 
 
-#: Components of the network's CPU, by the process's command line (first match wins).
-COMPONENTS = (("chaincode", "patchledger.chaincode"), ("peers", "peer"),
-              ("orderers", "orderer"), ("ca", "fabric-ca-server"))
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: Our table's columns, by the component names of :class:`bench.rollout_profile.CpuMeter`.
+COMPONENTS = {"chaincode servers": "chaincode", "peers": "peers", "orderers": "orderers",
+              "CAs": "ca"}
 
 
-def cpu_seconds() -> dict[str, float]:
-    """User + system CPU seconds so far of this process ("client") and of every process it
-    started, directly or not (peers, chaincode servers, orderers, CAs), by component, from
-    ``/proc``. Processes of the network live for the whole run, so the difference of two
-    readings is the CPU spent in between."""
-    stats: dict[int, tuple[int, float]] = {}  # pid -> (ppid, cpu seconds)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(entry.name)] = (int(fields[1]),
-                                  (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS)
-    own, out = os.getpid(), dict.fromkeys(["client", *(c for c, _ in COMPONENTS)], 0.0)
-    for pid, (_, seconds) in stats.items():
-        ancestor = pid
-        while ancestor not in (own, 0, 1) and ancestor in stats:
-            ancestor = stats[ancestor][0]
-        if ancestor != own:
-            continue
-        if pid == own:
-            out["client"] += seconds
-            continue
-        try:
-            cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        name = next((c for c, word in COMPONENTS if word.encode() in cmdline), "client")
-        out[name] += seconds
+def by_column(totals: dict[str, float]) -> dict[str, float]:
+    """``CpuMeter`` totals (CPU seconds per component of this process's tree) by our table's
+    columns; this process and anything unnamed count as "client"."""
+    out = dict.fromkeys(["client", *COMPONENTS.values()], 0.0)
+    for name, seconds in totals.items():
+        out[COMPONENTS.get(name, "client")] += seconds
     return out
 
 
@@ -438,7 +413,8 @@ def measure(op: Session, hosts: list[Host], rollout: str, patch: str,
     endorser_peers = [g for msp, g in op.others.items() if msp in ENDORSERS]
     for step in plan:
         streams_plan = streams_of([h.sequence for h in hosts], step)
-        cpu_before = cpu_seconds()
+        meter = CpuMeter()
+        meter.start()
         started = time.monotonic()
         with ThreadPoolExecutor(step.in_flight) as pool:
             futures = [pool.submit(run_stream, op, [hosts[i] for i in part], step.size, n,
@@ -446,8 +422,7 @@ def measure(op: Session, hosts: list[Host], rollout: str, patch: str,
                        for part, n in streams_plan]
             streams = [f.result() for f in futures]
         seconds = time.monotonic() - started
-        cpu_after = cpu_seconds()
-        cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+        cpu = by_column(meter.stop())
         endorse, latency, lag = ([x for s in streams for x in s[i]] for i in range(3))
         rows.append(Row(step.size, step.count, step.in_flight, step.size * step.count, seconds,
                         endorse, latency, lag, cpu, os.getloadavg()[0]))
