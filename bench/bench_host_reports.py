@@ -9,8 +9,11 @@ ITOps and starts one rollout over all of them. It then submits ``ReportDeploymen
 prints a table: reports recorded per second (reports / wall time of the batches) and, per
 batch, the endorse time (chaincode execution on the endorsing peers, through the gateway) and
 the commit latency (submit to commit status on the gateway's peer), and the endorser lag (how
-much later the other endorsing peer had committed it). The network is reset
-(stopped, state deleted) at the end, also on failure.
+much later the other endorsing peer had committed it), then the CPU each component of the
+network spent per report (user + system time of the bench's process tree from ``/proc``,
+``bench.rollout_profile.CpuMeter``: chaincode servers, peers, orderers, this client) with the
+rate two idle cores would give at that cost and the cores the network actually got, and the
+load average. The network is reset (stopped, state deleted) at the end, also on failure.
 
 A batch is submitted only once every endorsing organization's peer (ITOps and SecOps) has
 committed the previous one: the gateway's commit status comes from ITOps' peer alone, and a
@@ -78,6 +81,7 @@ from patchledger.network.manager import Manager
 # Run as a file (bench/<name>.py) the repository root is not on sys.path; the test support this
 # bench uses lives in tests/support/ (it is not shipped in the wheel).
 sys.path.append(str(Path(__file__).resolve().parents[1]))
+from bench.rollout_profile import CpuMeter
 from tests.support.network import LocalNetwork
 
 OUTCOMES = ("DISPATCHED", "APPLIED", "VERIFIED", "ROLLED_BACK")
@@ -110,6 +114,22 @@ class Row:
     endorse: list[float]
     latency: list[float]
     lag: list[float]  # the other endorsers' commit after the gateway peer's
+    cpu: dict[str, float]  # CPU seconds of the step per component (by_column)
+    load: float  # 1-minute load average at the end of the step
+
+
+#: Our table's columns, by the component names of :class:`bench.rollout_profile.CpuMeter`.
+COMPONENTS = {"chaincode servers": "chaincode", "peers": "peers", "orderers": "orderers",
+              "CAs": "ca"}
+
+
+def by_column(totals: dict[str, float]) -> dict[str, float]:
+    """``CpuMeter`` totals (CPU seconds per component of this process's tree) by our table's
+    columns; this process and anything unnamed count as "client"."""
+    out = dict.fromkeys(["client", *COMPONENTS.values()], 0.0)
+    for name, seconds in totals.items():
+        out[COMPONENTS.get(name, "client")] += seconds
+    return out
 
 
 def progress(line: str) -> None:
@@ -271,9 +291,9 @@ def next_reports(hosts: list[Host], cursor: int, count: int, rollout: str,
     return out, cursor
 
 
-#: The organizations that endorse ReportDeployments: the records are ITOps-owned, their
-#: key-level policy is ITOps' peer AND a majority; naming the endorsers spares the gateway a
-#: sequential planning round.
+#: The organizations that endorse ReportDeployments: a majority (the chaincode's policy, which
+#: governs deployment records); naming the endorsers spares the gateway a sequential planning
+#: round.
 ENDORSERS = ("ITOpsMSP", "SecOpsMSP")
 
 
@@ -393,6 +413,8 @@ def measure(op: Session, hosts: list[Host], rollout: str, patch: str,
     endorser_peers = [g for msp, g in op.others.items() if msp in ENDORSERS]
     for step in plan:
         streams_plan = streams_of([h.sequence for h in hosts], step)
+        meter = CpuMeter()
+        meter.start()
         started = time.monotonic()
         with ThreadPoolExecutor(step.in_flight) as pool:
             futures = [pool.submit(run_stream, op, [hosts[i] for i in part], step.size, n,
@@ -400,21 +422,37 @@ def measure(op: Session, hosts: list[Host], rollout: str, patch: str,
                        for part, n in streams_plan]
             streams = [f.result() for f in futures]
         seconds = time.monotonic() - started
+        cpu = by_column(meter.stop())
         endorse, latency, lag = ([x for s in streams for x in s[i]] for i in range(3))
         rows.append(Row(step.size, step.count, step.in_flight, step.size * step.count, seconds,
-                        endorse, latency, lag))
+                        endorse, latency, lag, cpu, os.getloadavg()[0]))
         progress(f"batch {step.size} x{step.in_flight}: done")
     return rows
 
 
 def table(rows: list[Row]) -> str:
+    """The rates table, then the CPU per report table (ms, by component, with the rate two
+    idle cores would give at that CPU cost: 2,000 ms / total, and the cores the network got:
+    its CPU seconds per wall second, at most 2 on this machine; less when others' work
+    competes)."""
     lines = ["| reports/batch | batches | reports/s | in flight | endorse p50 s "
-             "| commit latency p50 s | commit latency max s | endorser lag max s |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| commit latency p50 s | commit latency max s | endorser lag max s | load |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r.batch} | {r.batches} | {r.reports / r.seconds:.1f} | {r.in_flight} | "
                      f"{statistics.median(r.endorse):.3f} | {statistics.median(r.latency):.3f} "
-                     f"| {max(r.latency):.3f} | {max(r.lag):.3f} |")
+                     f"| {max(r.latency):.3f} | {max(r.lag):.3f} | {r.load:.1f} |")
+    names = ["chaincode", "peers", "orderers", "client"]
+    lines += ["", "| reports/batch x in flight | " + " | ".join(names)
+              + " | total CPU ms/report | reports/s on 2 idle cores | cores used |",
+              "|---|" + "---:|" * (len(names) + 3)]
+    for r in rows:
+        per = {name: 1000 * r.cpu.get(name, 0.0) / r.reports for name in names}
+        total = 1000 * sum(r.cpu.values()) / r.reports
+        lines.append(f"| {r.batch} x {r.in_flight} | "
+                     + " | ".join(f"{per[n]:.2f}" for n in names)
+                     + f" | {total:.2f} | {2000 / total if total else 0:.0f} "
+                     f"| {sum(r.cpu.values()) / r.seconds:.2f} |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
-"""``patchledger dispatch run|plan``: the dispatcher process and rollout planning.
+"""``patchledger dispatch run|plan|audit``: the dispatcher process, rollout planning, and the
+audit of a rollout's deployment statuses against the hosts' signatures.
 
 The network is the one this machine runs (``PATCHLEDGER_STATE_DIR``, ``PATCHLEDGER_PORT_BASE``:
 its peers and TLS roots come from its configuration and state); the identity is an operator
@@ -9,6 +10,7 @@ directory (``--state-dir``, default ``$PATCHLEDGER_DISPATCH_DIR`` or
     patchledger dispatch plan --org itops --rollout R-1 --patch P-1 --canary 5% \\
         --wave 25% --wave group:db --budget 10% --concurrency 25% --soak 60
     patchledger dispatch run --org itops
+    patchledger dispatch audit --org itops --rollout R-1 [--history]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchledger.app.dispatch.audit import audit_rollout
 from patchledger.app.dispatch.connect import PeerEndpoint, local_peers, open_ledger
 from patchledger.app.dispatch.dispatcher import Dispatcher, DispatchSettings, StepReport
 from patchledger.app.dispatch.ledger import FabricLedger
@@ -129,6 +132,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    with operator_ledger(args) as (_, ledger):
+        report = audit_rollout(ledger, args.rollout, history=args.history)
+    print(json.dumps(report.to_dict(), indent=2))
+    return 0 if report.ok else 1
+
+
 def _wave(text: str) -> WaveRequest:
     if text.startswith("group:"):
         return WaveRequest(groups=tuple(g for g in text[6:].split(",") if g))
@@ -167,7 +177,7 @@ def guard(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Names
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``dispatch run`` and ``dispatch plan``."""
+    """Register ``dispatch run``, ``dispatch plan`` and ``dispatch audit``."""
     dispatch = subparsers.add_parser("dispatch", help="staged rollouts: plan, run the dispatcher")
     sub = dispatch.add_subparsers(dest="dispatch_command", metavar="ACTION", required=True)
 
@@ -200,3 +210,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                       help="seconds before silent hosts make a wave inconclusive")
     plan.add_argument("--no-rollback", action="store_true", help="halt without rolling back")
     plan.set_defaults(func=guard(_cmd_plan))
+
+    audit = sub.add_parser("audit", help="check a rollout's deployment statuses against the "
+                           "hosts' signatures (exit 1 when one does not verify)")
+    _common(audit)
+    audit.add_argument("--rollout", required=True, help="rollout id")
+    audit.add_argument("--history", action="store_true",
+                       help="check every version of each deployment too (GetHistory)")
+    audit.set_defaults(func=guard(_cmd_audit))

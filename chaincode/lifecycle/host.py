@@ -2,12 +2,15 @@
 
 State machine (``status``)::
 
-    ENROLLED ──> ENROLLED         inventory digest updated, report accepted
+    ENROLLED ──> ENROLLED         inventory digest updated
     ENROLLED ──> DECOMMISSIONED   terminal: the host never reports or deploys again
 
 A host belongs to one organization (``owner_msp``); only that organization's members change
 it, and the contract gives its key a key-level endorsement policy requiring that
-organization's peer. ``last_report_sequence`` is the replay counter of signed host reports.
+organization's peer AND a majority. ``last_report_sequence`` was the replay counter of signed
+host reports; reports no longer write the Host record (their counter is the Deployment's
+``report_sequence``), so it only keeps what ledgers written before recorded, and reports must
+still be above it.
 """
 
 from __future__ import annotations

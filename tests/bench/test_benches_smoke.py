@@ -174,7 +174,11 @@ def test_bench_host_reports_smoke(network_state: Path) -> None:
     out = _run("bench_host_reports.py", ["--port-base", str(_port("host_reports")),
                                          "--state-dir", str(network_state)], timeout=300)
     assert "| reports/batch | batches | reports/s |" in out, out
-    assert [line.split("|")[1].strip() for line in _rows(out, r"^\| \d")] == ["1", "10"], out
+    assert [line.split("|")[1].strip() for line in _rows(out, r"^\| \d+ \|")] == ["1", "10"], out
+    # then the CPU per report of each step, by component
+    assert "| total CPU ms/report | reports/s on 2 idle cores |" in out, out
+    assert [line.split("|")[1].strip() for line in _rows(out, r"^\| \d+ x \d+ \|")] == [
+        "1 x 1", "10 x 1"], out
     assert not network_state.exists(), "the bench left its network's state directory"
 
 

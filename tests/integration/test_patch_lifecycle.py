@@ -13,24 +13,38 @@ import datetime as dt
 import hashlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from importlib import import_module
 from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from patchledger.app.dispatch.audit import audit_rollout
+from patchledger.app.dispatch.ledger import FabricLedger
 from patchledger.app.fabric import (
     CommitError,
     EcdsaSigner,
     EndorseError,
     GatewayError,
     Identity,
+    Transaction,
     connect,
     create_channel,
 )
+from patchledger.app.fabric._protos import (
+    common_pb2,
+    gateway_pb2,
+    identities_pb2,
+    proposal_pb2,
+    proposal_response_pb2,
+    transaction_pb2,
+)
 from patchledger.chaincode.lifecycle.consent import new_consent
 from patchledger.chaincode.lifecycle.host_report import HostReport
+from patchledger.chaincode.lifecycle.signatures import sign
 from patchledger.chaincode.lifecycle.statement import SignedStatement, verify_statement
 from patchledger.network.bootstrap import admin_consent
 from tests.integration.lifecycle_world import (
@@ -56,6 +70,9 @@ from tests.unit.lifecycle.lifecycle_support import (
 )
 
 pytestmark = pytest.mark.integration
+
+rwset_pb2: Any = import_module("fabric_protos.ledger.rwset.rwset_pb2")
+kv_rwset_pb2: Any = import_module("fabric_protos.ledger.rwset.kvrwset.kv_rwset_pb2")
 
 INVENTORY = hashlib.sha256(b"dpkg -l after the patch").hexdigest()
 
@@ -310,14 +327,17 @@ def test_a_host_cannot_report_for_another_host(
 def test_a_replayed_report_is_refused(world: World, running: tuple[str, str, str, str]) -> None:
     patch_id, rollout_id, _, a2 = running
     host = world["host-a2"]
+    host_before = world["itops-operator"].evaluate("GetRecord", "Host", a2)
     report = signed_report(host, a2, rollout_id, patch_id, "APPLIED", 5)
     assert host.submit("ReportDeployments", [report])["accepted"] == 1
     replay = host.submit("ReportDeployments", [report])
     (entry,) = replay["results"]
     assert (entry["accepted"], entry["error_type"]) == (False, "ReplayError")
     assert replay["changes"] == []
-    record = world["itops-operator"].evaluate("GetRecord", "Host", a2)
-    assert record["last_report_sequence"] == 5
+    # the counter is the deployment's; the Host record is read, not written, by reports
+    record = world["itops-operator"].evaluate("GetRecord", "Deployment", f"{rollout_id}/{a2}")
+    assert (record["status"], record["report_sequence"]) == ("APPLIED", 5)
+    assert world["itops-operator"].evaluate("GetRecord", "Host", a2) == host_before
 
 
 def test_a_compliance_host_cannot_be_changed_without_compliances_peer(world: World) -> None:
@@ -354,29 +374,149 @@ def test_compliances_peer_alone_cannot_change_its_host_but_with_a_majority_it_ca
     assert owner.evaluate("GetRecord", "Host", c1)["inventory_sha256"] == majority
 
 
-def test_report_writes_keep_the_owner_and_majority_policy(world: World, vuln_id: str) -> None:
-    """A report batch writes the host and deployment records without setting their key-level
-    policy again (docs/benchmarks.md): the policy set at enrolment and rollout start still
-    governs every report. ITOps' peer alone (a compromised ITOps running modified chaincode)
-    and SecOps' and Compliance's peers without ITOps' (a majority, not the owner) cannot
-    commit a report; ITOps' peer and one more organization can."""
+def deployment_problems(w: World, rollout_id: str, hid: str) -> list[str]:
+    """What the audit (``patchledger dispatch audit --history``) finds wrong with the
+    deployments of ``rollout_id`` (here: ``hid``'s alone) and their history, checked against
+    the host's and the rollout's records."""
+    op = w["itops-operator"]
+    report = audit_rollout(FabricLedger(own=op.gateway, others=op.peers, channel=op.channel),
+                           rollout_id, history=True)
+    assert report.deployments == 1 and report.versions >= 1
+    assert all(hid in p for p in report.problems)
+    return report.problems
+
+
+def test_a_report_endorsed_by_one_organization_alone_is_refused_at_commit(
+        world: World, vuln_id: str) -> None:
+    """Deployment records carry no key-level policy: the chaincode's MAJORITY policy governs
+    report writes. ITOps' peer alone (a compromised ITOps running modified chaincode) or
+    SecOps' alone cannot commit a report; two organizations' honest chaincode can (it checks
+    the caller and the host's signature)."""
     w = world
     patch_id, rollout_id, (h2,) = start_rollout(w, vuln_id, "K", ("h2",), "keylevel")
     host, op = w["host-h2"], w["itops-operator"]
-    seq = op.evaluate("GetRecord", "Host", h2)["last_report_sequence"]
     assert host.submit("ReportDeployments", [
-        signed_report(host, h2, rollout_id, patch_id, "APPLIED", seq + 1)])["accepted"] == 1
-    verified = [signed_report(host, h2, rollout_id, patch_id, "VERIFIED", seq + 2)]
-    for endorsers in ([ITOPS], [SECOPS, COMPLIANCE]):
+        signed_report(host, h2, rollout_id, patch_id, "APPLIED", 1)])["accepted"] == 1
+    verified = [signed_report(host, h2, rollout_id, patch_id, "VERIFIED", 2)]
+    for endorsers in ([ITOPS], [SECOPS]):
         with pytest.raises(CommitError) as excinfo:
             host.submit("ReportDeployments", verified, endorsing=endorsers)
         assert excinfo.value.code_name == "ENDORSEMENT_POLICY_FAILURE", endorsers
         deployment = op.evaluate("GetRecord", "Deployment", f"{rollout_id}/{h2}")
-        assert (deployment["status"], deployment["report_sequence"]) == ("APPLIED", seq + 1)
-        assert op.evaluate("GetRecord", "Host", h2)["last_report_sequence"] == seq + 1
+        assert (deployment["status"], deployment["report_sequence"]) == ("APPLIED", 1)
     assert host.submit("ReportDeployments", verified,
-                       endorsing=[ITOPS, COMPLIANCE])["accepted"] == 1
+                       endorsing=[SECOPS, COMPLIANCE])["accepted"] == 1
     assert op.evaluate("GetRecord", "Deployment", f"{rollout_id}/{h2}")["status"] == "VERIFIED"
+    assert deployment_problems(w, rollout_id, h2) == []
+
+
+def endorsed_then_forged(
+    w: World, client: Client, endorsers: list[str], forge: Callable[[dict[str, Any]], None],
+    function: str, *args: Any,
+) -> Transaction:
+    """What colluding endorsers can do: take a genuine endorsement of ``function`` by
+    ``endorsers``' peers, change the Deployment value it writes (``forge`` edits the record's
+    JSON object in place) and sign the altered response with those peers' own keys (their
+    modified chaincode would have produced it). Returns the transaction, signed by ``client``
+    when submitted."""
+    contract = client.gateway.get_network(client.channel).get_contract("patchledger")
+    genuine = contract.new_proposal(function, [a if isinstance(a, str) else json.dumps(a)
+                                               for a in args],
+                                    endorsing_organizations=endorsers).endorse()
+    prepared = gateway_pb2.PreparedTransaction.FromString(genuine.bytes)
+    payload = common_pb2.Payload.FromString(prepared.envelope.payload)
+    transaction = transaction_pb2.Transaction.FromString(payload.data)
+    action_payload = transaction_pb2.ChaincodeActionPayload.FromString(
+        transaction.actions[0].payload)
+    response = proposal_response_pb2.ProposalResponsePayload.FromString(
+        action_payload.action.proposal_response_payload)
+    action = proposal_pb2.ChaincodeAction.FromString(response.extension)
+    rwset = rwset_pb2.TxReadWriteSet.FromString(action.results)
+    forged = 0
+    for ns in rwset.ns_rwset:
+        if ns.namespace != "patchledger":
+            continue
+        kv = kv_rwset_pb2.KVRWSet.FromString(ns.rwset)
+        for write in kv.writes:
+            if write.key.startswith("\x00Deployment\x00"):
+                record = json.loads(write.value)
+                forge(record)
+                write.value = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+                forged += 1
+        ns.rwset = kv.SerializeToString()
+    assert forged, "the genuine transaction wrote no Deployment"
+    action.results = rwset.SerializeToString()
+    response.extension = action.SerializeToString()
+    action_payload.action.proposal_response_payload = response.SerializeToString()
+    peer_keys = {msp: peer_signing_key(w.net, msp) for msp in endorsers}
+    for endorsement in action_payload.action.endorsements:
+        msp = identities_pb2.SerializedIdentity.FromString(endorsement.endorser).mspid
+        endorsement.signature = sign(peer_keys[msp], action_payload.action
+                                     .proposal_response_payload + endorsement.endorser)
+    transaction.actions[0].payload = action_payload.SerializeToString()
+    payload.data = transaction.SerializeToString()
+    envelope = common_pb2.Envelope(payload=payload.SerializeToString())  # unsigned: re-signed
+    return Transaction(genuine._client, gateway_pb2.PreparedTransaction(
+        transaction_id=prepared.transaction_id, envelope=envelope))
+
+
+def peer_signing_key(net: LocalNetwork, msp: str) -> ec.EllipticCurvePrivateKey:
+    """The private key of ``msp``'s peer (the network's state holds every node's)."""
+    (path,) = (net.layout.node_msp(net.org(msp).peer.name) / "keystore").glob("*_sk")
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    return key
+
+
+def test_a_status_forged_by_a_colluding_majority_is_detected(
+        world: World, vuln_id: str) -> None:
+    """SecOps and Compliance collude against ITOps: their peers sign a report transaction
+    whose Deployment write says VERIFIED while the host signed APPLIED (or carries no
+    signature). A majority meets the chaincode's policy, so it commits, and verification
+    finds the forged status: it does not verify with the host's certificate. One
+    organization's peer alone signing such a forgery is refused at commit."""
+    w = world
+    patch_id, rollout_id, (h1,) = start_rollout(w, vuln_id, "F", ("h1",), "forged")
+    host, op = w["host-h1"], w["itops-operator"]
+    applied = [signed_report(host, h1, rollout_id, patch_id, "APPLIED", 1)]
+
+    def verified(record: dict[str, Any]) -> None:
+        record["status"] = "VERIFIED"
+
+    alone = endorsed_then_forged(w, op, [SECOPS], verified, "ReportDeployments", applied)
+    status = alone.submit().get_status()
+    assert status.code_name == "ENDORSEMENT_POLICY_FAILURE"
+    assert op.evaluate("GetRecord", "Deployment", f"{rollout_id}/{h1}")["status"] == "SCHEDULED"
+    forged = endorsed_then_forged(w, op, [SECOPS, COMPLIANCE], verified, "ReportDeployments",
+                                  applied)
+    submitted = forged.submit()
+    status = submitted.get_status()
+    assert status.successful, status.code_name  # a colluding majority meets the policy
+    for other in op.peers:
+        other.new_commit(submitted.bytes).get_status()
+    record = op.evaluate("GetRecord", "Deployment", f"{rollout_id}/{h1}")
+    assert (record["status"], record["report_sequence"]) == ("VERIFIED", 1)
+    key = f"{rollout_id}/{h1}"
+    assert deployment_problems(w, rollout_id, h1) == [
+        f"deployment {key}: status VERIFIED (report 1): the recorded signature does not "
+        f"verify with host {h1!r}'s certificate (not signed by the host, or altered)",
+        f"version 2: deployment {key}: status VERIFIED (report 1): the recorded signature "
+        f"does not verify with host {h1!r}'s certificate (not signed by the host, or altered)",
+    ]
+
+    def unsigned_failure(record: dict[str, Any]) -> None:
+        record.update(status="ROLLED_BACK", report_sequence=2, report_signature="")
+
+    again = [signed_report(host, h1, rollout_id, patch_id, "ROLLED_BACK", 2)]
+    forged = endorsed_then_forged(w, op, [SECOPS, COMPLIANCE], unsigned_failure,
+                                  "ReportDeployments", again)
+    submitted = forged.submit()
+    assert submitted.get_status().successful
+    for other in op.peers:
+        other.new_commit(submitted.bytes).get_status()
+    problems = deployment_problems(w, rollout_id, h1)
+    assert f"deployment {key}: status ROLLED_BACK (report 2) carries no signature of host " \
+        f"{h1!r}" in problems
 
 
 def test_another_organization_cannot_change_a_compliance_host(world: World) -> None:
@@ -436,7 +576,8 @@ def test_a_revocation_during_a_rollout_halts_it_and_orders_the_rollback(
     w, op = world, world["itops-operator"]
     patch_id, rollout_id, (h3,) = start_rollout(w, vuln_id, "V", ("h3",), "revoke")
     host = w["host-h3"]
-    seq = op.evaluate("GetRecord", "Host", h3)["last_report_sequence"]  # h3 reported before
+    # the replay counter is the deployment's (h3 reported in other rollouts before)
+    seq = op.evaluate("GetRecord", "Deployment", f"{rollout_id}/{h3}")["report_sequence"]
     assert host.submit("ReportDeployments", [
         signed_report(host, h3, rollout_id, patch_id, "APPLIED", seq + 1)])["accepted"] == 1
     w["secops-approver"].submit("RevokePatch", patch_id, "backdoored build")

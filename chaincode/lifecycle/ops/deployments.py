@@ -22,17 +22,24 @@ Reports of one host inside a batch are processed in order, so a host may send se
 identity, every report must be its own; an operator may relay any of its organization's hosts'
 reports, but never forge them, because the signature is checked against the host's certificate.
 
-Key-level policies: a report writes the host and deployment records without setting their
-key-level endorsement policy again. Both keys got it when they were created (the owner's peer
-AND a majority of the channel's organizations) and Fabric keeps a key's policy until a write
-changes it, so every peer still checks each report's writes against it: the owner alone, or
-the other organizations without the owner, cannot commit a batch. Re-setting the same policy
-added one metadata write per key, which each peer evaluates like a value write, hashing the
-whole (for a batch, large) proposal response once per endorsement each time
-(docs/benchmarks.md, "Host-report throughput"). A key created before the owner-AND-majority
-policy (an older ledger) keeps its older policy until a transaction that sets it writes the
-record (for a host: an inventory update or decommissioning; a deployment is created once, by
-AdvanceRollout).
+What a report writes: its Deployment record only, with the report's outcome, sequence,
+inventory digest, detail, time and the host's signature (the status is self-certifying: the
+signed bytes are rebuilt from the record, :meth:`Deployment.signed_report`, and a report whose
+bytes could not be rebuilt, with unknown members say, is refused). The replay counter is the
+deployment's ``report_sequence``: a report names its rollout and is signed, so a per-deployment
+counter refuses every replay; a report must also be above the Host record's
+``last_report_sequence``, the counter of ledgers written before (the Host record is read for
+the certificate, not written: docs/benchmarks.md, "Host-report throughput").
+
+Endorsement: Deployment records carry no key-level policy (``AdvanceRollout`` creates them
+without one), so the chaincode's endorsement policy (MAJORITY of the channel's organizations)
+governs report writes, and the peers evaluate it once per transaction instead of once per
+written key. One organization's peer alone cannot commit a report; another organization
+cannot write one (honest endorsers' chaincode refuses a caller of another organization); a
+colluding majority that writes a status without the host's signature is caught by
+:mod:`~chaincode.lifecycle.deployment_proof` (docs/security.md). A deployment created before
+this (an older ledger) keeps the owner-AND-majority key-level policy it was created with,
+which still governs its writes.
 """
 
 from __future__ import annotations
@@ -155,24 +162,12 @@ def _accept(tx: TxLedger, signed: SignedReport) -> None:
     verify_report(
         signed,
         host.cert_pem.encode("ascii"),
-        last_sequence=host.last_report_sequence,
+        last_sequence=max(deployment.report_sequence, host.last_report_sequence),
         now=tx.now,
     )
-    # Both records exist (loaded above) and keep the key-level policy they were created with
-    # (owner's peer AND a majority: EnrollHost, AdvanceRollout); the peers check these writes
-    # against it. Setting it again would add a metadata write per key, which every peer
-    # checks against the same policy once more (module docstring, "Key-level policies").
-    tx.save(
-        deployment.evolve(
-            status=report.outcome,
-            report_sequence=report.sequence,
-            inventory_sha256=report.inventory_sha256,
-            detail=report.detail,
-        )
-    )
-    tx.save(
-        host.evolve(last_report_sequence=report.sequence, inventory_sha256=report.inventory_sha256)
-    )
+    # The deployment only, without a key-level policy (module docstring, "Endorsement"); the
+    # Host record is not written (its counter is the older ledgers' floor).
+    tx.save(deployment.reported(signed))
 
 
 def takes_report(rollout: Rollout, outcome: str) -> bool:

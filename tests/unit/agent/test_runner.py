@@ -21,10 +21,12 @@ from patchledger.agent.guard import Interrupted
 from patchledger.agent.health import HealthResult
 from patchledger.agent.runner import Assignment, Outcome, RunResult, run_assignment
 from patchledger.chaincode.lifecycle.deployment import Deployment
+from patchledger.chaincode.lifecycle.deployment_proof import check_deployment
 from patchledger.chaincode.lifecycle.host import Host
 from patchledger.chaincode.lifecycle.ledger import MemoryStore
 from patchledger.chaincode.lifecycle.ops import deployments
 from patchledger.chaincode.lifecycle.queries import get_record
+from patchledger.chaincode.lifecycle.rollout import Rollout
 from tests.unit.agent.agent_support import make_tar
 from tests.unit.agent.attestation_support import HOST, App, peer
 from tests.unit.agent.attestation_support import ledger as attested_ledger
@@ -92,9 +94,12 @@ def test_a_genuine_patch_is_applied_and_its_signed_report_is_accepted_by_the_cor
     deployment = get_record(store, "Deployment", "R-1", "h1")
     assert isinstance(deployment, Deployment)
     assert (deployment.status, deployment.report_sequence) == ("VERIFIED", 1)
-    host = get_record(store, "Host", "h1")
-    assert isinstance(host, Host)
-    assert host.inventory_sha256 == FileTreeBackend(config.target).inventory_digest()
+    # the digest after the change is on the deployment, signed by the host (reports do not
+    # write the Host record)
+    assert deployment.inventory_sha256 == FileTreeBackend(config.target).inventory_digest()
+    host, rollout = get_record(store, "Host", "h1"), get_record(store, "Rollout", "R-1")
+    assert isinstance(host, Host) and isinstance(rollout, Rollout)
+    assert check_deployment(deployment, host, rollout) == []
 
 
 def test_a_failed_health_check_rolls_back_and_reports_failed_then_rolled_back(

@@ -317,7 +317,7 @@ def test_a_completed_rollout_takes_no_report() -> None:
         "Rollout 'R-1' is COMPLETED: refuses ROLLED_BACK reports (it takes no reports)"
     )
     assert get_record(store, "Deployment", "R-1", "h2").state == "FAILED"
-    assert get_record(store, "Host", "h2").to_dict()["last_report_sequence"] == 1
+    assert get_record(store, "Deployment", "R-1", "h2").to_dict()["report_sequence"] == 1
 
 
 def test_soak_time_and_last_wave() -> None:

@@ -138,9 +138,12 @@ def test_the_life_of_a_patch_and_its_events_and_history() -> None:
     assert set(signers) == {SECOPS, COMPLIANCE}
     assert signers[COMPLIANCE]["signer_cert_pem"] == who(COMPLIANCE, "approver").cert_pem.decode()
     assert out["approval"]["decision"] == "approve"
-    # Host, deployment and rollout keys carry a key-level policy: the owner's peer AND a
-    # majority of the channel's organizations (the contract's trust: the three orgs).
-    for key in (Key("Host", ("h1",)), Key("Deployment", ("R-1", "h2")), Key("Rollout", ("R-1",))):
+    # Host and rollout keys carry a key-level policy: the owner's peer AND a majority of the
+    # channel's organizations (the contract's trust: the three orgs). Deployment keys carry
+    # none: the chaincode's MAJORITY policy governs them, their statuses the host's signature.
+    deployment_key = composite_key(Key("Deployment", ("R-1", "h2")))
+    assert VALIDATION_PARAMETER not in peer.metadata.get(deployment_key, {})
+    for key in (Key("Host", ("h1",)), Key("Rollout", ("R-1",))):
         rule = decode_policy(peer.metadata[composite_key(key)][VALIDATION_PARAMETER])
         assert str(rule) == "AND('ITOpsMSP.peer', OR('ComplianceMSP.peer', 'SecOpsMSP.peer'))"
         assert not is_satisfied_by(rule, [(ITOPS, ROLE_PEER)])
