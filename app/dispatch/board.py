@@ -88,7 +88,7 @@ class Board:
         self.seen_path = state_dir / "seen.json"
         self._lock = threading.Lock()
         self._orders: tuple[tuple[int, int], dict[str, Order]] | None = None
-        self._seen: dict[str, float] = {}
+        self._seen: dict[str, float] | None = None  # loaded from seen.json at the first note
         self._seen_flushed = 0.0
         self._published: dict[str, dict[str, str]] | None = None
 
@@ -189,19 +189,33 @@ class Board:
         write_atomic(path, json.dumps([dict(r) for r in reports]))
         return path
 
+    def _noted(self) -> dict[str, float]:
+        """The polls noted, starting from what ``seen.json`` holds (so a relay that starts,
+        or restarts, does not forget the hosts other relays or its last run saw); call with
+        the lock held."""
+        if self._seen is None:
+            try:
+                self._seen = self.seen() or {}
+            except BoardError as exc:
+                log.warning("%s; starting a new one", exc)
+                self._seen = {}
+        return self._seen
+
     def mark_seen(self, host_id: str, now: float | None = None) -> None:
-        """Note a host's poll; ``seen.json`` is rewritten at most once a second.
+        """Note a host's poll; ``seen.json`` is rewritten at most once a second (with every
+        host noted since the relay started and those the file held then).
 
         Raises:
             OSError: the state directory cannot be written.
         """
         moment = time.time() if now is None else now
         with self._lock:
-            self._seen[host_id] = moment
+            noted = self._noted()
+            noted[host_id] = moment
             due = moment - self._seen_flushed >= 1.0
             if due:
                 self._seen_flushed = moment
-                snapshot = dict(self._seen)
+                snapshot = dict(noted)
         if due:
             write_atomic(self.seen_path, json.dumps(snapshot, sort_keys=True))
 
@@ -212,5 +226,5 @@ class Board:
             OSError: the state directory cannot be written.
         """
         with self._lock:
-            snapshot = dict(self._seen)
+            snapshot = dict(self._noted())
         write_atomic(self.seen_path, json.dumps(snapshot, sort_keys=True))

@@ -33,7 +33,7 @@ from urllib.parse import unquote
 from apiflask import APIBlueprint
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -69,6 +69,9 @@ _HOST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
+_BOARD = "patchledger.agent.board"
+
+
 def _protocol_error(status: int, code: str, message: str, field: str) -> RequestError:
     return RequestError(f"{code}: {message}", status=status, field=field)
 
@@ -90,8 +93,6 @@ def _protocol() -> None:
     if abs(now - sent) > MAX_SKEW:
         raise _protocol_error(400, "clock", f"request time off by more than {MAX_SKEW} s",
                               "X-Patchledger-Time")
-    from flask import current_app
-
     with for_writes(state().engine).begin() as conn:  # shared by every app process
         fresh = claim_nonce(conn, nonce, now=now, window=NONCE_WINDOW)
     if not fresh:
@@ -180,8 +181,11 @@ def _relay() -> AgentRelay:
         contract = None  # poll/report need no peer; attest raises below
     # One relay per request: its attestation batcher would batch nothing and only add its
     # linger, so each agent's request is its own AttestDeployment here (a process-wide
-    # batcher for the web workers is not built; docs/dispatch.md).
-    return AgentRelay(Board(st.config.dispatch_dir), contract,  # type: ignore[arg-type]
+    # batcher for the web workers is not built; docs/dispatch.md). One Board per app: it
+    # remembers the polls of every host (seen.json holds them all, written at most once a
+    # second), not only the one of this request.
+    board: Board = current_app.extensions.setdefault(_BOARD, Board(st.config.dispatch_dir))
+    return AgentRelay(board, contract,  # type: ignore[arg-type]
                       ArtifactDirectory(st.config.artifact_dir),
                       peer_organizations(st.config), attest_linger=0.0, attest_batch=1)
 

@@ -10,6 +10,8 @@ wrong (:func:`error_body`).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import time
 from dataclasses import dataclass
@@ -89,6 +91,23 @@ def _json_error(status: int, message: str, **extra: Any) -> Response:
     response = jsonify(error_body(status, message, **extra))
     response.status_code = status
     return response
+
+
+#: SQLite's messages for a database that cannot be written, and the answer to each.
+_STORAGE_MESSAGES = (("database or disk is full", 507, "the disk is full"),
+                     ("readonly database", 503, "read-only"),
+                     ("disk i/o error", 503, "an I/O error"))
+
+
+def storage_status(message: str) -> tuple[int, str]:
+    """The HTTP status for a database error message and what it says about the storage:
+    507 and ``"the disk is full"``, 503 and ``"read-only"``; ``(503, "")`` for others (busy,
+    unreachable)."""
+    lowered = message.lower()
+    for text, status, what in _STORAGE_MESSAGES:
+        if text in lowered:
+            return status, what
+    return 503, ""
 
 
 def current_user() -> User:
@@ -200,10 +219,28 @@ def _install_hooks(app: APIFlask) -> None:
     def _database_busy(exc: OperationalError) -> Response:
         log.warning("app database unavailable", extra={"error": str(exc.orig)})
         state().db().rollback()
-        response = _json_error(503, f"the app database is busy or unavailable: {exc.orig}",
-                               endpoint=state().engine.url.render_as_string(
-                                   hide_password=True))
-        response.headers["Retry-After"] = "1"
+        where = state().engine.url.render_as_string(hide_password=True)
+        status, what = storage_status(str(exc.orig))
+        if what:
+            message = f"the app database {where} cannot be written ({what}): {exc.orig}"
+        else:
+            message = f"the app database is busy or unavailable: {exc.orig}"
+        response = _json_error(status, message, endpoint=where)
+        response.headers["Retry-After"] = "1" if status == 503 and not what else "30"
+        return response
+
+    @app.errorhandler(OSError)
+    def _storage_error(exc: OSError) -> Response:
+        # a file the app writes (the artifact store, the dispatcher's inbox, the wallet) on a
+        # full or read-only file system: the request is refused whole, nothing half-written
+        path = exc.filename or "(unknown path)"
+        status = 507 if exc.errno in (errno.ENOSPC, errno.EDQUOT) else 503
+        log.warning("app storage unavailable", extra={"error": str(exc), "path": str(path)})
+        with contextlib.suppress(Exception):
+            state().db().rollback()
+        response = _json_error(status, f"the app cannot write {path}: "
+                               f"{exc.strerror or exc}; nothing was stored", path=str(path))
+        response.headers["Retry-After"] = "30"
         return response
 
     @app.errorhandler(CSRFError)

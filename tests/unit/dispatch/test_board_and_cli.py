@@ -26,6 +26,10 @@ def test_orders_reports_and_polls_round_trip(tmp_path: Path) -> None:
     board.mark_seen("h1", now=100.0)
     board.flush_seen()
     assert board.seen() == {"h1": 100.0}
+    # a relay started later (another process, or a restart) keeps the hosts noted before
+    later = Board(tmp_path)
+    later.mark_seen("h2", now=200.0)
+    assert later.seen() == {"h1": 100.0, "h2": 200.0}
 
 
 def test_a_corrupt_inbox_file_is_set_aside_and_a_corrupt_orders_file_named(

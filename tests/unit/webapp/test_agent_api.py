@@ -324,3 +324,18 @@ def test_a_resent_report_batch_is_stored_once(agent_app: APIFlask, tmp_path: Pat
         rows = conn.execute(select(agent_report_receipts.c.host_id,
                                    agent_report_receipts.c.sequence)).all()
     assert sorted(tuple(r) for r in rows) == [("web-01", 1), ("web-01", 2), ("web-01", 3)]
+
+
+def test_every_polling_host_is_noted_for_the_dispatcher(agent_app: APIFlask,
+                                                        tmp_path: Path) -> None:
+    # regression: each request made its own Board, so seen.json held only the host of the
+    # last poll and the dispatcher took every other host for offline (never released)
+    client = agent_app.test_client()
+    certs = {h: _enrolled(agent_app, h) for h in ("web-01", "web-02", "web-03")}
+    for cert in certs.values():
+        assert client.get(f"{PREFIX}/poll", headers=agent_headers(**cert)).status_code == 200
+    with agent_app.app_context():
+        from patchledger.app.web.agent_api import _relay
+
+        _relay().flush_seen()  # what the once-a-second rewrite does
+    assert set(Board(tmp_path / "board").seen() or {}) == set(certs)
