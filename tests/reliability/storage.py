@@ -22,13 +22,13 @@ FILLER = ".filler"
 
 
 @contextmanager
-def small_tmpfs(mount_point: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs at ``mount_point`` (created); skips the test when mounting is not
-    permitted; unmounted (lazily if busy) on exit."""
+def small_tmpfs(mount_point: Path, size: str = SIZE) -> Iterator[Path]:
+    """A tmpfs of ``size`` (64 KiB by default) at ``mount_point`` (created); skips the test
+    when mounting is not permitted; unmounted (lazily if busy) on exit."""
     if os.geteuid() != 0:
         pytest.skip("storage faults mount a tmpfs, which needs root (run as root or in CI)")
     mount_point.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE},mode=0700", "tmpfs",
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
                            str(mount_point)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         pytest.skip(f"mount -t tmpfs is not permitted here: {done.stderr.strip()}")
