@@ -101,6 +101,12 @@ def _rows(db: Path, table: str) -> list[tuple[Any, ...]]:
         return sorted(conn.execute(f"SELECT * FROM {table}").fetchall())
 
 
+def _json(answer: Any) -> dict[str, Any]:
+    doc = answer.json
+    assert isinstance(doc, dict), answer.data
+    return doc
+
+
 def _host_headers() -> dict[str, str]:
     return agent_headers(**{HEADER: quote(host_identity(ITOPS, "h1").cert_pem.decode())})
 
@@ -117,7 +123,8 @@ def test_an_artifact_upload(app: APIFlask, volumes: Volumes, fault: str) -> None
     message = _refused(answer, fault, volumes.artifacts / "store")
     assert "nothing was stored" in message
     assert snapshot(volumes.artifacts) == before  # no part of it, no temporary file
-    read = client.get(f"/api/v1/artifacts/{first.json['sha256']}", headers=operator.headers)
+    digest = _json(first)["sha256"]
+    read = client.get(f"/api/v1/artifacts/{digest}", headers=operator.headers)
     assert read.status_code == 200 and read.data == b"first build"
     _restore(volumes.artifacts, fault)
     again = client.post("/api/v1/artifacts", data=ARTIFACT, headers=operator.headers)
@@ -138,7 +145,7 @@ def test_a_database_write(app: APIFlask, volumes: Volumes, fault: str) -> None:
     listed = client.get("/api/v1/users", headers=admin.headers)
     if fault == "full-disk":  # reads keep answering
         assert listed.status_code == 200, listed.json
-        assert "newcomer" not in {u["username"] for u in listed.json["items"]}
+        assert "newcomer" not in {u["username"] for u in _json(listed)["items"]}
     else:  # SQLite in WAL mode cannot open a database on a read-only file system at all
         _refused(listed, fault, db)
     _restore(volumes.db, fault)
