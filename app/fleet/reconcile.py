@@ -34,9 +34,10 @@ from patchledger.agent.errors import ConfigError
 from patchledger.agent.outbox import Outbox
 from patchledger.agent.rollback_guard import RollbackGuard
 from patchledger.agent.sequence import SequenceFile
+from patchledger.app.dispatch.ledger import LedgerPort
 
 __all__ = ["HostTruth", "LedgerDeployment", "Reconciliation", "host_truth", "ledger_view",
-           "reconcile"]
+           "reconcile", "reconcile_fleet"]
 
 _UNSETTLED = frozenset({"SCHEDULED", "DISPATCHED"})
 _HAS_PATCH = frozenset({"APPLIED", "VERIFIED"})
@@ -213,3 +214,26 @@ def ledger_view(host_id: str, versions: Sequence[Mapping[str, Any]], host_sequen
                      int(v["record"].get("report_sequence", 0))) for v in versions
                     if isinstance(v.get("record"), dict))
     return LedgerDeployment(host_id, history, host_sequence)
+
+
+def reconcile_fleet(ledger: LedgerPort, fleet_dir: Path, host_ids: Iterable[str],
+                    rollout_id: str) -> Reconciliation:
+    """Reconcile the simulated hosts ``host_ids`` of ``fleet_dir`` (each with its agent state
+    in ``<fleet_dir>/<host>/agent``) with their deployments of ``rollout_id`` on the ledger.
+
+    Raises:
+        ConfigError: a host's state file is corrupt.
+        GatewayError: the ledger could not be read.
+    """
+    wanted = list(host_ids)
+    hosts = {h["host_id"]: h for h in ledger.records("Host") if h["host_id"] in set(wanted)}
+    views = {}
+    for host_id in wanted:
+        if host_id not in hosts:
+            continue
+        versions = ledger.evaluate("GetHistory", "Deployment", f"{rollout_id}/{host_id}") or []
+        if versions:
+            views[host_id] = ledger_view(host_id, versions,
+                                         int(hosts[host_id].get("last_report_sequence", 0)))
+    truths = [host_truth(h, fleet_dir / h / "agent", rollout_id) for h in wanted]
+    return reconcile(truths, views)

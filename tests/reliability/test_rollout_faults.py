@@ -49,7 +49,7 @@ from patchledger.app.dispatch.planner import Quantity, RolloutRequest, WaveReque
 from patchledger.app.fabric import EcdsaSigner, Identity
 from patchledger.app.fleet.cli import pin_roots
 from patchledger.app.fleet.enroll import enroll_fleet
-from patchledger.app.fleet.reconcile import Reconciliation, host_truth, ledger_view, reconcile
+from patchledger.app.fleet.reconcile import reconcile_fleet
 from patchledger.app.fleet.simulator import HostSpec, artifact_of, host_specs
 from patchledger.chaincode.lifecycle.attestation import roots_fingerprint
 from patchledger.chaincode.lifecycle.trust import OrgTrust
@@ -354,19 +354,6 @@ def _settled(env: Env, rollout_id: str) -> int:
                for d in _deployments(env, rollout_id).values())
 
 
-def _reconciled(env: Env, rollout_id: str) -> Reconciliation:
-    hosts = {h["host_id"]: h for h in env.ledger.records("Host")
-             if h["host_id"].startswith(f"f-{env.w.run}")}
-    ledger = {}
-    for host_id in hosts:
-        versions = env.ledger.evaluate("GetHistory", "Deployment", f"{rollout_id}/{host_id}")
-        ledger[host_id] = ledger_view(host_id, versions,
-                                      int(hosts[host_id].get("last_report_sequence", 0)))
-    truths = [host_truth(s.host_id, env.fleet_dir / s.host_id / "agent", rollout_id)
-              for s in env.specs]
-    return reconcile(truths, ledger)
-
-
 def test_a_rollout_over_200_hosts_survives_a_kill_of_every_part_with_nothing_lost(
     env: Env, tmp_path: Path,
 ) -> None:
@@ -421,7 +408,7 @@ def test_a_rollout_over_200_hosts_survives_a_kill_of_every_part_with_nothing_los
     elapsed = time.monotonic() - started
     rollout = env.ledger.evaluate("GetRecord", "Rollout", rollout_id)
     assert rollout["status"] == "COMPLETED", (rollout, faults.made, dispatcher.tail())
-    result = _reconciled(env, rollout_id)
+    result = reconcile_fleet(env.ledger, env.fleet_dir, [s.host_id for s in specs], rollout_id)
     summary = result.summary()
     print(json.dumps({"hosts": count, "faults": faults.made, "rollout_seconds": round(elapsed),
                       "setup": env.timeline, "reconciliation": summary}))

@@ -15,6 +15,7 @@ from patchledger.app.fleet.reconcile import (
     host_truth,
     ledger_view,
     reconcile,
+    reconcile_fleet,
 )
 
 
@@ -114,3 +115,39 @@ def test_ledger_view_takes_the_history_oldest_first() -> None:
                 {"record": {"status": "VERIFIED", "report_sequence": 5}}, {"deleted": True}]
     view = ledger_view("h1", versions, 5)
     assert view.history == (("SCHEDULED", 0), ("VERIFIED", 5)) and view.status == "VERIFIED"
+
+
+class _Ledger:
+    """The two reads reconcile_fleet makes, from dictionaries."""
+
+    def __init__(self, hosts: list[dict[str, Any]], history: dict[str, list[Any]]) -> None:
+        self.hosts, self.history = hosts, history
+
+    def records(self, record_type: str, status: str = "") -> Any:
+        assert record_type == "Host"
+        return iter(self.hosts)
+
+    def evaluate(self, function: str, *args: Any) -> Any:
+        assert (function, args[0]) == ("GetHistory", "Deployment")
+        return self.history.get(args[1], [])
+
+    def submit(self, function: str, *args: Any, endorsing: Any = ()) -> Any:
+        raise AssertionError("reconciling only reads")
+
+
+def test_reconcile_fleet_reads_each_hosts_state_and_history(tmp_path: Path) -> None:
+    for host in ("h1", "h2"):
+        state = tmp_path / host / "agent"
+        state.mkdir(parents=True)
+        (state / "orders-done.json").write_text(json.dumps([["apply", "R-1"]]))
+        (state / "report-sequence.json").write_text('{"last": 1}')
+    ledger = _Ledger(
+        [{"host_id": "h1", "last_report_sequence": 1}, {"host_id": "h2", "last_report_sequence": 0},
+         {"host_id": "other"}],
+        {"R-1/h1": [{"record": {"status": "SCHEDULED", "report_sequence": 0}},
+                    {"record": {"status": "FAILED", "report_sequence": 1}}],
+         "R-1/h2": [{"record": {"status": "SCHEDULED", "report_sequence": 0}}]})
+    result = reconcile_fleet(ledger, tmp_path, ["h1", "h2", "h3"], "R-1")
+    assert result.agreed == ["h1"]
+    assert list(result.lost) == ["h2"]  # finished, nothing queued, the ledger never heard
+    assert result.unfinished == {"h3": "no deployment on the ledger"}
