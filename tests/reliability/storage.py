@@ -59,6 +59,14 @@ def make_read_only(fs: Path) -> None:
     subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True, capture_output=True)
 
 
+def restore(fs: Path, fault: str) -> None:
+    """Undo the fault named ``fault`` on ``fs``: remount it read-write, or free the filler."""
+    if fault == "read-only":
+        subprocess.run(["mount", "-o", "remount,rw", str(fs)], check=True, capture_output=True)
+    else:
+        (fs / FILLER).unlink()
+
+
 #: The two faults: each turns a prepared file system into a faulty one.
 FAULTS: dict[str, Callable[[Path], None]] = {"full-disk": fill, "read-only": make_read_only}
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +25,7 @@ from apiflask import APIFlask
 
 from patchledger.app.dispatch.board import Board
 from patchledger.app.web.factory import AppState, create_app
-from tests.reliability.storage import FAULTS, FILLER, small_tmpfs, snapshot
+from tests.reliability.storage import FAULTS, restore, small_tmpfs, snapshot
 from tests.unit.lifecycle.lifecycle_support import ITOPS, host_identity, org_ca, report
 from tests.unit.webapp.conftest import Account, add_user, agent_headers, make_config
 
@@ -78,13 +77,6 @@ def state_of(app: APIFlask) -> AppState:
     return value
 
 
-def _restore(fs: Path, fault: str) -> None:
-    if fault == "read-only":
-        subprocess.run(["mount", "-o", "remount,rw", str(fs)], check=True, capture_output=True)
-    else:
-        (fs / FILLER).unlink()
-
-
 def _refused(answer: Any, fault: str, path: Path) -> str:
     """The answer is the storage error of ``fault`` naming ``path``; its message."""
     status = 507 if fault == "full-disk" else 503
@@ -126,7 +118,7 @@ def test_an_artifact_upload(app: APIFlask, volumes: Volumes, fault: str) -> None
     digest = _json(first)["sha256"]
     read = client.get(f"/api/v1/artifacts/{digest}", headers=operator.headers)
     assert read.status_code == 200 and read.data == b"first build"
-    _restore(volumes.artifacts, fault)
+    restore(volumes.artifacts, fault)
     again = client.post("/api/v1/artifacts", data=ARTIFACT, headers=operator.headers)
     assert again.status_code == 201, again.json
 
@@ -148,7 +140,7 @@ def test_a_database_write(app: APIFlask, volumes: Volumes, fault: str) -> None:
         assert "newcomer" not in {u["username"] for u in _json(listed)["items"]}
     else:  # SQLite in WAL mode cannot open a database on a read-only file system at all
         _refused(listed, fault, db)
-    _restore(volumes.db, fault)
+    restore(volumes.db, fault)
     assert _rows(db, "app_users") == users  # not half written, not corrupted
     again = client.post("/api/v1/users", json=body, headers=admin.headers)
     assert again.status_code == 201, again.json
@@ -170,7 +162,7 @@ def test_a_hosts_reports_into_the_dispatchers_inbox(app: APIFlask, volumes: Volu
                          headers=_host_headers())
     _refused(answer, fault, board / "inbox")  # not acknowledged: the agent keeps it
     assert snapshot(volumes.board) == before
-    _restore(volumes.board, fault)
+    restore(volumes.board, fault)
     again = client.post("/api/v1/agent/reports", json={"reports": signed},
                         headers=_host_headers())
     assert again.status_code == 200 and again.json == {"acknowledged": [1]}

@@ -15,7 +15,6 @@ read-only) against the local test app over mutual TLS (tests/unit/agent/app_serv
 from __future__ import annotations
 
 import logging
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 
 from patchledger.agent.daemon import Agent
 from patchledger.agent.errors import ConfigError
-from tests.reliability.storage import FAULTS, FILLER, small_tmpfs, snapshot
+from tests.reliability.storage import FAULTS, FILLER, restore, small_tmpfs, snapshot
 from tests.unit.agent.test_daemon import ARTIFACT, World, world  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.reliability
@@ -34,13 +33,6 @@ pytestmark = pytest.mark.reliability
 def fs(tmp_path: Path) -> Iterator[Path]:
     with small_tmpfs(tmp_path / "fs") as mounted:
         yield mounted
-
-
-def _restore(fs: Path, fault: str) -> None:
-    if fault == "read-only":
-        subprocess.run(["mount", "-o", "remount,rw", str(fs)], check=True, capture_output=True)
-    else:
-        (fs / FILLER).unlink()
 
 
 def _agent(world: World, fs: Path, **settings: object) -> Agent:  # noqa: F811
@@ -79,7 +71,7 @@ def test_a_full_or_read_only_state_directory_fails_the_cycle_and_the_daemon_resu
     assert (world.tmp / "srv/app/VERSION").read_bytes() == b"1.0\n"  # nothing applied
     assert snapshot(fs) == before  # nothing corrupted, no temporary file left
     assert world.server.state.reports == {}
-    _restore(fs, fault)
+    restore(fs, fault)
     resumed = _agent(world, fs)
     assert resumed.run(threading.Event(), once=True) == 0
     assert (world.tmp / "srv/app/VERSION").read_bytes() == b"2.0\n"
