@@ -19,9 +19,16 @@ MISMATCH = EndorseError("failed to collect enough transaction endorsements",
                         code=grpc.StatusCode.ABORTED, details=[ErrorDetail(
                             "peer0.secops:7051", "SecOpsMSP",
                             "ProposalResponsePayloads do not match")])
-REFUSED = EndorseError("chaincode response 409", code=grpc.StatusCode.FAILED_PRECONDITION,
+#: A chaincode's refusal as the gateway passes it on (internal/pkg/gateway: ABORTED, the
+#: endorser's "chaincode response <status>, <message>" in the details).
+REFUSED = EndorseError("failed to endorse transaction, see attached details for more info",
+                       code=grpc.StatusCode.ABORTED,
                        details=[ErrorDetail("peer0.itops:9051", "ITOpsMSP",
-                                            "PreconditionError: wave 0 not settled")])
+                                            "chaincode response 409, PreconditionError: wave 0 "
+                                            "not settled")])
+#: An endorsing organization's peer down: no plan can be made for the named organizations.
+PEER_DOWN = EndorseError("failed to find any endorsing peers for org(s): SecOpsMSP",
+                         code=grpc.StatusCode.UNAVAILABLE)
 
 
 @dataclass
@@ -105,6 +112,20 @@ def test_a_chaincode_refusal_is_not_retried_and_names_the_reason() -> None:
         fabric.submit("DecideRollout", "R-1", "advance", "why")
     assert info.value.refused and sleeps == []
     assert "DecideRollout(R-1)" in str(info.value)
+
+
+def test_an_endorsing_peer_down_is_retried_and_never_taken_for_a_refusal() -> None:
+    # regression: UNAVAILABLE was not a mismatch, so it counted as the chaincode refusing the
+    # batch; the dispatcher set such report batches aside and their reports never reached
+    # the ledger (found killing SecOps' peer mid-rollout, tests/reliability)
+    assert not is_mismatch(REFUSED) and is_mismatch(PEER_DOWN)
+    fabric, sleeps = ledger(Gateway([PEER_DOWN, Submitted(0)]))
+    assert fabric.submit("ReportDeployments", []) == {"ok": True}
+    assert len(sleeps) == 1
+    fabric, sleeps = ledger(Gateway([PEER_DOWN] * 4))
+    with pytest.raises(SubmitFailed, match=r"not endorsed \(UNAVAILABLE\).*SecOpsMSP") as info:
+        fabric.submit("ReportDeployments", [])
+    assert not info.value.refused and len(sleeps) == 3
 
 
 def test_an_invalid_commit_that_is_not_a_conflict_fails() -> None:
