@@ -152,12 +152,20 @@ class Proc:
             return ""
 
 
+#: Set by the test: the dispatcher's file of report batches it set aside (each a loss).
+SET_ASIDE: list[Path] = []
+
+
 def _wait(what: str, check: Callable[[], bool], timeout: float, *procs: Proc) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         dead = [p for p in procs if not p.alive()]
         if dead:
             pytest.fail(f"{dead[0].name} died while waiting for {what}: {dead[0].tail()}")
+        aside = [p for p in SET_ASIDE if p.exists()]
+        if aside:  # fail at once: those reports never reach the ledger, the wave would hang
+            pytest.fail(f"the dispatcher set reports aside while waiting for {what}: "
+                        f"{aside[0].read_text()[:600]}")
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.5)
@@ -364,6 +372,7 @@ def test_a_rollout_over_200_hosts_survives_a_kill_of_every_part_with_nothing_los
     approve(env.w, patch_id, digest, "secops-approver", "compliance-approver")
     rollout_id = f"R-faults-{env.w.run}"
     board = tmp_path / "dispatch"
+    SET_ASIDE[:] = [board / "refused.jsonl"]
     plan = Dispatcher(env.ledger, board, ITOPS).create_rollout(RolloutRequest(
         rollout_id, patch_id, canary=Quantity(5, percent=True),
         waves=(WaveRequest(percent=40),), target_groups=(env.group,),
@@ -430,3 +439,4 @@ def test_a_rollout_over_200_hosts_survives_a_kill_of_every_part_with_nothing_los
     assert [f["fault"] for f in faults.made] == [k for k, _ in schedule]
     assert fleet.starts == 1 + sum(k == "agents" for k, _ in schedule)
     assert not list((board / "inbox").iterdir()), "reports left in the dispatcher's inbox"
+    assert not (board / "refused.jsonl").exists(), "reports set aside, never recorded"
