@@ -15,7 +15,9 @@ the whole interface between the two:
                  release hosts it has not seen recently: they are offline).
 
 Every write is atomic (temporary file, fsync, rename, fsync of the directory); readers see the
-old or the new content. Dot files are temporary files and are ignored.
+old or the new content. Dot files are temporary files and are ignored; a writer killed in the
+middle (``kill -9`` of the app) leaves its temporary, which the dispatcher removes from the
+inbox after an hour.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class InboxFile:
 
 
 _COUNTER = itertools.count()
+#: Seconds after which a temporary file in the inbox is a leftover of a killed writer.
+STALE_TEMPORARY = 3600
 log = logging.getLogger(__name__)
 
 
@@ -117,6 +121,7 @@ class Board:
         """
         if not self.inbox.is_dir():
             return []
+        self._sweep_temporaries()
         out = []
         for path in sorted(p for p in self.inbox.iterdir() if not p.name.startswith(".")):
             try:
@@ -131,6 +136,19 @@ class Board:
                 continue
             out.append(InboxFile(path, tuple(reports)))
         return out
+
+    def _sweep_temporaries(self) -> None:
+        """Remove the inbox's temporary files older than :data:`STALE_TEMPORARY` seconds:
+        left by a relay killed in the middle of a write (never acknowledged to its agent,
+        which sent the reports again)."""
+        now = time.time()
+        for path in self.inbox.glob(".*"):
+            try:
+                if now - path.stat().st_mtime > STALE_TEMPORARY:
+                    path.unlink()
+                    log.info("removed %s: the temporary of an interrupted inbox write", path)
+            except OSError:
+                continue  # gone meanwhile, or a read-only inbox: tried again next time
 
     def _quarantine(self, path: Path, why: str) -> None:
         target = self.state_dir / "corrupt" / path.name
