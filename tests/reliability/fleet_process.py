@@ -127,7 +127,7 @@ def load_fleet(config: Mapping[str, Any]) -> Fleet:
     relay = HttpRelay(config["url"], config["header"],
                       {h.spec.host_id: certificate_of(fleet_dir, h.spec.host_id) for h in hosts})
     return Fleet(hosts, relay, OrgTrust.from_pem(config["roots"]),
-                 workers=int(config.get("workers", 8)))
+                 workers=int(config.get("workers", 8)), parallel_polls=True)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from patchledger.agent.config import AgentConfig
 from patchledger.app.dispatch.board import Order
 from patchledger.app.fleet.reconcile import host_truth
@@ -78,9 +80,12 @@ def _setup(tmp_path: Path, *, down_polls: int = 0, down_reports: int = 0
     return relay, _host(tmp_path), store
 
 
-def test_a_failed_poll_is_an_error_of_the_tick_and_retried(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallel_polls", [False, True])
+def test_a_failed_poll_is_an_error_of_the_tick_and_retried(tmp_path: Path,
+                                                           parallel_polls: bool) -> None:
     relay, host, store = _setup(tmp_path, down_polls=1)
     fleet = _fleet(relay, host)
+    fleet.parallel_polls = parallel_polls
     assert fleet.tick() == {"ERROR": 1}  # before: the exception ended the whole tick
     assert fleet.tick() == {"VERIFIED": 1}
     assert get_record(store, "Deployment", "R-1", "h1").to_dict()["status"] == "VERIFIED"
