@@ -34,7 +34,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from patchledger.agent.backends.filetree import FileTreeBackend
 from patchledger.agent.download import Downloader, DownloadError
 from patchledger.agent.durable import write_json_durably
 from patchledger.agent.enroll import Enrolled
-from patchledger.agent.errors import AgentError, VerificationError
+from patchledger.agent.errors import AgentError, ConfigError, VerificationError
 from patchledger.agent.guard import Interrupted
 from patchledger.agent.inventory import InventoryError, InventoryState, Snapshot, collect
 from patchledger.agent.lock import LockFile
@@ -370,13 +370,19 @@ class Agent:
             wait: sleeps up to the given seconds, returns True when woken by ``stop``
                 (default: ``stop.wait``).
 
+        A cycle that cannot write a state file (a full disk, a read-only directory) is a
+        failed cycle: logged naming the file, retried with back-off; the state on disk is the
+        previous one (every write is atomic), so the retry resumes from it.
+
         Raises:
             LockError: another run holds the agent's lock.
+            ConfigError: the lock cannot even be taken: the state directory is read-only or
+                full (naming it); nothing was done.
         """
         wait = wait or stop.wait
         schedule = self.settings.schedule
         sched = ScheduleState(self.state.interval or schedule.interval, self.state.failures)
-        with LockFile(self.lock_path):
+        with self._locked():
             log.info("%s: agent running against %s (backend %s%s)", self._where(),
                      self.transport.base_url, self.settings.backend,
                      ", dry run" if self.settings.dry_run else "")
@@ -388,12 +394,17 @@ class Agent:
                                        " reverted", sched)
                     log.warning("%s: %s", self._where(), exc)
                     return EXIT_INTERRUPTED
-                except (TransportError, InventoryError) as exc:
+                except (TransportError, InventoryError, OSError) as exc:
+                    # OSError: a state file cannot be written (a full disk, a read-only
+                    # state directory); every state file is written atomically, so the
+                    # previous state stands and the next cycle resumes from it
                     retry_after = exc.retry_after if isinstance(exc, TransportError) else None
                     sched, delay = after_failure(schedule, sched, self._random(), retry_after)
-                    self._finish_cycle(str(exc), sched)
+                    problem = f"the agent's state cannot be written: {exc}" if isinstance(
+                        exc, OSError) else str(exc)
+                    self._finish_cycle(problem, sched)
                     log.warning("%s: cycle failed (%d in a row): %s; retrying in %.1f s",
-                                self._where(), sched.failures, exc, delay)
+                                self._where(), sched.failures, problem, delay)
                     if once:
                         return 1
                 else:
@@ -405,6 +416,26 @@ class Agent:
                 if stop.is_set() or wait(delay):
                     log.info("%s: stopping", self._where())
                     return 0
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The agent's lock, held for the block.
+
+        Raises:
+            LockError: another run holds it.
+            ConfigError: it cannot be taken: the state directory is read-only or full.
+        """
+        lock = LockFile(self.lock_path)
+        try:
+            lock.__enter__()
+        except OSError as exc:  # a read-only (or full) state directory: nothing can be kept
+            raise ConfigError(f"{self._where()}: the agent's state directory "
+                              f"{self.settings.state_dir} cannot be written (its lock): {exc}"
+                              ) from exc
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
 
     def _finish_cycle(self, error: str, sched: ScheduleState) -> None:
         self.state.last_cycle_at = self._clock()

@@ -266,6 +266,11 @@ class FilesystemStore:
             tmp.replace(final)
             _fsync_dir(final.parent)
             return StoredArtifact(actual, size, created=True)
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            # a write or fsync error names no file: name the store (a full disk)
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.root)) from exc
         finally:
             tmp.unlink(missing_ok=True)
 

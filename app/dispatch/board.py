@@ -15,7 +15,9 @@ the whole interface between the two:
                  release hosts it has not seen recently: they are offline).
 
 Every write is atomic (temporary file, fsync, rename, fsync of the directory); readers see the
-old or the new content. Dot files are temporary files and are ignored.
+old or the new content. Dot files are temporary files and are ignored; a writer killed in the
+middle (``kill -9`` of the app) leaves its temporary, which the dispatcher removes from the
+inbox after an hour.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class InboxFile:
 
 
 _COUNTER = itertools.count()
+#: Seconds after which a temporary file in the inbox is a leftover of a killed writer.
+STALE_TEMPORARY = 3600
 log = logging.getLogger(__name__)
 
 
@@ -88,7 +92,7 @@ class Board:
         self.seen_path = state_dir / "seen.json"
         self._lock = threading.Lock()
         self._orders: tuple[tuple[int, int], dict[str, Order]] | None = None
-        self._seen: dict[str, float] = {}
+        self._seen: dict[str, float] | None = None  # loaded from seen.json at the first note
         self._seen_flushed = 0.0
         self._published: dict[str, dict[str, str]] | None = None
 
@@ -117,6 +121,7 @@ class Board:
         """
         if not self.inbox.is_dir():
             return []
+        self._sweep_temporaries()
         out = []
         for path in sorted(p for p in self.inbox.iterdir() if not p.name.startswith(".")):
             try:
@@ -131,6 +136,19 @@ class Board:
                 continue
             out.append(InboxFile(path, tuple(reports)))
         return out
+
+    def _sweep_temporaries(self) -> None:
+        """Remove the inbox's temporary files older than :data:`STALE_TEMPORARY` seconds:
+        left by a relay killed in the middle of a write (never acknowledged to its agent,
+        which sent the reports again)."""
+        now = time.time()
+        for path in self.inbox.glob(".*"):
+            try:
+                if now - path.stat().st_mtime > STALE_TEMPORARY:
+                    path.unlink()
+                    log.info("removed %s: the temporary of an interrupted inbox write", path)
+            except OSError:
+                continue  # gone meanwhile, or a read-only inbox: tried again next time
 
     def _quarantine(self, path: Path, why: str) -> None:
         target = self.state_dir / "corrupt" / path.name
@@ -189,19 +207,33 @@ class Board:
         write_atomic(path, json.dumps([dict(r) for r in reports]))
         return path
 
+    def _noted(self) -> dict[str, float]:
+        """The polls noted, starting from what ``seen.json`` holds (so a relay that starts,
+        or restarts, does not forget the hosts other relays or its last run saw); call with
+        the lock held."""
+        if self._seen is None:
+            try:
+                self._seen = self.seen() or {}
+            except BoardError as exc:
+                log.warning("%s; starting a new one", exc)
+                self._seen = {}
+        return self._seen
+
     def mark_seen(self, host_id: str, now: float | None = None) -> None:
-        """Note a host's poll; ``seen.json`` is rewritten at most once a second.
+        """Note a host's poll; ``seen.json`` is rewritten at most once a second (with every
+        host noted since the relay started and those the file held then).
 
         Raises:
             OSError: the state directory cannot be written.
         """
         moment = time.time() if now is None else now
         with self._lock:
-            self._seen[host_id] = moment
+            noted = self._noted()
+            noted[host_id] = moment
             due = moment - self._seen_flushed >= 1.0
             if due:
                 self._seen_flushed = moment
-                snapshot = dict(self._seen)
+                snapshot = dict(noted)
         if due:
             write_atomic(self.seen_path, json.dumps(snapshot, sort_keys=True))
 
@@ -212,5 +244,5 @@ class Board:
             OSError: the state directory cannot be written.
         """
         with self._lock:
-            snapshot = dict(self._seen)
+            snapshot = dict(self._noted())
         write_atomic(self.seen_path, json.dumps(snapshot, sort_keys=True))

@@ -12,6 +12,13 @@ answers once that peer has committed the block), so the next transaction's endor
 read the same state. Transactions other clients submit can still race; a mismatch, an MVCC
 or phantom read conflict is therefore retried (bounded, with back-off): nothing was written,
 and host reports are idempotent by host sequence, so a retry can never record twice.
+
+Only the chaincode's own refusal (``chaincode response NNN`` in the gateway's details) is a
+*refusal* (:attr:`SubmitFailed.refused`: the dispatcher sets a refused report batch aside);
+an endorsing peer that is down or restarting (``UNAVAILABLE`` "failed to find any endorsing
+peers for org(s)", ``ABORTED`` without a chaincode response) is retried, then raised as not
+refused, so the reports stay in the inbox for the next step. Before, such a batch was taken
+for refused and set aside: its reports never reached the ledger.
 """
 
 from __future__ import annotations
@@ -51,17 +58,34 @@ class SubmitFailed(UserError):
         self.refused = refused
 
 
-_REFUSAL = re.compile(r"chaincode response 4\d\d")
+#: How the gateway passes on a chaincode's refusal (the peer's endorser: status and message).
+_CHAINCODE_REFUSAL = re.compile(r"chaincode response \d{3}")
+#: Gateway codes of a request that can never succeed as sent (not a passing condition).
+_PERMANENT_CODES = frozenset({grpc.StatusCode.INVALID_ARGUMENT,
+                              grpc.StatusCode.PERMISSION_DENIED})
+
+
+def _texts(exc: GatewayError) -> list[str]:
+    return [exc.message, *(d.message for d in exc.details)]
+
+
+def is_refusal(exc: GatewayError) -> bool:
+    """Whether the endorsement failed because the chaincode refused the transaction (its
+    ``chaincode response 4xx/5xx`` is in the details), or the gateway refused a request that
+    cannot succeed as sent; trying again cannot change such an answer."""
+    return exc.code in _PERMANENT_CODES or any(_CHAINCODE_REFUSAL.search(t) for t in _texts(exc))
 
 
 def is_mismatch(exc: GatewayError) -> bool:
-    """Whether an endorsement failed because the endorsers' answers differ (a peer behind).
-    An ``ABORTED`` whose peers answered with a chaincode refusal (a 4xx response: the gate
-    or the state machine said no) is a refusal, not a mismatch: retrying it changes nothing."""
-    texts = [exc.message, *(d.message for d in exc.details)]
-    if any("do not match" in t for t in texts):
-        return True
-    return exc.code == grpc.StatusCode.ABORTED and not any(_REFUSAL.search(t) for t in texts)
+    """Whether an endorsement failed for a passing reason: the endorsers' answers differ (a
+    peer behind), or an endorsing peer could not be reached or planned (``UNAVAILABLE``:
+    "failed to find any endorsing peers for org(s)", a peer down or restarting; ``ABORTED``
+    without a chaincode refusal; a deadline). Never a chaincode refusal."""
+    if is_refusal(exc):
+        return False
+    return exc.code in (grpc.StatusCode.ABORTED, grpc.StatusCode.UNAVAILABLE,
+                        grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.FAILED_PRECONDITION) \
+        or any("do not match" in t for t in _texts(exc))
 
 
 class LedgerPort(Protocol):
@@ -165,14 +189,16 @@ class FabricLedger:
                     # a refusal (the dispatcher sets refused report batches aside for good)
                     raise
                 if is_mismatch(exc) and attempt < self.attempts:
-                    log.info("%s: endorsements differ (a peer is behind); retry %d in %.1fs",
-                             what, attempt, delay)
+                    log.info("%s: endorsement failed for a passing reason (%s: %s); retry %d "
+                             "in %.1fs", what, exc.code.name, exc.message, attempt, delay)
                     self.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
                 reasons = "; ".join(d.message for d in exc.details) or exc.message
-                raise SubmitFailed(f"{what} refused: {reasons}",
-                                   refused=not is_mismatch(exc)) from exc
+                if not is_refusal(exc):  # a peer still down: not the ledger's answer
+                    raise SubmitFailed(f"{what}: not endorsed ({exc.code.name}): {reasons}",
+                                       refused=False) from exc
+                raise SubmitFailed(f"{what} refused: {reasons}", refused=True) from exc
             status = submitted.get_status(self.commit_timeout)
             if not status.successful:
                 if status.code_name in RETRYABLE_CODES and attempt < self.attempts:

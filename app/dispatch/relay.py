@@ -214,6 +214,14 @@ class AgentRelay:
         self.board.mark_seen(host_id)
         return self.board.order_for(host_id)
 
+    def flush_seen(self) -> None:
+        """Write the polls noted so far to ``seen.json`` now.
+
+        Raises:
+            OSError: the state directory cannot be written.
+        """
+        self.board.flush_seen()
+
     def download(self, order: Order) -> bytes:
         """The order's artifact.
 

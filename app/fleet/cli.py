@@ -8,6 +8,12 @@ then poll the relay over the dispatcher's state directory until ``--duration`` p
 
     patchledger fleet simulate --org itops --hosts 50 --failure-rate 0.05 \\
         --groups web,db --window db='Sat 02:00-04:00' --artifact patch.tar.gz --duration 120
+
+``patchledger fleet reconcile`` compares every simulated host's agent state on disk with its
+deployment of a rollout on the ledger (:mod:`app.fleet.reconcile`): exit status 0 when nothing
+was lost, duplicated or disagrees, 1 otherwise (the JSON summary names the hosts).
+
+    patchledger fleet reconcile --org itops --rollout R-1
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from patchledger.app.errors import UserError
 from patchledger.app.fabric import CAClient, Contract, EcdsaSigner, Identity
 from patchledger.app.fabric.attest import attest_channel_roots
 from patchledger.app.fleet.enroll import enroll_fleet
+from patchledger.app.fleet.reconcile import reconcile_fleet
 from patchledger.app.fleet.simulator import Fleet, host_specs
 from patchledger.chaincode.lifecycle.attestation import roots_fingerprint
 from patchledger.chaincode.lifecycle.trust import OrgTrust
@@ -83,7 +90,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         admin = layout.user_dir(where.org.name, "admin") / "msp"
         ca = CAClient(f"https://{where.org.ca.address}",
                       tls_ca_certificate=layout.ca_cert(where.org.name).read_bytes())
-        fleet_dir = Path(args.fleet_dir or where.state_dir.parent / f"fleet-{where.org.name}")
+        fleet_dir = _fleet_dir(args, where)
         hosts = enroll_fleet(specs, fleet_dir, ca=ca,
                              registrar=Identity.from_msp_dir(admin, where.org.msp_id),
                              registrar_signer=EcdsaSigner.from_msp_dir(admin),
@@ -107,6 +114,21 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         print(json.dumps({"hosts": len(hosts), "outcomes": dict(fleet.outcomes),
                           "verified": len(fleet.verified_at)}))
     return 0
+
+
+def _fleet_dir(args: argparse.Namespace, where: LocalOrg) -> Path:
+    return Path(args.fleet_dir or where.state_dir.parent / f"fleet-{where.org.name}")
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    with operator_ledger(args) as (where, ledger):
+        fleet_dir = _fleet_dir(args, where)
+        if not fleet_dir.is_dir():
+            raise UserError(f"no simulated fleet in {fleet_dir} (--fleet-dir)")
+        hosts = sorted(p.name for p in fleet_dir.iterdir() if (p / "enrolled").exists())
+        result = reconcile_fleet(ledger, fleet_dir, hosts, args.rollout)
+    print(json.dumps(result.summary(), indent=1))
+    return 0 if result.ok else 1
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -134,3 +156,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sim.add_argument("--interval", type=float, default=0.5, help="seconds between polls")
     sim.add_argument("--duration", type=float, default=60.0, help="seconds to run")
     sim.set_defaults(func=guard(_cmd_simulate))
+
+    rec = sub.add_parser("reconcile", help="compare the simulated hosts' agent state with the "
+                         "ledger's deployments of a rollout")
+    rec.add_argument("--org", required=True, help="organization (short name or MSP id)")
+    rec.add_argument("--msp-dir", default="", help="an MSP directory of the organization")
+    rec.add_argument("--state-dir", default="", help="the dispatcher's state directory")
+    rec.add_argument("--fleet-dir", default="", help="the simulated hosts' directories")
+    rec.add_argument("--rollout", required=True, help="rollout id")
+    rec.set_defaults(func=guard(_cmd_reconcile))

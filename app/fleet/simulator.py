@@ -15,9 +15,18 @@ with the agent's own functions:
 - ``roll_back``: :func:`agent.rollback_order.run_rollback_order` (attested order, kept copy
   restored, signed ROLLED_BACK report).
 
-The reports go back through the relay. A host carries out each order once (the orders it
-finished are kept in its state directory), and a DEFERRED run (window closed) is retried at a
-later tick. Offline hosts never poll.
+The reports go back through the relay as the agent daemon's do: a run's signed reports are
+first queued durably in the host's outbox (:class:`agent.outbox.Outbox`, the daemon's), the
+order is then marked finished, and the outbox is delivered until the relay takes it (a relay
+that cannot be reached, or a crash of the simulator between the run and the delivery, loses
+nothing: the queued reports go at a later tick; one delivered twice is refused by the ledger
+as a replay). A host carries out each order once (the orders it finished are kept in its
+state directory, and an order whose report is queued counts as finished), and a DEFERRED run
+(window closed) is retried at a later tick. A poll, download or attestation that fails is
+logged and retried at the next tick (``ERROR``). Offline hosts never poll.
+
+The relay is anything with :class:`Relay`'s methods: the dispatcher's in-process
+:class:`~app.dispatch.relay.AgentRelay`, or a client of the org app's agent endpoints.
 """
 
 from __future__ import annotations
@@ -35,21 +44,22 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from patchledger.agent.config import AgentConfig
 from patchledger.agent.errors import AgentError
 from patchledger.agent.health import HealthResult
+from patchledger.agent.outbox import Outbox
 from patchledger.agent.rollback_order import run_rollback_order
 from patchledger.agent.runner import Assignment, Outcome, RunResult, run_assignment
 from patchledger.app.dispatch.board import Order
-from patchledger.app.dispatch.relay import AgentRelay
 from patchledger.app.errors import UserError
 from patchledger.chaincode.lifecycle.trust import OrgTrust
 from patchledger.common.durable import write_atomic
 
-__all__ = ["Fleet", "HostSpec", "SimulatedHost", "artifact_of", "host_specs"]
+__all__ = ["Fleet", "HostSpec", "Relay", "SimulatedHost", "artifact_of", "host_specs"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +73,26 @@ class HostSpec:
     maintenance_window: str = "always"
     fails_health: bool = False
     online: bool = True
+    health_seconds: float = 0.0
+
+
+class Relay(Protocol):
+    """What the simulated agents need of their organization's app (the seam where HTTP is)."""
+
+    def poll(self, host_id: str) -> Order | None:
+        """The host's current order (``None``: nothing to do); notes the poll."""
+
+    def download(self, order: Order) -> bytes:
+        """The order's artifact."""
+
+    def attest(self, host_id: str, rollout_id: str, nonce: str) -> Mapping[str, Any]:
+        """The endorsed ``AttestDeployment`` bundle."""
+
+    def report(self, reports: Sequence[Mapping[str, Any]]) -> None:
+        """Take one host's signed reports (durably, before returning)."""
+
+    def flush_seen(self) -> None:
+        """Make the polls noted so far visible to the dispatcher."""
 
 
 def _share(seed: str, host_id: str) -> float:
@@ -122,6 +152,11 @@ class SimulatedHost:
     done: set[tuple[str, str]] = field(default_factory=set)
 
     @property
+    def outbox(self) -> Outbox:
+        """The reports queued until the relay took them (the agent daemon's outbox)."""
+        return Outbox(self.config.state_dir / "outbox")
+
+    @property
     def done_file(self) -> Path:
         """Where the finished orders are kept."""
         return self.config.state_dir / "orders-done.json"
@@ -137,7 +172,9 @@ class SimulatedHost:
         write_atomic(self.done_file, json.dumps(sorted(self.done)))
 
     def health(self, target: Path) -> HealthResult:
-        """The simulated health check."""
+        """The simulated health check (taking ``health_seconds``)."""
+        if self.spec.health_seconds:
+            time.sleep(self.spec.health_seconds)
         if self.spec.fails_health:
             return HealthResult(False, f"simulated failure: service on {self.spec.host_id} "
                                        "does not answer")
@@ -154,13 +191,16 @@ class Fleet:
         roots: the organization roots the agents pinned at enrollment.
         workers: threads running agents at once.
         clock: seconds since the epoch (the agents' clock).
+        parallel_polls: poll from the worker threads as well (a relay whose polls are HTTP
+            requests); by default the polls are made one after the other.
     """
 
     hosts: Sequence[SimulatedHost]
-    relay: AgentRelay
+    relay: Relay
     roots: OrgTrust
     workers: int = 8
     clock: Callable[[], float] = time.time
+    parallel_polls: bool = False
     outcomes: Counter[str] = field(default_factory=Counter)
     verified_at: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -176,43 +216,80 @@ class Fleet:
                               roots=self.roots, host_key=host.key, attestor=self.relay.attest,
                               health=host.health, clock=now)
 
-    def _due(self, host: SimulatedHost) -> Order | None:
-        """The host polls; its order when it has one it has not carried out."""
-        order = self.relay.poll(host.spec.host_id)
-        if order is None or (order.action, order.rollout_id) in host.done:
-            return None
-        return order
+    def _deliver(self, host: SimulatedHost) -> None:
+        """Hand the host's queued reports to the relay; drop them once it took them.
+
+        Raises:
+            Exception: whatever the relay raises (the reports stay queued).
+        """
+        pending = host.outbox.pending()
+        if pending:
+            self.relay.report(pending)
+            host.outbox.acknowledge(r["report"]["sequence"] for r in pending)
+
+    def _due(self, host: SimulatedHost) -> Order | str | None:
+        """The host delivers its queued reports and polls; its order when it has one it has
+        not carried out (``"ERROR"`` when the relay failed: logged, retried next tick)."""
+        try:
+            queued = host.outbox.deployments()  # before the delivery empties the outbox
+            self._deliver(host)
+            order = self.relay.poll(host.spec.host_id)
+            if order is None or (order.action, order.rollout_id) in host.done:
+                return None
+            was = queued.get(f"{order.rollout_id}/{order.patch_id}")
+            if was is not None and (order.action == "apply" or was == "ROLLED_BACK"):
+                host.finish(order)  # its reports were queued, then a crash before finish()
+                return None
+            return order
+        except Exception as exc:  # the relay (the app) could not be reached: next tick
+            log.warning("host %s: poll failed: %s: %s", host.spec.host_id,
+                        type(exc).__name__, exc)
+            return "ERROR"
 
     def _visit(self, job: tuple[SimulatedHost, Order]) -> str:
         host, order = job
         try:
             result = self._run(host, order)
+            if result.outcome is Outcome.DEFERRED:
+                return result.outcome.value
+            host.outbox.add(list(result.reports))
+            host.finish(order)
         except (AgentError, UserError, OSError) as exc:
             log.warning("host %s: %s of %s failed: %s", host.spec.host_id, order.action,
                         order.rollout_id, exc)
             return "ERROR"
-        except Exception as exc:  # the relay could not reach a peer: try again next tick
+        except Exception as exc:  # the relay could not reach a peer or the app: next tick
             log.warning("host %s: %s of %s: %s: %s", host.spec.host_id, order.action,
                         order.rollout_id, type(exc).__name__, exc)
             return "ERROR"
-        if result.outcome is Outcome.DEFERRED:
-            return result.outcome.value
-        self.relay.report(result.reports)
-        host.finish(order)
         with self._lock:
             if result.outcome is Outcome.VERIFIED:
                 self.verified_at[host.spec.host_id] = self.clock()
+        try:
+            self._deliver(host)
+        except Exception as exc:  # queued: delivered at a later tick
+            log.warning("host %s: reports queued, not delivered: %s: %s", host.spec.host_id,
+                        type(exc).__name__, exc)
         return result.outcome.value
 
     def tick(self) -> Counter[str]:
         """Every online host polls once and carries out its order; the outcomes of this tick
         (``ERROR`` for a run that raised: logged, retried at the next tick)."""
-        # Polls are cheap (a dictionary look-up in the relay): made here, one after the
-        # other; only the hosts with an order to carry out take an agent thread.
-        jobs = [(h, o) for h in self.hosts if h.spec.online and (o := self._due(h)) is not None]
+        # Polls are cheap in-process (a dictionary look-up in the relay): made here, one after
+        # the other, unless each is a request to an org app (``parallel_polls``); only the
+        # hosts with an order to carry out take an agent thread.
+        online = [h for h in self.hosts if h.spec.online]
         with ThreadPoolExecutor(self.workers) as pool:
+            polled = list(pool.map(self._due, online)) if self.parallel_polls else \
+                [self._due(h) for h in online]
+            jobs = [(h, o) for h, o in zip(online, polled, strict=True) if isinstance(o, Order)]
             results = Counter(r for r in pool.map(self._visit, jobs) if r)
-        self.relay.board.flush_seen()
+        results["ERROR"] += sum(o == "ERROR" for o in polled)
+        results = +results  # no zero counts
+        try:
+            self.relay.flush_seen()
+        except Exception as exc:  # the next tick writes them again
+            log.warning("the relay could not note the polls: %s: %s", type(exc).__name__, exc)
         self.outcomes.update(results)
         return results
 

@@ -35,7 +35,7 @@ from urllib.parse import unquote
 from apiflask import APIBlueprint
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -116,8 +116,6 @@ def _protocol() -> None:
     if abs(int(now) - sent) > MAX_SKEW:
         raise _protocol_error(400, "clock", f"request time off by more than {MAX_SKEW} s",
                               "X-Patchledger-Time")
-    from flask import current_app
-
     with for_writes(state().engine).begin() as conn:  # shared by every app process
         fresh = claim_nonce(conn, nonce, now=now, window=NONCE_WINDOW)
     if not fresh:

@@ -11,7 +11,10 @@ wrong (:func:`error_body`).
 from __future__ import annotations
 
 import json
+import contextlib
+import errno
 import logging
+import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -91,6 +94,34 @@ def _json_error(status: int, message: str, **extra: Any) -> Response:
     response = jsonify(error_body(status, message, **extra))
     response.status_code = status
     return response
+
+
+#: The errors of a file system that cannot take a write: full, over quota, read-only, not
+#: permitted, failing.
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES,
+                             errno.EPERM, errno.EIO})
+#: Below this many free bytes a file system counts as full (SQLite needs pages for its
+#: journal and shared memory; a write fails well before the last byte is used).
+FULL_BELOW = 256 * 1024
+
+
+def storage_problem(path: Path) -> tuple[int, str]:
+    """What is wrong with the file system holding ``path`` (or its nearest existing parent),
+    as the HTTP status and a phrase: ``(507, "the disk is full (N bytes free)")``,
+    ``(503, "the file system is read-only")``; ``(0, "")`` when nothing is wrong."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        stats = os.statvfs(probe)
+    except OSError:
+        return 0, ""
+    if stats.f_flag & os.ST_RDONLY:
+        return 503, "the file system is read-only"
+    free = stats.f_bavail * stats.f_frsize
+    if free < FULL_BELOW:
+        return 507, f"the disk is full ({free} bytes free)"
+    return 0, ""
 
 
 def current_user() -> User:
@@ -209,11 +240,34 @@ def _install_hooks(app: APIFlask) -> None:
     @app.errorhandler(OperationalError)
     def _database_busy(exc: OperationalError) -> Response:
         log.warning("app database unavailable", extra={"error": str(exc.orig)})
-        state().db().rollback()
-        response = _json_error(503, f"the app database is busy or unavailable: {exc.orig}",
-                               endpoint=state().engine.url.render_as_string(
-                                   hide_password=True))
-        response.headers["Retry-After"] = "1"
+        st = state()
+        st.db().rollback()
+        url = st.engine.url
+        where = url.render_as_string(hide_password=True)
+        status, problem = (storage_problem(Path(url.database)) if url.get_backend_name() ==
+                           "sqlite" and url.database else (0, ""))
+        if status:
+            message = f"the app database {url.database} cannot be written: {problem} ({exc.orig})"
+        else:
+            status, message = 503, f"the app database is busy or unavailable: {exc.orig}"
+        response = _json_error(status, message, endpoint=where)
+        response.headers["Retry-After"] = "30" if problem else "1"
+        return response
+
+    @app.errorhandler(OSError)
+    def _storage_error(exc: OSError) -> Response:
+        # a file the app writes (the artifact store, the dispatcher's inbox, the wallet) on a
+        # full or read-only file system: the request is refused whole, nothing half-written
+        if exc.errno not in _STORAGE_ERRNOS:
+            raise exc  # not a storage fault (a connection error...): an internal error
+        path = exc.filename or "(unknown path)"
+        status = 507 if exc.errno in (errno.ENOSPC, errno.EDQUOT) else 503
+        log.warning("app storage unavailable", extra={"error": str(exc), "path": str(path)})
+        with contextlib.suppress(Exception):
+            state().db().rollback()
+        response = _json_error(status, f"the app cannot write {path}: "
+                               f"{exc.strerror or exc}; nothing was stored", path=str(path))
+        response.headers["Retry-After"] = "30"
         return response
 
     @app.errorhandler(CSRFError)

@@ -22,13 +22,13 @@ FILLER = ".filler"
 
 
 @contextmanager
-def small_tmpfs(mount_point: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs at ``mount_point`` (created); skips the test when mounting is not
-    permitted; unmounted (lazily if busy) on exit."""
+def small_tmpfs(mount_point: Path, size: str = SIZE) -> Iterator[Path]:
+    """A tmpfs of ``size`` (64 KiB by default) at ``mount_point`` (created); skips the test
+    when mounting is not permitted; unmounted (lazily if busy) on exit."""
     if os.geteuid() != 0:
         pytest.skip("storage faults mount a tmpfs, which needs root (run as root or in CI)")
     mount_point.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE},mode=0700", "tmpfs",
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
                            str(mount_point)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         pytest.skip(f"mount -t tmpfs is not permitted here: {done.stderr.strip()}")
@@ -57,6 +57,14 @@ def fill(fs: Path, *, leave_pages: int = 0) -> None:
 def make_read_only(fs: Path) -> None:
     """Remount ``fs`` read-only."""
     subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True, capture_output=True)
+
+
+def restore(fs: Path, fault: str) -> None:
+    """Undo the fault named ``fault`` on ``fs``: remount it read-write, or free the filler."""
+    if fault == "read-only":
+        subprocess.run(["mount", "-o", "remount,rw", str(fs)], check=True, capture_output=True)
+    else:
+        (fs / FILLER).unlink()
 
 
 #: The two faults: each turns a prepared file system into a faulty one.

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 
 from patchledger.app.cli import main
-from patchledger.app.dispatch.board import Board, BoardError, Order
+from patchledger.app.dispatch.board import STALE_TEMPORARY, Board, BoardError, Order
 from patchledger.app.dispatch.relay import ArtifactDirectory, RelayError
 
 
@@ -26,6 +28,10 @@ def test_orders_reports_and_polls_round_trip(tmp_path: Path) -> None:
     board.mark_seen("h1", now=100.0)
     board.flush_seen()
     assert board.seen() == {"h1": 100.0}
+    # a relay started later (another process, or a restart) keeps the hosts noted before
+    later = Board(tmp_path)
+    later.mark_seen("h2", now=200.0)
+    assert later.seen() == {"h1": 100.0, "h2": 200.0}
 
 
 def test_a_corrupt_inbox_file_is_set_aside_and_a_corrupt_orders_file_named(
@@ -74,3 +80,16 @@ def test_bad_input_is_one_line_and_exit_status_2(
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert list(tmp_path.iterdir()) == []  # no state directory, no plan, nothing sent
+
+
+def test_a_killed_writers_temporary_is_ignored_then_swept(tmp_path: Path) -> None:
+    board = Board(tmp_path)
+    kept = board.put_reports([{"report": {"host_id": "h1", "sequence": 1}}])
+    fresh = board.inbox / f".{kept.name}.abc123"  # a write in progress, or just killed
+    stale = board.inbox / ".0001-killed.json.xyz789"
+    fresh.write_text("[{")
+    stale.write_text("[{")
+    old = time.time() - STALE_TEMPORARY - 60
+    os.utime(stale, (old, old))
+    assert [f.path for f in board.pending_reports()] == [kept]
+    assert fresh.exists() and not stale.exists()

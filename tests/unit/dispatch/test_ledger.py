@@ -12,16 +12,23 @@ from typing import Any
 import grpc
 import pytest
 
-from patchledger.app.dispatch.ledger import FabricLedger, SubmitFailed, is_mismatch
+from patchledger.app.dispatch.ledger import FabricLedger, SubmitFailed, is_mismatch, is_refusal
 from patchledger.app.fabric import EndorseError, ErrorDetail, Status
 
 MISMATCH = EndorseError("failed to collect enough transaction endorsements",
                         code=grpc.StatusCode.ABORTED, details=[ErrorDetail(
                             "peer0.secops:7051", "SecOpsMSP",
                             "ProposalResponsePayloads do not match")])
-REFUSED = EndorseError("chaincode response 409", code=grpc.StatusCode.FAILED_PRECONDITION,
+#: A chaincode's refusal as the gateway passes it on (internal/pkg/gateway: ABORTED, the
+#: endorser's "chaincode response <status>, <message>" in the details).
+REFUSED = EndorseError("failed to endorse transaction, see attached details for more info",
+                       code=grpc.StatusCode.ABORTED,
                        details=[ErrorDetail("peer0.itops:9051", "ITOpsMSP",
-                                            "PreconditionError: wave 0 not settled")])
+                                            "chaincode response 409, PreconditionError: wave 0 "
+                                            "not settled")])
+#: An endorsing organization's peer down: no plan can be made for the named organizations.
+PEER_DOWN = EndorseError("failed to find any endorsing peers for org(s): SecOpsMSP",
+                         code=grpc.StatusCode.UNAVAILABLE)
 
 
 @dataclass
@@ -123,6 +130,18 @@ def test_an_unreachable_peer_is_a_gateway_error_not_a_refusal(code: grpc.StatusC
     with pytest.raises(EndorseError) as info:
         fabric.submit("ReportDeployments", [{"report": {}}])
     assert info.value is down and not isinstance(info.value, SubmitFailed) and sleeps == []
+
+
+def test_an_endorsing_peer_down_is_never_taken_for_a_refusal() -> None:
+    # regression: UNAVAILABLE was not a mismatch, so it counted as the chaincode refusing the
+    # batch; the dispatcher set such report batches aside and their reports never reached
+    # the ledger (found killing SecOps' peer mid-rollout, tests/reliability). It is raised as
+    # the gateway's error for the caller, who keeps the batch and tries again later.
+    assert not is_mismatch(REFUSED) and is_mismatch(PEER_DOWN) and not is_refusal(PEER_DOWN)
+    fabric, sleeps = ledger(Gateway([PEER_DOWN, Submitted(0)]))
+    with pytest.raises(EndorseError) as info:
+        fabric.submit("ReportDeployments", [])
+    assert info.value is PEER_DOWN and not isinstance(info.value, SubmitFailed) and sleeps == []
 
 
 def test_an_invalid_commit_that_is_not_a_conflict_fails() -> None:

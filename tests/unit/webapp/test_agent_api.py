@@ -377,3 +377,18 @@ def test_a_changed_organization_root_is_used_at_the_next_request(agent_app: APIF
     assert client.get(f"{PREFIX}/poll", headers=agent_headers(**cert)).status_code == 403
     root.write_bytes(original)
     assert client.get(f"{PREFIX}/poll", headers=agent_headers(**cert)).status_code == 200
+
+
+def test_every_polling_host_is_noted_for_the_dispatcher(agent_app: APIFlask,
+                                                        tmp_path: Path) -> None:
+    # regression: each request made its own Board, so seen.json held only the host of the
+    # last poll and the dispatcher took every other host for offline (never released)
+    client = agent_app.test_client()
+    certs = {h: _enrolled(agent_app, h) for h in ("web-01", "web-02", "web-03")}
+    for cert in certs.values():
+        assert client.get(f"{PREFIX}/poll", headers=agent_headers(**cert)).status_code == 200
+    with agent_app.app_context():
+        from patchledger.app.web.agent_api import _relay
+
+        _relay().flush_seen()  # what the once-a-second rewrite does
+    assert set(Board(tmp_path / "board").seen() or {}) == set(certs)
