@@ -1,7 +1,7 @@
 """What the web UI's pages show that the read model's generic queries (app.readmodel.queries)
 do not answer alone: aggregates over the read-model tables (counts by severity, KEV items by
 due date, approvals waiting for an organization, rollout progress per wave, hosts not
-reporting) and the off-ledger findings of ingestion. Pure reads over a SQLAlchemy
+reporting, each host's last report) and the off-ledger findings of ingestion. Pure reads over a SQLAlchemy
 ``Connection``; nothing here writes. Lists and details themselves go through
 :mod:`patchledger.app.readmodel.queries`, as the API's do.
 """
@@ -202,6 +202,47 @@ def deployment_states(conn: Connection, host_ids: Iterable[str]) -> dict[str, di
                                         .group_by(_D.c.host_id, _D.c.state)).all():
             out[str(host)][str(st)] = int(n)
     return dict(out)
+
+
+@dataclass(frozen=True)
+class LastReport:
+    """A host's newest report: that of its newest reported deployment. Reports write only
+    their Deployment record (docs/security.md, "Host reports"), so the Host record's
+    ``last_report_sequence`` and time no longer move with them.
+
+    Attributes:
+        rollout_id: the deployment's rollout.
+        sequence: its report sequence (per deployment).
+        state: the status the report set.
+        at: when the ledger recorded it (the transaction time, seconds).
+        reported_at: the time the host signed in its report (0 on older records).
+    """
+
+    rollout_id: str
+    sequence: int
+    state: str
+    at: int
+    reported_at: int
+
+
+def last_reports(conn: Connection, host_ids: Iterable[str]) -> dict[str, LastReport]:
+    """Per host of ``host_ids`` that ever reported: its newest report (:class:`LastReport`),
+    from the deployment recorded last with a report sequence above 0. One query."""
+    ids = list(host_ids)
+    out: dict[str, LastReport] = {}
+    if not ids:
+        return out
+    rows = conn.execute(select(_D.c.host_id, _D.c.rollout_id, _D.c.report_sequence, _D.c.state,
+                               _D.c.updated_at, _D.c.json)
+                        .where(_D.c.host_id.in_(ids), _D.c.report_sequence > 0)
+                        .order_by(_D.c.host_id, _D.c.updated_at.desc(),
+                                  _D.c.rollout_id.desc())).all()
+    for host, rollout_id, sequence, st, at, text in rows:
+        if str(host) not in out:
+            reported_at = json.loads(text).get("reported_at") or 0
+            out[str(host)] = LastReport(str(rollout_id), int(sequence), str(st), int(at),
+                                        int(reported_at))
+    return out
 
 
 def current_policy(conn: Connection) -> queries.RecordRow | None:
