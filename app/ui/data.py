@@ -1,8 +1,8 @@
 """What the web UI's pages show that the read model's generic queries (app.readmodel.queries)
 do not answer alone: aggregates over the read-model tables (counts by severity, KEV items by
 due date, approvals waiting for an organization, rollout progress per wave, hosts not
-reporting, each host's last report) and the off-ledger findings of ingestion. Pure reads over a SQLAlchemy
-``Connection``; nothing here writes. Lists and details themselves go through
+reporting, each host's last report) and the off-ledger findings of ingestion. Pure reads over
+a SQLAlchemy ``Connection``; nothing here writes. Lists and details themselves go through
 :mod:`patchledger.app.readmodel.queries`, as the API's do.
 """
 
