@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, func, select
+from sqlalchemy import Connection, RowMapping, and_, case, func, select
 
 from patchledger.app.ingest.tables import findings
 from patchledger.app.readmodel import queries
@@ -129,14 +129,21 @@ def active_rollouts(conn: Connection, *, limit: int = 10
 
 
 def stale_hosts(conn: Connection, now: int, *, stale_seconds: int = 86400, limit: int = 10
-                ) -> tuple[int, list[queries.RecordRow]]:
-    """ENROLLED hosts whose ledger record was not updated (no report, no inventory digest)
-    for ``stale_seconds``: how many, and the ``limit`` longest silent."""
-    cond = and_(_H.c.state == "ENROLLED", _H.c.updated_at < now - stale_seconds)
-    n = int(conn.execute(select(func.count()).select_from(_H).where(cond)).scalar_one())
-    ids = conn.execute(select(_H.c.record_id).where(cond)
-                       .order_by(_H.c.updated_at, _H.c.record_id).limit(limit)).scalars().all()
-    return n, [r for rid in ids if (r := queries.get_record(conn, "Host", rid))]
+                ) -> tuple[int, list[tuple[queries.RecordRow, int]]]:
+    """ENROLLED hosts with neither a report (their newest reported deployment: reports write
+    only the Deployment record) nor a Host record update (an inventory digest, enrollment) for
+    ``stale_seconds``: how many, and the ``limit`` longest silent with when they were last
+    heard of."""
+    cutoff = now - stale_seconds
+    newest = (select(_D.c.host_id, func.max(_D.c.updated_at).label("at"))
+              .where(_D.c.report_sequence > 0).group_by(_D.c.host_id).subquery())
+    last = case((newest.c.at > _H.c.updated_at, newest.c.at), else_=_H.c.updated_at)
+    joined = _H.outerjoin(newest, newest.c.host_id == _H.c.record_id)
+    cond = and_(_H.c.state == "ENROLLED", last < cutoff)
+    n = int(conn.execute(select(func.count()).select_from(joined).where(cond)).scalar_one())
+    rows = conn.execute(select(_H.c.record_id, last).select_from(joined).where(cond)
+                        .order_by(last, _H.c.record_id).limit(limit)).all()
+    return n, [(r, int(at)) for rid, at in rows if (r := queries.get_record(conn, "Host", rid))]
 
 
 def affected_host_counts(conn: Connection, vuln_ids: Iterable[str]) -> dict[str, int]:

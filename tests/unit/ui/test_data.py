@@ -57,3 +57,12 @@ def test_the_host_pages_show_the_deployments_last_report(
     assert "DISPATCHED #1 (R-b)" in listing and "FAILED #3 (R-a)" in listing
     assert "#0" not in listing  # the Host record's stale sequence is not shown
     assert "<dt>Last report</dt><dd>none</dd>" in client.get("/ui/hosts/h3").text
+
+
+def test_a_host_that_reports_is_not_stale(app: APIFlask) -> None:
+    _estate(app)  # Host records updated at T; h1's newest report at T + 30, h2's at T + 15
+    with app.app_context(), state().engine.connect() as conn:
+        count, stale = data.stale_hosts(conn, T + 20 + 86400)
+    # h1 reported within the day; h2 (report at T + 15) and h3 (never reported) did not
+    assert count == 2
+    assert [(row.record_id, last) for row, last in stale] == [("h3", T), ("h2", T + 15)]
