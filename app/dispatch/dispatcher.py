@@ -564,7 +564,7 @@ class Dispatcher:
             proofs: dict[tuple[str, str, int, str, str], str] = {}
             edge = _ProofEdge(self.ledger, records)
             for d in self.ledger.records("Deployment"):
-                rid = d.get("rollout_id")
+                rid = str(d.get("rollout_id", ""))
                 if rid in plans:
                     why = self._proof(d, edge, proofs)
                     if why:
