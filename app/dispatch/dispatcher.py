@@ -40,6 +40,19 @@ schedules deployments), after a batch result that cannot be placed (a replay), a
 process committed sets its deployment's status. Deployments change only through reports (which
 pass through this dispatcher) and wave starts, so the view is the ledger's.
 
+Verified statuses only: deployment records carry no key-level policy, so two colluding
+organizations can commit a status of this organization's host that the host never reported
+(docs/security.md, "Host reports"). On every full read each reported status is checked with
+:func:`~patchledger.chaincode.lifecycle.deployment_proof.check_deployment` against the host's
+enrolled certificate (its Host record) and the rollout's waves, once per (rollout, host, report
+sequence, status, signature): the result is cached, so a resync verifies only what changed. A
+status that does not verify is logged (host, rollout, sequence, reason), counts as no report
+(``SCHEDULED``: neither verified nor failed; a released host keeps its order), and the gates
+(:mod:`app.dispatch.gates`) make the wave INCONCLUSIVE, so it pauses for a person with the
+hosts and reasons in the recorded decision. The outcomes of this process's own committed
+batches need no check: they are its agents' signed reports, which the honest endorsers'
+chaincode verified; one of them replaces a forged status of its host.
+
 Restart semantics: the state is the ledger plus ``checkpoint.json`` (the released hosts per
 rollout, written durably *before* the release is published) and the plan files. Decisions are
 derived from the ledger's state each step, so a decision made before a crash is seen, not
@@ -83,6 +96,11 @@ from patchledger.app.dispatch.planner import (
 )
 from patchledger.app.errors import UserError
 from patchledger.app.fabric import GatewayError
+from patchledger.chaincode.lifecycle.deployment import Deployment
+from patchledger.chaincode.lifecycle.deployment_proof import check_deployment
+from patchledger.chaincode.lifecycle.errors import LifecycleError
+from patchledger.chaincode.lifecycle.host import Host
+from patchledger.chaincode.lifecycle.rollout import Rollout
 from patchledger.common.durable import write_atomic
 
 __all__ = ["Decision", "DispatchSettings", "Dispatcher", "StepReport"]
@@ -164,6 +182,8 @@ class StepReport:
     replayed: int = 0
     refused: int = 0
     progress: dict[str, Counter[str]] = field(default_factory=dict)
+    forged: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per rollout: the hosts whose recorded status did not verify, and why (not counted)."""
 
 
 @dataclass
@@ -221,6 +241,12 @@ class Dispatcher:
         self._synced_as: dict[str, tuple[str, int]] = {}
         self._synced_at = float("-inf")
         self.full_reads = 0
+        # Verified statuses (module docstring): per rollout the hosts whose recorded status
+        # does not verify and why; the cached checks by (rollout, host, sequence, status,
+        # signature), "" when genuine; how many signature checks this process made.
+        self._forged: dict[str, dict[str, str]] = {}
+        self._proofs: dict[tuple[str, str, int, str, str], str] = {}
+        self.verifications = 0
 
     # ---------------------------------------------------------------- planning
 
@@ -359,6 +385,7 @@ class Dispatcher:
                                                          strict=True)}
             report.progress = {rid: Counter(d.get("status", "") for d in deps.values())
                                for rid, deps in deployments.items()}
+            report.forged = {rid: dict(found) for rid, found in self._forged.items() if found}
             for rollout_id, plan in plans.items():
                 found = records[rollout_id]
                 if found is not None:
@@ -488,6 +515,7 @@ class Dispatcher:
             self._synced_at = float("-inf")  # not one this process knows: read in full
             return
         deployment["status"] = report["outcome"]
+        self._forged.get(report["rollout_id"], {}).pop(report["host_id"], None)
 
     def _records(self, plan: RolloutPlan) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The plan's Rollout and Patch records; ``None`` when the rollout is not on the
@@ -532,14 +560,52 @@ class Dispatcher:
             self._synced_as.get(rid) != mark for rid, mark in marks.items())
         if stale:
             fresh: dict[str, dict[str, Any]] = {rid: {} for rid in plans}
+            forged: dict[str, dict[str, str]] = {rid: {} for rid in plans}
+            proofs: dict[tuple[str, str, int, str, str], str] = {}
+            edge = _ProofEdge(self.ledger, records)
             for d in self.ledger.records("Deployment"):
-                if d.get("rollout_id") in plans:
-                    fresh[d["rollout_id"]][d["host_id"]] = d
+                rid = str(d.get("rollout_id", ""))
+                if rid in plans:
+                    why = self._proof(d, edge, proofs)
+                    if why:
+                        forged[rid][d["host_id"]] = why
+                        d = {**d, "status": "SCHEDULED"}  # counts as no report
+                    fresh[rid][d["host_id"]] = d
             self._deps = fresh
+            self._forged = forged
+            self._proofs = proofs
             self._synced_as = marks
             self._synced_at = now
             self.full_reads += 1
         return {rid: self._deps.get(rid, {}) for rid in plans}
+
+    def _proof(self, data: Mapping[str, Any], edge: _ProofEdge,
+               proofs: dict[tuple[str, str, int, str, str], str]) -> str:
+        """Why the recorded status ``data`` is not its host's ("" when it verifies or is
+        SCHEDULED, i.e. no report); checked once per (rollout, host, sequence, status,
+        signature) and kept in ``proofs``; a failure is logged.
+
+        Raises:
+            GatewayError: the Host records could not be read.
+        """
+        status = str(data.get("status", ""))
+        if status == "SCHEDULED":
+            return ""
+        rid, host_id = str(data.get("rollout_id", "")), str(data.get("host_id", ""))
+        sequence = data.get("report_sequence")
+        key = (rid, host_id, sequence if isinstance(sequence, int) else -1, status,
+               str(data.get("report_signature", "")))
+        if key in self._proofs:
+            proofs[key] = self._proofs[key]
+            return proofs[key]
+        self.verifications += 1
+        why = edge.problems(data)
+        proofs[key] = why
+        if why:
+            log.warning("rollout %s: host %s's recorded status %s (report sequence %s) does "
+                        "not verify and is not counted: %s", rid, host_id, status, sequence,
+                        why)
+        return why
 
     def _decide(self, rollout_id: str, action: str, reason: str, report: StepReport) -> bool:
         text = (PREFIX + reason)[:1000]
@@ -665,5 +731,39 @@ class Dispatcher:
                 self.settings.offline_after
             views.append(HostView(h, classify(d.get("status"), h in released),
                                   self._window(plan.windows.get(h, "always")).is_open(int(now)),
-                                  online))
+                                  online, self._forged.get(plan.rollout_id, {}).get(h, "")))
         return WaveView(index, tuple(views), limits.disruption_budget, limits.max_concurrency)
+
+
+class _ProofEdge:
+    """The records one full read checks deployments against: each rollout's record (already
+    read this step) and the Host records, read once, only when a status needs a check."""
+
+    def __init__(self, ledger: LedgerPort,
+                 records: Mapping[str, tuple[dict[str, Any], dict[str, Any]] | None]) -> None:
+        self._ledger = ledger
+        self._records = records
+        self._hosts: dict[str, Mapping[str, Any]] | None = None
+
+    def problems(self, data: Mapping[str, Any]) -> str:
+        """The problems of the deployment record ``data`` (``deployment_proof``), joined; ""
+        when it is genuine.
+
+        Raises:
+            GatewayError: the Host records could not be read.
+        """
+        found = self._records.get(str(data.get("rollout_id", "")))
+        if found is None:
+            return "its rollout is not on the ledger"
+        if self._hosts is None:
+            self._hosts = {str(h.get("host_id")): h for h in self._ledger.records("Host")}
+        host_data = self._hosts.get(str(data.get("host_id", "")))
+        if host_data is None:
+            return "its host has no Host record (no enrolled certificate)"
+        try:
+            deployment = Deployment.from_dict(data)
+            host = Host.from_dict(host_data)
+            rollout = Rollout.from_dict(found[0])
+        except (LifecycleError, TypeError, AttributeError, KeyError) as exc:
+            return f"not a valid record: {exc}"
+        return "; ".join(check_deployment(deployment, host, rollout))

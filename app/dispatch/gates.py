@@ -10,6 +10,11 @@ dispatcher released it (handed its agent the assignment):
 ``FAILED``                FAILED or ROLLED_BACK (the ledger's gate counts both as failed)
 ========================  ===========================================================
 
+The gates take verified facts: a status whose host signature does not verify
+(:mod:`patchledger.chaincode.lifecycle.deployment_proof`, checked by the dispatcher at its
+adapter edge) is given as no report (``SCHEDULED``), with ``HostView.forged`` naming why; it
+counts neither as verified nor as failed.
+
 **Releases** (:func:`select_releases`): waiting hosts whose maintenance window is open and
 that are online are released in plan order while ``in_progress < max_concurrency`` and
 ``in_progress + failed < disruption_budget``; so neither limit is ever exceeded by a release
@@ -20,15 +25,18 @@ that are online are released in plan order while ``in_progress < max_concurrency
 
 1. no deployment in the wave: ``INCONCLUSIVE`` (too few reports to judge);
 2. more failed than the threshold allows (``failed * 100 > threshold_pct * hosts``, the
-   ledger's own gate): ``FAILURE``;
-3. every host settled: ``RUNNING`` (soaking) until ``wave_started_at + soak``, then
+   ledger's own gate; only genuine failures count): ``FAILURE`` (halting is the safe way;
+   forged statuses, if any, are named in the reason too);
+3. a host's recorded status is not signed by the host (``HostView.forged``): ``INCONCLUSIVE``,
+   naming the hosts and why (a colluding majority wrote it; a person must look);
+4. every host settled: ``RUNNING`` (soaking) until ``wave_started_at + soak``, then
    ``SUCCESS``;
-4. the failures used the whole disruption budget while hosts still wait: ``FAILURE`` (no host
+5. the failures used the whole disruption budget while hosts still wait: ``FAILURE`` (no host
    can start any more);
-5. the wave timeout passed (counted from the wave's start or the last resume) with hosts not
+6. the wave timeout passed (counted from the wave's start or the last resume) with hosts not
    settled: ``INCONCLUSIVE``, naming the hosts that are offline, outside their window, or
    released without a report (they never hold a wave forever: they are reported);
-6. otherwise ``RUNNING``.
+7. otherwise ``RUNNING``.
 """
 
 from __future__ import annotations
@@ -80,6 +88,7 @@ class HostView:
     state: HostState
     window_open: bool = True
     online: bool = True
+    forged: str = ""  # why its recorded status is not the host's (empty: verified or none)
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,10 @@ class WaveView:
     def ids(self, state: HostState) -> list[str]:
         """The hosts in ``state``, in plan order."""
         return [h.host_id for h in self.hosts if h.state is state]
+
+    def forged(self) -> list[HostView]:
+        """The hosts whose recorded status is not signed by the host, in plan order."""
+        return [h for h in self.hosts if h.forged]
 
 
 @dataclass(frozen=True)
@@ -178,10 +191,20 @@ def wave_verdict(wave: WaveView, rules: WaveRules, now: int) -> Verdict:
                                                  "to judge")
     failed = wave.ids(HostState.FAILED)
     verified = wave.count(HostState.VERIFIED)
+    forged = wave.forged()
+    forged_note = ""
+    if forged:
+        shown = "; ".join(f"{h.host_id}: {h.forged}" for h in forged[:_SHOWN])
+        more = f"; and {len(forged) - _SHOWN} more" if len(forged) > _SHOWN else ""
+        forged_note = (f"{len(forged)} host status(es) not signed by their host, not counted "
+                       f"({shown}{more})")
     if len(failed) * 100 > rules.failure_threshold_pct * total:
         return Verdict(VerdictKind.FAILURE,
                        f"{label}: {len(failed)}/{total} host(s) failed, above the "
-                       f"{rules.failure_threshold_pct}% threshold ({_named(failed)})")
+                       f"{rules.failure_threshold_pct}% threshold ({_named(failed)})"
+                       + (f"; also {forged_note}" if forged_note else ""))
+    if forged_note:
+        return Verdict(VerdictKind.INCONCLUSIVE, f"{label}: {forged_note}")
     if verified + len(failed) == total:
         soak_end = rules.wave_started_at + rules.soak_seconds
         if now < soak_end:

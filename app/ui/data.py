@@ -1,8 +1,8 @@
 """What the web UI's pages show that the read model's generic queries (app.readmodel.queries)
 do not answer alone: aggregates over the read-model tables (counts by severity, KEV items by
 due date, approvals waiting for an organization, rollout progress per wave, hosts not
-reporting) and the off-ledger findings of ingestion. Pure reads over a SQLAlchemy
-``Connection``; nothing here writes. Lists and details themselves go through
+reporting, each host's last report) and the off-ledger findings of ingestion. Pure reads over
+a SQLAlchemy ``Connection``; nothing here writes. Lists and details themselves go through
 :mod:`patchledger.app.readmodel.queries`, as the API's do.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, and_, func, select
+from sqlalchemy import Connection, RowMapping, and_, case, func, select
 
 from patchledger.app.ingest.tables import findings
 from patchledger.app.readmodel import queries
@@ -129,14 +129,21 @@ def active_rollouts(conn: Connection, *, limit: int = 10
 
 
 def stale_hosts(conn: Connection, now: int, *, stale_seconds: int = 86400, limit: int = 10
-                ) -> tuple[int, list[queries.RecordRow]]:
-    """ENROLLED hosts whose ledger record was not updated (no report, no inventory digest)
-    for ``stale_seconds``: how many, and the ``limit`` longest silent."""
-    cond = and_(_H.c.state == "ENROLLED", _H.c.updated_at < now - stale_seconds)
-    n = int(conn.execute(select(func.count()).select_from(_H).where(cond)).scalar_one())
-    ids = conn.execute(select(_H.c.record_id).where(cond)
-                       .order_by(_H.c.updated_at, _H.c.record_id).limit(limit)).scalars().all()
-    return n, [r for rid in ids if (r := queries.get_record(conn, "Host", rid))]
+                ) -> tuple[int, list[tuple[queries.RecordRow, int]]]:
+    """ENROLLED hosts with neither a report (their newest reported deployment: reports write
+    only the Deployment record) nor a Host record update (an inventory digest, enrollment) for
+    ``stale_seconds``: how many, and the ``limit`` longest silent with when they were last
+    heard of."""
+    cutoff = now - stale_seconds
+    newest = (select(_D.c.host_id, func.max(_D.c.updated_at).label("at"))
+              .where(_D.c.report_sequence > 0).group_by(_D.c.host_id).subquery())
+    last = case((newest.c.at > _H.c.updated_at, newest.c.at), else_=_H.c.updated_at)
+    joined = _H.outerjoin(newest, newest.c.host_id == _H.c.record_id)
+    cond = and_(_H.c.state == "ENROLLED", last < cutoff)
+    n = int(conn.execute(select(func.count()).select_from(joined).where(cond)).scalar_one())
+    rows = conn.execute(select(_H.c.record_id, last).select_from(joined).where(cond)
+                        .order_by(last, _H.c.record_id).limit(limit)).all()
+    return n, [(r, int(at)) for rid, at in rows if (r := queries.get_record(conn, "Host", rid))]
 
 
 def affected_host_counts(conn: Connection, vuln_ids: Iterable[str]) -> dict[str, int]:
@@ -202,6 +209,47 @@ def deployment_states(conn: Connection, host_ids: Iterable[str]) -> dict[str, di
                                         .group_by(_D.c.host_id, _D.c.state)).all():
             out[str(host)][str(st)] = int(n)
     return dict(out)
+
+
+@dataclass(frozen=True)
+class LastReport:
+    """A host's newest report: that of its newest reported deployment. Reports write only
+    their Deployment record (docs/security.md, "Host reports"), so the Host record's
+    ``last_report_sequence`` and time no longer move with them.
+
+    Attributes:
+        rollout_id: the deployment's rollout.
+        sequence: its report sequence (per deployment).
+        state: the status the report set.
+        at: when the ledger recorded it (the transaction time, seconds).
+        reported_at: the time the host signed in its report (0 on older records).
+    """
+
+    rollout_id: str
+    sequence: int
+    state: str
+    at: int
+    reported_at: int
+
+
+def last_reports(conn: Connection, host_ids: Iterable[str]) -> dict[str, LastReport]:
+    """Per host of ``host_ids`` that ever reported: its newest report (:class:`LastReport`),
+    from the deployment recorded last with a report sequence above 0. One query."""
+    ids = list(host_ids)
+    out: dict[str, LastReport] = {}
+    if not ids:
+        return out
+    rows = conn.execute(select(_D.c.host_id, _D.c.rollout_id, _D.c.report_sequence, _D.c.state,
+                               _D.c.updated_at, _D.c.json)
+                        .where(_D.c.host_id.in_(ids), _D.c.report_sequence > 0)
+                        .order_by(_D.c.host_id, _D.c.updated_at.desc(),
+                                  _D.c.rollout_id.desc())).all()
+    for host, rollout_id, sequence, st, at, text in rows:
+        if str(host) not in out:
+            reported_at = json.loads(text).get("reported_at") or 0
+            out[str(host)] = LastReport(str(rollout_id), int(sequence), str(st), int(at),
+                                        int(reported_at))
+    return out
 
 
 def current_policy(conn: Connection) -> queries.RecordRow | None:

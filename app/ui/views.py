@@ -473,7 +473,8 @@ def hosts() -> str:
     result = _list("Host", filters)
     with state().engine.connect() as conn:
         deployments = data.deployment_states(conn, [r.record_id for r in result.items])
-    return page("hosts.html", rows=result.items, deployments=deployments,
+        reports = data.last_reports(conn, [r.record_id for r in result.items])
+    return page("hosts.html", rows=result.items, deployments=deployments, reports=reports,
                 may_manage=can("host.manage"),
                 next_url=_next_url(result.next_cursor), args=request.args)
 
@@ -488,7 +489,8 @@ def host(host_id: str) -> str:
         inventory = conn.execute(select(inventories.c.distro, inventories.c.package_count,
                                         inventories.c.updated_at, inventories.c.origin)
                                  .where(inventories.c.host_id == host_id)).mappings().first()
-    return page("host.html", row=row, deployments=deployments, inventory=inventory,
+        last = data.last_reports(conn, [host_id]).get(host_id)
+    return page("host.html", row=row, deployments=deployments, inventory=inventory, last=last,
                 history=_history("Host", host_id))
 
 

@@ -13,8 +13,10 @@ import datetime as dt
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +25,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from patchledger.app.dispatch.audit import audit_rollout
+from patchledger.app.dispatch.dispatcher import Dispatcher
 from patchledger.app.dispatch.ledger import FabricLedger
+from patchledger.app.dispatch.planner import RolloutPlan, WavePlan
 from patchledger.app.fabric import (
     CommitError,
     EcdsaSigner,
@@ -469,11 +473,12 @@ def peer_signing_key(net: LocalNetwork, msp: str) -> ec.EllipticCurvePrivateKey:
 
 
 def test_a_status_forged_by_a_colluding_majority_is_detected(
-        world: World, vuln_id: str) -> None:
+        world: World, vuln_id: str, tmp_path: Path) -> None:
     """SecOps and Compliance collude against ITOps: their peers sign a report transaction
     whose Deployment write says VERIFIED while the host signed APPLIED (or carries no
     signature). A majority meets the chaincode's policy, so it commits, and verification
-    finds the forged status: it does not verify with the host's certificate. One
+    finds the forged status: it does not verify with the host's certificate, and ITOps'
+    dispatcher does not count it (the wave pauses for a person, naming the host). One
     organization's peer alone signing such a forgery is refused at commit."""
     w = world
     patch_id, rollout_id, (h1,) = start_rollout(w, vuln_id, "F", ("h1",), "forged")
@@ -503,6 +508,24 @@ def test_a_status_forged_by_a_colluding_majority_is_detected(
         f"version 2: deployment {key}: status VERIFIED (report 1): the recorded signature "
         f"does not verify with host {h1!r}'s certificate (not signed by the host, or altered)",
     ]
+    # ITOps' dispatcher does not count it: the wave (h1 alone) is not settled by a status its
+    # host never signed; the dispatcher pauses it for a person, naming the host and why
+    state = tmp_path / "dispatch"
+    plan = RolloutPlan(rollout_id, patch_id, (WavePlan("canary", (h1,), 1, 1),), soak_seconds=0,
+                       failure_threshold_pct=0, wave_timeout_seconds=3600,
+                       rollback_on_failure=False)
+    (state / "plans").mkdir(parents=True)
+    (state / "plans" / f"{rollout_id}.json").write_text(json.dumps(plan.to_dict()))
+    dispatcher = Dispatcher(FabricLedger(own=op.gateway, others=op.peers, channel=op.channel),
+                            state, ITOPS)
+    step = dispatcher.step()
+    assert list(step.forged.get(rollout_id, {})) == [h1]
+    assert [(d.action, d.rollout_id) for d in step.decisions] == [("pause", rollout_id)]
+    reason = op.evaluate("GetRecord", "Rollout", rollout_id)["reason"]
+    assert reason.startswith(f"dispatcher: INCONCLUSIVE: wave 0: 1 host status(es) not signed "
+                             f"by their host, not counted ({h1}: deployment {key}: status "
+                             "VERIFIED (report 1): the recorded signature does not verify")
+    assert step.progress[rollout_id] == Counter({"SCHEDULED": 1})  # no report, not VERIFIED
 
     def unsigned_failure(record: dict[str, Any]) -> None:
         record.update(status="ROLLED_BACK", report_sequence=2, report_signature="")

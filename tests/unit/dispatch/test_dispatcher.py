@@ -6,6 +6,7 @@ on without releasing, deciding or recording anything twice."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from patchledger.app.fabric import EndorseError, GatewayError
 from patchledger.chaincode.lifecycle.deployment import Deployment
 from patchledger.chaincode.lifecycle.ops import hosts as host_ops
 from patchledger.chaincode.lifecycle.queries import get_record
+from patchledger.chaincode.lifecycle.record import Key
 from patchledger.chaincode.lifecycle.rollout import Rollout
 from tests.unit.dispatch.core_ledger import Clock, CoreLedger
 from tests.unit.lifecycle.lifecycle_support import (
@@ -213,6 +215,44 @@ def test_an_offline_host_makes_the_wave_inconclusive_and_pauses_it(world: World)
     world.ledger.submit("ResumeRollout", "R-1")
     world.drive(d, until={"COMPLETED"})
     assert world.status() == "COMPLETED"
+
+
+@pytest.mark.parametrize("forged_status", ["VERIFIED", "FAILED"])
+def test_a_status_the_host_did_not_sign_is_not_counted_and_pauses_the_wave(
+    world: World, forged_status: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # What two colluding organizations can commit (deployments have no key-level policy):
+    # a status of an ITOps host that the host never signed. Written into the store here;
+    # tests/integration/test_dispatch.py does it with SecOps' and Compliance's peers.
+    d = world.dispatcher(resync_after=3)
+    plan = d.create_rollout(request(wave_timeout_seconds=300))
+    silent = plan.waves[0].hosts[1]
+    world.hosts.offline.add(silent)
+    world.drive(d, until={"RUNNING"})
+    key = Key("Deployment", ("R-1", silent))
+    scheduled = Deployment.from_json(world.ledger.store.data[key])
+    world.ledger.store.data[key] = dataclasses.replace(
+        scheduled, status=forged_status, report_sequence=1).to_json()
+    world.drive(d, steps=15, until={"PAUSED"})
+    assert world.status() == "PAUSED"  # neither advanced (forged VERIFIED) nor halted (FAILED)
+    action, reason = world.ledger.decisions()[-1]
+    assert action == "pause"
+    assert (f"INCONCLUSIVE: wave 0: 1 host status(es) not signed by their host, not counted "
+            f"({silent}: deployment R-1/{silent}: status {forged_status} (report 1) carries "
+            f"no signature of host '{silent}')") in reason
+    assert [a for a, _ in world.ledger.decisions()] == ["advance", "pause"]
+    assert any(silent in r.getMessage() and "R-1" in r.getMessage()
+               and "report sequence 1" in r.getMessage() for r in caplog.records)
+    # verified once: later full reads (the pause, resyncs) use the cached result
+    checks, reads = d.verifications, d.full_reads
+    step = StepReport()
+    for _ in range(8):
+        step = d.step()
+        world.clock.now += 1
+    assert d.full_reads > reads and d.verifications == checks
+    assert list(step.forged) == ["R-1"] and list(step.forged["R-1"]) == [silent]
+    # the forged host counts as no report; the other canary host verified genuinely
+    assert step.progress["R-1"] == Counter({"VERIFIED": 1, "SCHEDULED": 1})
 
 
 def test_a_restarted_dispatcher_repeats_and_loses_nothing(world: World) -> None:

@@ -160,3 +160,29 @@ def test_classify() -> None:
     assert classify("APPLIED", False) is HostState.IN_PROGRESS
     assert classify("ROLLED_BACK", True) is HostState.FAILED
     assert classify("VERIFIED", True) is HostState.VERIFIED
+
+
+def test_a_forged_status_counts_as_no_report_and_makes_the_wave_inconclusive() -> None:
+    # h1's VERIFIED did not verify: the dispatcher gives it as no report (classify(None, ...))
+    # with the reason; the other host is genuinely verified, so without the forgery the
+    # wave would be settled and succeed.
+    why = "deployment R-1/h1: status VERIFIED (report 1) carries no signature of host 'h1'"
+    wave = WaveView(0, (HostView("h0", HostState.VERIFIED),
+                        HostView("h1", classify(None, True), forged=why)), 2, 2)
+    assert wave.count(HostState.VERIFIED) == 1
+    verdict = wave_verdict(wave, rules(), 1000)
+    assert verdict.kind is VerdictKind.INCONCLUSIVE
+    assert verdict.reason == ("wave 0: 1 host status(es) not signed by their host, not "
+                              f"counted (h1: {why})")
+    honest = WaveView(0, (wave.hosts[0], HostView("h1", HostState.VERIFIED)), 2, 2)
+    assert wave_verdict(honest, rules(), 1000).kind is VerdictKind.SUCCESS
+
+
+def test_genuine_failures_above_the_threshold_still_halt_and_name_the_forgery() -> None:
+    wave = WaveView(0, (HostView("h0", HostState.FAILED),
+                        HostView("h1", HostState.WAITING, forged="no signature")), 2, 2)
+    verdict = wave_verdict(wave, rules(), 1000)
+    assert verdict.kind is VerdictKind.FAILURE
+    assert "1/2 host(s) failed" in verdict.reason
+    assert "also 1 host status(es) not signed by their host, not counted (h1: no signature)" \
+        in verdict.reason
