@@ -2,17 +2,20 @@
 faults"): a network of its own (its own port base) whose ITOps CA, peer and chaincode server
 run in a network namespace of their own, on their own address as on a separate machine
 (``build_topology(org_hosts=...)``, ``NetworkConfig.launch_prefix``), every other node on the
-lab bridge's address. Mid-run ITOps' veth goes down:
+lab bridge's address. An ITOps rollout is under way (an approved patch, two hosts, its first
+wave started) and the ITOps app's read model has projected the chain, when ITOps' veth goes
+down:
 
 - SecOps and Compliance go on with what needs only them, as the endorsement policy (a
   majority of the three organizations) and the consortium policy (two approvals, two
   revocation votes) allow: a patch approved, a new patch proposed, a revocation voted;
-- ITOps' submissions fail (its peer cannot be reached; nothing of it is committed), and so
-  does an enrolment at its CA.
+- ITOps' submissions fail (test evidence, advancing its rollout: its peer cannot be reached,
+  nothing of it is committed), and so does an enrolment at its CA.
 
 After the heal: ITOps' peer has the block height of the others, ``GetRecord`` of every
-record written meanwhile is equal on the three peers, and ITOps goes on (its test evidence
-for the new patch commits on every peer).
+record written meanwhile (and of the rollout, unchanged) is equal on the three peers, ITOps
+goes on (its test evidence for the new patch commits on every peer), and the ITOps app's
+read model, resumed from its checkpoint, equals the ledger (every record, every version).
 """
 
 from __future__ import annotations
@@ -25,23 +28,29 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
+from patchledger.app.db import open_engine, sqlite_url, upgrade
 from patchledger.app.fabric import CAClient, CAError, GatewayError, connect, create_channel
+from patchledger.app.readmodel.projector import catch_up, lag, peer_height
 from patchledger.network import health
 from patchledger.network.manager import Manager
 from patchledger.network.topology import build_topology
 from tests.integration.lifecycle_world import (
     Client,
     World,
+    approve,
     kev_entry,
     make_tested_patch,
     open_world,
     signed_statement,
     vulnerability_of,
 )
+from tests.integration.test_readmodel import ledger_history, read_model_history
 from tests.support.netns import Host, NetLab, open_lab
 from tests.support.network import TEST_PORT_BASE, LocalNetwork, make_network_config
 from tests.unit.lifecycle.lifecycle_support import COMPLIANCE, ITOPS, ORGS, SECOPS
@@ -50,11 +59,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 #: Not the relnet tests' 10.231.0.0/16: both labs can exist at once.
 SUBNET = ipaddress.IPv4Network("10.232.0.0/16")
-#: This module's network sits above the session network's ports (B..B+213) and below the
-#: app ports of other modules (B+900...).
-PORT_OFFSET = 500
+#: This module's network (ports B+1550 to B+1713) is clear of the session network (B+50 to
+#: B+213), the demo's (+300), the benches' (+230 ... +1230, +1443 at most) and the app ports.
+PORT_OFFSET = 1500
 IDENTITIES = ("secops-feed", "secops-operator", "itops-operator", "secops-approver",
-              "compliance-approver", "compliance-operator")
+              "compliance-approver", "compliance-operator", "host-h1", "host-h2")
 MAJORITY = (SECOPS, COMPLIANCE)
 
 
@@ -136,17 +145,49 @@ def records(w: World, kind: str, record_id: str) -> dict[str, Any]:
     return {msp: c.evaluate("GetRecord", kind, record_id) for msp, c in readers.items()}
 
 
+def project_itops(net: LocalNetwork, engine: Engine) -> int:
+    """The ITOps app's read model brought up to ITOps' peer (a new connection each time, as
+    the app's projector resumes from its checkpoint); returns the peer's height."""
+    gateway, channel = net.open_gateway(ITOPS)
+    try:
+        network = gateway.get_network(net.config.topology.channel)
+        catch_up(engine, network)
+        height = peer_height(network, network.name)
+        assert lag(engine, height).behind == 0
+        return height
+    finally:
+        channel.close()
+
+
 def test_an_organization_cut_off_mid_rollout_catches_up_with_nothing_lost(
-    partitioned: Partitioned,
+    partitioned: Partitioned, tmp_path: Path, request: pytest.FixtureRequest,
 ) -> None:
     lab, net = partitioned.lab, partitioned.net
+    engine = open_engine(sqlite_url(tmp_path / "itops-readmodel.db"))
+    request.addfinalizer(engine.dispose)
+    upgrade(engine)
     w = open_world(net, IDENTITIES, prefix="partition-")
     try:
         vuln = vulnerability_of(kev_entry())
         w["secops-feed"].submit("RecordVulnerability", vuln)
+        # A rollout under way: an approved patch, two hosts, its first wave started by ITOps.
+        released = f"P-rollout-{w.run}"
+        rollout_id = f"R-rollout-{w.run}"
+        approve(w, released, make_tested_patch(w, released, vuln["vuln_id"]),
+                "secops-approver", "compliance-approver")
+        op = w["itops-operator"]
+        hosts = [f"{h}-{w.run}" for h in ("h1", "h2")]
+        for short, host_id in zip(("h1", "h2"), hosts, strict=True):
+            op.submit("EnrollHost", {"host_id": host_id,
+                                     "cert_pem": w[f"host-{short}"].user.cert_pem.decode()})
+        op.submit("CreateRollout", {"rollout_id": rollout_id, "patch_id": released,
+                                    "waves": [{"hosts": [h]} for h in hosts]})
+        op.submit("AdvanceRollout", rollout_id)
+        rollout_at_cut = op.evaluate("GetRecord", "Rollout", rollout_id)
         before = f"P-before-{w.run}"
         digest = make_tested_patch(w, before, vuln["vuln_id"], title="tested before the cut")
         during = f"P-during-{w.run}"
+        project_itops(net, engine)
 
         lab.partition(partitioned.itops)
         cut_at = time.monotonic()
@@ -168,6 +209,8 @@ def test_an_organization_cut_off_mid_rollout_catches_up_with_nothing_lost(
         with pytest.raises(GatewayError):
             contract.submit("AttachTestEvidence", [during, json.dumps(evidence)],
                             endorse_timeout=5, submit_timeout=5)
+        with pytest.raises(GatewayError):  # its rollout stalls
+            contract.submit("AdvanceRollout", [rollout_id], endorse_timeout=5, submit_timeout=5)
         with pytest.raises(CAError):
             CAClient(f"https://{net.org(ITOPS).ca.address}",
                      tls_ca_certificate=net.ca_cert(ITOPS).read_bytes(),
@@ -183,11 +226,13 @@ def test_an_organization_cut_off_mid_rollout_catches_up_with_nothing_lost(
         caught_up = time.monotonic() - healed_at
         print(f"cut for {cut_for:.1f} s, ITOps' peer caught up {caught_up:.1f} s after the heal "
               f"(heights {heights(net)})", file=sys.stderr)
-        for kind, record_id in (("Patch", before), ("Patch", during)):
+        for kind, record_id in (("Patch", before), ("Patch", during), ("Patch", released),
+                                ("Rollout", rollout_id)):
             seen = records(w, kind, record_id)
             assert seen[ITOPS] == seen[SECOPS] == seen[COMPLIANCE], (kind, record_id, seen)
         assert records(w, "Patch", before)[ITOPS]["status"] == "REVOKED"
         assert records(w, "Patch", during)[ITOPS]["status"] == "PROPOSED"
+        assert records(w, "Rollout", rollout_id)[ITOPS] == rollout_at_cut
 
         # ITOps goes on (a fresh connection: the old one may still wait out its backoff).
         channel = create_channel(net.org(ITOPS).peer.address,
@@ -210,5 +255,8 @@ def test_an_organization_cut_off_mid_rollout_catches_up_with_nothing_lost(
         seen = records(w, "Patch", during)
         assert seen[ITOPS] == seen[SECOPS] == seen[COMPLIANCE]
         assert seen[ITOPS]["status"] == "TESTED"
+        # The ITOps app's read model, resumed from its checkpoint at the cut, equals the ledger.
+        assert project_itops(net, engine) == max(heights(net).values())
+        assert read_model_history(engine) == ledger_history(w)
     finally:
         w.close()
