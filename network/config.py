@@ -26,7 +26,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from patchledger.network.topology import Topology, build_topology
@@ -77,6 +78,12 @@ class NetworkConfig:
         ledger_policy: JSON file with the consortium's first approval policy, submitted with
             ``InitLedger`` and every organization admin's signed consent when the network is
             created (:mod:`~network.bootstrap`); None to leave the ledger empty.
+        launch_prefix: MSP id -> the argv every process of that organization (CA, peer,
+            chaincode server) is started under, e.g. ``("ip", "netns", "exec", "lab-0")`` to
+            run it in a network namespace of its own (the prefix must exec the command, so
+            the recorded pid is the process's own); its nodes then listen on the
+            organization's own host (``build_topology(org_hosts=...)``). Empty by default:
+            every process is started directly.
     """
 
     state_dir: Path
@@ -87,6 +94,7 @@ class NetworkConfig:
     python: Path = Path(sys.executable)
     log_spec: str = "info:gossip=warning:grpc=warning:msp=warning"
     ledger_policy: Path | None = None
+    launch_prefix: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def bin_dir(self) -> Path:

@@ -192,6 +192,8 @@ class Manager:
 
     def _check_ports(self, nodes: list[Node]) -> None:
         for node in nodes:
+            if self._prefix(node):  # another namespace's ports: its start fails if taken
+                continue
             for label, port in (("listen", node.port), ("operations", node.ops_port),
                                 ("admin", node.admin_port), ("chaincode", node.chaincode_port)):
                 if port and process.port_in_use(node.host, port):
@@ -215,9 +217,14 @@ class Manager:
             argv, penv = chaincode_command(self.config, node, chaincode.settings,
                                            chaincode.package_id, env)
         self.layout.ca_home(org.name).mkdir(parents=True, exist_ok=True)
-        pid = process.start(self.layout, node.name, argv, penv)
+        pid = process.start(self.layout, node.name, [*self._prefix(node), *argv], penv)
         started.append(node.name)
         self._wait_ready(node, pid)
+
+    def _prefix(self, node: Node) -> tuple[str, ...]:
+        """The launch prefix of ``node``'s organization (``NetworkConfig.launch_prefix``)."""
+        return tuple(self.config.launch_prefix.get(
+            self.config.topology.org(node.org).msp_id, ()))
 
     def _wait_ready(self, node: Node, pid: int) -> None:
         try:

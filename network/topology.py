@@ -17,6 +17,7 @@ CA ``k`` (0-3)          listen ``B+200+k``, operations ``B+210+k``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -170,15 +171,25 @@ ORDERER_COUNT = 3
 
 
 def build_topology(
-    *, host: str = "127.0.0.1", port_base: int = 17000, channel: str = "patchledger"
+    *, host: str = "127.0.0.1", port_base: int = 17000, channel: str = "patchledger",
+    org_hosts: Mapping[str, str] | None = None,
 ) -> Topology:
-    """Build the demo consortium's topology on one host with the port plan above.
+    """Build the demo consortium's topology with the port plan above: every node on ``host``,
+    except the CA, peer and chaincode server of each peer organization named in
+    ``org_hosts`` (MSP id -> host), which listen on that organization's own host, as on a
+    separate machine (their TLS certificates name it: :func:`network.identities.tls_hosts`).
 
     Raises:
-        ValueError: the port base leaves no room for the plan (it needs ``B+213 <= 65535``).
+        ValueError: the port base leaves no room for the plan (it needs ``B+213 <= 65535``),
+            or ``org_hosts`` names an MSP id that is no peer organization's.
     """
     if not 1024 <= port_base <= 65535 - 213:
         raise ValueError(f"port base {port_base} must be between 1024 and {65535 - 213}")
+    hosts = dict(org_hosts or {})
+    unknown = sorted(set(hosts) - {m for _, m in PEER_ORGS})
+    if unknown:
+        raise ValueError(f"org_hosts names {', '.join(unknown)}: not a peer organization's "
+                         f"MSP id (known: {', '.join(m for _, m in PEER_ORGS)})")
     b = port_base
     name, msp = ORDERER_ORG
     orderers = tuple(
@@ -189,10 +200,11 @@ def build_topology(
     orgs = [Org(name, msp, True, _ca(name, host, b, 0), orderers)]
     for j, (org_name, org_msp) in enumerate(PEER_ORGS):
         p = b + 100 + 10 * j
-        peer = Node(f"peer0.{org_name}", NodeKind.PEER, org_name, host, p,
+        own = hosts.get(org_msp, host)
+        peer = Node(f"peer0.{org_name}", NodeKind.PEER, org_name, own, p,
                     ops_port=p + 2, chaincode_port=p + 1)
-        ccaas = Node(f"chaincode.{org_name}", NodeKind.CHAINCODE, org_name, host, p + 3)
-        orgs.append(Org(org_name, org_msp, False, _ca(org_name, host, b, j + 1), (peer, ccaas)))
+        ccaas = Node(f"chaincode.{org_name}", NodeKind.CHAINCODE, org_name, own, p + 3)
+        orgs.append(Org(org_name, org_msp, False, _ca(org_name, own, b, j + 1), (peer, ccaas)))
     return Topology(tuple(orgs), channel)
 
 

@@ -6,12 +6,15 @@ Layout of one :class:`NetLab` (``<p>``: a prefix unique to the lab, e.g. ``plrn3
     root namespace                      namespace <p>-<i>
     bridge <p>b  10.231.0.1/16  ---  veth <p>h<i> == <p>n<i>  10.231.<i // 250>.<i % 250 + 2>
 
+(``10.231.0.0/16`` is the default ``subnet``; a lab on another subnet, e.g. ``10.232.0.0/16``,
+can run beside it.)
+
 Every namespace reaches ``lab.gateway`` (the bridge's address in the root namespace, where a
 test binds its servers) over its own veth pair; namespaces reach each other through the
 bridge. ``netem`` (where the kernel has it, :func:`netem_available`) acts on both
 directions of one host's link (the egress of both ends of its veth pair); ``partition`` sets
 the host side of the pair down, ``heal`` sets it up again; ``shape`` is a slow link
-(``tc tbf``). One lab at a time per machine: every lab's bridge has the same address.
+(``tc tbf``). One lab at a time per subnet: the bridge's address is the subnet's first.
 
 Everything is created with the lab's prefix and deleted by :meth:`NetLab.close` (also for
 what a failed test left), so labs of concurrent test runs never meet. Needs root (or
@@ -107,6 +110,7 @@ class NetLab:
     """A bridge in the root namespace and hosts in their own namespaces (module docstring)."""
 
     prefix: str
+    subnet: ipaddress.IPv4Network = SUBNET
     hosts: list[Host] = field(default_factory=list)
     processes: list[subprocess.Popen[Any]] = field(default_factory=list)
 
@@ -117,7 +121,7 @@ class NetLab:
     @property
     def gateway(self) -> str:
         """The root namespace's address on the lab's bridge (bind servers here)."""
-        return str(SUBNET.network_address + 1)
+        return str(self.subnet.network_address + 1)
 
     def start(self) -> None:
         """Create the bridge with the gateway address.
@@ -126,7 +130,8 @@ class NetLab:
             NetnsError: a command failed.
         """
         _run([_ip(), "link", "add", self.bridge, "type", "bridge"])
-        _run([_ip(), "addr", "add", f"{self.gateway}/{SUBNET.prefixlen}", "dev", self.bridge])
+        _run([_ip(), "addr", "add", f"{self.gateway}/{self.subnet.prefixlen}", "dev",
+              self.bridge])
         _run([_ip(), "link", "set", self.bridge, "up"])
 
     def add_host(self) -> Host:
@@ -136,9 +141,10 @@ class NetLab:
             NetnsError: a command failed (what was created stays listed for :meth:`close`).
         """
         i = len(self.hosts)
-        if i >= 250 * 250:
-            raise NetnsError("a lab holds at most 62,500 hosts")
-        address = str(SUBNET.network_address + (i // 250) * 256 + i % 250 + 2)
+        if i >= 250 * 250 or (i // 250 + 1) * 256 > self.subnet.num_addresses:
+            raise NetnsError(f"a lab on {self.subnet} holds at most "
+                             f"{min(250 * 250, self.subnet.num_addresses // 256 * 250)} hosts")
+        address = str(self.subnet.network_address + (i // 250) * 256 + i % 250 + 2)
         host = Host(i, f"{self.prefix}-{i}", address, f"{self.prefix}h{i}", f"{self.prefix}n{i}")
         self.hosts.append(host)
         ns = host.namespace
@@ -148,8 +154,8 @@ class NetLab:
         _run([_ip(), "link", "set", host.ns_link, "netns", ns])
         _run([_ip(), "link", "set", host.host_link, "master", self.bridge])
         _run([_ip(), "link", "set", host.host_link, "up"])
-        self.exec_check(host, [_ip(), "addr", "add", f"{address}/{SUBNET.prefixlen}", "dev",
-                               host.ns_link])
+        self.exec_check(host, [_ip(), "addr", "add", f"{address}/{self.subnet.prefixlen}",
+                               "dev", host.ns_link])
         self.exec_check(host, [_ip(), "link", "set", host.ns_link, "up"])
         self.exec_check(host, [_ip(), "link", "set", "lo", "up"])
         return host
@@ -258,10 +264,10 @@ class NetLab:
         self.hosts.clear()
 
 
-def open_lab(prefix: str = "plrn") -> NetLab:
-    """A started lab with a fresh prefix (``prefix`` + 3 random hex digits, so link names
-    stay under 15 characters); the calling test is skipped with the reason when namespaces
-    cannot be made here.
+def open_lab(prefix: str = "plrn", subnet: ipaddress.IPv4Network = SUBNET) -> NetLab:
+    """A started lab on ``subnet`` (at least a /23) with a fresh prefix (``prefix`` + 3
+    random hex digits, so link names stay under 15 characters); the calling test is skipped
+    with the reason when namespaces cannot be made here.
 
     Raises:
         NetnsError: namespaces work but the bridge could not be set up.
@@ -269,7 +275,7 @@ def open_lab(prefix: str = "plrn") -> NetLab:
     why = netns_unavailable()
     if why is not None:
         pytest.skip(why)
-    lab = NetLab(f"{prefix}{secrets.token_hex(2)[:3]}")
+    lab = NetLab(f"{prefix}{secrets.token_hex(2)[:3]}", subnet)
     try:
         lab.start()
     except NetnsError:

@@ -6,12 +6,14 @@ import hashlib
 import io
 import json
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from patchledger.network import chaincode, channel, health
+from patchledger.network import chaincode, channel, health, identities
 from patchledger.network.config import ChaincodeSettings, NetworkConfig, config_from_env
+from patchledger.network.manager import Manager
 from patchledger.network.topology import NodeKind, build_topology
 
 FABRIC_DEFAULT_PORTS = {7050, 7051, 7052, 7053, 7054, 8443, 9443}
@@ -106,3 +108,40 @@ def test_bad_settings_are_refused_with_the_variable_named(tmp_path: Path, name: 
     env = {"PATCHLEDGER_FABRIC_HOME": str(tmp_path), name: value}
     with pytest.raises(ValueError, match=name):
         config_from_env(env)
+
+
+def test_an_organization_on_its_own_host_has_its_ca_peer_and_chaincode_server_there() -> None:
+    topo = build_topology(host="10.232.0.1", port_base=17000,
+                          org_hosts={"ITOpsMSP": "10.232.0.2"})
+    itops = topo.org("ITOpsMSP")
+    assert {n.host for n in (itops.ca, *itops.nodes)} == {"10.232.0.2"}
+    others = [n for n in topo.all_nodes() if n.org != "itops"]
+    assert others and {n.host for n in others} == {"10.232.0.1"}
+    # the same port plan as on one host, and the TLS certificates name the org's own host
+    assert [n.port for n in topo.all_nodes()] == \
+        [n.port for n in build_topology(port_base=17000).all_nodes()]
+    assert "10.232.0.2" in identities.tls_hosts(itops.peer)
+    assert "10.232.0.2" not in identities.tls_hosts(topo.org("SecOpsMSP").peer)
+
+
+def test_org_hosts_naming_no_peer_organization_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"OrdererMSP.*not a peer organization"):
+        build_topology(org_hosts={"OrdererMSP": "10.0.0.9"})
+
+
+def test_the_launch_prefix_applies_to_its_organization_only_and_is_empty_by_default(
+    tmp_path: Path,
+) -> None:
+    topo = build_topology(host="10.232.0.1", org_hosts={"ITOpsMSP": "10.232.0.2"})
+    plain = NetworkConfig(tmp_path, tmp_path, topo)
+    assert plain.launch_prefix == {}
+    prefix = ("ip", "netns", "exec", "lab-0")
+    manager = Manager(replace(plain, launch_prefix={"ITOpsMSP": prefix}))
+    assert manager._prefix(topo.org("itops").peer) == prefix
+    assert manager._prefix(topo.org("itops").ca) == prefix
+    assert manager._prefix(topo.org("secops").peer) == ()
+    assert manager._prefix(topo.orderers[0]) == ()
+    assert Manager(plain)._prefix(topo.org("itops").peer) == ()
+    # ports of a prefixed organization are not probed from here (another namespace's
+    # address cannot be bound in this one): no false "port in use"
+    manager._check_ports(list(topo.org("itops").nodes))
