@@ -73,7 +73,8 @@ class LedgerDeployment:
         host_id: the host.
         history: ``(status, report_sequence)`` of every version of the record, oldest first
             (the first is its creation, SCHEDULED with sequence 0).
-        host_sequence: the host record's ``last_report_sequence``.
+        host_sequence: the highest report sequence the ledger accepted for the host (see
+            :func:`ledger_view`).
     """
 
     host_id: str
@@ -209,11 +210,16 @@ def host_truth(host_id: str, state_dir: Path, rollout_id: str) -> HostTruth:
 def ledger_view(host_id: str, versions: Sequence[Mapping[str, Any]], host_sequence: int
                 ) -> LedgerDeployment:
     """A :class:`LedgerDeployment` from ``GetHistory("Deployment", ...)`` versions (each
-    ``{"record": {...}}``, oldest first) and the host record's ``last_report_sequence``."""
+    ``{"record": {...}}``, oldest first) and the host record's ``last_report_sequence``.
+
+    The highest sequence the ledger accepted is the larger of the host record's counter (a
+    ledger written before reports stopped writing the Host record) and the deployment's own
+    ``report_sequence`` (the replay counter since; docs/benchmarks.md)."""
     history = tuple((str(v["record"].get("status", "")),
                      int(v["record"].get("report_sequence", 0))) for v in versions
                     if isinstance(v.get("record"), dict))
-    return LedgerDeployment(host_id, history, host_sequence)
+    accepted = max([host_sequence, *(sequence for _, sequence in history)])
+    return LedgerDeployment(host_id, history, accepted)
 
 
 def reconcile_fleet(ledger: LedgerPort, fleet_dir: Path, host_ids: Iterable[str],

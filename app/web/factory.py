@@ -10,9 +10,9 @@ wrong (:func:`error_body`).
 
 from __future__ import annotations
 
-import json
 import contextlib
 import errno
+import json
 import logging
 import os
 import time

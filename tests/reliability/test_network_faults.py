@@ -151,8 +151,10 @@ def test_agents_poll_through_delay_loss_partition_and_app_and_peer_restarts(
             last = issued_sequences(agent)
             assert seqs and seqs == sorted(set(seqs)) and seqs[-1] == last, (agent.host_id,
                                                                                seqs, last)
-            host = ledger.ledger.evaluate("GetRecord", "Host", agent.host_id)
-            assert host["last_report_sequence"] == last, (agent.host_id, host)
+            # the replay counter is the deployment's (reports do not write the Host record)
+            deployment = ledger.ledger.evaluate("GetRecord", "Deployment",
+                                                f"{rollout_id}/{agent.host_id}")
+            assert deployment["report_sequence"] == last, (agent.host_id, deployment)
             assert (agent.target / "VERSION").read_text() == f"{patch_id}\n"
         assert Board(board_dir).pending_reports() == []  # nothing left behind
         refused = board_dir / "refused.jsonl"

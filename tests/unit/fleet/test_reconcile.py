@@ -117,6 +117,15 @@ def test_ledger_view_takes_the_history_oldest_first() -> None:
     assert view.history == (("SCHEDULED", 0), ("VERIFIED", 5)) and view.status == "VERIFIED"
 
 
+def test_ledger_view_takes_the_accepted_sequence_from_the_deployment_too() -> None:
+    # reports write only the Deployment (its report_sequence is the replay counter); the host
+    # record's counter stays where an older ledger left it
+    versions: list[dict[str, Any]] = [{"record": {"status": "SCHEDULED", "report_sequence": 0}},
+                                      {"record": {"status": "VERIFIED", "report_sequence": 7}}]
+    assert ledger_view("h1", versions, 0).host_sequence == 7
+    assert ledger_view("h1", versions, 9).host_sequence == 9
+
+
 class _Ledger:
     """The two reads reconcile_fleet makes, from dictionaries."""
 
