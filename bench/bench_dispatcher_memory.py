@@ -186,6 +186,7 @@ def simulate(home: Path, hosts: int, rollouts: int, progress: Path) -> dict[str,
         progress.write_text(str(number))
     counts["full_reads"] = dispatcher.full_reads
     counts["store_keys"] = len(store.data)
+    counts["store_bytes"] = sum(len(v) for v in store.data.values())
     counts["checkpoint_released"] = sum(len(v) for v in dispatcher.checkpoint.released.values())
     return dict(counts)
 
