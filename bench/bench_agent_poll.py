@@ -84,12 +84,16 @@ class Result:
     @property
     def rss_trend(self) -> float:
         """Mean RSS of the last third of the samples over that of the second third."""
-        third = len(self.rss_kib) // 3
-        if third < 1:
-            return float("nan")
-        middle = self.rss_kib[third:2 * third]
-        last = self.rss_kib[2 * third:]
-        return statistics.mean(last) / statistics.mean(middle)
+        return rss_trend(self.rss_kib)
+
+
+def rss_trend(samples: Sequence[int]) -> float:
+    """Mean of the last third of ``samples`` over that of the second third (about 1.0 when
+    memory is bounded; ``nan`` with fewer than three samples)."""
+    third = len(samples) // 3
+    if third < 1:
+        return float("nan")
+    return statistics.mean(samples[2 * third:]) / statistics.mean(samples[third:2 * third])
 
 
 def table(r: Result) -> str:

@@ -54,7 +54,9 @@ batches need no check: they are its agents' signed reports, which the honest end
 chaincode verified; one of them replaces a forged status of its host.
 
 Restart semantics: the state is the ledger plus ``checkpoint.json`` (the released hosts per
-rollout, written durably *before* the release is published) and the plan files. Decisions are
+rollout, written durably *before* the release is published, and the finished rollouts, whose
+released hosts and plan files are no longer read: the memory of a long-running dispatcher does
+not grow with the rollouts it drove) and the plan files. Decisions are
 derived from the ledger's state each step, so a decision made before a crash is seen, not
 repeated; one in flight during the crash either committed (and is seen) or did not (and is
 made again): two copies cannot both commit, because each reads the rollout record and the
@@ -69,7 +71,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,8 +252,9 @@ class Dispatcher:
 
     # ---------------------------------------------------------------- planning
 
-    def plans(self) -> dict[str, RolloutPlan]:
-        """The stored plans by rollout id.
+    def plans(self, skip: Collection[str] = ()) -> dict[str, RolloutPlan]:
+        """The stored plans by rollout id, but for the rollouts in ``skip`` (their files are
+        not read: a step skips the finished ones, whose number grows with every rollout).
 
         Raises:
             PlanError: a plan file is malformed (named).
@@ -259,6 +262,8 @@ class Dispatcher:
         out = {}
         if self.plans_dir.is_dir():
             for path in sorted(self.plans_dir.glob("*.json")):
+                if path.stem in skip:
+                    continue
                 try:
                     data = json.loads(path.read_text(encoding="utf-8"))
                 except (OSError, ValueError) as exc:
@@ -372,7 +377,8 @@ class Dispatcher:
         """
         report = StepReport()
         self.flush_reports(report)
-        plans = {k: v for k, v in self.plans().items() if k not in self.checkpoint.finished}
+        finished = set(self.checkpoint.finished)
+        plans = {k: v for k, v in self.plans(skip=finished).items() if k not in finished}
         orders: dict[str, Order] = {}
         if plans:
             seen = self.board.seen()
@@ -625,8 +631,14 @@ class Dispatcher:
         return True
 
     def _finish(self, rollout_id: str) -> None:
-        if rollout_id not in self.checkpoint.finished:
-            self.checkpoint.finished.append(rollout_id)
+        """Drive ``rollout_id`` no more: noted as finished in the checkpoint, and its released
+        hosts dropped from it (they matter only while it runs; kept, they would grow this
+        process's memory and every checkpoint write by a list of hosts per rollout)."""
+        if rollout_id not in self.checkpoint.finished or \
+                rollout_id in self.checkpoint.released:
+            if rollout_id not in self.checkpoint.finished:
+                self.checkpoint.finished.append(rollout_id)
+            self.checkpoint.released.pop(rollout_id, None)
             self.checkpoint.save(self.checkpoint_path)
 
     def _window(self, text: str) -> Window:

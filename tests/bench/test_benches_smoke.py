@@ -113,6 +113,16 @@ def test_bench_agent_poll_smoke() -> None:
     assert len(rows) == 1 and rows[0].split("|")[6].strip() == "0", out  # no errors
 
 
+def test_bench_dispatcher_memory_smoke() -> None:
+    out = _run("bench_dispatcher_memory.py", [], timeout=120)
+    assert re.search(r"^\| hosts \| rollouts \| completed \| seconds \| reports \|", out,
+                     re.M), out
+    rows = _rows(out, r"^\| 100 \|")
+    # every rollout completed, each host reported once per rollout
+    assert len(rows) == 1 and [c.strip() for c in rows[0].split("|")[2:4]] == ["12", "12"], out
+    assert rows[0].split("|")[5].strip() == "1200", out
+
+
 def test_bench_feeds_smoke() -> None:
     feeds = _shared_feeds()
     out = _run("bench_feeds.py", ["--feeds", str(feeds)], timeout=180)

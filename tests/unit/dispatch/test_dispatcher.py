@@ -7,6 +7,7 @@ on without releasing, deciding or recording anything twice."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,8 @@ class World:
     def status(self, rollout_id: str = "R-1") -> str:
         return get_record(self.ledger.store, "Rollout", rollout_id).state
 
-    def drive(self, d: Dispatcher, steps: int = 60, until: set[str] | None = None) -> None:
+    def drive(self, d: Dispatcher, steps: int = 60, until: set[str] | None = None,
+              rollout_id: str = "R-1") -> None:
         for _ in range(steps):
             d.step()
             orders = [d.board.order_for(h) for h in HOSTS]
@@ -100,7 +102,7 @@ class World:
             self.hosts.concurrent_max = max(self.hosts.concurrent_max, active)
             self.hosts.act()
             self.clock.now += 1
-            if until and self.status() in until:
+            if until and self.status(rollout_id) in until:
                 d.step()
                 return
 
@@ -268,8 +270,8 @@ def test_a_restarted_dispatcher_repeats_and_loses_nothing(world: World) -> None:
     assert world.status() == "COMPLETED"
     actions = [a for a, _ in world.ledger.decisions()]
     assert actions == ["advance", "advance", "advance", "complete"]
-    released = [h for hs in fresh.checkpoint.released.values() for h in hs]
-    assert sorted(released) == sorted(HOSTS)
+    # finished: its released hosts are no longer kept (the checkpoint stays bounded)
+    assert fresh.checkpoint.finished == ["R-1"] and fresh.checkpoint.released == {}
     batches = [a[0] for f, a in world.ledger.calls if f == "ReportDeployments"]
     reports = [r["report"]["host_id"] for b in batches for r in b]
     assert Counter(reports) == Counter(HOSTS)  # each host's report submitted once
@@ -353,3 +355,23 @@ def test_a_host_outside_its_window_waits_and_is_reported(world: World) -> None:
     assert world.status() == "PAUSED"
     waiting = plan.waves[0].hosts[0]
     assert f"outside their maintenance window: {waiting}" in world.ledger.decisions()[-1][1]
+
+
+def test_rollouts_one_after_another_leave_no_state_of_the_finished_ones(world: World) -> None:
+    # the leak bench/bench_dispatcher_memory.py found: every finished rollout kept its list
+    # of released hosts (in memory and in each checkpoint write), and every step read every
+    # plan file ever written
+    d = world.dispatcher()
+    for number in (1, 2, 3):
+        rid = f"R-{number}"
+        d.create_rollout(request(rollout_id=rid))
+        world.drive(d, until={"COMPLETED"}, rollout_id=rid)
+        assert world.status(rid) == "COMPLETED"
+        assert rid in d.checkpoint.finished and d.checkpoint.released == {}
+        assert json.loads(d.checkpoint_path.read_text())["released"] == {}
+        # a finished rollout's plan is not read again: a damaged one stops nothing
+        (d.plans_dir / f"{rid}.json").write_text("{not json")
+    assert d.checkpoint.finished == ["R-1", "R-2", "R-3"]
+    d.step()
+    with pytest.raises(PlanError, match=r"R-1\.json is unreadable"):
+        d.plans()  # read in full on request: the damage is named
