@@ -219,8 +219,12 @@ def run(net: LocalNetwork, n_hosts: int, workers: int, root: Path, *, profile: b
                     time.sleep(1.0)
             finally:
                 stop.set()
+                # a step in progress (a full read of 10,000 deployments) ends before the
+                # gateways close below; a thread still running after that is named
                 for t in threads:
-                    t.join(60)
+                    t.join(300)
+                    if t.is_alive():
+                        progress(f"{t.name} still running after 300 s; closing anyway")
             total = time.monotonic() - started
             phases.mark(f"rollout ({status})")
             on_ledger = Counter(d.get("status") for d in ledger.records("Deployment")
