@@ -342,7 +342,15 @@ def test_the_dispatcher_killed_mid_wave_resumes_with_nothing_lost_or_repeated(
     # every host ran once and its one report was recorded once: sequence 1 of this rollout
     assert running.fleet.outcomes["VERIFIED"] == len(group)
     checkpoint = json.loads((tmp_path / "checkpoint.json").read_text())
-    assert sorted(checkpoint["released"][rollout_id]) == sorted(h.spec.host_id for h in group)
+    # every host released once; or, when the dispatcher's step after the completion ran before
+    # it was stopped, the rollout noted finished once and its released hosts dropped (they
+    # matter only while it runs: tests/reliability/test_dispatcher_memory)
+    released = checkpoint.get("released", {})
+    if rollout_id in released:
+        assert sorted(released[rollout_id]) == sorted(h.spec.host_id for h in group)
+        assert rollout_id not in checkpoint["finished"], checkpoint
+    else:
+        assert checkpoint["finished"].count(rollout_id) == 1, checkpoint
     assert not list((tmp_path / "inbox").iterdir())
     for host in group:  # created SCHEDULED, then VERIFIED: one report recorded, none twice
         versions = env.ledger.evaluate("GetHistory", "Deployment", f"{rollout_id}/"
